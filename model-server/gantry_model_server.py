@@ -1,0 +1,888 @@
+#!/usr/bin/env python3
+"""Gantry model server: the process that runs one replica of a model deployment.
+
+Standard library only; runs on Python 3.9 and later. It is started by the Gantry node
+runtime inside the deployment's virtual environment:
+
+    python3 -u gantry_model_server.py serve --package DIR [--host 127.0.0.1] [--port 0]
+                                            [--kind published|development]
+    python3 -u gantry_model_server.py check --package DIR
+
+DIR holds the user's model package plus ``gantry-config.json``, written by the builder.
+
+``serve`` binds its socket first, then imports and loads the model in a background thread
+while ``GET /health`` answers 503 ``loading``; once loaded it answers ``POST /predict``.
+If the environment variable ``GANTRY_EVENTS_FD`` names an inherited file descriptor, the
+server writes one JSON object per line to it:
+
+    {"event": "listening", "port": N, "pid": P}      socket bound (before the model import)
+    {"event": "listen_failed", "error": "..."}       could not bind; exit code 1
+    {"event": "ready", "load_seconds": x}            model imported, built and loaded
+    {"event": "import_failed", "error": "..."}       package/module problem; exit code 4
+    {"event": "load_failed", "error": "Exc: msg"}    __init__ or load() raised; exit code 3
+    {"event": "draining"}                            shutdown started (SIGTERM/SIGINT/parent gone)
+
+Exit codes: 0 after a clean drain, 1 cannot listen, 2 bad command line, 3 load failed,
+4 import failed (also used by ``check`` for every failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import inspect
+import json
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, Optional, Tuple
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+EXIT_OK = 0
+EXIT_LISTEN_FAILED = 1
+EXIT_LOAD_FAILED = 3
+EXIT_IMPORT_FAILED = 4
+CONFIG_FILE = "gantry-config.json"
+IDLE_CONNECTION_TIMEOUT = 75.0  # seconds an idle keep-alive connection is kept open
+MAX_ERROR_CHARS = 2000  # keeps event lines under PIPE_BUF so each write is atomic
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def log(message: str) -> None:
+    """A human-readable line on stderr (stdout is left to the user's model)."""
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Collapses a message onto one line and bounds its length."""
+    text = " ".join(str(text).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``ExcType: message`` on one line (just ``ExcType`` when the message is empty)."""
+    message = str(exc)
+    name = type(exc).__name__
+    return one_line(name + ": " + message) if message else name
+
+
+class Events:
+    """The JSON-lines event channel to the parent (GANTRY_EVENTS_FD), if any."""
+
+    def __init__(self) -> None:
+        self._fd: Optional[int] = None
+        self._lock = threading.Lock()
+        raw = os.environ.pop("GANTRY_EVENTS_FD", None)
+        if raw is None or raw.strip() == "":
+            return
+        try:
+            fd = int(raw)
+            os.fstat(fd)
+        except (ValueError, OSError) as exc:
+            log("ignoring GANTRY_EVENTS_FD=%r: %s" % (raw, exc))
+            return
+        try:
+            # The user's subprocesses must not keep the parent's pipe open after we die.
+            os.set_inheritable(fd, False)
+        except OSError:
+            pass
+        self._fd = fd
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if self._fd is None:
+            return
+        record = {"event": event}
+        record.update(fields)
+        data = (json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+        with self._lock:
+            try:
+                while data:
+                    written = os.write(self._fd, data)
+                    data = data[written:]
+            except OSError:
+                # The parent closed its end: nobody is listening any more.
+                self._fd = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                try:
+                    os.close(self._fd)
+                except OSError:
+                    pass
+                self._fd = None
+
+
+# --------------------------------------------------------------------------- the package
+
+
+class PackageError(Exception):
+    """The package cannot be imported or does not have what it must; ``cause`` is one line."""
+
+    def __init__(self, cause: str, show_traceback: bool = False) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.show_traceback = show_traceback
+
+
+def read_package_config(package_dir: str) -> Dict[str, Any]:
+    if not os.path.isdir(package_dir):
+        raise PackageError("package directory %s not found" % package_dir)
+    path = os.path.join(package_dir, CONFIG_FILE)
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            config = json.load(handle)
+    except FileNotFoundError:
+        raise PackageError("%s not found in %s" % (CONFIG_FILE, package_dir))
+    except (OSError, ValueError) as exc:
+        raise PackageError("cannot read %s: %s" % (CONFIG_FILE, describe_exception(exc)))
+    if not isinstance(config, dict):
+        raise PackageError("%s is not a JSON object" % CONFIG_FILE)
+    return config
+
+
+def predict_concurrency(config: Dict[str, Any]) -> int:
+    runtime = config.get("runtime")
+    value = runtime.get("predict_concurrency", 1) if isinstance(runtime, dict) else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return 1
+    return value
+
+
+def _relative(package_dir: str, path: Optional[str]) -> str:
+    if not path:
+        return "<unknown file>"
+    try:
+        rel = os.path.relpath(os.path.abspath(path), package_dir)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel.replace(os.sep, "/")
+
+
+def _import_cause(package_dir: str, exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        where = _relative(package_dir, exc.filename)
+        line = " line %d" % exc.lineno if exc.lineno else ""
+        return one_line("%s in %s%s: %s" % (type(exc).__name__, where, line, exc.msg or "invalid syntax"))
+    return describe_exception(exc)
+
+
+class LoadedModule:
+    """What ``import_model`` found: the user's class or bare functions."""
+
+    def __init__(self, layout: str, module: Any, rel_path: str, target: Any, load_fn: Any = None) -> None:
+        self.layout = layout
+        self.module = module
+        self.rel_path = rel_path
+        self.target = target  # the class (layout "class") or the predict function ("bare")
+        self.load_fn = load_fn  # the bare layout's optional load()
+
+    def summary(self) -> str:
+        if self.layout == "class":
+            return "class %s in %s" % (self.target.__name__, self.rel_path)
+        extra = " and load()" if self.load_fn is not None else ""
+        return "function predict%s in %s" % (extra, self.rel_path)
+
+
+def _exec_module(package_dir: str, file_path: str, rel_path: str, module_name: str, search_dirs: Tuple[str, ...]) -> Any:
+    if not os.path.isfile(file_path):
+        raise PackageError("model file %s not found" % rel_path)
+    for directory in reversed(search_dirs):
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location(module_name, file_path)
+    if spec is None or spec.loader is None:
+        raise PackageError("cannot import %s" % rel_path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses, pickle and typing look modules up here
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit at import time is a package error too
+        sys.modules.pop(module_name, None)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise PackageError(_import_cause(package_dir, exc), show_traceback=True) from exc
+    return module
+
+
+def import_model(package_dir: str, config: Dict[str, Any]) -> LoadedModule:
+    """Imports the user's module and checks its shape; never instantiates or loads."""
+    layout = config.get("layout", "class")
+    if layout == "bare":
+        rel_path = "predict.py"
+        module = _exec_module(
+            package_dir, os.path.join(package_dir, rel_path), rel_path, "gantry_user_predict", (package_dir,)
+        )
+        predict_fn = getattr(module, "predict", None)
+        if predict_fn is None:
+            raise PackageError("%s has no function named predict" % rel_path)
+        if not callable(predict_fn):
+            raise PackageError("%s: predict is not callable (it is a %s)" % (rel_path, type(predict_fn).__name__))
+        load_fn = getattr(module, "load", None)
+        if load_fn is not None and not callable(load_fn):
+            raise PackageError("%s: load is not callable (it is a %s)" % (rel_path, type(load_fn).__name__))
+        return LoadedModule("bare", module, rel_path, predict_fn, load_fn)
+    if layout != "class":
+        raise PackageError("%s: unknown layout %r (expected \"class\" or \"bare\")" % (CONFIG_FILE, layout))
+
+    module_dir = str(config.get("model_module_dir") or "model")
+    filename = str(config.get("model_class_filename") or "model.py")
+    class_name = str(config.get("model_class_name") or "Model")
+    rel_path = (module_dir.rstrip("/") + "/" + filename).replace(os.sep, "/")
+    abs_module_dir = os.path.join(package_dir, module_dir)
+    stem = "".join(c if c.isalnum() or c == "_" else "_" for c in os.path.splitext(filename)[0])
+    module = _exec_module(
+        package_dir,
+        os.path.join(abs_module_dir, filename),
+        rel_path,
+        "gantry_user_model_" + stem,
+        (abs_module_dir, package_dir),
+    )
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise PackageError("%s has no class named %s" % (rel_path, class_name))
+    if not callable(cls):
+        raise PackageError("%s: %s is not a class (it is a %s)" % (rel_path, class_name, type(cls).__name__))
+    predict_attr = getattr(cls, "predict", None)
+    if predict_attr is None or not callable(predict_attr):
+        raise PackageError("%s: class %s has no predict method" % (rel_path, class_name))
+    return LoadedModule("class", module, rel_path, cls)
+
+
+def _accepted_kwargs(fn: Any, available: Dict[str, Any]) -> Dict[str, Any]:
+    """The subset of ``available`` that ``fn``'s signature accepts by keyword."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return {}
+    params = sig.parameters.values()
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params):
+        return dict(available)
+    names = {
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    return {k: v for k, v in available.items() if k in names}
+
+
+# --------------------------------------------------------------------------- running user code
+
+
+class AsyncRunner:
+    """One asyncio event loop in a daemon thread; coroutines from predict/load run there."""
+
+    def __init__(self) -> None:
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                started = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(started.set)
+                    loop.run_forever()
+
+                threading.Thread(target=run, name="gantry-asyncio", daemon=True).start()
+                started.wait()
+                self._loop = loop
+            return self._loop
+
+    def resolve(self, value: Any) -> Any:
+        """Awaits ``value`` on the loop if it is awaitable, else returns it as is."""
+        if not inspect.isawaitable(value):
+            return value
+        loop = self._ensure()
+
+        async def wait_for_it() -> Any:
+            return await value
+
+        return asyncio.run_coroutine_threadsafe(wait_for_it(), loop).result()
+
+
+class ModelRunner:
+    """The instantiated model and how to call its predict."""
+
+    def __init__(self, loaded: LoadedModule, package_dir: str, config: Dict[str, Any], runner: AsyncRunner) -> None:
+        self.loaded = loaded
+        self.package_dir = package_dir
+        self.config = config
+        self.async_runner = runner
+        self._predict: Optional[Callable[[Any], Any]] = None
+
+    def load(self) -> None:
+        data_dir = os.path.abspath(os.path.join(self.package_dir, str(self.config.get("data_dir") or "data")))
+        available = {"config": self.config, "data_dir": data_dir, "secrets": {}}
+        if self.loaded.layout == "class":
+            cls = self.loaded.target
+            instance = cls(**_accepted_kwargs(cls, available))
+            load_fn = getattr(instance, "load", None)
+            if callable(load_fn):
+                self.async_runner.resolve(load_fn())
+            self._predict = instance.predict
+        else:
+            if self.loaded.load_fn is not None:
+                load_fn = self.loaded.load_fn
+                self.async_runner.resolve(load_fn(**_accepted_kwargs(load_fn, available)))
+            self._predict = self.loaded.target
+
+    def predict(self, model_input: Any) -> Any:
+        assert self._predict is not None
+        return self.async_runner.resolve(self._predict(model_input))
+
+
+def _json_default(obj: Any) -> Any:
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    item = getattr(obj, "item", None)
+    if callable(item):
+        return item()
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    return str(obj)
+
+
+def _sanitize(obj: Any, depth: int = 0) -> Any:
+    """Makes ``obj`` strictly JSON: non-finite floats become null, keys become strings."""
+    if depth > 200:
+        raise ValueError("result is nested too deeply")
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                key = key if isinstance(key, (bool, int)) or key is None else _json_default(key)
+                key = json.dumps(key) if not isinstance(key, str) else key
+            out[key] = _sanitize(value, depth + 1)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_sanitize(v, depth + 1) for v in obj]
+    return _sanitize(_json_default(obj), depth + 1)
+
+
+def encode_result(result: Any) -> bytes:
+    try:
+        text = json.dumps(result, default=_json_default, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        text = json.dumps(_sanitize(result), allow_nan=False, separators=(",", ":"))
+    return text.encode("utf-8")
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class State:
+    """What the handlers share: readiness, in-flight accounting and the predict gate."""
+
+    def __init__(self, concurrency: int, kind: str) -> None:
+        self.kind = kind
+        self.status = "loading"  # loading -> ready; draining at shutdown
+        self.model: Optional[ModelRunner] = None
+        self.gate = threading.Semaphore(concurrency)
+        self.cond = threading.Condition()
+        self.inflight = 0
+        self.draining = False
+        self.connections: set = set()
+
+    def enter(self) -> bool:
+        """Counts a request in unless draining started; a False answer means refuse it."""
+        with self.cond:
+            if self.draining:
+                return False
+            self.inflight += 1
+            return True
+
+    def leave(self) -> None:
+        with self.cond:
+            self.inflight -= 1
+            self.cond.notify_all()
+
+    def start_draining(self) -> None:
+        with self.cond:
+            self.draining = True
+            self.status = "draining"
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.inflight > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.cond.wait(min(remaining, 0.5))
+            return True
+
+
+def make_handler(state: State) -> type:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "gantry-model-server/1"
+        timeout = IDLE_CONNECTION_TIMEOUT
+
+        # --- plumbing
+
+        def version_string(self) -> str:
+            return self.server_version
+
+        def setup(self) -> None:
+            super().setup()
+            with state.cond:
+                state.connections.add(self.connection)
+
+        def finish(self) -> None:
+            try:
+                super().finish()
+            finally:
+                with state.cond:
+                    state.connections.discard(self.connection)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+            pass  # no access log; predict failures are logged on their own
+
+        def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+            # Malformed requests (bad request line, header too long...): JSON, then close.
+            self.close_connection = True
+            if code == 501:  # a method http.server has no do_X for: same as any unknown route
+                code, message = 404, "not found"
+            try:
+                self._send_json(code, {"error": message or self.responses.get(code, ("error",))[0]}, close=True)
+            except OSError:
+                pass
+
+        def _send_json(self, status: int, payload: Any = None, body: Optional[bytes] = None, close: bool = False) -> None:
+            if body is None:
+                body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+            if state.draining:
+                close = True
+            if close:
+                self.close_connection = True
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            if close:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            self.wfile.flush()
+
+        def _has_body(self) -> bool:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                return True
+            try:
+                return int(self.headers.get("Content-Length") or 0) > 0
+            except ValueError:
+                return True
+
+        def _declared_length(self) -> Optional[int]:
+            """Content-Length, or None for chunked; raises BodyError when it is unusable."""
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                return None
+            raw = self.headers.get("Content-Length")
+            if raw is None:
+                return 0
+            try:
+                length = int(raw.strip())
+            except ValueError:
+                raise BodyError(400, "invalid Content-Length header: %r" % raw)
+            if length < 0:
+                raise BodyError(400, "invalid Content-Length header: %r" % raw)
+            if length > MAX_BODY_BYTES:
+                raise BodyError(413, "request body is %d bytes; the limit is %d bytes (64 MiB)" % (length, MAX_BODY_BYTES))
+            return length
+
+        def _read_body(self) -> bytes:
+            length = self._declared_length()
+            if length is not None:
+                data = self.rfile.read(length) if length else b""
+                if len(data) != length:
+                    raise BodyError(400, "request body ended after %d of %d bytes" % (len(data), length))
+                return data
+            chunks = []
+            total = 0
+            while True:
+                line = self.rfile.readline(1024)
+                if not line:
+                    raise BodyError(400, "chunked request body ended early")
+                try:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise BodyError(400, "malformed chunked request body")
+                if size == 0:
+                    while True:  # trailers, up to the blank line
+                        trailer = self.rfile.readline(8192)
+                        if trailer in (b"\r\n", b"\n", b""):
+                            break
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY_BYTES:
+                    raise BodyError(413, "request body is over the limit of %d bytes (64 MiB)" % MAX_BODY_BYTES)
+                chunk = self.rfile.read(size)
+                if len(chunk) != size:
+                    raise BodyError(400, "chunked request body ended early")
+                chunks.append(chunk)
+                self.rfile.readline(16)  # the CRLF after each chunk
+
+        def _discard_rest(self) -> None:
+            """After refusing a body we did not read: swallow what the client still sends
+            (briefly) so that closing the socket does not reset it before it reads our answer."""
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+            except OSError:
+                return
+            deadline = time.monotonic() + 2.0
+            swallowed = 0
+            try:
+                while swallowed < 2 * MAX_BODY_BYTES and time.monotonic() < deadline:
+                    self.connection.settimeout(max(0.05, deadline - time.monotonic()))
+                    data = self.connection.recv(1 << 16)
+                    if not data:
+                        break
+                    swallowed += len(data)
+            except OSError:
+                pass
+
+        def handle_expect_100(self) -> bool:
+            if self.path.split("?", 1)[0] == "/predict" and self.command == "POST":
+                try:
+                    self._declared_length()
+                except BodyError as exc:
+                    self._send_json(exc.status, {"error": exc.message}, close=True)
+                    return False
+            return super().handle_expect_100()
+
+        def _not_found(self) -> None:
+            self._send_json(404, {"error": "not found"}, close=self._has_body())
+
+        # --- routes
+
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] == "/health":
+                status = state.status
+                self._send_json(200 if status == "ready" else 503, {"status": status})
+            else:
+                self._not_found()
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def do_POST(self) -> None:
+            if self.path.split("?", 1)[0] != "/predict":
+                self._not_found()
+                return
+            if not state.enter():
+                self._send_json(503, {"error": "replica is draining"}, close=True)
+                return
+            try:
+                self._predict()
+            finally:
+                state.leave()
+
+        def _predict(self) -> None:
+            try:
+                raw = self._read_body()
+            except BodyError as exc:
+                self._send_json(exc.status, {"error": exc.message}, close=True)
+                if exc.status == 413:
+                    self._discard_rest()
+                return
+            except OSError:  # the client went away (or stalled past the timeout) mid-body
+                self.close_connection = True
+                return
+            model = state.model
+            if state.status == "loading" or model is None:
+                self._send_json(503, {"error": "model is loading"})
+                return
+            try:
+                model_input = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                self._send_json(400, {"error": "request body is not valid JSON: %s" % one_line(str(exc))})
+                return
+            with state.gate:
+                try:
+                    result = model.predict(model_input)
+                except BaseException as exc:  # noqa: BLE001 - even SystemExit becomes a 500
+                    self._predict_failed(exc)
+                    return
+            try:
+                body = encode_result(result)
+            except Exception as exc:  # noqa: BLE001
+                log("predict returned a value that is not JSON-serializable:\n" + traceback.format_exc())
+                self._send_json(500, {"error": "predict returned a value that is not JSON-serializable: %s" % describe_exception(exc)})
+                return
+            self._send_json(200, body=body)
+
+        def _predict_failed(self, exc: BaseException) -> None:
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
+                tb = tb.tb_next  # start the traceback at the user's code
+            formatted = "".join(traceback.format_exception(type(exc), exc, tb))
+            log("predict raised %s\n%s" % (describe_exception(exc), formatted.rstrip()))
+            payload: Dict[str, Any] = {"error": describe_exception(exc)}
+            if state.kind == "development":
+                payload["traceback"] = formatted
+            self._send_json(500, payload)
+
+        def _other(self) -> None:
+            self._not_found()
+
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other
+
+    return Handler
+
+
+class ModelHTTPServer(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = False  # we drain ourselves; don't keep a list of every thread
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def _make_server(host: str, port: int, handler: type) -> ModelHTTPServer:
+    if ":" in host:
+        class V6Server(ModelHTTPServer):
+            address_family = socket.AF_INET6
+
+        return V6Server((host, port), handler)
+    return ModelHTTPServer((host, port), handler)
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def _set_parent_death_signal() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    except Exception:  # noqa: BLE001 - best effort only
+        pass
+
+
+def _exit_now(code: int, events: Events) -> None:
+    events.close()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(code)
+
+
+def serve(args: argparse.Namespace) -> None:
+    events = Events()
+    package_dir = os.path.abspath(args.package)
+    try:
+        config = read_package_config(package_dir)
+    except PackageError as exc:
+        log(exc.cause)
+        events.emit("import_failed", error=exc.cause)
+        _exit_now(EXIT_IMPORT_FAILED, events)
+        return
+
+    state = State(predict_concurrency(config), args.kind)
+    try:
+        server = _make_server(args.host, args.port, make_handler(state))
+    except OSError as exc:
+        cause = "cannot listen on %s:%s: %s" % (args.host, args.port, one_line(str(exc)))
+        log(cause)
+        events.emit("listen_failed", error=cause)
+        _exit_now(EXIT_LISTEN_FAILED, events)
+        return
+    port = server.server_address[1]
+    events.emit("listening", port=port, pid=os.getpid())
+    log("listening on http://%s:%d (pid %d, %s deployment, predict_concurrency %d)"
+        % (args.host, port, os.getpid(), args.kind, predict_concurrency(config)))
+
+    shutdown_requested = threading.Event()
+    outcome: Dict[str, Any] = {}
+    signals_seen = [0]
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        signals_seen[0] += 1
+        if signals_seen[0] == 1:
+            outcome.setdefault("reason", "received %s" % signal.Signals(signum).name)
+        else:
+            outcome["hurry"] = True  # a second signal cuts the drain short
+        shutdown_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    _set_parent_death_signal()
+    parent_pid = os.getppid()
+
+    def watch_parent() -> None:
+        while not shutdown_requested.wait(1.0):
+            if os.getppid() != parent_pid:
+                outcome.setdefault("reason", "parent process %d is gone" % parent_pid)
+                shutdown_requested.set()
+                return
+
+    threading.Thread(target=watch_parent, name="gantry-parent-watch", daemon=True).start()
+    server_thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="gantry-http", daemon=True
+    )
+    server_thread.start()
+
+    def load_model() -> None:
+        started = time.monotonic()
+        log("loading model…")
+        try:
+            loaded = import_model(package_dir, config)
+        except PackageError as exc:
+            log(exc.cause)
+            if exc.show_traceback and exc.__cause__ is not None:
+                traceback.print_exception(type(exc.__cause__), exc.__cause__, exc.__cause__.__traceback__)
+            events.emit("import_failed", error=exc.cause)
+            outcome["exit"] = EXIT_IMPORT_FAILED
+            shutdown_requested.set()
+            return
+        runner = ModelRunner(loaded, package_dir, config, AsyncRunner())
+        try:
+            runner.load()
+        except BaseException as exc:  # noqa: BLE001 - SystemExit in load() is a load failure too
+            cause = describe_exception(exc)
+            log("model failed to load: " + cause)
+            traceback.print_exc()
+            events.emit("load_failed", error=cause)
+            outcome["exit"] = EXIT_LOAD_FAILED
+            shutdown_requested.set()
+            return
+        elapsed = time.monotonic() - started
+        with state.cond:
+            if state.draining:
+                return
+            state.model = runner
+            state.status = "ready"
+        log("model loaded in %.2fs (%s)" % (elapsed, loaded.summary()))
+        events.emit("ready", load_seconds=round(elapsed, 3))
+
+    threading.Thread(target=load_model, name="gantry-load", daemon=True).start()
+
+    while not shutdown_requested.wait(0.5):
+        pass
+
+    if "exit" in outcome:
+        # Import or load failed: nothing was ever served, stop at once.
+        server.shutdown()
+        _exit_now(outcome["exit"], events)
+        return
+
+    state.start_draining()  # /health answers 503 draining, new predicts are refused
+    server.shutdown()  # stop the accept loop (within its 0.1 s poll interval)
+    try:
+        server.socket.close()  # refuse new connections
+    except OSError:
+        pass
+    events.emit("draining")
+    drain_seconds = _drain_seconds()
+    log("draining (%s): waiting up to %gs for %d in-flight request(s)"
+        % (outcome.get("reason", "shutdown"), drain_seconds, state.inflight))
+    deadline = time.monotonic() + drain_seconds
+    drained = False
+    while not outcome.get("hurry"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        if state.wait_idle(min(remaining, 0.2)):
+            drained = True
+            break
+    if drained:
+        log("drained, exiting")
+    else:
+        log("drain cut short with %d request(s) still in flight, exiting" % state.inflight)
+    # Idle keep-alive connections: wake their threads so nothing lingers.
+    with state.cond:
+        connections = list(state.connections)
+    for conn in connections:
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    _exit_now(EXIT_OK, events)
+
+
+def _drain_seconds() -> float:
+    raw = os.environ.get("GANTRY_DRAIN_SECONDS", "").strip()
+    if not raw:
+        return 30.0
+    try:
+        value = float(raw)
+    except ValueError:
+        log("ignoring GANTRY_DRAIN_SECONDS=%r: not a number" % raw)
+        return 30.0
+    return max(0.0, value) if math.isfinite(value) else 30.0
+
+
+def check(args: argparse.Namespace) -> int:
+    package_dir = os.path.abspath(args.package)
+    try:
+        config = read_package_config(package_dir)
+        loaded = import_model(package_dir, config)
+    except PackageError as exc:
+        sys.stderr.write(exc.cause + "\n")
+        if exc.show_traceback and exc.__cause__ is not None:
+            traceback.print_exception(type(exc.__cause__), exc.__cause__, exc.__cause__.__traceback__)
+        sys.stderr.flush()
+        return EXIT_IMPORT_FAILED
+    sys.stdout.write("ok: %s\n" % loaded.summary())
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def main(argv: Optional[list] = None) -> int:
+    parser = argparse.ArgumentParser(prog="gantry_model_server.py", description="Gantry model server")
+    sub = parser.add_subparsers(dest="command")
+    serve_p = sub.add_parser("serve", help="serve the model over HTTP")
+    serve_p.add_argument("--package", required=True, help="the model package directory")
+    serve_p.add_argument("--host", default="127.0.0.1")
+    serve_p.add_argument("--port", type=int, default=0, help="0 lets the OS pick a free port")
+    serve_p.add_argument("--kind", choices=("published", "development"), default="published")
+    check_p = sub.add_parser("check", help="import the model module and check its shape")
+    check_p.add_argument("--package", required=True, help="the model package directory")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args)
+        return EXIT_OK
+    if args.command == "check":
+        return check(args)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

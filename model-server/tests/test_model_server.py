@@ -1,0 +1,601 @@
+"""Tests of gantry_model_server.py, run from the repository root with
+
+    python3 -m unittest discover -s model-server/tests -t model-server
+
+Every test starts the real server as a subprocess on port 0 with an events pipe
+(GANTRY_EVENTS_FD) and talks HTTP to it. Standard library only.
+"""
+
+import http.client
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import unittest
+import unittest.mock
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVER = os.path.join(os.path.dirname(HERE), "gantry_model_server.py")
+REPO = os.path.dirname(os.path.dirname(HERE))
+FIXTURES = os.path.join(REPO, "test", "fixtures", "models")
+EXAMPLES = os.path.join(REPO, "examples")
+
+
+NO_BODY = object()
+
+
+def base_config(**overrides):
+    config = {
+        "layout": "class",
+        "model_module_dir": "model",
+        "model_class_filename": "model.py",
+        "model_class_name": "Model",
+        "data_dir": "data",
+        "environment_variables": {},
+        "runtime": {"predict_concurrency": 1},
+    }
+    config.update(overrides)
+    return config
+
+
+def make_package(testcase, files=None, copy_from=None, **config_overrides):
+    """A throwaway package directory: files ({relative path: source}) or a copy of a folder,
+    plus the gantry-config.json the TypeScript builder would write."""
+    root = tempfile.mkdtemp(prefix="gantry-ms-test-")
+    testcase.addCleanup(shutil.rmtree, root, True)
+    pkg = os.path.join(root, "pkg")
+    if copy_from:
+        shutil.copytree(copy_from, pkg)
+    else:
+        os.makedirs(pkg)
+    for rel, source in (files or {}).items():
+        path = os.path.join(pkg, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as handle:
+            handle.write(textwrap.dedent(source))
+    with open(os.path.join(pkg, "gantry-config.json"), "w") as handle:
+        json.dump(base_config(**config_overrides), handle)
+    return pkg
+
+
+def model_py(body):
+    """A model/model.py whose source is ``body`` (dedented)."""
+    return {"model/model.py": body}
+
+
+class Server:
+    """The server as a subprocess, with its events read into a queue."""
+
+    def __init__(self, testcase, package, extra_env=None, kind=None):
+        self.testcase = testcase
+        read_fd, write_fd = os.pipe()
+        env = dict(os.environ)
+        env["GANTRY_EVENTS_FD"] = str(write_fd)
+        env.update(extra_env or {})
+        self.log = tempfile.TemporaryFile()
+        testcase.addCleanup(self.log.close)
+        args = [sys.executable, "-u", SERVER, "serve", "--package", package, "--port", "0"]
+        if kind:
+            args += ["--kind", kind]
+        self.proc = subprocess.Popen(
+            args, env=env, pass_fds=(write_fd,), stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        os.close(write_fd)
+        testcase.addCleanup(self._kill)
+        self.events = queue.Queue()
+        self.all_events = []
+        self._reader = threading.Thread(target=self._read_events, args=(read_fd,), daemon=True)
+        self._reader.start()
+        self.port = None
+
+    def _read_events(self, fd):
+        with os.fdopen(fd, "r") as stream:
+            for line in stream:
+                event = json.loads(line)
+                self.all_events.append(event)
+                self.events.put(event)
+        self.events.put(None)  # EOF: the server is gone
+
+    def _kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")
+
+    def next_event(self, timeout=10):
+        try:
+            event = self.events.get(timeout=timeout)
+        except queue.Empty:
+            self.testcase.fail("no event within %ss; output:\n%s" % (timeout, self.output()))
+        if event is None:
+            self.testcase.fail("events pipe closed; output:\n%s" % self.output())
+        return event
+
+    def expect_event(self, name, timeout=10):
+        event = self.next_event(timeout)
+        self.testcase.assertEqual(event["event"], name, "events so far: %r\n%s" % (self.all_events, self.output()))
+        return event
+
+    def start(self, ready=True):
+        listening = self.expect_event("listening")
+        self.testcase.assertEqual(listening["pid"], self.proc.pid)
+        self.port = listening["port"]
+        self.testcase.assertGreater(self.port, 0)
+        if ready:
+            self.expect_event("ready")
+        return self
+
+    def wait_exit(self, timeout=10):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.testcase.fail("server did not exit within %ss; output:\n%s" % (timeout, self.output()))
+
+    def request(self, method, path, body=NO_BODY, timeout=10, headers=None):
+        """(status, parsed JSON body, headers) for one request on a fresh connection;
+        ``body`` is raw bytes or any value to send as JSON."""
+        if body is NO_BODY:
+            data = None
+        else:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path), data=data, method=method)
+        for key, value in (headers or {}).items():
+            req.add_header(key, value)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, json.loads(resp.read()), resp.headers
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            self.testcase.assertEqual(err.headers.get("Content-Type"), "application/json")
+            return err.code, json.loads(raw), err.headers
+
+    def predict(self, model_input, **kwargs):
+        return self.request("POST", "/predict", model_input, **kwargs)
+
+
+ECHO_MODEL = """
+    import math, os
+
+    class FakeArray:
+        def tolist(self):
+            return [1, 2, 3]
+
+    class FakeScalar:
+        def item(self):
+            return 7
+
+    class Model:
+        def __init__(self, config, data_dir, secrets):
+            self.config, self.data_dir, self.secrets = config, data_dir, secrets
+
+        def load(self):
+            self.loaded = True
+
+        def predict(self, model_input):
+            if model_input == "boom":
+                raise ValueError("boom happened")
+            if model_input == "odd-values":
+                return {"array": FakeArray(), "scalar": FakeScalar(), "nan": math.nan, "other": object}
+            return {
+                "echo": model_input,
+                "loaded": self.loaded,
+                "config_name": self.config.get("model_name"),
+                "data_dir": self.data_dir,
+                "secrets": self.secrets,
+                "env": os.environ.get("FIXTURE_GREETING"),
+            }
+"""
+
+
+class ServeTests(unittest.TestCase):
+    def test_predict_health_errors_and_keep_alive(self):
+        pkg = make_package(self, model_py(ECHO_MODEL), model_name="echo-test")
+        server = Server(self, pkg, extra_env={"FIXTURE_GREETING": "hi"}).start()
+
+        status, body, headers = server.request("GET", "/health")
+        self.assertEqual((status, body), (200, {"status": "ready"}))
+        self.assertEqual(headers["Content-Type"], "application/json")
+
+        status, body, _ = server.predict({"x": [1, 2.5, None, "s"]})
+        self.assertEqual(status, 200)
+        self.assertEqual(body["echo"], {"x": [1, 2.5, None, "s"]})
+        self.assertTrue(body["loaded"])
+        self.assertEqual(body["config_name"], "echo-test")
+        self.assertEqual(body["data_dir"], os.path.join(pkg, "data"))  # absolute even though missing
+        self.assertEqual(body["secrets"], {})
+        self.assertEqual(body["env"], "hi")
+
+        # Any JSON value is a valid input.
+        self.assertEqual(server.predict(42)[1]["echo"], 42)
+        self.assertEqual(server.predict(None)[1]["echo"], None)
+
+        # numpy-like values, NaN and unknown objects still give valid JSON.
+        status, body, _ = server.predict("odd-values")
+        self.assertEqual(status, 200)
+        self.assertEqual(body["array"], [1, 2, 3])
+        self.assertEqual(body["scalar"], 7)
+        self.assertIsNone(body["nan"])
+        self.assertIn("object", body["other"])
+
+        status, body, _ = server.request("POST", "/predict", b"{not json")
+        self.assertEqual(status, 400)
+        self.assertTrue(body["error"].startswith("request body is not valid JSON: "), body)
+
+        for method, path in (("GET", "/nope"), ("POST", "/nope"), ("GET", "/predict"), ("DELETE", "/health")):
+            status, body, _ = server.request(method, path, b"{}" if method == "POST" else NO_BODY)
+            self.assertEqual((status, body), (404, {"error": "not found"}), (method, path))
+
+        # A predict that raises is a 500 and the replica keeps serving.
+        status, body, _ = server.predict("boom")
+        self.assertEqual((status, body), (500, {"error": "ValueError: boom happened"}))
+        self.assertEqual(server.predict("after")[0], 200)
+        self.assertIn("ValueError: boom happened", server.output())  # traceback logged
+        self.assertIn("Traceback", server.output())
+
+        # HTTP/1.1 keep-alive: several requests on one connection, chunked bodies too.
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            for i in range(3):
+                conn.request("POST", "/predict", body=json.dumps({"i": i}), headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                self.assertEqual(resp.status, 200)
+                self.assertIsNotNone(resp.getheader("Content-Length"))
+                self.assertEqual(json.loads(resp.read())["echo"], {"i": i})
+            conn.request("POST", "/predict", body=iter([b'{"chunked":', b" true}"]), encode_chunked=True)
+            resp = conn.getresponse()
+            self.assertEqual(json.loads(resp.read())["echo"], {"chunked": True})
+            conn.request("GET", "/health")
+            resp = conn.getresponse()
+            self.assertEqual(json.loads(resp.read()), {"status": "ready"})
+        finally:
+            conn.close()
+
+        # Over 64 MiB: refused from the declared length, without reading the body.
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            conn.putrequest("POST", "/predict")
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(64 * 1024 * 1024 + 1))
+            conn.endheaders()
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 413)
+            self.assertIn("64 MiB", json.loads(resp.read())["error"])
+        finally:
+            conn.close()
+        self.assertEqual(server.request("GET", "/health")[0], 200)
+
+        # No access log lines.
+        self.assertNotIn('"POST /predict', server.output())
+        self.assertNotIn('"GET /health', server.output())
+
+    def test_health_loading_then_ready_with_slow_load_fixture(self):
+        pkg = make_package(self, copy_from=os.path.join(FIXTURES, "slow-load"))
+        server = Server(self, pkg).start(ready=False)
+        self.assertEqual(server.request("GET", "/health"), (503, {"status": "loading"}, unittest.mock.ANY))
+        status, body, _ = server.predict({"a": 1})
+        self.assertEqual((status, body), (503, {"error": "model is loading"}))
+        ready = server.expect_event("ready", timeout=15)
+        self.assertGreaterEqual(ready["load_seconds"], 2.9)
+        self.assertEqual(server.request("GET", "/health")[:2], (200, {"status": "ready"}))
+        self.assertEqual(server.predict({"a": 1})[:2], (200, {"ok": True}))
+        self.assertIn("loading model", server.output())
+        self.assertIn("model loaded in", server.output())
+
+    def test_predict_concurrency_is_limited(self):
+        source = """
+            import time
+            class Model:
+                def predict(self, model_input):
+                    time.sleep(model_input["sleep"])
+                    return {"done": True}
+        """
+
+        def two_parallel(server):
+            results = []
+            threads = [
+                threading.Thread(target=lambda: results.append(server.predict({"sleep": 0.4})[0])) for _ in range(2)
+            ]
+            started = time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(10)
+            self.assertEqual(results, [200, 200])
+            return time.monotonic() - started
+
+        one = Server(self, make_package(self, model_py(source), runtime={"predict_concurrency": 1})).start()
+        self.assertGreaterEqual(two_parallel(one), 0.8)
+        two = Server(self, make_package(self, model_py(source), runtime={"predict_concurrency": 2})).start()
+        self.assertLess(two_parallel(two), 0.75)
+
+    def test_async_load_and_predict(self):
+        source = """
+            import asyncio, threading
+
+            class Model:
+                def __init__(self):  # takes nothing: gets nothing
+                    self.loop = None
+
+                async def load(self):
+                    await asyncio.sleep(0.05)
+                    self.loop = asyncio.get_running_loop()
+
+                async def predict(self, model_input):
+                    await asyncio.sleep(0.01)
+                    same_loop = asyncio.get_running_loop() is self.loop
+                    if model_input == "fail":
+                        raise KeyError("missing")
+                    return {"doubled": model_input * 2, "same_loop": same_loop}
+        """
+        server = Server(self, make_package(self, model_py(source))).start()
+        self.assertEqual(server.predict(21)[:2], (200, {"doubled": 42, "same_loop": True}))
+        self.assertEqual(server.predict("fail")[:2], (500, {"error": "KeyError: 'missing'"}))
+
+    def test_sibling_imports_and_custom_class_location(self):
+        files = {
+            "src/helpers.py": "FACTOR = 3\n",
+            "src/predictor.py": """
+                from helpers import FACTOR
+
+                class Scaler:
+                    def __init__(self, **kwargs):
+                        self.kwargs = sorted(kwargs)
+
+                    def predict(self, model_input):
+                        return {"scaled": model_input * FACTOR, "kwargs": self.kwargs}
+            """,
+        }
+        pkg = make_package(
+            self, files, model_module_dir="src", model_class_filename="predictor.py", model_class_name="Scaler"
+        )
+        server = Server(self, pkg).start()
+        self.assertEqual(server.predict(2)[1], {"scaled": 6, "kwargs": ["config", "data_dir", "secrets"]})
+
+    def test_development_kind_returns_traceback(self):
+        source = """
+            class Model:
+                def predict(self, model_input):
+                    raise RuntimeError("dev failure")
+        """
+        server = Server(self, make_package(self, model_py(source)), kind="development").start()
+        status, body, _ = server.predict({})
+        self.assertEqual(status, 500)
+        self.assertEqual(body["error"], "RuntimeError: dev failure")
+        self.assertIn("Traceback", body["traceback"])
+
+
+class ExampleTests(unittest.TestCase):
+    def test_echo_example(self):
+        pkg = make_package(
+            self, copy_from=os.path.join(EXAMPLES, "echo"), model_name="echo", environment_variables={"GREETING": "hello"}
+        )
+        server = Server(self, pkg, extra_env={"GREETING": "hello"}).start()
+        self.assertEqual(server.predict({"a": 1})[:2], (200, {"echo": {"a": 1}, "greeting": "hello"}))
+
+    def test_word_count_example_bare_layout(self):
+        pkg = make_package(self, copy_from=os.path.join(EXAMPLES, "word-count"), layout="bare")
+        server = Server(self, pkg).start()
+        status, body, _ = server.predict({"text": "The cat saw the other cat"})
+        self.assertEqual(status, 200)
+        self.assertEqual(body["words"], 6)
+        self.assertEqual(body["counts"]["the"], 2)
+        self.assertEqual(body["counts"]["cat"], 2)
+        status, body, _ = server.predict({"nope": 1})
+        self.assertEqual(status, 500)
+        self.assertTrue(body["error"].startswith("ValueError: "), body)
+
+    def test_bare_layout_async_predict_without_load(self):
+        files = {"predict.py": "async def predict(model_input):\n    return {'got': model_input}\n"}
+        server = Server(self, make_package(self, files, layout="bare")).start()
+        self.assertEqual(server.predict([1, 2])[:2], (200, {"got": [1, 2]}))
+
+
+class FailureTests(unittest.TestCase):
+    def test_load_failure_exits_3_with_event(self):
+        server = Server(self, make_package(self, copy_from=os.path.join(FIXTURES, "load-raises"))).start(ready=False)
+        event = server.expect_event("load_failed")
+        self.assertEqual(event["error"], "RuntimeError: weights file is corrupt")
+        self.assertEqual(server.wait_exit(), 3)
+        self.assertIn("Traceback", server.output())
+
+    def test_import_error_exits_4_with_event(self):
+        server = Server(self, make_package(self, copy_from=os.path.join(FIXTURES, "import-error"))).start(ready=False)
+        event = server.expect_event("import_failed")
+        self.assertEqual(event["error"], "ModuleNotFoundError: No module named 'gantry_no_such_module_zz9'")
+        self.assertEqual(server.wait_exit(), 4)
+
+    def test_syntax_error_exits_4_with_event(self):
+        server = Server(self, make_package(self, copy_from=os.path.join(FIXTURES, "syntax-error"))).start(ready=False)
+        event = server.expect_event("import_failed")
+        self.assertTrue(event["error"].startswith("SyntaxError in model/model.py line 2: "), event)
+        self.assertEqual(server.wait_exit(), 4)
+
+    def test_never_healthy_stays_loading_and_sigterm_exits_0(self):
+        pkg = make_package(self, copy_from=os.path.join(FIXTURES, "never-healthy"))
+        server = Server(self, pkg).start(ready=False)
+        time.sleep(0.3)
+        self.assertEqual(server.request("GET", "/health")[:2], (503, {"status": "loading"}))
+        server.proc.send_signal(signal.SIGTERM)
+        server.expect_event("draining")
+        self.assertEqual(server.wait_exit(5), 0)
+
+
+class ShutdownTests(unittest.TestCase):
+    SLOW = """
+        import os, time
+
+        class Model:
+            def __init__(self, data_dir):
+                self.marker = os.path.join(os.path.dirname(data_dir), "started")
+
+            def predict(self, model_input):
+                open(self.marker, "w").close()
+                time.sleep(model_input["sleep"])
+                return {"slept": model_input["sleep"]}
+    """
+
+    def _start_slow_request(self, server, pkg, sleep):
+        outcome = {}
+
+        def call():
+            try:
+                outcome["result"] = server.predict({"sleep": sleep}, timeout=15)[:2]
+            except Exception as exc:  # noqa: BLE001
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        marker = os.path.join(pkg, "started")
+        deadline = time.monotonic() + 5
+        while not os.path.exists(marker):
+            self.assertLess(time.monotonic(), deadline, "predict never started")
+            time.sleep(0.02)
+        return thread, outcome
+
+    def test_sigterm_drains_in_flight_request(self):
+        pkg = make_package(self, model_py(self.SLOW))
+        server = Server(self, pkg).start()
+        thread, outcome = self._start_slow_request(server, pkg, 1.0)
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.expect_event("draining")
+        # No new connections once draining.
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+        self.assertIsNone(server.proc.poll())  # still finishing the request
+        thread.join(10)
+        self.assertEqual(outcome.get("result"), (200, {"slept": 1.0}), outcome)
+        self.assertEqual(server.wait_exit(5), 0)
+        self.assertGreaterEqual(time.monotonic() - started, 0.8)
+
+    def test_drain_gives_up_after_gantry_drain_seconds(self):
+        pkg = make_package(self, model_py(self.SLOW))
+        server = Server(self, pkg, extra_env={"GANTRY_DRAIN_SECONDS": "0.5"}).start()
+        thread, outcome = self._start_slow_request(server, pkg, 10)
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(server.wait_exit(5), 0)
+        self.assertLess(time.monotonic() - started, 3)
+        thread.join(10)
+        self.assertIn("error", outcome)  # the connection was cut
+
+    def test_parent_death_shuts_the_server_down(self):
+        pkg = make_package(self, model_py("class Model:\n    def predict(self, x):\n        return x\n"))
+        read_fd, write_fd = os.pipe()
+        # An intermediate parent starts the server, then exits; the server must follow.
+        launcher = textwrap.dedent(
+            """
+            import os, subprocess, sys, time
+            fd = int(os.environ["GANTRY_EVENTS_FD"])
+            subprocess.Popen([sys.executable, "-u", sys.argv[1], "serve", "--package", sys.argv[2]],
+                             pass_fds=(fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
+            """
+        )
+        env = dict(os.environ, GANTRY_EVENTS_FD=str(write_fd))
+        parent = subprocess.Popen([sys.executable, "-c", launcher, SERVER, pkg], env=env, pass_fds=(write_fd,))
+        os.close(write_fd)
+        events = []
+        started = time.monotonic()
+        with os.fdopen(read_fd) as stream:  # EOF once the server (last writer) is gone
+            for line in stream:
+                events.append(json.loads(line)["event"])
+                self.assertLess(time.monotonic() - started, 10, events)
+        self.assertEqual(parent.wait(10), 0)
+        self.assertEqual(events, ["listening", "ready", "draining"])
+        self.assertLess(time.monotonic() - started, 8)
+
+
+class CheckTests(unittest.TestCase):
+    def check(self, pkg):
+        proc = subprocess.run(
+            [sys.executable, SERVER, "check", "--package", pkg], capture_output=True, text=True, timeout=30
+        )
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def assert_fails(self, pkg, first_line):
+        code, out, err = self.check(pkg)
+        self.assertEqual(code, 4, err)
+        self.assertEqual(err.splitlines()[0], first_line, err)
+        return err
+
+    def test_ok_class_does_not_instantiate(self):
+        source = """
+            class Model:
+                def __init__(self):
+                    raise RuntimeError("must not be instantiated by check")
+
+                def predict(self, model_input):
+                    return model_input
+        """
+        code, out, err = self.check(make_package(self, model_py(source)))
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out.strip(), "ok: class Model in model/model.py")
+
+    def test_ok_bare(self):
+        files = {"predict.py": "def load():\n    raise RuntimeError('not called')\n\ndef predict(x):\n    return x\n"}
+        code, out, err = self.check(make_package(self, files, layout="bare"))
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out.strip(), "ok: function predict and load() in predict.py")
+
+    def test_syntax_error(self):
+        err = self.assert_fails(
+            make_package(self, model_py("class Model:\n    pass\ndef (:\n")),
+            "SyntaxError in model/model.py line 3: invalid syntax",
+        )
+        self.assertIn("Traceback", err)
+
+    def test_syntax_error_fixture(self):
+        code, _, err = self.check(make_package(self, copy_from=os.path.join(FIXTURES, "syntax-error")))
+        self.assertEqual(code, 4)
+        self.assertTrue(err.startswith("SyntaxError in model/model.py line 2: "), err)
+
+    def test_module_not_found(self):
+        err = self.assert_fails(
+            make_package(self, model_py("import foo_gantry_missing\nclass Model:\n    pass\n")),
+            "ModuleNotFoundError: No module named 'foo_gantry_missing'",
+        )
+        self.assertIn("Traceback", err)
+
+    def test_other_exception_at_import(self):
+        self.assert_fails(make_package(self, model_py("x = 1 / 0\n")), "ZeroDivisionError: division by zero")
+
+    def test_no_class(self):
+        self.assert_fails(make_package(self, model_py("class Other:\n    pass\n")), "model/model.py has no class named Model")
+
+    def test_class_without_predict(self):
+        self.assert_fails(
+            make_package(self, model_py("class Model:\n    pass\n")), "model/model.py: class Model has no predict method"
+        )
+
+    def test_missing_model_file(self):
+        self.assert_fails(
+            make_package(self, copy_from=os.path.join(FIXTURES, "missing-model-file")),
+            "model file model/model.py not found",
+        )
+
+    def test_bare_without_predict(self):
+        self.assert_fails(make_package(self, {"predict.py": "def load():\n    pass\n"}, layout="bare"),
+                          "predict.py has no function named predict")
+        self.assert_fails(make_package(self, {}, layout="bare"), "model file predict.py not found")
+
+    def test_fixtures_that_import_fine(self):
+        for name in ("load-raises", "never-healthy", "slow-load", "bad-requirement", "bad-config"):
+            code, out, err = self.check(make_package(self, copy_from=os.path.join(FIXTURES, name)))
+            self.assertEqual((code, out.strip()), (0, "ok: class Model in model/model.py"), (name, err))
+
+if __name__ == "__main__":
+    unittest.main()

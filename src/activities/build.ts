@@ -1,0 +1,52 @@
+/** The build activity: turns a pushed archive into a runnable package and Python environment. */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { BuildError } from '../build/build-error';
+import { buildModelPackage } from '../build/builder';
+import { archivePath, buildDir } from '../home';
+import { appendLog } from '../logs/deployment-logs';
+import type { ActivityDeps } from './deps';
+import { BUILD_FAILED } from './failures';
+import { requireDeployment } from './records';
+
+/** What a build reports back to the deploy workflow. */
+export interface BuildOutcome {
+  envKey: string;
+  reusedEnvironment: boolean;
+}
+
+/** Creates the build activity. */
+export function createBuildActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Builds a deployment's package and environment, logging every step to its build log.
+     * Failures the user must fix are non-retryable `BuildFailed` with `{ kind }` details.
+     */
+    async buildDeployment(input: { deploymentId: string }): Promise<BuildOutcome> {
+      await requireDeployment(deps, input.deploymentId);
+      const log = (line: string): void => appendLog(deps.paths.logs, input.deploymentId, 'build', [line]);
+      const heartbeat = (): void => Context.current().heartbeat();
+      const attempt = Context.current().info.attempt;
+      log(attempt > 1 ? `build started (attempt ${attempt})` : 'build started');
+      try {
+        const result = await buildModelPackage({
+          archive: archivePath(deps.paths, input.deploymentId),
+          packageDir: buildDir(deps.paths, input.deploymentId),
+          venvsDir: deps.paths.venvs,
+          basePython: deps.basePython,
+          log,
+          heartbeat,
+        });
+        await deps.store.updateDeployment(input.deploymentId, { config: result.config, env_key: result.envKey });
+        log(`build succeeded${result.reusedEnvironment ? ' (Python environment reused)' : ''}`);
+        return { envKey: result.envKey, reusedEnvironment: result.reusedEnvironment };
+      } catch (error) {
+        if (error instanceof BuildError) {
+          log(`build failed: ${error.message}`);
+          throw ApplicationFailure.create({ message: error.message, type: BUILD_FAILED, nonRetryable: true, details: [{ kind: error.kind }] });
+        }
+        log(`build attempt failed: ${(error as Error).message}`);
+        throw error;
+      }
+    },
+  };
+}

@@ -1,0 +1,14 @@
+/**
+ * Failure types activities raise for outcomes that retrying cannot change. Workflows match
+ * on these types (ApplicationFailure.type) and keep the failure as the cause.
+ */
+
+/** The build failed because of the model package (details: [{ kind }]). */
+export const BUILD_FAILED = 'BuildFailed';
+/** Replicas did not become ready: load() raised, they crash-looped, or the deadline passed. */
+export const REPLICAS_NOT_READY = 'ReplicasNotReady';
+/** The deployment the activity was asked about does not exist. */
+export const DEPLOYMENT_NOT_FOUND = 'DeploymentNotFound';
+
+/** Failure types no activity retry should be spent on. */
+export const NON_RETRYABLE_FAILURES = [BUILD_FAILED, REPLICAS_NOT_READY, DEPLOYMENT_NOT_FOUND];

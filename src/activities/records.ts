@@ -1,0 +1,47 @@
+/** Activities that write deployment and environment records: statuses and current deployments. */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { DeploymentStatus } from '../shared/schemas';
+import type { DeploymentRecord } from '../store/store';
+import type { ActivityDeps } from './deps';
+import { DEPLOYMENT_NOT_FOUND } from './failures';
+
+/** Loads a deployment or fails the activity without retries. */
+export async function requireDeployment(deps: ActivityDeps, deploymentId: string): Promise<DeploymentRecord> {
+  const deployment = await deps.store.getDeployment(deploymentId);
+  if (!deployment) throw ApplicationFailure.nonRetryable(`deployment ${deploymentId} does not exist`, DEPLOYMENT_NOT_FOUND);
+  return deployment;
+}
+
+/** Whether a deployment became an environment's current one, and the route generation that made it so. */
+export type Adoption = { adopted: false } | { adopted: true; modelId: string; generation: number };
+
+/** Creates the record-keeping activities. */
+export function createRecordActivities(deps: ActivityDeps) {
+  return {
+    /** Sets a deployment's status (and the message saying why, or clears it). */
+    async setDeploymentStatus(input: { deploymentId: string; status: DeploymentStatus; message?: string }): Promise<void> {
+      await requireDeployment(deps, input.deploymentId);
+      await deps.store.updateDeployment(input.deploymentId, { status: input.status, status_message: input.message ?? null });
+    },
+
+    /** Makes the deployment the environment's current one if it has none; returns whether it did. */
+    async adoptIfNoCurrentDeployment(input: { deploymentId: string; environment: string }): Promise<Adoption> {
+      const deployment = await requireDeployment(deps, input.deploymentId);
+      const before = await deps.store.getEnvironment(deployment.model_id, input.environment);
+      // A retry after a success finds the deployment already current: report it adopted again.
+      const alreadyCurrent = before?.current_deployment_id === deployment.id;
+      const adopted = alreadyCurrent || (await deps.store.adoptIfNoCurrentDeployment(deployment.model_id, input.environment, deployment.id));
+      if (!adopted) return { adopted };
+      const route = await deps.store.getRoute(deployment.model_id, input.environment);
+      if (!route) throw new Error(`environment ${input.environment} has no route after adoption`);
+      if (!alreadyCurrent) await deps.store.appendAudit({
+        model_id: deployment.model_id,
+        actor: 'gantry',
+        action: 'SET_CURRENT_DEPLOYMENT',
+        target: input.environment,
+        details: { deployment_id: deployment.id, reason: 'first deployment of the model' },
+      });
+      return { adopted, modelId: deployment.model_id, generation: route.generation };
+    },
+  };
+}

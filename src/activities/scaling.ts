@@ -1,0 +1,72 @@
+/**
+ * Scaling activities: write a deployment's desired replica count, then wait for the node to
+ * report them ready. Setting is idempotent; waiting only reads, so both survive retries.
+ */
+import { ApplicationFailure, Context, sleep } from '@temporalio/activity';
+import { readLogTail } from '../logs/deployment-logs';
+import type { ObservedReplica } from '../store/store';
+import type { ActivityDeps } from './deps';
+import { REPLICAS_NOT_READY } from './failures';
+import { requireDeployment } from './records';
+
+/** A replica that has restarted this often without becoming ready is crash-looping. */
+export const CRASH_LOOP_RESTARTS = 3;
+
+/** Why replicas are not (yet) ready, or undefined while it may still come. */
+export function replicaFailure(replicas: ObservedReplica[]): string | undefined {
+  const failedLoad = replicas.find((replica) => replica.last_error);
+  if (failedLoad) return `replica ${failedLoad.id} failed to start: ${failedLoad.last_error}`;
+  const looping = replicas.find((replica) => replica.state !== 'READY' && replica.restarts >= CRASH_LOOP_RESTARTS);
+  if (looping) {
+    return `replica ${looping.id} is crash-looping: restarted ${looping.restarts} times, last ${looping.last_exit ?? 'exit unknown'}`;
+  }
+  return undefined;
+}
+
+/** Creates the scaling activities. */
+export function createScalingActivities(deps: ActivityDeps) {
+  const pollMs = deps.pollIntervalMs ?? 250;
+  return {
+    /** Sets how many replicas the node should run for a deployment. */
+    async scaleDeployment(input: { deploymentId: string; replicas: number }): Promise<void> {
+      await requireDeployment(deps, input.deploymentId);
+      await deps.store.updateDeployment(input.deploymentId, { desired_replicas: input.replicas });
+    },
+
+    /** Scales a deployment to its minimum (at least one, so that a deploy proves it serves); returns the count. */
+    async scaleToMinReplicas(input: { deploymentId: string }): Promise<number> {
+      const deployment = await requireDeployment(deps, input.deploymentId);
+      const replicas = Math.max(1, deployment.autoscaling.min_replica);
+      await deps.store.updateDeployment(input.deploymentId, { desired_replicas: replicas });
+      return replicas;
+    },
+
+    /**
+     * Waits until `replicas` replicas of the deployment are ready. Fails (non-retryable
+     * `ReplicasNotReady`) as soon as load() fails or a replica crash-loops, or when
+     * `deadlineMs` (epoch ms, fixed by the workflow so retries do not extend it) passes.
+     */
+    async awaitReplicasReady(input: { deploymentId: string; replicas: number; deadlineMs: number }): Promise<void> {
+      const context = Context.current();
+      for (;;) {
+        await requireDeployment(deps, input.deploymentId);
+        const observed = await deps.store.listReplicas(input.deploymentId);
+        const ready = observed.filter((replica) => replica.state === 'READY').length;
+        context.heartbeat({ ready });
+        if (ready >= input.replicas) return;
+        const failure = replicaFailure(observed);
+        if (failure) throw ApplicationFailure.nonRetryable(failure, REPLICAS_NOT_READY);
+        if (Date.now() > input.deadlineMs) {
+          const states = observed.map((replica) => replica.state).join(', ') || 'none started';
+          const lastLine = readLogTail(deps.paths.logs, input.deploymentId, 1)[0]?.message;
+          throw ApplicationFailure.nonRetryable(
+            `${ready} of ${input.replicas} replicas became healthy before the deploy timeout (replicas: ${states})` +
+              (lastLine ? `; last log line: ${lastLine}` : ''),
+            REPLICAS_NOT_READY,
+          );
+        }
+        await sleep(pollMs); // rejects when the activity is cancelled
+      }
+    },
+  };
+}

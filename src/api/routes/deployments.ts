@@ -1,0 +1,64 @@
+/** Routes for pushes and a model's deployments. */
+import * as fs from 'node:fs';
+import { Router } from 'express';
+import type { HomePaths } from '../../home';
+import type { DeploymentService } from '../../services/deployments';
+import { autoscalingSettingsPatchSchema, logsQuerySchema, pushOptionsSchema } from '../../shared/schemas';
+import { actorOf } from '../auth';
+import { ApiError } from '../errors';
+import { receivePush } from '../push-upload';
+import { parseInput } from '../validation';
+
+/** What the deployment routes need. */
+export interface DeploymentRoutesDeps {
+  deployments: DeploymentService;
+  paths: HomePaths;
+  maxArchiveBytes: number;
+}
+
+/** POST /v1/deployments and /v1/models/{m}/deployments/... */
+export function deploymentRoutes({ deployments, paths, maxArchiveBytes }: DeploymentRoutesDeps): Router {
+  const router = Router();
+
+  router.post('/v1/deployments', async (req, res) => {
+    const upload = await receivePush(req, paths.tmp, maxArchiveBytes);
+    try {
+      if (upload.optionsText === undefined) throw new ApiError(400, 'bad_request', 'the push has no options field');
+      let options: unknown;
+      try {
+        options = JSON.parse(upload.optionsText);
+      } catch (error) {
+        throw new ApiError(400, 'bad_request', `options is not valid JSON: ${(error as Error).message}`);
+      }
+      const parsed = parseInput(pushOptionsSchema, options, 'push options');
+      res.status(201).json(await deployments.push(upload, parsed, actorOf(res)));
+    } finally {
+      fs.rmSync(upload.archiveFile, { force: true }); // moved away on success
+    }
+  });
+
+  router.get('/v1/models/:model/deployments', async (req, res) => {
+    const model = await deployments.requireModel(req.params.model);
+    const list = await deployments.views(model, await deployments.listOf(model));
+    res.json({ deployments: list });
+  });
+
+  router.get('/v1/models/:model/deployments/:ref', async (req, res) => {
+    const model = await deployments.requireModel(req.params.model);
+    res.json(await deployments.view(model, await deployments.resolve(model, req.params.ref)));
+  });
+
+  router.get('/v1/models/:model/deployments/:ref/logs', async (req, res) => {
+    const { tail } = parseInput(logsQuerySchema, req.query, 'logs query');
+    const model = await deployments.requireModel(req.params.model);
+    res.json(await deployments.logs(model, req.params.ref, tail));
+  });
+
+  router.patch('/v1/models/:model/deployments/:ref/autoscaling_settings', async (req, res) => {
+    const patch = parseInput(autoscalingSettingsPatchSchema, req.body ?? {}, 'autoscaling settings');
+    const model = await deployments.requireModel(req.params.model);
+    res.json(await deployments.updateAutoscaling(model, req.params.ref, patch, actorOf(res)));
+  });
+
+  return router;
+}

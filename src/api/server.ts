@@ -1,0 +1,47 @@
+/** Entry point of the API process (started by `npm start`, or alone with `node dist/src/api/server.js`). */
+import type { AddressInfo } from 'node:net';
+import { loadConfig } from '../config';
+import { homePaths } from '../home';
+import { exitWhenParentDies } from '../stack/parent-watch';
+import { openSqliteStore } from '../store/sqlite/sqlite-store';
+import { connectClient } from '../temporal/connection';
+import { TemporalWorkflowsClient } from '../temporal/workflows-client';
+import { createApp } from './app';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const paths = homePaths(config.home);
+  const store = openSqliteStore(paths.database);
+  const temporal = await connectClient(config.temporalAddress, config.temporalNamespace);
+  const app = createApp({
+    store,
+    paths,
+    workflows: new TemporalWorkflowsClient(temporal),
+    deployTimeoutSeconds: config.deployTimeoutSeconds,
+    maxArchiveBytes: config.maxArchiveBytes,
+  });
+  const server = app.listen(config.apiPort, config.host);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  console.log(`API listening on http://${config.host}:${(server.address() as AddressInfo).port}`);
+
+  const stop = async (): Promise<void> => {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
+    await temporal.connection.close();
+    await store.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  exitWhenParentDies(stop);
+}
+
+main().catch((error) => {
+  console.error('API failed:', error);
+  process.exit(1);
+});

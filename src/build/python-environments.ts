@@ -1,0 +1,156 @@
+/**
+ * Python virtual environments for replicas, one per distinct requirements set, cached by
+ * key under GANTRY_HOME/venvs so that a second push with the same requirements installs
+ * nothing. An environment is built in a scratch directory and renamed into place when
+ * complete, so a crash or a concurrent build never leaves a half-made one in use.
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { LineSplitter } from '../logs/deployment-logs';
+import { BuildError } from './build-error';
+
+/** A ready environment. */
+export interface PythonEnvironment {
+  key: string;
+  dir: string;
+  python: string;
+  /** Whether it already existed (nothing was installed). */
+  reused: boolean;
+}
+
+/** What building an environment needs. */
+export interface EnvironmentRequest {
+  venvsDir: string;
+  /** The interpreter environments are made from (GANTRY_PYTHON). */
+  basePython: string;
+  requirements: string[];
+  /** Receives every line of output (venv, pip). */
+  log: (line: string) => void;
+  /** Called now and then during long installs, to show liveness. */
+  heartbeat?: () => void;
+}
+
+const MARKER = '.gantry-complete';
+
+/** The python executable inside an environment directory. */
+export function environmentPython(dir: string): string {
+  return path.join(dir, 'bin', 'python');
+}
+
+/** The directory of the environment with this key. */
+export function environmentDir(venvsDir: string, key: string): string {
+  return path.join(venvsDir, key);
+}
+
+/** Runs a command, streaming its output lines; resolves with its exit code. */
+export function runStreaming(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; onLine: (line: string) => void; heartbeat?: () => void },
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = new LineSplitter();
+    const err = new LineSplitter();
+    const beat = options.heartbeat ? setInterval(options.heartbeat, 5000) : undefined;
+    child.stdout.on('data', (chunk) => out.push(chunk).forEach(options.onLine));
+    child.stderr.on('data', (chunk) => err.push(chunk).forEach(options.onLine));
+    child.on('error', (error) => {
+      if (beat) clearInterval(beat);
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      if (beat) clearInterval(beat);
+      [...out.flush(), ...err.flush()].forEach(options.onLine);
+      resolve(code ?? (signal ? 128 : 1));
+    });
+  });
+}
+
+const versionCache = new Map<string, string>();
+
+async function pythonVersion(basePython: string): Promise<string> {
+  const cached = versionCache.get(basePython);
+  if (cached) return cached;
+  let output = '';
+  const code = await runStreaming(basePython, ['-c', 'import sys; print(sys.version)'], { onLine: (l) => (output += l) });
+  if (code !== 0) throw new Error(`${basePython} does not run (exit ${code})`);
+  versionCache.set(basePython, output.trim());
+  return output.trim();
+}
+
+/** Normalises a requirements list so that order, case and spacing do not change the key. */
+export function normaliseRequirements(requirements: string[]): string[] {
+  return [...new Set(requirements.map((r) => r.trim().replace(/\s+/g, ' ')).filter((r) => r.length > 0))].sort();
+}
+
+/** The cache key of a requirements set on a given interpreter. */
+export function environmentKey(version: string, requirements: string[]): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ python: version, requirements: normaliseRequirements(requirements) }))
+    .digest('hex')
+    .slice(0, 20);
+}
+
+/** The most telling line of pip's failure output. */
+export function pipFailureCause(lines: string[]): string {
+  const errorLines = lines.filter((line) => /^ERROR:/.test(line.trim()));
+  const first = errorLines.find((line) => /No matching distribution|Could not find a version|requires a different Python|ResolutionImpossible|Invalid requirement/i.test(line));
+  return (first ?? errorLines[0] ?? lines[lines.length - 1] ?? 'pip failed').trim().replace(/^ERROR:\s*/, '');
+}
+
+/** Returns the environment for these requirements, building it if it is not cached yet. */
+export async function ensurePythonEnvironment(request: EnvironmentRequest): Promise<PythonEnvironment> {
+  const version = await pythonVersion(request.basePython);
+  const requirements = normaliseRequirements(request.requirements);
+  const key = environmentKey(version, requirements);
+  const dir = environmentDir(request.venvsDir, key);
+  if (fs.existsSync(path.join(dir, MARKER))) {
+    request.log(`reusing Python environment ${key} (requirements unchanged, nothing to install)`);
+    return { key, dir, python: environmentPython(dir), reused: true };
+  }
+
+  fs.mkdirSync(request.venvsDir, { recursive: true });
+  const scratch = path.join(request.venvsDir, `.${key}.${randomBytes(4).toString('hex')}.partial`);
+  try {
+    request.log(`creating Python environment ${key} (${version.split(' ')[0]})`);
+    const venvArgs = ['-m', 'venv', ...(requirements.length === 0 ? ['--without-pip'] : []), scratch];
+    const venvCode = await runStreaming(request.basePython, venvArgs, { onLine: request.log, heartbeat: request.heartbeat });
+    if (venvCode !== 0) throw new Error(`${request.basePython} -m venv failed with exit code ${venvCode}`);
+
+    if (requirements.length > 0) {
+      const requirementsFile = path.join(scratch, 'requirements.txt');
+      fs.writeFileSync(requirementsFile, requirements.join('\n') + '\n');
+      request.log(`installing ${requirements.length} requirement(s): ${requirements.join(', ')}`);
+      const pipOutput: string[] = [];
+      const pipCode = await runStreaming(
+        environmentPython(scratch),
+        ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--progress-bar', 'off', '-r', requirementsFile],
+        {
+          onLine: (line) => {
+            pipOutput.push(line);
+            request.log(line);
+          },
+          heartbeat: request.heartbeat,
+        },
+      );
+      if (pipCode !== 0) {
+        throw new BuildError('REQUIREMENT_FAILED', `a requirement did not install: ${pipFailureCause(pipOutput)}`);
+      }
+    }
+    fs.writeFileSync(path.join(scratch, MARKER), JSON.stringify({ python: version, requirements }) + '\n');
+    // A venv finds its prefix from pyvenv.cfg beside bin/python, so renaming it is safe for
+    // `python` (console-script shebangs keep the scratch path; replicas never run those).
+    // A concurrent build of the same key may have won the rename: then use its result.
+    try {
+      fs.renameSync(scratch, dir);
+    } catch (error) {
+      if (!fs.existsSync(path.join(dir, MARKER))) throw error;
+    }
+    return { key, dir, python: environmentPython(dir), reused: false };
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}

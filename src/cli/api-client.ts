@@ -1,0 +1,96 @@
+/** The CLI's HTTP client for the management API and the inference gateway. */
+import type { LogEntry } from '../logs/deployment-logs';
+import type { DeploymentView, ModelView } from '../services/views';
+import type { Credentials } from './credentials';
+
+/** An error answer from the API or gateway, with its status and message. */
+export class ApiClientError extends Error {
+  override name = 'ApiClientError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** An inference answer as the gateway gave it. */
+export interface PredictAnswer {
+  status: number;
+  deploymentId: string | null;
+  body: string;
+}
+
+/** Talks to one Gantry stack with one key. */
+export class ApiClient {
+  constructor(readonly credentials: Credentials) {}
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { ...(this.credentials.apiKey ? { authorization: `Api-Key ${this.credentials.apiKey}` } : {}), ...extra };
+  }
+
+  /** Calls the management API and returns its JSON, or throws ApiClientError. */
+  async request<T>(method: string, route: string, body?: unknown | FormData): Promise<T> {
+    const url = `${this.credentials.apiUrl}${route}`;
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: this.headers(body === undefined || body instanceof FormData ? {} : { 'content-type': 'application/json' }),
+        body: body === undefined ? undefined : body instanceof FormData ? body : JSON.stringify(body),
+      });
+    } catch (error) {
+      throw new ApiClientError(0, 'unreachable', `cannot reach the Gantry API at ${this.credentials.apiUrl} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is it running (npm start)?`);
+    }
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (!response.ok) {
+      const error = (json as { error?: { code?: string; message?: string; details?: unknown } } | undefined)?.error;
+      throw new ApiClientError(response.status, error?.code ?? 'error', error?.message ?? `${response.status} ${response.statusText}`, error?.details);
+    }
+    return json as T;
+  }
+
+  getModel(model: string): Promise<ModelView> {
+    return this.request('GET', `/v1/models/${encodeURIComponent(model)}`);
+  }
+
+  async listModels(): Promise<ModelView[]> {
+    return (await this.request<{ models: ModelView[] }>('GET', '/v1/models')).models;
+  }
+
+  async listDeployments(model: string): Promise<DeploymentView[]> {
+    return (await this.request<{ deployments: DeploymentView[] }>('GET', `/v1/models/${encodeURIComponent(model)}/deployments`)).deployments;
+  }
+
+  getDeployment(model: string, ref: string): Promise<DeploymentView> {
+    return this.request('GET', `/v1/models/${encodeURIComponent(model)}/deployments/${encodeURIComponent(ref)}`);
+  }
+
+  async logs(model: string, ref: string, tail: number): Promise<LogEntry[]> {
+    const route = `/v1/models/${encodeURIComponent(model)}/deployments/${encodeURIComponent(ref)}/logs?tail=${tail}`;
+    return (await this.request<{ entries: LogEntry[] }>('GET', route)).entries;
+  }
+
+  /** Posts to an inference path on the gateway (`/models/{id}/...`). */
+  async predict(path: string, body: string): Promise<PredictAnswer> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.credentials.gatewayUrl}${path}`, {
+        method: 'POST',
+        headers: this.headers({ 'content-type': 'application/json' }),
+        body,
+      });
+    } catch (error) {
+      throw new ApiClientError(0, 'unreachable', `cannot reach the Gantry gateway at ${this.credentials.gatewayUrl} (${(error as Error).message})`);
+    }
+    return { status: response.status, deploymentId: response.headers.get('x-gantry-deployment-id'), body: await response.text() };
+  }
+}

@@ -1,0 +1,119 @@
+/** `gantry push`: packs a model directory, pushes it, and optionally waits until it serves. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { DeploymentView } from '../../services/views';
+import { labelsSchema } from '../../shared/schemas';
+import { ApiClientError, type ApiClient } from '../api-client';
+import { elapsed } from '../output';
+import { packModelDirectory } from '../package-archive';
+
+/** The options `gantry push` takes. */
+export interface PushCommandOptions {
+  modelName?: string;
+  deploymentName?: string;
+  labels?: string;
+  wait?: boolean;
+  timeoutSeconds?: string;
+  output?: string;
+}
+
+const FAILED = new Set(['BUILD_FAILED', 'DEPLOY_FAILED']);
+
+/** The model name: --model-name, else config.yaml's model_name, else the directory's name. */
+export function modelNameFor(dir: string, explicit: string | undefined): string {
+  if (explicit) return explicit;
+  const configFile = path.join(dir, 'config.yaml');
+  if (fs.existsSync(configFile)) {
+    try {
+      const config = parseYaml(fs.readFileSync(configFile, 'utf8')) as { model_name?: unknown } | null;
+      if (typeof config?.model_name === 'string' && config.model_name.trim()) return config.model_name.trim();
+    } catch {
+      // the build reports an invalid config.yaml with its cause; the name falls back to the directory
+    }
+  }
+  return path.basename(path.resolve(dir));
+}
+
+function parseLabels(text: string | undefined): Record<string, string> | undefined {
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`--labels must be a JSON object such as '{"team":"ml"}'`);
+  }
+  const parsed = labelsSchema.safeParse(value);
+  if (!parsed.success) throw new Error(`--labels: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'labels'}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
+/** Polls the deployment until it is ACTIVE or failed, printing each status change. */
+export async function waitForDeployment(
+  client: ApiClient,
+  deployment: DeploymentView,
+  options: { timeoutSeconds: number; quiet: boolean; log: (line: string) => void },
+): Promise<DeploymentView> {
+  const start = Date.now();
+  let current = deployment;
+  let shown = '';
+  for (;;) {
+    if (current.status !== shown && !options.quiet) {
+      options.log(`  ${elapsed(start).padStart(6)}  ${current.status}${current.status_message ? `: ${current.status_message}` : ''}`);
+      shown = current.status;
+    }
+    if (current.status === 'ACTIVE' || FAILED.has(current.status)) return current;
+    if (Date.now() - start > options.timeoutSeconds * 1000) {
+      throw new Error(`deployment ${current.name} is still ${current.status} after ${options.timeoutSeconds} s`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    current = await client.getDeployment(current.model_id, current.id);
+  }
+}
+
+/** Runs `gantry push`; returns the process exit code. */
+export async function pushCommand(client: ApiClient, dir: string, options: PushCommandOptions): Promise<number> {
+  const json = options.output === 'json';
+  const log = (line: string): void => {
+    if (!json) console.log(line);
+  };
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir} is not a directory`);
+  const timeoutSeconds = Number(options.timeoutSeconds ?? 1800);
+  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new Error('--timeout-seconds must be a positive number');
+  const labels = parseLabels(options.labels);
+  const modelName = modelNameFor(dir, options.modelName);
+
+  const archive = await packModelDirectory(dir);
+  log(`packed ${archive.files.length} files (${(archive.bytes / 1024).toFixed(1)} KiB) from ${dir}`);
+  const form = new FormData();
+  form.append('options', JSON.stringify({ model_name: modelName, deployment_name: options.deploymentName, labels }));
+  form.append('archive', await fs.openAsBlob(archive.file), 'package.tar.gz');
+  let deployment: DeploymentView;
+  try {
+    deployment = await client.request<DeploymentView>('POST', '/v1/deployments', form);
+  } finally {
+    fs.rmSync(path.dirname(archive.file), { recursive: true, force: true });
+  }
+  log(`pushed ${modelName} → deployment ${deployment.name} (id ${deployment.id}, model ${deployment.model_id})`);
+
+  if (options.wait) {
+    deployment = await waitForDeployment(client, deployment, { timeoutSeconds, quiet: json, log });
+    if (FAILED.has(deployment.status)) {
+      if (json) console.log(JSON.stringify(deployment, null, 2));
+      else {
+        console.error(`deployment ${deployment.name} ${deployment.status}: ${deployment.status_message ?? ''}`);
+        const entries = await client.logs(deployment.model_id, deployment.id, 25).catch((error: ApiClientError) => {
+          console.error(`(could not read the log: ${error.message})`);
+          return [];
+        });
+        if (entries.length > 0) console.error('--- last log lines ---');
+        for (const entry of entries) console.error(`${entry.ts} ${entry.source.padEnd(20)} ${entry.message}`);
+      }
+      return 1;
+    }
+    log(`deployment ${deployment.name} is ACTIVE${deployment.is_production ? ' and serves production' : ''}`);
+    log(`  predict: npx gantry predict ${modelName} --deployment ${deployment.name} --data '{}'`);
+  }
+  if (json) console.log(JSON.stringify(deployment, null, 2));
+  return 0;
+}

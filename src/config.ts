@@ -1,0 +1,74 @@
+import * as path from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveSeconds = z.coerce.number().int().min(1).max(86_400);
+
+/** The environment variables Gantry reads, with their defaults. */
+export const configSchema = z.object({
+  GANTRY_HOME: z.string().min(1).default('./.gantry'),
+  GANTRY_HOST: z.string().min(1).default('127.0.0.1'),
+  GANTRY_API_PORT: port.default(8080),
+  GANTRY_GATEWAY_PORT: port.default(8081),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^:\s]+:\d{1,5}$/, 'must be host:port')
+    .default('127.0.0.1:7233'),
+  GANTRY_TEMPORAL_UI_PORT: port.default(8233),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  GANTRY_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  GANTRY_PYTHON: z.string().min(1).default('python3'),
+  GANTRY_NODE_ID: z.string().regex(/^[a-z0-9-]{1,40}$/).default('local'),
+  GANTRY_DEPLOY_TIMEOUT_SECONDS: positiveSeconds.default(900),
+  GANTRY_MAX_ARCHIVE_MB: z.coerce.number().int().min(1).max(10_240).default(512),
+});
+
+/** Gantry's configuration, resolved from the environment. */
+export interface GantryConfig {
+  home: string;
+  host: string;
+  apiPort: number;
+  gatewayPort: number;
+  temporalAddress: string;
+  temporalUiPort: number;
+  temporalNamespace: string;
+  apiKey: string | undefined;
+  python: string;
+  nodeId: string;
+  deployTimeoutSeconds: number;
+  maxArchiveBytes: number;
+}
+
+/** Raised when the environment holds an invalid setting; the message names each one. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses Gantry's configuration from environment variables (process.env by default). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
+  const present = Object.fromEntries(
+    Object.keys(configSchema.shape)
+      .filter((key) => env[key] !== undefined && env[key] !== '')
+      .map((key) => [key, env[key]]),
+  );
+  const parsed = configSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const c = parsed.data;
+  return {
+    home: path.resolve(c.GANTRY_HOME),
+    host: c.GANTRY_HOST,
+    apiPort: c.GANTRY_API_PORT,
+    gatewayPort: c.GANTRY_GATEWAY_PORT,
+    temporalAddress: c.TEMPORAL_ADDRESS,
+    temporalUiPort: c.GANTRY_TEMPORAL_UI_PORT,
+    temporalNamespace: c.TEMPORAL_NAMESPACE,
+    apiKey: c.GANTRY_API_KEY,
+    python: c.GANTRY_PYTHON,
+    nodeId: c.GANTRY_NODE_ID,
+    deployTimeoutSeconds: c.GANTRY_DEPLOY_TIMEOUT_SECONDS,
+    maxArchiveBytes: c.GANTRY_MAX_ARCHIVE_MB * 1024 * 1024,
+  };
+}

@@ -1,0 +1,39 @@
+import * as path from 'node:path';
+
+/** Where each kind of Gantry state lives under GANTRY_HOME. */
+export interface HomePaths {
+  root: string;
+  database: string;
+  temporalDatabase: string;
+  adminKeyFile: string;
+  archives: string;
+  builds: string;
+  venvs: string;
+  logs: string;
+  tmp: string;
+}
+
+/** Lays out the directories and files Gantry keeps under its home directory. */
+export function homePaths(home: string): HomePaths {
+  return {
+    root: home,
+    database: path.join(home, 'gantry.db'),
+    temporalDatabase: path.join(home, 'temporal.db'),
+    adminKeyFile: path.join(home, 'admin-api-key'),
+    archives: path.join(home, 'archives'),
+    builds: path.join(home, 'builds'),
+    venvs: path.join(home, 'venvs'),
+    logs: path.join(home, 'logs'),
+    tmp: path.join(home, 'tmp'),
+  };
+}
+
+/** The uploaded archive of one deployment. */
+export function archivePath(paths: HomePaths, deploymentId: string): string {
+  return path.join(paths.archives, `${deploymentId}.tar.gz`);
+}
+
+/** The unpacked, built model package of one deployment. */
+export function buildDir(paths: HomePaths, deploymentId: string): string {
+  return path.join(paths.builds, deploymentId);
+}

@@ -1,0 +1,173 @@
+/**
+ * The inference gateway (DESIGN §4): authenticates, resolves the path to a deployment
+ * (weighted for environments), picks the ready replica with the fewest requests in flight
+ * and proxies to it. Answers JSON errors: 401, 404, 405, 413, 503.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hashApiKey, keyFromAuthorization } from '../../auth/api-keys';
+import type { Store } from '../../store/store';
+import type { Runtime } from '../runtime/runtime';
+import { pickLeastInFlight } from './balancer';
+import { forwardToReplica, UpstreamUnavailable } from './proxy';
+import { parseInferencePath, RoutingTable } from './routing-table';
+
+/** Largest request body the gateway accepts. */
+export const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+/** How many replicas one request may be tried on when replicas refuse it. */
+const MAX_ATTEMPTS = 3;
+
+/** What the gateway is built from. */
+export interface GatewayDeps {
+  store: Store;
+  runtime: Pick<Runtime, 'routableReplicas'>;
+  /** Called after each refresh with the route generations now applied. */
+  onApplied?: (generations: Record<string, number>) => void;
+}
+
+class RequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function sendError(res: http.ServerResponse, status: number, code: string, message: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: { code, message } });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) {
+      reject(new RequestError(413, 'payload_too_large', `request body is larger than ${limit} bytes`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new RequestError(413, 'payload_too_large', `request body is larger than ${limit} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}
+
+/** The inference gateway of one node. */
+export class Gateway {
+  private table = new RoutingTable([], [], [], []);
+  private keys = new Map<string, string>();
+  private turn = 0;
+  private refreshing: Promise<void> | undefined;
+  private refreshAgain = false;
+  readonly server: http.Server;
+
+  constructor(private readonly deps: GatewayDeps) {
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server.keepAliveTimeout = 65_000;
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  async listen(port: number, host: string): Promise<number> {
+    await this.refresh();
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve());
+    });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Reloads routes, deployments and keys from the store (coalesced when called during a reload). */
+  refresh(): Promise<void> {
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.refreshAgain = false;
+        const { store } = this.deps;
+        const [models, deployments, environments, routes, keys] = await Promise.all([
+          store.listModels(),
+          store.listLiveDeployments(),
+          store.listAllEnvironments(),
+          store.listRoutes(),
+          store.listApiKeyHashes(),
+        ]);
+        this.table = new RoutingTable(models.map((m) => m.id), deployments, environments, routes, this.table);
+        this.keys = keys;
+        this.deps.onApplied?.(this.table.appliedGenerations());
+      } while (this.refreshAgain);
+    })().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  /** Stops accepting connections and waits for in-flight requests to finish. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://gateway');
+      if (url.pathname === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+        return;
+      }
+      const key = keyFromAuthorization(req.headers.authorization);
+      if (!key || !this.keys.has(hashApiKey(key))) {
+        throw new RequestError(401, 'unauthorized', 'missing or invalid API key: send Authorization: Api-Key <key>');
+      }
+      const address = parseInferencePath(req.headers.host, url.pathname);
+      if (!address) throw new RequestError(404, 'not_found', `no inference route at ${url.pathname}`);
+      if (req.method !== 'POST') throw new RequestError(405, 'method_not_allowed', 'predict takes POST');
+      const resolved = this.table.resolve(address);
+      if ('error' in resolved) throw new RequestError(resolved.error.status, resolved.error.code, resolved.error.message);
+      const body = await readBody(req, MAX_BODY_BYTES);
+      await this.proxy(resolved.deployment.id, resolved.deployment.name, req, body, res);
+    } catch (error) {
+      if (error instanceof RequestError) sendError(res, error.status, error.code, error.message);
+      else sendError(res, 502, 'bad_gateway', `the replica failed to answer: ${(error as Error).message}`);
+    }
+  }
+
+  private async proxy(deploymentId: string, name: string, req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): Promise<void> {
+    const tried = new Set<string>();
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const replica = pickLeastInFlight(this.deps.runtime.routableReplicas(deploymentId), this.turn++, tried);
+      if (!replica || replica.port === undefined) break;
+      tried.add(replica.id);
+      replica.inFlight++;
+      try {
+        await forwardToReplica({ id: replica.id, port: replica.port, agent: replica.agent }, deploymentId, req, body, res);
+        return;
+      } catch (error) {
+        if (!(error instanceof UpstreamUnavailable)) throw error;
+      } finally {
+        replica.inFlight--;
+      }
+    }
+    throw new RequestError(503, 'unavailable', `deployment ${name} (${deploymentId}) has no ready replica`);
+  }
+}

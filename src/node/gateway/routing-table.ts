@@ -1,0 +1,149 @@
+/**
+ * The gateway's picture of where inference traffic goes, rebuilt from the store whenever
+ * it changes, and the pure resolution of a request (Host and path) to a deployment.
+ */
+import { PRODUCTION } from '../../shared/constants';
+import type { DeploymentStatus } from '../../shared/schemas';
+import { routeKey, type DeploymentRecord, type EnvironmentRecord, type RouteRecord } from '../../store/store';
+import { SmoothWeightedRoundRobin } from './weighted-choice';
+
+/** What the gateway keeps of a deployment. */
+export interface RoutedDeployment {
+  id: string;
+  model_id: string;
+  name: string;
+  status: DeploymentStatus;
+  kind: DeploymentRecord['kind'];
+}
+
+/** An environment's route with its weighted chooser. */
+interface RoutedEnvironment {
+  current: string | null;
+  route: RouteRecord | undefined;
+  chooser: SmoothWeightedRoundRobin | undefined;
+}
+
+/** Where a request is meant to go, before any replica is picked. */
+export type RequestAddress =
+  | { kind: 'environment'; modelId: string; environment: string }
+  | { kind: 'deployment'; modelId: string; deploymentId: string }
+  | { kind: 'development'; modelId: string };
+
+/** A failure to route, with the HTTP status and error code the gateway answers. */
+export interface RoutingError {
+  status: 404 | 405 | 503;
+  code: string;
+  message: string;
+}
+
+/** Parses the inference path (DESIGN §4), with the model from the Host `model-{id}.localhost` or the path. */
+export function parseInferencePath(host: string | undefined, pathname: string): RequestAddress | undefined {
+  const hostModel = /^model-([a-z0-9]+)\.localhost(?::\d+)?$/i.exec(host ?? '')?.[1]?.toLowerCase();
+  let modelId = hostModel;
+  let rest = pathname.replace(/\/+$/, '');
+  if (!modelId) {
+    const match = /^\/models\/([^/]+)(\/.*)$/.exec(rest);
+    if (!match) return undefined;
+    modelId = decodeURIComponent(match[1]!);
+    rest = match[2]!;
+  }
+  let m: RegExpExecArray | null;
+  if (rest === '/production/predict') return { kind: 'environment', modelId, environment: PRODUCTION };
+  if ((m = /^\/environments\/([^/]+)\/predict$/.exec(rest))) {
+    return { kind: 'environment', modelId, environment: decodeURIComponent(m[1]!) };
+  }
+  if ((m = /^\/deployment\/([^/]+)\/predict$/.exec(rest))) {
+    return { kind: 'deployment', modelId, deploymentId: decodeURIComponent(m[1]!) };
+  }
+  if (rest === '/development/predict') return { kind: 'development', modelId };
+  return undefined;
+}
+
+const NOT_SERVING: Partial<Record<DeploymentStatus, string>> = {
+  BUILDING: 'is still building',
+  DEPLOYING: 'is still deploying',
+  BUILD_FAILED: 'failed to build',
+  DEPLOY_FAILED: 'failed to deploy',
+};
+
+/** The routes and deployments the gateway serves from, with per-route weighted choosers. */
+export class RoutingTable {
+  private readonly models = new Set<string>();
+  private readonly deployments = new Map<string, RoutedDeployment>();
+  private readonly environments = new Map<string, RoutedEnvironment>();
+  private readonly development = new Map<string, string>();
+
+  /** Builds the table; choosers of routes whose generation did not change carry over from `previous`. */
+  constructor(
+    modelIds: string[],
+    deployments: DeploymentRecord[],
+    environments: EnvironmentRecord[],
+    routes: RouteRecord[],
+    previous?: RoutingTable,
+  ) {
+    modelIds.forEach((id) => this.models.add(id));
+    for (const d of deployments) {
+      if (d.deleted_at) continue;
+      this.deployments.set(d.id, { id: d.id, model_id: d.model_id, name: d.name, status: d.status, kind: d.kind });
+      if (d.kind === 'development') this.development.set(d.model_id, d.id);
+    }
+    const routeByKey = new Map(routes.map((route) => [routeKey(route.model_id, route.environment), route]));
+    for (const env of environments) {
+      const key = routeKey(env.model_id, env.name);
+      const route = routeByKey.get(key);
+      const before = previous?.environments.get(key);
+      const chooser =
+        route && before?.route?.generation === route.generation && before.chooser ? before.chooser : route ? new SmoothWeightedRoundRobin(route.weights) : undefined;
+      this.environments.set(key, { current: env.current_deployment_id, route, chooser });
+    }
+  }
+
+  /** `<model>/<environment>` → the route generation this table serves. */
+  appliedGenerations(): Record<string, number> {
+    const applied: Record<string, number> = {};
+    for (const [key, env] of this.environments) if (env.route) applied[key] = env.route.generation;
+    return applied;
+  }
+
+  /** A live deployment by id. */
+  deployment(id: string): RoutedDeployment | undefined {
+    return this.deployments.get(id);
+  }
+
+  /** Resolves an address to the deployment that should answer it, or a routing error. */
+  resolve(address: RequestAddress): { deployment: RoutedDeployment } | { error: RoutingError } {
+    if (!this.models.has(address.modelId)) {
+      return { error: { status: 404, code: 'not_found', message: `model ${address.modelId} not found` } };
+    }
+    let deploymentId: string | undefined;
+    if (address.kind === 'environment') {
+      const env = this.environments.get(routeKey(address.modelId, address.environment));
+      if (!env) {
+        return { error: { status: 404, code: 'not_found', message: `environment ${address.environment} not found for model ${address.modelId}` } };
+      }
+      deploymentId = env.chooser?.next() ?? env.current ?? undefined;
+      if (!deploymentId) {
+        return { error: { status: 404, code: 'not_found', message: `environment ${address.environment} of model ${address.modelId} has no deployment yet` } };
+      }
+    } else if (address.kind === 'development') {
+      deploymentId = this.development.get(address.modelId);
+      if (!deploymentId) {
+        return { error: { status: 404, code: 'not_found', message: `model ${address.modelId} has no development deployment` } };
+      }
+    } else {
+      deploymentId = address.deploymentId;
+    }
+    const deployment = this.deployments.get(deploymentId);
+    if (!deployment || deployment.model_id !== address.modelId) {
+      return { error: { status: 404, code: 'not_found', message: `deployment ${deploymentId} not found for model ${address.modelId}` } };
+    }
+    if (deployment.status === 'INACTIVE' || deployment.status === 'DEACTIVATING') {
+      return { error: { status: 404, code: 'deployment_inactive', message: `deployment ${deployment.name} (${deployment.id}) is deactivated` } };
+    }
+    const notServing = NOT_SERVING[deployment.status];
+    if (notServing) {
+      return { error: { status: 503, code: 'unavailable', message: `deployment ${deployment.name} (${deployment.id}) ${notServing}` } };
+    }
+    return { deployment };
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * A node: the data plane of one machine. Its runtime runs replicas, its reconciler follows
+ * the store's desired state, its gateway serves inference, and it reports what it observes
+ * (replicas, applied route generations, a heartbeat) back to the store.
+ */
+import type { HomePaths } from '../home';
+import type { Store } from '../store/store';
+import { Gateway } from './gateway/gateway';
+import { Reconciler } from './reconciler';
+import type { ReplicaTimings } from './runtime/replica-process';
+import { Runtime } from './runtime/runtime';
+
+/** How a node is set up. */
+export interface NodeOptions {
+  store: Store;
+  paths: HomePaths;
+  nodeId: string;
+  host: string;
+  gatewayPort: number;
+  /** How often the reconciler runs even without a store change. */
+  resyncMs?: number;
+  heartbeatMs?: number;
+  timings?: ReplicaTimings;
+  log?: (line: string) => void;
+}
+
+/** A running node. */
+export class Node {
+  readonly runtime: Runtime;
+  readonly gateway: Gateway;
+  private readonly reconciler: Reconciler;
+  private gatewayUrl = '';
+  private applied: Record<string, number> = {};
+  private reportTimer: NodeJS.Timeout | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private unwatch: (() => void) | undefined;
+  private lastReported = '';
+
+  constructor(private readonly options: NodeOptions) {
+    const log = options.log ?? ((line: string) => console.log(line));
+    this.runtime = new Runtime({ nodeId: options.nodeId, timings: options.timings, onChange: () => this.scheduleReport(), log });
+    this.reconciler = new Reconciler({ store: options.store, runtime: this.runtime, paths: options.paths, log });
+    this.gateway = new Gateway({
+      store: options.store,
+      runtime: this.runtime,
+      onApplied: (generations) => {
+        const changed = JSON.stringify(generations) !== JSON.stringify(this.applied);
+        this.applied = generations;
+        if (changed && this.gatewayUrl) void this.heartbeat();
+      },
+    });
+  }
+
+  /** Starts the gateway and the reconcile loop; resolves with the gateway's URL. */
+  async start(): Promise<string> {
+    const port = await this.gateway.listen(this.options.gatewayPort, this.options.host);
+    this.gatewayUrl = `http://${this.options.host}:${port}`;
+    await this.heartbeat();
+    await this.reportReplicas(); // replaces whatever a previous run of this node left in the store
+    await this.reconciler.run();
+    this.unwatch = this.options.store.watch(() => {
+      void this.reconciler.run();
+      void this.gateway.refresh();
+    });
+    this.timers.push(setInterval(() => void this.reconciler.run(), this.options.resyncMs ?? 2000));
+    this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs ?? 5000));
+    return this.gatewayUrl;
+  }
+
+  private async heartbeat(): Promise<void> {
+    await this.options.store.reportNode({
+      id: this.options.nodeId,
+      gateway_url: this.gatewayUrl,
+      applied_routes: this.applied,
+      heartbeat_at: new Date().toISOString(),
+    });
+  }
+
+  private scheduleReport(): void {
+    if (this.reportTimer) return;
+    this.reportTimer = setTimeout(() => {
+      this.reportTimer = undefined;
+      void this.reportReplicas();
+    }, 50);
+  }
+
+  private async reportReplicas(): Promise<void> {
+    const snapshot = this.runtime.snapshot();
+    // Only state changes are written: updated_at alone does not make a report.
+    const signature = JSON.stringify(snapshot.map(({ updated_at: _, ...rest }) => rest));
+    if (signature === this.lastReported) return;
+    this.lastReported = signature;
+    await this.options.store.reportReplicas(this.options.nodeId, snapshot);
+  }
+
+  /** Stops serving: closes the gateway (in-flight requests finish), then stops every replica. */
+  async stop(): Promise<void> {
+    this.unwatch?.();
+    this.timers.forEach(clearInterval);
+    await Promise.all([this.gateway.close(), this.runtime.stopAll(5000)]);
+    if (this.reportTimer) clearTimeout(this.reportTimer);
+    await this.reportReplicas();
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The node's reconciler: reads desired replica counts from the store, hands them to the
+ * runtime, and keeps a deployment's ACTIVE/UNHEALTHY status true to what is observed.
+ * Level-triggered: it can run any number of times, after any change or none.
+ */
+import { environmentDir, environmentPython } from '../build/python-environments';
+import { buildDir, type HomePaths } from '../home';
+import type { DeploymentRecord, Store } from '../store/store';
+import type { DesiredReplicas, Runtime } from './runtime/runtime';
+
+/** An ACTIVE deployment with no ready replica for this long is marked UNHEALTHY. */
+export const UNHEALTHY_AFTER_MS = 10_000;
+
+/** What the reconciler works with. */
+export interface ReconcilerDeps {
+  store: Store;
+  runtime: Pick<Runtime, 'reconcile' | 'routableReplicas'>;
+  paths: HomePaths;
+  log?: (line: string) => void;
+}
+
+/** Whether a deployment's replicas should run on this node, and how to start them. */
+export function desiredReplicasOf(deployment: DeploymentRecord, paths: HomePaths): DesiredReplicas | undefined {
+  if (deployment.deleted_at || deployment.desired_replicas <= 0) return undefined;
+  if (!deployment.config || !deployment.env_key) return undefined; // not built yet
+  return {
+    replicas: deployment.desired_replicas,
+    spec: {
+      deploymentId: deployment.id,
+      kind: deployment.kind,
+      python: environmentPython(environmentDir(paths.venvs, deployment.env_key)),
+      packageDir: buildDir(paths, deployment.id),
+      environment: deployment.config.environment_variables,
+      logsDir: paths.logs,
+    },
+  };
+}
+
+/** Reconciles the store's desired state into this node's runtime. */
+export class Reconciler {
+  private running: Promise<void> | undefined;
+  private again = false;
+  /** Deployment id → since when it has had no ready replica while ACTIVE. */
+  private readonly unreadySince = new Map<string, number>();
+
+  constructor(private readonly deps: ReconcilerDeps) {}
+
+  /** Runs one pass (coalescing calls that arrive during a pass into one more). */
+  run(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.pass();
+      } while (this.again);
+    })()
+      .catch((error) => this.deps.log?.(`reconcile failed: ${(error as Error).message}`))
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const deployments = await this.deps.store.listLiveDeployments();
+    const desired = deployments.flatMap((d) => desiredReplicasOf(d, this.deps.paths) ?? []);
+    this.deps.runtime.reconcile(desired);
+    await this.updateHealthStatuses(deployments);
+  }
+
+  /** ACTIVE → UNHEALTHY when nothing has been ready for a while; UNHEALTHY → ACTIVE when something is. */
+  private async updateHealthStatuses(deployments: DeploymentRecord[]): Promise<void> {
+    const now = Date.now();
+    for (const deployment of deployments) {
+      if (deployment.status !== 'ACTIVE' && deployment.status !== 'UNHEALTHY') continue;
+      const ready = this.deps.runtime.routableReplicas(deployment.id).length;
+      if (ready > 0 || deployment.desired_replicas === 0) {
+        this.unreadySince.delete(deployment.id);
+        if (deployment.status === 'UNHEALTHY') {
+          await this.deps.store.setStatusIf(deployment.id, 'UNHEALTHY', 'ACTIVE', null);
+          this.deps.log?.(`deployment ${deployment.id} is serving again: ACTIVE`);
+        }
+        continue;
+      }
+      const since = this.unreadySince.get(deployment.id) ?? now;
+      this.unreadySince.set(deployment.id, since);
+      if (deployment.status === 'ACTIVE' && now - since >= UNHEALTHY_AFTER_MS) {
+        await this.deps.store.setStatusIf(deployment.id, 'ACTIVE', 'UNHEALTHY', `no replica has been ready for ${Math.round((now - since) / 1000)} s`);
+        this.deps.log?.(`deployment ${deployment.id} has no ready replica: UNHEALTHY`);
+      }
+    }
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * One replica: a model-server process, its events (fd 3), its health and its log lines.
+ * It reports state changes to its owner; it never restarts itself (the runtime decides).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as http from 'node:http';
+import type { Readable } from 'node:stream';
+import { appendLog, LineSplitter } from '../../logs/deployment-logs';
+import { MODEL_SERVER_SCRIPT } from '../../shared/project-paths';
+
+/** How to start a replica of a deployment. */
+export interface ReplicaSpec {
+  deploymentId: string;
+  kind: 'published' | 'development';
+  python: string;
+  packageDir: string;
+  environment: Record<string, string>;
+  logsDir: string;
+}
+
+/** Where a replica process is in its life. */
+export type ReplicaPhase = 'STARTING' | 'READY' | 'UNHEALTHY' | 'DRAINING' | 'EXITED';
+
+/** How a replica process ended. */
+export interface ReplicaExit {
+  description: string;
+  /** The error the model server reported before exiting (load() or import failed). */
+  error?: string;
+}
+
+/** Timings of health checking and stopping; tests shorten them. */
+export interface ReplicaTimings {
+  healthIntervalMs: number;
+  /** Failed health checks in a row after which a ready replica leaves routing. */
+  unhealthyAfter: number;
+  /** How long SIGTERM may take before SIGKILL. */
+  terminateGraceMs: number;
+}
+
+/** Production timings. */
+export const DEFAULT_REPLICA_TIMINGS: ReplicaTimings = { healthIntervalMs: 1000, unhealthyAfter: 3, terminateGraceMs: 15_000 };
+
+interface ServerEvent {
+  event: string;
+  port?: number;
+  error?: string;
+  load_seconds?: number;
+}
+
+/** A running model-server process. */
+export class ReplicaProcess {
+  phase: ReplicaPhase = 'STARTING';
+  port: number | undefined;
+  /** Requests the gateway has in flight on this replica. */
+  inFlight = 0;
+  readonly startedAt = new Date();
+  readyAt: Date | undefined;
+  exit: ReplicaExit | undefined;
+  /** The error the server reported (load_failed / import_failed), if any. */
+  reportedError: string | undefined;
+  /** Keep-alive connections to this replica. */
+  readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+  private readonly child: ChildProcess;
+  private healthTimer: NodeJS.Timeout | undefined;
+  private failedChecks = 0;
+  private readonly exited: Promise<void>;
+  private pendingLog: string[] = [];
+  private logTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly spec: ReplicaSpec,
+    private readonly timings: ReplicaTimings,
+    private readonly onChange: (replica: ReplicaProcess) => void,
+  ) {
+    this.child = spawn(
+      spec.python,
+      ['-u', MODEL_SERVER_SCRIPT, 'serve', '--package', spec.packageDir, '--host', '127.0.0.1', '--port', '0', '--kind', spec.kind],
+      {
+        cwd: spec.packageDir,
+        env: { ...process.env, ...spec.environment, GANTRY_EVENTS_FD: '3', PYTHONDONTWRITEBYTECODE: '1', GANTRY_REPLICA_ID: id },
+        stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+        // Its own process group: a Ctrl-C in the terminal reaches the node, which stops replicas in order.
+        detached: true,
+      },
+    );
+    this.log([`starting replica ${id} (pid ${this.child.pid ?? '?'})`]);
+    this.pipeLines(this.child.stdout!);
+    this.pipeLines(this.child.stderr!);
+    const events = new LineSplitter();
+    (this.child.stdio[3] as Readable).on('data', (chunk: Buffer) => events.push(chunk).forEach((line) => this.onEvent(line)));
+    this.exited = new Promise((resolve) => {
+      this.child.once('error', (error) => {
+        this.markExited({ description: `could not start: ${error.message}`, error: error.message });
+        resolve();
+      });
+      this.child.once('exit', (code, signal) => {
+        this.markExited({ description: signal ? `signal ${signal}` : `exit ${code}`, error: this.reportedError });
+        resolve();
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Whether the gateway may send requests to this replica. */
+  get routable(): boolean {
+    return this.phase === 'READY';
+  }
+
+  private pipeLines(stream: Readable): void {
+    const splitter = new LineSplitter();
+    stream.on('data', (chunk: Buffer) => this.log(splitter.push(chunk)));
+    stream.on('end', () => this.log(splitter.flush()));
+  }
+
+  /** Buffers log lines briefly so a chatty model does not cost a write per line. */
+  private log(lines: string[]): void {
+    if (lines.length === 0) return;
+    this.pendingLog.push(...lines);
+    if (!this.logTimer) this.logTimer = setTimeout(() => this.flushLog(), 100);
+  }
+
+  private flushLog(): void {
+    if (this.logTimer) clearTimeout(this.logTimer);
+    this.logTimer = undefined;
+    const lines = this.pendingLog;
+    this.pendingLog = [];
+    appendLog(this.spec.logsDir, this.spec.deploymentId, `replica-${this.id}`, lines);
+  }
+
+  private onEvent(line: string): void {
+    let event: ServerEvent;
+    try {
+      event = JSON.parse(line) as ServerEvent;
+    } catch {
+      return;
+    }
+    if (event.event === 'listening' && event.port) {
+      this.port = event.port;
+      this.scheduleHealthCheck(0);
+    } else if (event.event === 'load_failed' || event.event === 'import_failed') {
+      this.reportedError = `${event.event === 'load_failed' ? 'load() raised' : 'import failed'}: ${event.error ?? 'unknown error'}`;
+      this.onChange(this);
+    }
+  }
+
+  private scheduleHealthCheck(delayMs: number): void {
+    if (this.phase === 'EXITED' || this.phase === 'DRAINING') return;
+    this.healthTimer = setTimeout(() => void this.checkHealth(), delayMs);
+  }
+
+  private async checkHealth(): Promise<void> {
+    const healthy = await this.probe();
+    if (this.phase === 'EXITED' || this.phase === 'DRAINING') return;
+    if (healthy) {
+      this.failedChecks = 0;
+      if (this.phase !== 'READY') {
+        if (!this.readyAt) this.log([`replica ${this.id} is ready on port ${this.port}`]);
+        this.readyAt ??= new Date();
+        this.phase = 'READY';
+        this.onChange(this);
+      }
+    } else if (this.phase === 'READY' && ++this.failedChecks >= this.timings.unhealthyAfter) {
+      this.log([`replica ${this.id} failed ${this.failedChecks} health checks: out of routing until it recovers`]);
+      this.phase = 'UNHEALTHY';
+      this.onChange(this);
+    }
+    // Before the first ready, check often so a fast load is noticed at once.
+    this.scheduleHealthCheck(this.readyAt ? this.timings.healthIntervalMs : Math.min(200, this.timings.healthIntervalMs));
+  }
+
+  private probe(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const request = http.get({ host: '127.0.0.1', port: this.port, path: '/health', agent: this.agent, timeout: 2000 }, (response) => {
+        response.resume();
+        resolve(response.statusCode === 200);
+      });
+      request.once('timeout', () => request.destroy());
+      request.once('error', () => resolve(false));
+    });
+  }
+
+  private markExited(exit: ReplicaExit): void {
+    if (this.phase === 'EXITED') return;
+    const wasDraining = this.phase === 'DRAINING';
+    this.phase = 'EXITED';
+    this.exit = exit;
+    if (this.healthTimer) clearTimeout(this.healthTimer);
+    this.agent.destroy();
+    this.log([`replica ${this.id} ${wasDraining ? 'stopped' : 'exited'} (${exit.description})`]);
+    this.flushLog();
+    this.onChange(this);
+  }
+
+  /**
+   * Takes the replica out of routing, lets in-flight requests finish (up to `drainMs`),
+   * then sends SIGTERM (the server drains too) and SIGKILL after the grace period.
+   */
+  async stop(drainMs: number): Promise<void> {
+    if (this.phase === 'EXITED') return;
+    if (this.phase !== 'DRAINING') {
+      this.phase = 'DRAINING';
+      if (this.healthTimer) clearTimeout(this.healthTimer);
+      this.onChange(this);
+      const drainDeadline = Date.now() + drainMs;
+      while (this.inFlight > 0 && Date.now() < drainDeadline) await delay(50);
+      this.signal('SIGTERM');
+    }
+    const killTimer = setTimeout(() => this.signal('SIGKILL'), this.timings.terminateGraceMs);
+    await this.exited;
+    clearTimeout(killTimer);
+  }
+
+  /** Resolves when the process has ended. */
+  waitForExit(): Promise<void> {
+    return this.exited;
+  }
+
+  private signal(signal: NodeJS.Signals): void {
+    if (this.phase === 'EXITED' || this.child.pid === undefined) return;
+    try {
+      process.kill(this.child.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,187 @@
+/**
+ * The runtime: reconciles desired replica counts into model-server processes. It starts
+ * missing replicas, restarts crashed ones with exponential backoff, and retires extra ones
+ * (out of routing, drained, SIGTERM, SIGKILL). It knows nothing of the store or of HTTP.
+ */
+import { newId } from '../../shared/ids';
+import type { ObservedReplica } from '../../store/store';
+import { DEFAULT_REPLICA_TIMINGS, ReplicaProcess, type ReplicaSpec, type ReplicaTimings } from './replica-process';
+
+/** How many replicas one deployment should have, and how to start them. */
+export interface DesiredReplicas {
+  spec: ReplicaSpec;
+  replicas: number;
+}
+
+/** Runtime tunables; tests shorten them. */
+export interface RuntimeOptions {
+  nodeId: string;
+  timings?: ReplicaTimings;
+  /** First restart delay after a crash; doubles per crash up to `maxBackoffMs`. */
+  baseBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** A replica that ran this long before crashing starts its backoff afresh. */
+  stableAfterMs?: number;
+  /** How long a retiring replica may take to finish its in-flight requests. */
+  drainMs?: number;
+  /** Called after any replica changes state. */
+  onChange?: () => void;
+  log?: (line: string) => void;
+}
+
+interface Slot {
+  id: string;
+  spec: ReplicaSpec;
+  process: ReplicaProcess | undefined;
+  restarts: number;
+  lastExit: string | undefined;
+  lastError: string | undefined;
+  restartTimer: NodeJS.Timeout | undefined;
+  retiring: boolean;
+  since: Date;
+}
+
+/** The replica processes of one node. */
+export class Runtime {
+  private readonly slots = new Map<string, Slot>();
+  private readonly timings: ReplicaTimings;
+  private readonly baseBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly stableAfterMs: number;
+  private readonly drainMs: number;
+  private readonly log: (line: string) => void;
+  private stopped = false;
+
+  constructor(private readonly options: RuntimeOptions) {
+    this.timings = options.timings ?? DEFAULT_REPLICA_TIMINGS;
+    this.baseBackoffMs = options.baseBackoffMs ?? 1000;
+    this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.stableAfterMs = options.stableAfterMs ?? 60_000;
+    this.drainMs = options.drainMs ?? 30_000;
+    this.log = options.log ?? ((line) => console.log(line));
+  }
+
+  /** Brings the replicas of every deployment to the desired counts; deployments absent get none. */
+  reconcile(desired: DesiredReplicas[]): void {
+    if (this.stopped) return;
+    const wanted = new Map(desired.map((d) => [d.spec.deploymentId, d]));
+    for (const slot of this.slots.values()) {
+      if (!slot.retiring && !wanted.has(slot.spec.deploymentId)) this.retire(slot);
+    }
+    for (const { spec, replicas } of desired) {
+      const live = [...this.slots.values()].filter((slot) => slot.spec.deploymentId === spec.deploymentId && !slot.retiring);
+      for (let i = live.length; i < replicas; i++) this.startSlot(spec);
+      if (live.length > replicas) {
+        // Retire the least useful first: not ready before ready, then the newest.
+        const ranked = [...live].sort((a, b) => rank(a) - rank(b) || b.since.getTime() - a.since.getTime());
+        ranked.slice(0, live.length - replicas).forEach((slot) => this.retire(slot));
+      }
+    }
+  }
+
+  /** The replicas of a deployment the gateway may send requests to. */
+  routableReplicas(deploymentId: string): ReplicaProcess[] {
+    const result: ReplicaProcess[] = [];
+    for (const slot of this.slots.values()) {
+      if (slot.spec.deploymentId === deploymentId && !slot.retiring && slot.process?.routable) result.push(slot.process);
+    }
+    return result;
+  }
+
+  /** Whether the deployment has any replica that is not retiring (starting, ready or restarting). */
+  hasReplicas(deploymentId: string): boolean {
+    return [...this.slots.values()].some((slot) => slot.spec.deploymentId === deploymentId && !slot.retiring);
+  }
+
+  /** What this node observes of its replicas, for the store. */
+  snapshot(): ObservedReplica[] {
+    const at = new Date().toISOString();
+    return [...this.slots.values()].map((slot) => {
+      const process = slot.process;
+      const state: ObservedReplica['state'] = slot.retiring ? 'DRAINING' : process ? observedState(process) : 'EXITED';
+      return {
+        id: slot.id,
+        deployment_id: slot.spec.deploymentId,
+        node_id: this.options.nodeId,
+        state,
+        pid: process && process.phase !== 'EXITED' ? (process.pid ?? null) : null,
+        port: process?.port ?? null,
+        restarts: slot.restarts,
+        last_exit: slot.lastExit ?? null,
+        last_error: slot.lastError ?? null,
+        started_at: (process?.startedAt ?? slot.since).toISOString(),
+        ready_at: process?.readyAt?.toISOString() ?? null,
+        updated_at: at,
+      };
+    });
+  }
+
+  /** Stops every replica (drained, then terminated) and refuses further reconciles. */
+  async stopAll(drainMs = this.drainMs): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.slots.values()].map((slot) => this.retire(slot, drainMs)));
+  }
+
+  private startSlot(spec: ReplicaSpec): void {
+    const slot: Slot = {
+      id: `${spec.deploymentId}-${newId(5)}`,
+      spec,
+      process: undefined,
+      restarts: 0,
+      lastExit: undefined,
+      lastError: undefined,
+      restartTimer: undefined,
+      retiring: false,
+      since: new Date(),
+    };
+    this.slots.set(slot.id, slot);
+    this.launch(slot);
+  }
+
+  private launch(slot: Slot): void {
+    slot.restartTimer = undefined;
+    if (slot.retiring || this.stopped) return;
+    slot.process = new ReplicaProcess(slot.id, slot.spec, this.timings, (process) => this.onProcessChange(slot, process));
+    this.options.onChange?.();
+  }
+
+  private onProcessChange(slot: Slot, process: ReplicaProcess): void {
+    if (slot.process !== process) return;
+    if (process.phase === 'READY') slot.lastError = undefined;
+    if (process.reportedError) slot.lastError = process.reportedError;
+    if (process.phase === 'EXITED' && !slot.retiring && !this.stopped) {
+      const ranFor = Date.now() - process.startedAt.getTime();
+      slot.restarts = process.readyAt && ranFor > this.stableAfterMs ? 1 : slot.restarts + 1;
+      slot.lastExit = process.exit?.description;
+      if (process.exit?.error) slot.lastError = process.exit.error;
+      const backoff = Math.min(this.maxBackoffMs, this.baseBackoffMs * 2 ** (slot.restarts - 1));
+      this.log(`replica ${slot.id} ended (${slot.lastExit}); restart ${slot.restarts} in ${backoff} ms`);
+      slot.restartTimer = setTimeout(() => this.launch(slot), backoff);
+    }
+    this.options.onChange?.();
+  }
+
+  private async retire(slot: Slot, drainMs = this.drainMs): Promise<void> {
+    if (slot.restartTimer) clearTimeout(slot.restartTimer);
+    slot.restartTimer = undefined;
+    const first = !slot.retiring;
+    slot.retiring = true;
+    if (first) this.options.onChange?.();
+    try {
+      await slot.process?.stop(drainMs);
+    } finally {
+      if (this.slots.get(slot.id) === slot) {
+        this.slots.delete(slot.id);
+        this.options.onChange?.();
+      }
+    }
+  }
+}
+
+function observedState(process: ReplicaProcess): ObservedReplica['state'] {
+  return process.phase;
+}
+
+function rank(slot: Slot): number {
+  return slot.process?.phase === 'READY' ? 1 : 0;
+}

@@ -1,0 +1,17 @@
+/** The Temporal task queue every Gantry workflow and activity runs on. */
+export const TASK_QUEUE = 'gantry';
+
+/** Workflow ids: one deploy workflow per deployment (DESIGN §3). */
+export const workflowIds = {
+  deploy: (deploymentId: string): string => `deploy:${deploymentId}`,
+  promotion: (modelId: string, environment: string): string => `promotion:${modelId}:${environment}`,
+} as const;
+
+/** The name of the environment every model has and that cannot be deleted. */
+export const PRODUCTION = 'production';
+
+/** Ref aliases accepted wherever a deployment is named. */
+export const DEPLOYMENT_REF_ALIASES = ['production', 'development'] as const;
+
+/** The header the gateway sets on every answer it proxies. */
+export const DEPLOYMENT_ID_HEADER = 'x-gantry-deployment-id';

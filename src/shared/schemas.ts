@@ -1,0 +1,111 @@
+/**
+ * zod schemas: the single source of every request shape and of the model package's
+ * config.yaml. Types are inferred from them; the API boundary and the build are the only
+ * places these parse user input.
+ */
+import { z } from 'zod';
+
+/** Every status a deployment can be in (DESIGN §1). */
+export const deploymentStatuses = [
+  'BUILDING',
+  'BUILD_FAILED',
+  'DEPLOYING',
+  'DEPLOY_FAILED',
+  'ACTIVE',
+  'UPDATING',
+  'SCALED_TO_ZERO',
+  'WAKING_UP',
+  'UNHEALTHY',
+  'DEACTIVATING',
+  'INACTIVE',
+] as const;
+/** A deployment's lifecycle status. */
+export type DeploymentStatus = (typeof deploymentStatuses)[number];
+
+/** A model's name: what users push under and call it by. */
+export const modelNameSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space, dot, underscore and dash, starting with a letter or digit');
+
+/** A deployment's custom name, unique within its model. */
+export const deploymentNameSchema = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/, 'lowercase letters, digits, dot, underscore and dash, starting and ending with a letter or digit')
+  .refine((name) => name !== 'production' && name !== 'development', 'production and development are reserved');
+
+/** Deployment labels: string keys to string values, as in Kubernetes. */
+export const labelsSchema = z
+  .record(
+    z.string().min(1).max(63).regex(/^[A-Za-z0-9._/-]+$/, 'label keys use letters, digits and . _ / -'),
+    z.string().max(256),
+  )
+  .refine((labels) => Object.keys(labels).length <= 64, 'at most 64 labels');
+/** A deployment's labels. */
+export type Labels = z.infer<typeof labelsSchema>;
+
+/** The `options` part of a push (POST /v1/deployments). */
+export const pushOptionsSchema = z.strictObject({
+  model_name: modelNameSchema,
+  deployment_name: deploymentNameSchema.optional(),
+  labels: labelsSchema.default({}),
+});
+/** What a push asks for besides the archive. */
+export type PushOptions = z.infer<typeof pushOptionsSchema>;
+
+/** The largest replica count one deployment may ask for. */
+export const MAX_REPLICAS = 32;
+const replicaCount = z.number().int().min(0).max(MAX_REPLICAS);
+
+/** PATCH /v1/models/{m}/deployments/{ref}/autoscaling_settings. */
+export const autoscalingSettingsPatchSchema = z
+  .strictObject({
+    min_replica: replicaCount.min(1, 'min_replica must be at least 1: scale to zero is not available yet').optional(),
+    max_replica: replicaCount.min(1).optional(),
+  })
+  .refine((patch) => Object.keys(patch).length > 0, 'give min_replica, max_replica or both');
+/** A change to a deployment's replica bounds. */
+export type AutoscalingSettingsPatch = z.infer<typeof autoscalingSettingsPatchSchema>;
+
+/** A deployment's replica bounds. */
+export interface AutoscalingSettings {
+  min_replica: number;
+  max_replica: number;
+}
+
+/** The bounds a published deployment starts with. */
+export const DEFAULT_AUTOSCALING: AutoscalingSettings = { min_replica: 1, max_replica: 1 };
+
+/** `?tail=` on the logs endpoint. */
+export const logsQuerySchema = z.strictObject({
+  tail: z.coerce.number().int().min(1).max(100_000).default(1000),
+});
+
+const envValue = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+
+/** A model package's config.yaml (DESIGN §5). Unknown keys are kept and reported, not refused. */
+export const modelConfigSchema = z.looseObject({
+  model_name: modelNameSchema.optional(),
+  requirements: z.array(z.string().trim().min(1, 'empty requirement')).default([]),
+  environment_variables: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _'), envValue)
+    .default({}),
+  model_module_dir: z.string().min(1).default('model'),
+  model_class_filename: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\.py$/, 'a Python file name such as model.py').default('model.py'),
+  model_class_name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a Python class name').default('Model'),
+  data_dir: z.string().min(1).default('data'),
+  runtime: z
+    .looseObject({ predict_concurrency: z.number().int().min(1).max(1024).default(1) })
+    .default({ predict_concurrency: 1 }),
+  resources: z.record(z.string(), z.unknown()).optional(),
+});
+/** A parsed config.yaml with defaults filled in. */
+export type ModelConfig = z.infer<typeof modelConfigSchema>;
+
+/** Renders zod issues as `field: message` strings for error details. */
+export function describeIssues(error: z.ZodError): { field: string; message: string }[] {
+  return error.issues.map((issue) => ({ field: issue.path.join('.') || '(root)', message: issue.message }));
+}

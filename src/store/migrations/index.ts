@@ -1,0 +1,105 @@
+/** One schema change; applied once, in order, inside a transaction. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Every schema change of Gantry's SQLite store, oldest first. Never edit one that has shipped: add another. */
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: 'models, deployments, environments, routes, replicas, nodes, api keys, audit, usage',
+    sql: `
+      CREATE TABLE models (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        next_deployment_number INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL
+      );
+      CREATE TABLE deployments (
+        id TEXT PRIMARY KEY,
+        model_id TEXT NOT NULL REFERENCES models(id),
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('published', 'development')),
+        status TEXT NOT NULL,
+        status_message TEXT,
+        labels TEXT NOT NULL DEFAULT '{}',
+        autoscaling TEXT NOT NULL,
+        desired_replicas INTEGER NOT NULL DEFAULT 0,
+        config TEXT,
+        env_key TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        deleted_at TEXT
+      );
+      CREATE UNIQUE INDEX deployments_live_name ON deployments(model_id, name) WHERE deleted_at IS NULL;
+      CREATE UNIQUE INDEX deployments_one_development ON deployments(model_id) WHERE kind = 'development' AND deleted_at IS NULL;
+      CREATE INDEX deployments_by_model ON deployments(model_id, created_at);
+      CREATE TABLE environments (
+        model_id TEXT NOT NULL REFERENCES models(id),
+        name TEXT NOT NULL,
+        current_deployment_id TEXT REFERENCES deployments(id),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (model_id, name)
+      );
+      CREATE TABLE routes (
+        model_id TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        weights TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (model_id, environment),
+        FOREIGN KEY (model_id, environment) REFERENCES environments(model_id, name)
+      );
+      CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        deployment_id TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        pid INTEGER,
+        port INTEGER,
+        restarts INTEGER NOT NULL DEFAULT 0,
+        last_exit TEXT,
+        last_error TEXT,
+        started_at TEXT NOT NULL,
+        ready_at TEXT,
+        updated_at TEXT NOT NULL
+      );
+      CREATE INDEX replicas_by_deployment ON replicas(deployment_id);
+      CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        gateway_url TEXT NOT NULL,
+        applied_routes TEXT NOT NULL DEFAULT '{}',
+        heartbeat_at TEXT NOT NULL
+      );
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        secret_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+      );
+      CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model_id TEXT,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        details TEXT NOT NULL DEFAULT '{}',
+        at TEXT NOT NULL
+      );
+      CREATE INDEX audit_by_model ON audit_log(model_id, id);
+      CREATE TABLE usage (
+        deployment_id TEXT NOT NULL,
+        minute TEXT NOT NULL,
+        replica_seconds REAL NOT NULL DEFAULT 0,
+        requests INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (deployment_id, minute)
+      );
+    `,
+  },
+];

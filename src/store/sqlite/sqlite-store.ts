@@ -1,0 +1,427 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { newId } from '../../shared/ids';
+import { PRODUCTION } from '../../shared/constants';
+import { migrations, type Migration } from '../migrations';
+import {
+  ConflictError,
+  type ApiKeyRecord,
+  type AuditEntry,
+  type DeploymentPatch,
+  type DeploymentRecord,
+  type EnvironmentRecord,
+  type ModelRecord,
+  type NewDeployment,
+  type NodeStatus,
+  type ObservedReplica,
+  type RouteRecord,
+  type Store,
+  type UsageSample,
+} from '../store';
+
+/** How often another process's commits are looked for (PRAGMA data_version). */
+const WATCH_INTERVAL_MS = 150;
+
+type Row = Record<string, unknown>;
+
+const now = (): string => new Date().toISOString();
+
+function toDeployment(row: Row): DeploymentRecord {
+  return {
+    id: row.id as string,
+    model_id: row.model_id as string,
+    name: row.name as string,
+    kind: row.kind as DeploymentRecord['kind'],
+    status: row.status as DeploymentRecord['status'],
+    status_message: (row.status_message as string | null) ?? null,
+    labels: JSON.parse(row.labels as string),
+    autoscaling: JSON.parse(row.autoscaling as string),
+    desired_replicas: row.desired_replicas as number,
+    config: row.config ? JSON.parse(row.config as string) : null,
+    env_key: (row.env_key as string | null) ?? null,
+    created_at: row.created_at as string,
+    updated_at: row.updated_at as string,
+    deleted_at: (row.deleted_at as string | null) ?? null,
+  };
+}
+
+function toRoute(row: Row): RouteRecord {
+  return {
+    model_id: row.model_id as string,
+    environment: row.environment as string,
+    weights: JSON.parse(row.weights as string),
+    generation: row.generation as number,
+    updated_at: row.updated_at as string,
+  };
+}
+
+function toAudit(row: Row): AuditEntry {
+  return { ...(row as unknown as AuditEntry), details: JSON.parse(row.details as string) };
+}
+
+const MODEL_COLUMNS = 'id, name, created_at';
+const API_KEY_COLUMNS = 'id, name, prefix, role, created_at';
+
+/** The embedded store: one SQLite file in WAL mode, opened by every Gantry process. */
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly listeners = new Set<() => void>();
+  private watchTimer: NodeJS.Timeout | undefined;
+  private lastDataVersion = 0;
+  private notifyScheduled = false;
+
+  /** Opens (creating if needed) the database file and applies pending migrations. */
+  constructor(file: string) {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.migrate(migrations);
+  }
+
+  /** The schema version the database is at. */
+  schemaVersion(): number {
+    const row = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+    return row.v ?? 0;
+  }
+
+  private migrate(all: Migration[]): void {
+    this.db.exec(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+    );
+    // IMMEDIATE: several processes may start at once; one applies, the others then see it applied.
+    const apply = this.db.transaction(() => {
+      const applied = new Set(
+        (this.db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
+      );
+      for (const migration of all) {
+        if (applied.has(migration.version)) continue;
+        this.db.exec(migration.sql);
+        this.db
+          .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
+          .run(migration.version, migration.name, now());
+      }
+    });
+    apply.immediate();
+  }
+
+  private changed(): void {
+    if (this.notifyScheduled || this.listeners.size === 0) return;
+    this.notifyScheduled = true;
+    setImmediate(() => {
+      this.notifyScheduled = false;
+      for (const listener of this.listeners) listener();
+    });
+  }
+
+  async findOrCreateModel(name: string): Promise<ModelRecord> {
+    const create = this.db.transaction((): ModelRecord => {
+      const existing = this.db.prepare(`SELECT ${MODEL_COLUMNS} FROM models WHERE name = ?`).get(name) as ModelRecord | undefined;
+      if (existing) return existing;
+      const model: ModelRecord = { id: newId(), name, created_at: now() };
+      this.db.prepare('INSERT INTO models (id, name, created_at) VALUES (?, ?, ?)').run(model.id, model.name, model.created_at);
+      this.db
+        .prepare('INSERT INTO environments (model_id, name, created_at, updated_at) VALUES (?, ?, ?, ?)')
+        .run(model.id, PRODUCTION, model.created_at, model.created_at);
+      return model;
+    });
+    const model = create.immediate();
+    this.changed();
+    return model;
+  }
+
+  async getModel(idOrName: string): Promise<ModelRecord | undefined> {
+    return (this.db.prepare(`SELECT ${MODEL_COLUMNS} FROM models WHERE id = ?`).get(idOrName) ??
+      this.db.prepare(`SELECT ${MODEL_COLUMNS} FROM models WHERE name = ?`).get(idOrName)) as ModelRecord | undefined;
+  }
+
+  async listModels(): Promise<ModelRecord[]> {
+    return this.db.prepare(`SELECT ${MODEL_COLUMNS} FROM models ORDER BY created_at, id`).all() as ModelRecord[];
+  }
+
+  async createDeployment(input: NewDeployment): Promise<DeploymentRecord> {
+    const nameTaken = this.db.prepare('SELECT 1 FROM deployments WHERE model_id = ? AND name = ? AND deleted_at IS NULL');
+    const create = this.db.transaction((): DeploymentRecord => {
+      let name = input.name;
+      if (name !== undefined) {
+        if (nameTaken.get(input.model_id, name)) throw new ConflictError(`a deployment named ${name} already exists`);
+      } else {
+        const counter = this.db.prepare('SELECT next_deployment_number AS n FROM models WHERE id = ?').get(input.model_id) as
+          | { n: number }
+          | undefined;
+        if (!counter) throw new Error(`model ${input.model_id} does not exist`);
+        let n = counter.n;
+        while (nameTaken.get(input.model_id, `deployment-${n}`)) n++;
+        name = `deployment-${n}`;
+        this.db.prepare('UPDATE models SET next_deployment_number = ? WHERE id = ?').run(n + 1, input.model_id);
+      }
+      const at = now();
+      const id = newId();
+      this.db
+        .prepare(
+          `INSERT INTO deployments (id, model_id, name, kind, status, labels, autoscaling, desired_replicas, created_at, updated_at)
+           VALUES (?, ?, ?, ?, 'BUILDING', ?, ?, 0, ?, ?)`,
+        )
+        .run(id, input.model_id, name, input.kind, JSON.stringify(input.labels), JSON.stringify(input.autoscaling), at, at);
+      return toDeployment(this.db.prepare('SELECT * FROM deployments WHERE id = ?').get(id) as Row);
+    });
+    const deployment = create.immediate();
+    this.changed();
+    return deployment;
+  }
+
+  async getDeployment(id: string): Promise<DeploymentRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM deployments WHERE id = ?').get(id) as Row | undefined;
+    return row && toDeployment(row);
+  }
+
+  async findDeploymentByName(modelId: string, name: string): Promise<DeploymentRecord | undefined> {
+    const row = this.db
+      .prepare('SELECT * FROM deployments WHERE model_id = ? AND name = ? AND deleted_at IS NULL')
+      .get(modelId, name) as Row | undefined;
+    return row && toDeployment(row);
+  }
+
+  async listDeployments(modelId: string, options: { includeDeleted?: boolean } = {}): Promise<DeploymentRecord[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM deployments WHERE model_id = ? ${options.includeDeleted ? '' : 'AND deleted_at IS NULL'}
+         ORDER BY created_at DESC, rowid DESC`,
+      )
+      .all(modelId) as Row[];
+    return rows.map(toDeployment);
+  }
+
+  async listLiveDeployments(): Promise<DeploymentRecord[]> {
+    return (this.db.prepare('SELECT * FROM deployments WHERE deleted_at IS NULL').all() as Row[]).map(toDeployment);
+  }
+
+  async updateDeployment(id: string, patch: DeploymentPatch): Promise<DeploymentRecord> {
+    const columns: string[] = [];
+    const values: unknown[] = [];
+    for (const [key, value] of Object.entries(patch)) {
+      if (value === undefined) continue;
+      columns.push(`${key} = ?`);
+      values.push(key === 'labels' || key === 'autoscaling' || key === 'config' ? JSON.stringify(value) : value);
+    }
+    const update = this.db.transaction((): DeploymentRecord => {
+      if (patch.name !== undefined) {
+        const current = this.db.prepare('SELECT model_id FROM deployments WHERE id = ?').get(id) as { model_id: string } | undefined;
+        const clash =
+          current &&
+          this.db
+            .prepare('SELECT 1 FROM deployments WHERE model_id = ? AND name = ? AND id != ? AND deleted_at IS NULL')
+            .get(current.model_id, patch.name, id);
+        if (clash) throw new ConflictError(`a deployment named ${patch.name} already exists`);
+      }
+      if (columns.length > 0) {
+        this.db.prepare(`UPDATE deployments SET ${columns.join(', ')}, updated_at = ? WHERE id = ?`).run(...values, now(), id);
+      }
+      const row = this.db.prepare('SELECT * FROM deployments WHERE id = ?').get(id) as Row | undefined;
+      if (!row) throw new Error(`deployment ${id} does not exist`);
+      return toDeployment(row);
+    });
+    const deployment = update.immediate();
+    this.changed();
+    return deployment;
+  }
+
+  async setStatusIf(id: string, from: DeploymentRecord['status'], to: DeploymentRecord['status'], message: string | null): Promise<boolean> {
+    const result = this.db
+      .prepare('UPDATE deployments SET status = ?, status_message = ?, updated_at = ? WHERE id = ? AND status = ?')
+      .run(to, message, now(), id, from);
+    if (result.changes > 0) this.changed();
+    return result.changes > 0;
+  }
+
+  async discardDeployment(id: string): Promise<void> {
+    this.db.prepare('DELETE FROM deployments WHERE id = ?').run(id);
+    this.changed();
+  }
+
+  async getEnvironment(modelId: string, name: string): Promise<EnvironmentRecord | undefined> {
+    return this.db.prepare('SELECT * FROM environments WHERE model_id = ? AND name = ?').get(modelId, name) as
+      | EnvironmentRecord
+      | undefined;
+  }
+
+  async listEnvironments(modelId: string): Promise<EnvironmentRecord[]> {
+    return this.db
+      .prepare(`SELECT * FROM environments WHERE model_id = ? ORDER BY name = '${PRODUCTION}' DESC, name`)
+      .all(modelId) as EnvironmentRecord[];
+  }
+
+  async listAllEnvironments(): Promise<EnvironmentRecord[]> {
+    return this.db.prepare('SELECT * FROM environments').all() as EnvironmentRecord[];
+  }
+
+  async adoptIfNoCurrentDeployment(modelId: string, environment: string, deploymentId: string): Promise<boolean> {
+    const adopt = this.db.transaction((): boolean => {
+      const at = now();
+      const result = this.db
+        .prepare(
+          'UPDATE environments SET current_deployment_id = ?, updated_at = ? WHERE model_id = ? AND name = ? AND current_deployment_id IS NULL',
+        )
+        .run(deploymentId, at, modelId, environment);
+      if (result.changes === 0) return false;
+      this.db
+        .prepare(
+          `INSERT INTO routes (model_id, environment, weights, generation, updated_at) VALUES (?, ?, ?, 1, ?)
+           ON CONFLICT (model_id, environment) DO UPDATE SET weights = excluded.weights, generation = routes.generation + 1, updated_at = excluded.updated_at`,
+        )
+        .run(modelId, environment, JSON.stringify({ [deploymentId]: 100 }), at);
+      return true;
+    });
+    const adopted = adopt.immediate();
+    if (adopted) this.changed();
+    return adopted;
+  }
+
+  async getRoute(modelId: string, environment: string): Promise<RouteRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM routes WHERE model_id = ? AND environment = ?').get(modelId, environment) as
+      | Row
+      | undefined;
+    return row && toRoute(row);
+  }
+
+  async listRoutes(): Promise<RouteRecord[]> {
+    return (this.db.prepare('SELECT * FROM routes').all() as Row[]).map(toRoute);
+  }
+
+  async reportReplicas(nodeId: string, replicas: ObservedReplica[]): Promise<void> {
+    const replace = this.db.transaction(() => {
+      this.db.prepare('DELETE FROM replicas WHERE node_id = ?').run(nodeId);
+      const insert = this.db.prepare(
+        `INSERT INTO replicas (id, deployment_id, node_id, state, pid, port, restarts, last_exit, last_error, started_at, ready_at, updated_at)
+         VALUES (@id, @deployment_id, @node_id, @state, @pid, @port, @restarts, @last_exit, @last_error, @started_at, @ready_at, @updated_at)`,
+      );
+      for (const replica of replicas) insert.run({ ...replica, node_id: nodeId });
+    });
+    replace.immediate();
+    this.changed();
+  }
+
+  async listReplicas(deploymentId?: string): Promise<ObservedReplica[]> {
+    return (
+      deploymentId === undefined
+        ? this.db.prepare('SELECT * FROM replicas ORDER BY started_at').all()
+        : this.db.prepare('SELECT * FROM replicas WHERE deployment_id = ? ORDER BY started_at').all(deploymentId)
+    ) as ObservedReplica[];
+  }
+
+  async reportNode(status: NodeStatus): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO nodes (id, gateway_url, applied_routes, heartbeat_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET gateway_url = excluded.gateway_url, applied_routes = excluded.applied_routes, heartbeat_at = excluded.heartbeat_at`,
+      )
+      .run(status.id, status.gateway_url, JSON.stringify(status.applied_routes), status.heartbeat_at);
+    this.changed();
+  }
+
+  async listNodes(): Promise<NodeStatus[]> {
+    return (this.db.prepare('SELECT * FROM nodes ORDER BY id').all() as Row[]).map((row) => ({
+      id: row.id as string,
+      gateway_url: row.gateway_url as string,
+      applied_routes: JSON.parse(row.applied_routes as string),
+      heartbeat_at: row.heartbeat_at as string,
+    }));
+  }
+
+  async createApiKey(key: { name: string; prefix: string; secretHash: string; role: 'admin' }): Promise<ApiKeyRecord> {
+    const record: ApiKeyRecord = { id: newId(), name: key.name, prefix: key.prefix, role: key.role, created_at: now() };
+    this.db
+      .prepare('INSERT INTO api_keys (id, name, prefix, secret_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(record.id, record.name, record.prefix, key.secretHash, record.role, record.created_at);
+    this.changed();
+    return record;
+  }
+
+  async findApiKeyByHash(secretHash: string): Promise<ApiKeyRecord | undefined> {
+    return this.db
+      .prepare(`SELECT ${API_KEY_COLUMNS} FROM api_keys WHERE secret_hash = ? AND revoked_at IS NULL`)
+      .get(secretHash) as ApiKeyRecord | undefined;
+  }
+
+  async countApiKeys(): Promise<number> {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL').get() as { n: number }).n;
+  }
+
+  async listApiKeyHashes(): Promise<Map<string, string>> {
+    const rows = this.db.prepare('SELECT secret_hash, name FROM api_keys WHERE revoked_at IS NULL').all() as {
+      secret_hash: string;
+      name: string;
+    }[];
+    return new Map(rows.map((row) => [row.secret_hash, row.name]));
+  }
+
+  async appendAudit(entry: Omit<AuditEntry, 'id' | 'at'> & { at?: string }): Promise<AuditEntry> {
+    const at = entry.at ?? now();
+    const result = this.db
+      .prepare('INSERT INTO audit_log (model_id, actor, action, target, details, at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(entry.model_id, entry.actor, entry.action, entry.target, JSON.stringify(entry.details), at);
+    this.changed();
+    return { ...entry, id: Number(result.lastInsertRowid), at };
+  }
+
+  async listAudit(modelId: string, options: { limit?: number } = {}): Promise<AuditEntry[]> {
+    const rows = this.db
+      .prepare('SELECT * FROM audit_log WHERE model_id = ? ORDER BY id DESC LIMIT ?')
+      .all(modelId, options.limit ?? 1000) as Row[];
+    return rows.map(toAudit);
+  }
+
+  async addUsage(samples: UsageSample[]): Promise<void> {
+    const add = this.db.transaction(() => {
+      const upsert = this.db.prepare(
+        `INSERT INTO usage (deployment_id, minute, replica_seconds, requests) VALUES (@deployment_id, @minute, @replica_seconds, @requests)
+         ON CONFLICT (deployment_id, minute) DO UPDATE SET
+           replica_seconds = usage.replica_seconds + excluded.replica_seconds, requests = usage.requests + excluded.requests`,
+      );
+      for (const sample of samples) upsert.run(sample);
+    });
+    add.immediate();
+  }
+
+  async listUsage(range: { start: string; end: string }): Promise<UsageSample[]> {
+    return this.db
+      .prepare('SELECT * FROM usage WHERE minute >= ? AND minute < ? ORDER BY minute, deployment_id')
+      .all(range.start, range.end) as UsageSample[];
+  }
+
+  watch(listener: () => void): () => void {
+    this.listeners.add(listener);
+    if (!this.watchTimer) {
+      this.lastDataVersion = this.db.pragma('data_version', { simple: true }) as number;
+      this.watchTimer = setInterval(() => {
+        const version = this.db.pragma('data_version', { simple: true }) as number;
+        if (version !== this.lastDataVersion) {
+          this.lastDataVersion = version;
+          this.changed();
+        }
+      }, WATCH_INTERVAL_MS);
+      this.watchTimer.unref();
+    }
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0 && this.watchTimer) {
+        clearInterval(this.watchTimer);
+        this.watchTimer = undefined;
+      }
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.listeners.clear();
+    this.db.close();
+  }
+}
+
+/** Opens Gantry's SQLite store at the given file. */
+export function openSqliteStore(file: string): SqliteStore {
+  return new SqliteStore(file);
+}

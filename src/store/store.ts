@@ -1,0 +1,207 @@
+/**
+ * The store: Gantry's one source of desired and observed state, shared by the API, the
+ * worker and the node. SQLite (src/store/sqlite) is the embedded implementation; the
+ * interface is asynchronous so that a networked database can stand behind it too.
+ */
+import type { AutoscalingSettings, DeploymentStatus, Labels, ModelConfig } from '../shared/schemas';
+
+/** A model: a named thing users call, owning deployments and environments. */
+export interface ModelRecord {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+/** Published deployments are immutable; a model has at most one development deployment. */
+export type DeploymentKind = 'published' | 'development';
+
+/** One version of a model's code and config. */
+export interface DeploymentRecord {
+  id: string;
+  model_id: string;
+  name: string;
+  kind: DeploymentKind;
+  status: DeploymentStatus;
+  /** Why the deployment is in its status, when that needs saying (a failure's cause). */
+  status_message: string | null;
+  labels: Labels;
+  autoscaling: AutoscalingSettings;
+  /** Replicas the node should run: the desired state that workflows and the API write. */
+  desired_replicas: number;
+  /** The parsed config.yaml, once the build has read it. */
+  config: ModelConfig | null;
+  /** Key of the Python environment the build made or reused. */
+  env_key: string | null;
+  created_at: string;
+  updated_at: string;
+  deleted_at: string | null;
+}
+
+/** A named, stable traffic target of a model. */
+export interface EnvironmentRecord {
+  model_id: string;
+  name: string;
+  current_deployment_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** An environment's traffic split, versioned by generation so that "applied" can be verified. */
+export interface RouteRecord {
+  model_id: string;
+  environment: string;
+  /** Deployment id → weight; weights sum to 100. */
+  weights: Record<string, number>;
+  generation: number;
+  updated_at: string;
+}
+
+/** What a node reports of one replica process. */
+export type ReplicaState = 'STARTING' | 'READY' | 'UNHEALTHY' | 'DRAINING' | 'EXITED';
+
+/** A replica as its node observes it. */
+export interface ObservedReplica {
+  id: string;
+  deployment_id: string;
+  node_id: string;
+  state: ReplicaState;
+  pid: number | null;
+  port: number | null;
+  /** How many times this replica slot has been restarted after its process ended. */
+  restarts: number;
+  /** How the last process ended (`exit 3`, `signal SIGKILL`), when one did. */
+  last_exit: string | null;
+  /** The error the model server reported (a load failure), when there was one. */
+  last_error: string | null;
+  started_at: string;
+  ready_at: string | null;
+  updated_at: string;
+}
+
+/** A node's heartbeat: where its gateway listens and which route generations it applies. */
+export interface NodeStatus {
+  id: string;
+  gateway_url: string;
+  /** `<model_id>/<environment>` → the route generation the gateway serves. */
+  applied_routes: Record<string, number>;
+  heartbeat_at: string;
+}
+
+/** The key of a route in a node's applied routes. */
+export function routeKey(modelId: string, environment: string): string {
+  return `${modelId}/${environment}`;
+}
+
+/** An API key's public part; the secret is kept only as a hash. */
+export interface ApiKeyRecord {
+  id: string;
+  name: string;
+  prefix: string;
+  role: 'admin';
+  created_at: string;
+}
+
+/** One line of a model's audit log. */
+export interface AuditEntry {
+  id: number;
+  model_id: string | null;
+  actor: string;
+  action: string;
+  target: string | null;
+  details: Record<string, unknown>;
+  at: string;
+}
+
+/** Replica-seconds and requests one deployment used during one minute. */
+export interface UsageSample {
+  deployment_id: string;
+  /** The minute, as an ISO timestamp with seconds set to zero. */
+  minute: string;
+  replica_seconds: number;
+  requests: number;
+}
+
+/** What a push creates. */
+export interface NewDeployment {
+  model_id: string;
+  /** A custom name; when absent the store assigns `deployment-N`. */
+  name?: string;
+  kind: DeploymentKind;
+  labels: Labels;
+  autoscaling: AutoscalingSettings;
+}
+
+/** The fields of a deployment that may change after it is created. */
+export type DeploymentPatch = Partial<
+  Pick<DeploymentRecord, 'status' | 'status_message' | 'labels' | 'autoscaling' | 'desired_replicas' | 'config' | 'env_key' | 'name'>
+>;
+
+/** Raised when a write would break a uniqueness rule (a deployment name already taken). */
+export class ConflictError extends Error {
+  override name = 'ConflictError';
+}
+
+/** Gantry's persistent state. Every method is safe to call from several processes at once. */
+export interface Store {
+  /** Finds a model by name, or creates it together with its production environment. */
+  findOrCreateModel(name: string): Promise<ModelRecord>;
+  /** A model by id, or else by name. */
+  getModel(idOrName: string): Promise<ModelRecord | undefined>;
+  listModels(): Promise<ModelRecord[]>;
+
+  /** Creates a deployment, naming it `deployment-N` unless named; a taken name raises ConflictError. */
+  createDeployment(input: NewDeployment): Promise<DeploymentRecord>;
+  getDeployment(id: string): Promise<DeploymentRecord | undefined>;
+  findDeploymentByName(modelId: string, name: string): Promise<DeploymentRecord | undefined>;
+  /** A model's deployments, newest first; deleted ones only when asked. */
+  listDeployments(modelId: string, options?: { includeDeleted?: boolean }): Promise<DeploymentRecord[]>;
+  /** Every deployment that is not deleted, of every model: what a node reconciles. */
+  listLiveDeployments(): Promise<DeploymentRecord[]>;
+  /** Applies a patch and returns the updated deployment. */
+  updateDeployment(id: string, patch: DeploymentPatch): Promise<DeploymentRecord>;
+  /** Sets a deployment's status only if it is still `from`; returns whether it did. */
+  setStatusIf(id: string, from: DeploymentStatus, to: DeploymentStatus, message: string | null): Promise<boolean>;
+  /** Removes a deployment that never became usable (a push the workflow could not start for). */
+  discardDeployment(id: string): Promise<void>;
+
+  getEnvironment(modelId: string, name: string): Promise<EnvironmentRecord | undefined>;
+  listEnvironments(modelId: string): Promise<EnvironmentRecord[]>;
+  /** Every environment of every model. */
+  listAllEnvironments(): Promise<EnvironmentRecord[]>;
+  /**
+   * Makes a deployment the environment's current one and routes all its traffic there,
+   * but only when the environment has none yet. Returns whether it did.
+   */
+  adoptIfNoCurrentDeployment(modelId: string, environment: string, deploymentId: string): Promise<boolean>;
+
+  getRoute(modelId: string, environment: string): Promise<RouteRecord | undefined>;
+  listRoutes(): Promise<RouteRecord[]>;
+
+  /** Replaces everything a node reports about its replicas with this snapshot. */
+  reportReplicas(nodeId: string, replicas: ObservedReplica[]): Promise<void>;
+  /** Observed replicas, of one deployment or of all. */
+  listReplicas(deploymentId?: string): Promise<ObservedReplica[]>;
+
+  /** Records a node's heartbeat and the route generations its gateway applies. */
+  reportNode(status: NodeStatus): Promise<void>;
+  listNodes(): Promise<NodeStatus[]>;
+
+  /** Stores a new API key by the hash of its secret. */
+  createApiKey(key: { name: string; prefix: string; secretHash: string; role: 'admin' }): Promise<ApiKeyRecord>;
+  /** The key whose secret hashes to this, if any. */
+  findApiKeyByHash(secretHash: string): Promise<ApiKeyRecord | undefined>;
+  countApiKeys(): Promise<number>;
+  /** The hashes of every valid key, for the gateway's in-memory check. */
+  listApiKeyHashes(): Promise<Map<string, string>>;
+
+  appendAudit(entry: Omit<AuditEntry, 'id' | 'at'> & { at?: string }): Promise<AuditEntry>;
+  listAudit(modelId: string, options?: { limit?: number }): Promise<AuditEntry[]>;
+
+  /** Adds usage samples to what is already recorded for their deployment and minute. */
+  addUsage(samples: UsageSample[]): Promise<void>;
+  listUsage(range: { start: string; end: string }): Promise<UsageSample[]>;
+
+  /** Calls the listener (coalesced) after any write, by this process or another. Returns an unsubscribe. */
+  watch(listener: () => void): () => void;
+  close(): Promise<void>;
+}

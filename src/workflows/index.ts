@@ -1,0 +1,2 @@
+/** Every workflow the worker runs (this module is what the worker bundles). */
+export { deployWorkflow } from './deploy';
