@@ -1,5 +1,6 @@
 /** Activities that write deployment and environment records: statuses and current deployments. */
 import { ApplicationFailure } from '@temporalio/activity';
+import { appendLog } from '../logs/deployment-logs';
 import type { DeploymentStatus } from '../shared/schemas';
 import type { DeploymentRecord } from '../store/store';
 import type { ActivityDeps } from './deps';
@@ -20,8 +21,11 @@ export function createRecordActivities(deps: ActivityDeps) {
   return {
     /** Sets a deployment's status (and the message saying why, or clears it). */
     async setDeploymentStatus(input: { deploymentId: string; status: DeploymentStatus; message?: string }): Promise<void> {
-      await requireDeployment(deps, input.deploymentId);
+      const before = await requireDeployment(deps, input.deploymentId);
       await deps.store.updateDeployment(input.deploymentId, { status: input.status, status_message: input.message ?? null });
+      if (before.status !== input.status || before.status_message !== (input.message ?? null)) {
+        appendLog(deps.paths.logs, input.deploymentId, 'gantry', [`status ${input.status}${input.message ? `: ${input.message}` : ''}`]);
+      }
     },
 
     /** Makes the deployment the environment's current one if it has none; returns whether it did. */

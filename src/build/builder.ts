@@ -57,7 +57,7 @@ export async function unpackArchive(archive: string, dir: string): Promise<void>
   }
 }
 
-/** The first line of a failed import check: the cause the model server names. */
+/** The first line the import check wrote to stderr: the cause the model server names. */
 function importFailureCause(lines: string[]): string {
   return lines.find((line) => line.trim().length > 0)?.trim() ?? 'the model could not be imported';
 }
@@ -81,18 +81,16 @@ export async function buildModelPackage(request: BuildRequest): Promise<BuildRes
   });
 
   request.log('checking that the model imports');
-  const output: string[] = [];
+  const errors: string[] = [];
   const code = await runStreaming(environment.python, ['-u', MODEL_SERVER_SCRIPT, 'check', '--package', request.packageDir], {
     cwd: request.packageDir,
     env: { ...process.env, ...pkg.config.environment_variables, PYTHONDONTWRITEBYTECODE: '1' },
-    onLine: (line) => {
-      output.push(line);
-      request.log(line);
-    },
+    onLine: request.log,
+    onStderrLine: (line) => errors.push(line),
     heartbeat: request.heartbeat,
   });
   if (code !== 0) {
-    throw new BuildError('IMPORT_FAILED', `the model does not import: ${importFailureCause(output)}`);
+    throw new BuildError('IMPORT_FAILED', `the model does not import: ${importFailureCause(errors)}`);
   }
   return {
     layout: pkg.layout,

@@ -48,7 +48,14 @@ export function environmentDir(venvsDir: string, key: string): string {
 export function runStreaming(
   command: string,
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; onLine: (line: string) => void; heartbeat?: () => void },
+  options: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    onLine: (line: string) => void;
+    /** Also receives the lines of standard error alone. */
+    onStderrLine?: (line: string) => void;
+    heartbeat?: () => void;
+  },
 ): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -56,14 +63,19 @@ export function runStreaming(
     const err = new LineSplitter();
     const beat = options.heartbeat ? setInterval(options.heartbeat, 5000) : undefined;
     child.stdout.on('data', (chunk) => out.push(chunk).forEach(options.onLine));
-    child.stderr.on('data', (chunk) => err.push(chunk).forEach(options.onLine));
+    const onStderr = (line: string): void => {
+      options.onStderrLine?.(line);
+      options.onLine(line);
+    };
+    child.stderr.on('data', (chunk) => err.push(chunk).forEach(onStderr));
     child.on('error', (error) => {
       if (beat) clearInterval(beat);
       reject(error);
     });
     child.on('close', (code, signal) => {
       if (beat) clearInterval(beat);
-      [...out.flush(), ...err.flush()].forEach(options.onLine);
+      out.flush().forEach(options.onLine);
+      err.flush().forEach(onStderr);
       resolve(code ?? (signal ? 128 : 1));
     });
   });

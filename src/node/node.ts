@@ -9,6 +9,7 @@ import { Gateway } from './gateway/gateway';
 import { Reconciler } from './reconciler';
 import type { ReplicaTimings } from './runtime/replica-process';
 import { Runtime } from './runtime/runtime';
+import { UsageMeter } from './usage-meter';
 
 /** How a node is set up. */
 export interface NodeOptions {
@@ -20,6 +21,8 @@ export interface NodeOptions {
   /** How often the reconciler runs even without a store change. */
   resyncMs?: number;
   heartbeatMs?: number;
+  /** How often metered usage is written to the store. */
+  usageFlushMs?: number;
   timings?: ReplicaTimings;
   log?: (line: string) => void;
 }
@@ -29,6 +32,7 @@ export class Node {
   readonly runtime: Runtime;
   readonly gateway: Gateway;
   private readonly reconciler: Reconciler;
+  private readonly usage: UsageMeter;
   private gatewayUrl = '';
   private applied: Record<string, number> = {};
   private reportTimer: NodeJS.Timeout | undefined;
@@ -40,9 +44,11 @@ export class Node {
     const log = options.log ?? ((line: string) => console.log(line));
     this.runtime = new Runtime({ nodeId: options.nodeId, timings: options.timings, onChange: () => this.scheduleReport(), log });
     this.reconciler = new Reconciler({ store: options.store, runtime: this.runtime, paths: options.paths, log });
+    this.usage = new UsageMeter(options.store);
     this.gateway = new Gateway({
       store: options.store,
       runtime: this.runtime,
+      onRouted: (deploymentId) => this.usage.countRequest(deploymentId),
       onApplied: (generations) => {
         const changed = JSON.stringify(generations) !== JSON.stringify(this.applied);
         this.applied = generations;
@@ -64,6 +70,8 @@ export class Node {
     });
     this.timers.push(setInterval(() => void this.reconciler.run(), this.options.resyncMs ?? 2000));
     this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs ?? 5000));
+    this.timers.push(setInterval(() => this.usage.sampleReplicas(this.runtime.snapshot()), 5000));
+    this.timers.push(setInterval(() => void this.usage.flush(), this.options.usageFlushMs ?? 60_000));
     return this.gatewayUrl;
   }
 
@@ -97,7 +105,9 @@ export class Node {
   async stop(): Promise<void> {
     this.unwatch?.();
     this.timers.forEach(clearInterval);
+    this.usage.sampleReplicas(this.runtime.snapshot());
     await Promise.all([this.gateway.close(), this.runtime.stopAll(5000)]);
+    await this.usage.flush();
     if (this.reportTimer) clearTimeout(this.reportTimer);
     await this.reportReplicas();
   }

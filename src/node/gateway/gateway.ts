@@ -24,6 +24,8 @@ export interface GatewayDeps {
   runtime: Pick<Runtime, 'routableReplicas'>;
   /** Called after each refresh with the route generations now applied. */
   onApplied?: (generations: Record<string, number>) => void;
+  /** Called for every request routed to a deployment (for metering). */
+  onRouted?: (deploymentId: string) => void;
 }
 
 class RequestError extends Error {
@@ -145,6 +147,7 @@ export class Gateway {
       const resolved = this.table.resolve(address);
       if ('error' in resolved) throw new RequestError(resolved.error.status, resolved.error.code, resolved.error.message);
       const body = await readBody(req, MAX_BODY_BYTES);
+      this.deps.onRouted?.(resolved.deployment.id);
       await this.proxy(resolved.deployment.id, resolved.deployment.name, req, body, res);
     } catch (error) {
       if (error instanceof RequestError) sendError(res, error.status, error.code, error.message);

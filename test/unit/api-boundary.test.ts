@@ -1,0 +1,174 @@
+/**
+ * The API boundary: every bad input gets a clear 4xx JSON error and changes nothing. Runs the
+ * real Express app over real HTTP on a real SQLite store; workflow starts are recorded.
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createApp } from '../../src/api/app';
+import { hashApiKey } from '../../src/auth/api-keys';
+import { packModelDirectory } from '../../src/cli/package-archive';
+import { homePaths } from '../../src/home';
+import { PROJECT_ROOT } from '../../src/shared/project-paths';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
+import type { WorkflowsClient } from '../../src/temporal/workflows-client';
+
+const KEY = 'test-key-0123456789';
+
+describe('API boundary', () => {
+  let dir: string;
+  let store: SqliteStore;
+  let server: Server;
+  let url: string;
+  let started: string[];
+  let temporalDown: boolean;
+  let archive: string;
+
+  before(async () => {
+    archive = (await packModelDirectory(path.join(PROJECT_ROOT, 'examples', 'echo'))).file;
+  });
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-api-'));
+    store = new SqliteStore(path.join(dir, 'gantry.db'));
+    await store.createApiKey({ name: 'tester', prefix: 'test-key', secretHash: hashApiKey(KEY), role: 'admin' });
+    started = [];
+    temporalDown = false;
+    const workflows: WorkflowsClient = {
+      async startDeploy(_model, deployment) {
+        if (temporalDown) throw new Error('connect ECONNREFUSED 127.0.0.1:7233');
+        started.push(deployment.id);
+      },
+    };
+    const app = createApp({ store, paths: homePaths(dir), workflows, deployTimeoutSeconds: 60, maxArchiveBytes: 64 * 1024 });
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterEach(async () => {
+    await new Promise((resolve) => server.close(resolve));
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  after(() => fs.rmSync(path.dirname(archive), { recursive: true, force: true }));
+
+  async function push(options: unknown, file: Blob | undefined = undefined, key = KEY) {
+    const form = new FormData();
+    if (options !== undefined) form.append('options', typeof options === 'string' ? options : JSON.stringify(options));
+    form.append('archive', file ?? (await fs.openAsBlob(archive)), 'package.tar.gz');
+    const response = await fetch(`${url}/v1/deployments`, { method: 'POST', headers: { authorization: `Api-Key ${key}` }, body: form });
+    return { status: response.status, body: (await response.json()) as any };
+  }
+
+  async function nothingChanged(): Promise<void> {
+    assert.deepEqual(await store.listModels(), []);
+    assert.deepEqual(started, []);
+    assert.deepEqual(fs.existsSync(path.join(dir, 'archives')) ? fs.readdirSync(path.join(dir, 'archives')) : [], []);
+    assert.deepEqual(fs.existsSync(path.join(dir, 'tmp')) ? fs.readdirSync(path.join(dir, 'tmp')) : [], []);
+  }
+
+  it('creates the model and deployment-1 and starts its deploy workflow', async () => {
+    const answer = await push({ model_name: 'echo', labels: { team: 'ml' } });
+    assert.equal(answer.status, 201);
+    assert.equal(answer.body.name, 'deployment-1');
+    assert.equal(answer.body.status, 'BUILDING');
+    assert.deepEqual(answer.body.labels, { team: 'ml' });
+    assert.deepEqual(started, [answer.body.id]);
+    assert.ok(fs.existsSync(path.join(dir, 'archives', `${answer.body.id}.tar.gz`)));
+    const audit = await store.listAudit(answer.body.model_id);
+    assert.equal(audit[0]?.action, 'PUSH');
+    assert.equal(audit[0]?.actor, 'tester');
+  });
+
+  it('answers 401 without a valid key', async () => {
+    assert.equal((await push({ model_name: 'echo' }, undefined, 'wrong-key-wrong-key')).status, 401);
+    const none = await fetch(`${url}/v1/models`);
+    assert.equal(none.status, 401);
+    assert.equal(((await none.json()) as any).error.code, 'unauthorized');
+    await nothingChanged();
+  });
+
+  it('answers 422 naming the field for invalid options, 400 for unparseable ones', async () => {
+    const invalid = await push({ model_name: 'echo', labels: { 'bad key': 'x' } });
+    assert.equal(invalid.status, 422);
+    assert.match(invalid.body.error.message, /labels/);
+    assert.ok(Array.isArray(invalid.body.error.details));
+    assert.equal((await push({ model_name: 'echo', surprise: 1 })).status, 422);
+    assert.equal((await push({ model_name: 'echo', deployment_name: 'production' })).status, 422);
+    assert.equal((await push('{not json')).status, 400);
+    assert.equal((await push(undefined)).status, 400);
+    await nothingChanged();
+  });
+
+  it('answers 400 for an archive that is not gzip and for a request that is not multipart', async () => {
+    assert.equal((await push({ model_name: 'echo' }, new Blob(['plain text']))).status, 400);
+    const json = await fetch(`${url}/v1/deployments`, {
+      method: 'POST',
+      headers: { authorization: `Api-Key ${KEY}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    assert.equal(json.status, 400);
+    await nothingChanged();
+  });
+
+  it('answers 413 for an archive over the limit', async () => {
+    const big = new Uint8Array(100 * 1024);
+    big[0] = 0x1f;
+    big[1] = 0x8b;
+    const answer = await push({ model_name: 'echo' }, new Blob([big]));
+    assert.equal(answer.status, 413);
+    assert.equal(answer.body.error.code, 'payload_too_large');
+    await nothingChanged();
+  });
+
+  it('answers 413 for a JSON body over the limit and 400 for broken JSON', async () => {
+    const first = await push({ model_name: 'echo' });
+    const route = `${url}/v1/models/echo/deployments/${first.body.id}/autoscaling_settings`;
+    const huge = await fetch(route, { method: 'PATCH', headers: { authorization: `Api-Key ${KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ x: 'y'.repeat(2_000_000) }) });
+    assert.equal(huge.status, 413);
+    const broken = await fetch(route, { method: 'PATCH', headers: { authorization: `Api-Key ${KEY}`, 'content-type': 'application/json' }, body: '{"min_replica":' });
+    assert.equal(broken.status, 400);
+  });
+
+  it('answers 409 for a taken deployment name and leaves nothing behind', async () => {
+    await push({ model_name: 'echo', deployment_name: 'v1' });
+    const again = await push({ model_name: 'echo', deployment_name: 'v1' });
+    assert.equal(again.status, 409);
+    assert.equal((await store.listDeployments((await store.getModel('echo'))!.id)).length, 1);
+    assert.equal(started.length, 1);
+    assert.equal(fs.readdirSync(path.join(dir, 'tmp')).length, 0);
+  });
+
+  it('answers 503 and keeps nothing when the deploy workflow cannot start', async () => {
+    const first = await push({ model_name: 'echo' });
+    temporalDown = true;
+    const answer = await push({ model_name: 'echo' });
+    assert.equal(answer.status, 503);
+    assert.match(answer.body.error.message, /Temporal/);
+    const deployments = await store.listDeployments(first.body.model_id);
+    assert.deepEqual(deployments.map((d) => d.id), [first.body.id]);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'archives')), [`${first.body.id}.tar.gz`]);
+  });
+
+  it('resolves deployments by id, name and production, and answers JSON 404s', async () => {
+    const first = await push({ model_name: 'echo' });
+    const get = async (route: string) => {
+      const response = await fetch(`${url}${route}`, { headers: { authorization: `Api-Key ${KEY}` } });
+      return { status: response.status, body: (await response.json()) as any };
+    };
+    assert.equal((await get(`/v1/models/echo/deployments/${first.body.id}`)).body.name, 'deployment-1');
+    assert.equal((await get(`/v1/models/${first.body.model_id}/deployments/deployment-1`)).body.id, first.body.id);
+    assert.equal((await get('/v1/models/echo/deployments/production')).status, 404, 'not production until deployed');
+    await store.adoptIfNoCurrentDeployment(first.body.model_id, 'production', first.body.id);
+    assert.equal((await get('/v1/models/echo/deployments/production')).body.id, first.body.id);
+    assert.equal((await get('/v1/models/echo/deployments/nope')).status, 404);
+    assert.equal((await get('/v1/models/nope')).body.error.code, 'not_found');
+    assert.equal((await get('/v1/nothing-here')).status, 404);
+    assert.equal((await get(`/v1/models/echo/deployments/${first.body.id}/logs?tail=0`)).status, 422);
+  });
+});

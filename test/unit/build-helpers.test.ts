@@ -1,0 +1,88 @@
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ensureAdminKey, hashApiKey, keyFromAuthorization } from '../../src/auth/api-keys';
+import { environmentKey, normaliseRequirements, pipFailureCause } from '../../src/build/python-environments';
+import { appendLog, LineSplitter, readLogTail } from '../../src/logs/deployment-logs';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
+
+describe('Python environment keys', () => {
+  it('do not depend on order, duplicates or spacing', () => {
+    assert.deepEqual(normaliseRequirements([' numpy==2.0 ', 'scikit-learn  ==1.7', 'numpy==2.0', '']), ['numpy==2.0', 'scikit-learn ==1.7']);
+    assert.equal(environmentKey('3.11', ['a', 'b']), environmentKey('3.11', ['b', 'a', 'a']));
+    assert.notEqual(environmentKey('3.11', ['a']), environmentKey('3.12', ['a']));
+    assert.notEqual(environmentKey('3.11', ['a']), environmentKey('3.11', ['a', 'b']));
+  });
+
+  it('pick the telling line of a pip failure', () => {
+    const lines = [
+      'Looking in links: /opt/wheels',
+      'ERROR: Could not find a version that satisfies the requirement nope==1 (from versions: none)',
+      'ERROR: No matching distribution found for nope==1',
+    ];
+    assert.equal(pipFailureCause(lines), 'Could not find a version that satisfies the requirement nope==1 (from versions: none)');
+  });
+});
+
+describe('deployment logs', () => {
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-logs-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('returns the last lines in order, also across read chunks and multi-byte text', () => {
+    for (let i = 0; i < 3000; i++) appendLog(dir, 'd1', i % 2 ? 'build' : 'replica-x', [`line ${i} — ünïcode ✓ ${'x'.repeat(50)}`]);
+    const tail = readLogTail(dir, 'd1', 5);
+    assert.deepEqual(tail.map((entry) => entry.message.split(' ')[1]), ['2995', '2996', '2997', '2998', '2999']);
+    assert.ok(tail.every((entry) => entry.message.includes('ünïcode ✓')));
+    assert.equal(readLogTail(dir, 'd1', 10_000).length, 3000);
+    assert.deepEqual(readLogTail(dir, 'missing', 5), []);
+  });
+
+  it('splits streamed chunks into whole lines', () => {
+    const splitter = new LineSplitter();
+    assert.deepEqual(splitter.push('a\nb'), ['a']);
+    assert.deepEqual(splitter.push('c\r\nd'), ['bc']);
+    assert.deepEqual(splitter.flush(), ['d']);
+  });
+});
+
+describe('API keys', () => {
+  let dir: string;
+  let store: SqliteStore;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-keys-'));
+    store = new SqliteStore(path.join(dir, 'gantry.db'));
+  });
+  afterEach(async () => {
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reads Api-Key and Bearer authorization headers', () => {
+    assert.equal(keyFromAuthorization('Api-Key gtk_abc'), 'gtk_abc');
+    assert.equal(keyFromAuthorization('bearer gtk_abc'), 'gtk_abc');
+    assert.equal(keyFromAuthorization('Basic x'), undefined);
+    assert.equal(keyFromAuthorization(undefined), undefined);
+  });
+
+  it('generates a key once, keeps it in a 0600 file, and reuses it on the next start', async () => {
+    const file = path.join(dir, 'admin-api-key');
+    const first = await ensureAdminKey(store, undefined, file);
+    assert.match(first.generated ?? '', /^gtk_[A-Za-z0-9_-]{40}$/);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.ok(await store.findApiKeyByHash(hashApiKey(first.generated!)));
+    const second = await ensureAdminKey(store, undefined, file);
+    assert.equal(second.generated, undefined);
+    assert.equal(await store.countApiKeys(), 1);
+  });
+
+  it('ensures GANTRY_API_KEY as an admin key without writing a file', async () => {
+    const file = path.join(dir, 'admin-api-key');
+    await ensureAdminKey(store, 'my-configured-key-123', file);
+    await ensureAdminKey(store, 'my-configured-key-123', file);
+    assert.equal(await store.countApiKeys(), 1);
+    assert.ok(await store.findApiKeyByHash(hashApiKey('my-configured-key-123')));
+    assert.equal(fs.existsSync(file), false);
+  });
+});

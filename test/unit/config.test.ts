@@ -1,0 +1,43 @@
+import { strict as assert } from 'node:assert';
+import * as path from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config';
+
+describe('loadConfig', () => {
+  it('gives the documented defaults for an empty environment', () => {
+    const config = loadConfig({});
+    assert.equal(config.home, path.resolve('.gantry'));
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.apiPort, 8080);
+    assert.equal(config.gatewayPort, 8081);
+    assert.equal(config.temporalAddress, '127.0.0.1:7233');
+    assert.equal(config.temporalUiPort, 8233);
+    assert.equal(config.temporalNamespace, 'default');
+    assert.equal(config.apiKey, undefined);
+  });
+
+  it('reads every variable and treats empty strings as unset', () => {
+    const config = loadConfig({
+      GANTRY_HOME: '/tmp/x',
+      GANTRY_API_PORT: '9000',
+      GANTRY_GATEWAY_PORT: '',
+      TEMPORAL_ADDRESS: 'temporal:7233',
+      GANTRY_API_KEY: 'a-key-of-sixteen-chars',
+    });
+    assert.equal(config.home, '/tmp/x');
+    assert.equal(config.apiPort, 9000);
+    assert.equal(config.gatewayPort, 8081);
+    assert.equal(config.temporalAddress, 'temporal:7233');
+    assert.equal(config.apiKey, 'a-key-of-sixteen-chars');
+  });
+
+  it('refuses invalid values, naming each variable', () => {
+    assert.throws(
+      () => loadConfig({ GANTRY_API_PORT: '99999', TEMPORAL_ADDRESS: 'no-port', GANTRY_API_KEY: 'short' }),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        /GANTRY_API_PORT/.test(error.message) &&
+        /TEMPORAL_ADDRESS: must be host:port/.test(error.message) &&
+        /GANTRY_API_KEY/.test(error.message),
+    );
+  });
+});
