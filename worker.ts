@@ -2,6 +2,7 @@
  * The Gantry worker: runs deploy and promotion workflows and their activities on the
  * `gantry` task queue. Started by `npm start`; run alone with `node dist/worker.js`.
  */
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from './src/activities';
 import { loadConfig } from './src/config';
@@ -9,18 +10,21 @@ import { homePaths } from './src/home';
 import { TASK_QUEUE } from './src/shared/constants';
 import { exitWhenParentDies } from './src/stack/parent-watch';
 import { openSqliteStore } from './src/store/sqlite/sqlite-store';
+import { TemporalWorkflowsClient } from './src/temporal/workflows-client';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const paths = homePaths(config.home);
   const store = openSqliteStore(paths.database);
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
+  const clientConnection = await Connection.connect({ address: config.temporalAddress });
+  const workflows = new TemporalWorkflowsClient(new Client({ connection: clientConnection, namespace: config.temporalNamespace }));
   const worker = await Worker.create({
     connection,
     namespace: config.temporalNamespace,
     taskQueue: TASK_QUEUE,
     workflowsPath: require.resolve('./src/workflows'),
-    activities: createActivities({ store, paths, basePython: config.python }),
+    activities: createActivities({ store, paths, basePython: config.python, workflows }),
   });
   exitWhenParentDies(() => worker.shutdown());
   console.log(`worker polling task queue "${TASK_QUEUE}" on ${config.temporalAddress} (namespace ${config.temporalNamespace})`);
@@ -28,6 +32,7 @@ async function main(): Promise<void> {
     await worker.run();
   } finally {
     await connection.close();
+    await clientConnection.close();
     await store.close();
   }
 }

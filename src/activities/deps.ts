@@ -1,5 +1,6 @@
 import type { HomePaths } from '../home';
 import type { Store } from '../store/store';
+import type { WorkflowsClient } from '../temporal/workflows-client';
 
 /** What activities need from the process that runs them. */
 export interface ActivityDeps {
@@ -7,6 +8,8 @@ export interface ActivityDeps {
   paths: HomePaths;
   /** The interpreter Python environments are made from. */
   basePython: string;
+  /** Starts workflows from activities (a push that asks for a promotion). */
+  workflows?: WorkflowsClient;
   /** How often observed state is polled while waiting (ms). */
   pollIntervalMs?: number;
 }

@@ -1,6 +1,7 @@
 /** Every activity the worker registers, built from the worker's dependencies. */
 import { createBuildActivities } from './build';
 import type { ActivityDeps } from './deps';
+import { createPromotionActivities } from './promotions';
 import { createRecordActivities } from './records';
 import { createScalingActivities } from './scaling';
 import { createTrafficActivities } from './traffic';
@@ -12,6 +13,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createBuildActivities(deps),
     ...createRecordActivities(deps),
+    ...createPromotionActivities(deps),
     ...createScalingActivities(deps),
     ...createTrafficActivities(deps),
   };

@@ -27,10 +27,16 @@ export function replicaFailure(replicas: ObservedReplica[]): string | undefined 
 export function createScalingActivities(deps: ActivityDeps) {
   const pollMs = deps.pollIntervalMs ?? 250;
   return {
-    /** Sets how many replicas the node should run for a deployment. */
+    /**
+     * Sets how many replicas the node should run for a deployment. A serving deployment taken
+     * to zero becomes SCALED_TO_ZERO; one scaled up from zero is WAKING_UP until ready.
+     */
     async scaleDeployment(input: { deploymentId: string; replicas: number }): Promise<void> {
-      await requireDeployment(deps, input.deploymentId);
-      await deps.store.updateDeployment(input.deploymentId, { desired_replicas: input.replicas });
+      const deployment = await requireDeployment(deps, input.deploymentId);
+      const serving = deployment.status === 'ACTIVE' || deployment.status === 'UNHEALTHY';
+      const status =
+        input.replicas === 0 && serving ? 'SCALED_TO_ZERO' : input.replicas > 0 && deployment.status === 'SCALED_TO_ZERO' ? 'WAKING_UP' : undefined;
+      await deps.store.updateDeployment(input.deploymentId, { desired_replicas: input.replicas, status, status_message: status ? null : undefined });
     },
 
     /** Scales a deployment to its minimum (at least one, so that a deploy proves it serves); returns the count. */
@@ -53,7 +59,10 @@ export function createScalingActivities(deps: ActivityDeps) {
         const observed = await deps.store.listReplicas(input.deploymentId);
         const ready = observed.filter((replica) => replica.state === 'READY').length;
         context.heartbeat({ ready });
-        if (ready >= input.replicas) return;
+        if (ready >= input.replicas) {
+          await deps.store.setStatusIf(input.deploymentId, 'WAKING_UP', 'ACTIVE', null);
+          return;
+        }
         const failure = replicaFailure(observed);
         if (failure) throw ApplicationFailure.nonRetryable(failure, REPLICAS_NOT_READY);
         if (Date.now() > input.deadlineMs) {

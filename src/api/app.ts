@@ -2,12 +2,15 @@
 import express from 'express';
 import type { HomePaths } from '../home';
 import { DeploymentService } from '../services/deployments';
+import { EnvironmentService } from '../services/environments';
+import { PromotionService } from '../services/promotions';
 import { ModelService } from '../services/models';
 import type { Store } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
 import { requireApiKey } from './auth';
 import { errorHandler, routeNotFound } from './errors';
 import { deploymentRoutes } from './routes/deployments';
+import { environmentRoutes } from './routes/environments';
 import { modelRoutes } from './routes/models';
 
 /** What the API is built from. */
@@ -31,7 +34,10 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.json({ limit: '1mb' }));
 
   const deployments = new DeploymentService(deps);
+  const promotions = new PromotionService(deps);
+  const environments = new EnvironmentService({ ...deps, deployments, promotions });
   app.use(deploymentRoutes({ deployments, paths: deps.paths, maxArchiveBytes: deps.maxArchiveBytes }));
+  app.use(environmentRoutes({ store: deps.store, deployments, environments, promotions }));
   app.use(modelRoutes(new ModelService(deps.store)));
 
   app.use(routeNotFound);

@@ -90,6 +90,11 @@ export class DeploymentService {
     if (existing && options.deployment_name && (await store.findDeploymentByName(existing.id, options.deployment_name))) {
       throw conflict(`model ${existing.name} already has a deployment named ${options.deployment_name}`);
     }
+    if (options.environment && options.environment !== 'production') {
+      if (!existing || !(await store.getEnvironment(existing.id, options.environment))) {
+        throw notFound(`environment ${options.environment} not found for model ${options.model_name}; create it first`);
+      }
+    }
     const model = existing ?? (await store.findOrCreateModel(options.model_name));
     let deployment: DeploymentRecord;
     try {
@@ -108,7 +113,11 @@ export class DeploymentService {
     fs.mkdirSync(this.deps.paths.archives, { recursive: true });
     fs.renameSync(upload.archiveFile, archive);
     try {
-      await this.deps.workflows.startDeploy(model, deployment, this.deps.deployTimeoutSeconds);
+      await this.deps.workflows.startDeploy(model, deployment, {
+        deployTimeoutSeconds: this.deps.deployTimeoutSeconds,
+        promoteTo: options.environment,
+        actor: actor.name,
+      });
     } catch (error) {
       await store.discardDeployment(deployment.id);
       fs.rmSync(archive, { force: true });
@@ -119,7 +128,7 @@ export class DeploymentService {
       actor: actor.name,
       action: 'PUSH',
       target: deployment.id,
-      details: { deployment_name: deployment.name, labels: deployment.labels },
+      details: { deployment_name: deployment.name, labels: deployment.labels, ...(options.environment ? { promote_to: options.environment } : {}) },
     });
     return this.view(model, deployment);
   }

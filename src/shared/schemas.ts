@@ -47,11 +47,16 @@ export const labelsSchema = z
 /** A deployment's labels. */
 export type Labels = z.infer<typeof labelsSchema>;
 
+/** An environment's name: lowercase, starting with a letter, as in DNS labels. */
+export const environmentNameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, starting with a letter, at most 63 characters');
+
 /** The `options` part of a push (POST /v1/deployments). */
 export const pushOptionsSchema = z.strictObject({
   model_name: modelNameSchema,
   deployment_name: deploymentNameSchema.optional(),
   labels: labelsSchema.default({}),
+  /** Promote the deployment to this environment once it is ACTIVE. */
+  environment: environmentNameSchema.optional(),
 });
 /** What a push asks for besides the archive. */
 export type PushOptions = z.infer<typeof pushOptionsSchema>;
@@ -109,3 +114,75 @@ export type ModelConfig = z.infer<typeof modelConfigSchema>;
 export function describeIssues(error: z.ZodError): { field: string; message: string }[] {
   return error.issues.map((issue) => ({ field: issue.path.join('.') || '(root)', message: issue.message }));
 }
+
+
+/** What happens to the previous deployment once a promotion succeeds. */
+export const cleanupStrategies = ['SCALE_TO_ZERO', 'KEEP', 'DEACTIVATE'] as const;
+/** A cleanup strategy. */
+export type CleanupStrategy = (typeof cleanupStrategies)[number];
+
+const percent = z.number().int().min(0).max(50);
+
+/** How a rolling promotion moves: surge (candidate up first) or unavailable (previous down first). */
+export const rollingDeployConfigSchema = z
+  .strictObject({
+    max_surge_percent: percent.default(25),
+    max_unavailable_percent: percent.default(0),
+    stabilization_time_seconds: z.number().int().min(0).max(3600).default(10),
+  })
+  .refine((config) => (config.max_surge_percent === 0) !== (config.max_unavailable_percent === 0), {
+    message: 'exactly one of max_surge_percent and max_unavailable_percent must be non-zero',
+    path: ['max_surge_percent'],
+  });
+/** A rolling deploy configuration with defaults filled in. */
+export type RollingDeployConfig = z.infer<typeof rollingDeployConfigSchema>;
+
+/** An environment's promotion settings, with defaults. */
+export const promotionSettingsSchema = z.strictObject({
+  rolling_deploy: z.boolean().default(true),
+  rolling_deploy_config: rollingDeployConfigSchema.default({ max_surge_percent: 25, max_unavailable_percent: 0, stabilization_time_seconds: 10 }),
+  promotion_cleanup_strategy: z.enum(cleanupStrategies).default('SCALE_TO_ZERO'),
+  promotion_timeout_seconds: z.number().int().min(10).max(86_400).default(600),
+});
+/** Promotion settings with every default filled in. */
+export type PromotionSettings = z.infer<typeof promotionSettingsSchema>;
+
+/** The settings an environment gets when none are given. */
+export const DEFAULT_PROMOTION_SETTINGS: PromotionSettings = promotionSettingsSchema.parse({});
+
+/** A partial change to promotion settings; `rolling_deploy_config` merges field by field. */
+export const promotionSettingsPatchSchema = z.strictObject({
+  rolling_deploy: z.boolean().optional(),
+  rolling_deploy_config: z
+    .strictObject({
+      max_surge_percent: percent.optional(),
+      max_unavailable_percent: percent.optional(),
+      stabilization_time_seconds: z.number().int().min(0).max(3600).optional(),
+    })
+    .optional(),
+  promotion_cleanup_strategy: z.enum(cleanupStrategies).optional(),
+  promotion_timeout_seconds: z.number().int().min(10).max(86_400).optional(),
+});
+/** A partial change to promotion settings. */
+export type PromotionSettingsPatch = z.infer<typeof promotionSettingsPatchSchema>;
+
+/** POST /v1/models/{m}/environments. */
+export const createEnvironmentSchema = z.strictObject({
+  name: environmentNameSchema,
+  promotion_settings: promotionSettingsPatchSchema.optional(),
+});
+
+/** PATCH /v1/models/{m}/environments/{env}. */
+export const updateEnvironmentSchema = z.strictObject({
+  promotion_settings: promotionSettingsPatchSchema,
+});
+
+/** POST /v1/models/{m}/environments/{env}/promote. */
+export const promoteRequestSchema = z.strictObject({
+  deployment_id: z.string().min(1).max(63),
+});
+
+/** The actions a user can take on an in-flight promotion. */
+export const promotionActions = ['pause', 'resume', 'cancel', 'force_cancel', 'force_roll_forward'] as const;
+/** An action on an in-flight promotion. */
+export type PromotionAction = (typeof promotionActions)[number];

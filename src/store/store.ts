@@ -3,7 +3,7 @@
  * worker and the node. SQLite (src/store/sqlite) is the embedded implementation; the
  * interface is asynchronous so that a networked database can stand behind it too.
  */
-import type { AutoscalingSettings, DeploymentStatus, Labels, ModelConfig } from '../shared/schemas';
+import type { AutoscalingSettings, DeploymentStatus, Labels, ModelConfig, PromotionSettings } from '../shared/schemas';
 
 /** A model: a named thing users call, owning deployments and environments. */
 export interface ModelRecord {
@@ -42,6 +42,7 @@ export interface EnvironmentRecord {
   model_id: string;
   name: string;
   current_deployment_id: string | null;
+  promotion_settings: PromotionSettings;
   created_at: string;
   updated_at: string;
 }
@@ -77,6 +78,39 @@ export interface ObservedReplica {
   ready_at: string | null;
   updated_at: string;
 }
+
+/** A promotion's status as the store keeps it (the workflow is the source; this is its record). */
+export type PromotionRecordStatus = 'RELEASING' | 'RAMPING_UP' | 'PAUSED' | 'RAMPING_DOWN' | 'SUCCEEDED' | 'FAILED' | 'CANCELED';
+
+/** One promotion of a deployment to an environment: in flight, or history with its outcome. */
+export interface PromotionRecord {
+  id: string;
+  model_id: string;
+  environment: string;
+  candidate_deployment_id: string;
+  previous_deployment_id: string | null;
+  status: PromotionRecordStatus;
+  step: number;
+  total_steps: number;
+  percent_traffic_to_new_version: number;
+  candidate_replicas: number;
+  previous_replicas: number;
+  settings: PromotionSettings;
+  message: string | null;
+  actor: string;
+  workflow_id: string;
+  started_at: string;
+  updated_at: string;
+  ended_at: string | null;
+}
+
+/** The fields of a promotion the workflow updates as it goes. */
+export type PromotionPatch = Partial<
+  Pick<
+    PromotionRecord,
+    'previous_deployment_id' | 'status' | 'step' | 'total_steps' | 'percent_traffic_to_new_version' | 'candidate_replicas' | 'previous_replicas' | 'message' | 'ended_at'
+  >
+>;
 
 /** A node's heartbeat: where its gateway listens and which route generations it applies. */
 export interface NodeStatus {
@@ -168,11 +202,28 @@ export interface Store {
   listEnvironments(modelId: string): Promise<EnvironmentRecord[]>;
   /** Every environment of every model. */
   listAllEnvironments(): Promise<EnvironmentRecord[]>;
+  /** Creates a custom environment; a taken name raises ConflictError. */
+  createEnvironment(modelId: string, name: string, settings: PromotionSettings): Promise<EnvironmentRecord>;
+  updatePromotionSettings(modelId: string, name: string, settings: PromotionSettings): Promise<EnvironmentRecord>;
+  /** Removes an environment and its route. */
+  deleteEnvironment(modelId: string, name: string): Promise<void>;
+  /** Makes a deployment the environment's current one and routes all traffic to it; returns the route generation. */
+  setCurrentDeployment(modelId: string, environment: string, deploymentId: string): Promise<number>;
+  /** Writes an environment's traffic split with the next generation; returns it. */
+  writeRoute(modelId: string, environment: string, weights: Record<string, number>): Promise<number>;
   /**
    * Makes a deployment the environment's current one and routes all its traffic there,
    * but only when the environment has none yet. Returns whether it did.
    */
   adoptIfNoCurrentDeployment(modelId: string, environment: string, deploymentId: string): Promise<boolean>;
+
+  createPromotion(promotion: Omit<PromotionRecord, 'updated_at' | 'ended_at'>): Promise<PromotionRecord>;
+  updatePromotion(id: string, patch: PromotionPatch): Promise<PromotionRecord>;
+  getPromotion(id: string): Promise<PromotionRecord | undefined>;
+  /** An environment's promotions, newest first. */
+  listPromotions(modelId: string, environment: string, options?: { limit?: number }): Promise<PromotionRecord[]>;
+  /** Promotions not ended yet, of one model or of all. */
+  listPromotionsInFlight(modelId?: string): Promise<PromotionRecord[]>;
 
   getRoute(modelId: string, environment: string): Promise<RouteRecord | undefined>;
   listRoutes(): Promise<RouteRecord[]>;

@@ -1,35 +1,99 @@
-/** Starts Gantry's workflows with their ids, search attributes and summaries in one place. */
-import { Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+/** Starts, signals and queries Gantry's workflows, with their ids, search attributes and summaries in one place. */
+import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { TASK_QUEUE, workflowIds } from '../shared/constants';
-import { GANTRY_DEPLOYMENT_ID, GANTRY_MODEL_ID } from '../shared/search-attributes';
+import { GANTRY_DEPLOYMENT_ID, GANTRY_ENVIRONMENT, GANTRY_MODEL_ID } from '../shared/search-attributes';
 import type { DeploymentRecord, ModelRecord } from '../store/store';
+import {
+  cancelPromotionSignal,
+  forceCancelPromotionSignal,
+  forceRollForwardPromotionSignal,
+  pausePromotionSignal,
+  promotionStatusQuery,
+  resumePromotionSignal,
+  type PromotionStatus,
+} from '../workflows/messages';
+import type { PromotionWorkflowInput } from '../workflows/promotion';
+import type { PromotionActionName } from '../workflows/promotion-rules';
 
-/** The workflow operations the API needs. */
+/** A promotion workflow of this environment is already running. */
+export class PromotionAlreadyRunning extends Error {
+  override name = 'PromotionAlreadyRunning';
+}
+
+/** The workflow operations the API and activities need. */
 export interface WorkflowsClient {
   /** Starts the deploy workflow of a new deployment (a second start of the same deployment is a no-op). */
-  startDeploy(model: ModelRecord, deployment: DeploymentRecord, deployTimeoutSeconds: number): Promise<void>;
+  startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string }): Promise<void>;
+  /** Starts a promotion; throws PromotionAlreadyRunning when one of the environment is in flight. */
+  startPromotion(model: ModelRecord, candidate: DeploymentRecord, input: PromotionWorkflowInput): Promise<void>;
+  /** Sends an action signal to the environment's promotion. */
+  signalPromotion(modelId: string, environment: string, action: PromotionActionName, actor: string): Promise<void>;
+  /** The live status of the environment's promotion workflow, or undefined when there is none. */
+  promotionStatus(modelId: string, environment: string): Promise<PromotionStatus | undefined>;
 }
+
+const SIGNALS = {
+  PAUSE: pausePromotionSignal,
+  RESUME: resumePromotionSignal,
+  GRACEFUL_CANCEL: cancelPromotionSignal,
+  FORCE_CANCEL: forceCancelPromotionSignal,
+  FORCE_ROLL_FORWARD: forceRollForwardPromotionSignal,
+} as const;
 
 /** WorkflowsClient over a Temporal client. */
 export class TemporalWorkflowsClient implements WorkflowsClient {
   constructor(private readonly client: Client) {}
 
-  async startDeploy(model: ModelRecord, deployment: DeploymentRecord, deployTimeoutSeconds: number): Promise<void> {
+  async startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string }): Promise<void> {
+    const { promoteTo } = options;
     try {
       await this.client.workflow.start('deployWorkflow', {
         taskQueue: TASK_QUEUE,
         workflowId: workflowIds.deploy(deployment.id),
-        args: [{ deploymentId: deployment.id, deployTimeoutSeconds }],
+        args: [{ deploymentId: deployment.id, deployTimeoutSeconds: options.deployTimeoutSeconds, promoteTo, actor: options.actor }],
         typedSearchAttributes: new TypedSearchAttributes([
           { key: GANTRY_MODEL_ID, value: model.id },
           { key: GANTRY_DEPLOYMENT_ID, value: deployment.id },
         ]),
-        staticSummary: `Deploy ${model.name} / ${deployment.name}`,
+        staticSummary: `Deploy ${model.name} / ${deployment.name}${promoteTo ? `, then promote to ${promoteTo}` : ''}`,
         staticDetails: `model ${model.id}, deployment ${deployment.id}`,
       });
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    }
+  }
+
+  async startPromotion(model: ModelRecord, candidate: DeploymentRecord, input: PromotionWorkflowInput): Promise<void> {
+    try {
+      await this.client.workflow.start('promotionWorkflow', {
+        taskQueue: TASK_QUEUE,
+        workflowId: workflowIds.promotion(model.id, input.environment),
+        args: [input],
+        typedSearchAttributes: new TypedSearchAttributes([
+          { key: GANTRY_MODEL_ID, value: model.id },
+          { key: GANTRY_ENVIRONMENT, value: input.environment },
+          { key: GANTRY_DEPLOYMENT_ID, value: candidate.id },
+        ]),
+        staticSummary: `Promote ${model.name} / ${candidate.name} → ${input.environment}`,
+        staticDetails: `promotion ${input.promotionId}: ${input.settings.rolling_deploy ? 'rolling' : 'instant'}, asked by ${input.actor}`,
+      });
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) throw new PromotionAlreadyRunning(error.message);
+      throw error;
+    }
+  }
+
+  async signalPromotion(modelId: string, environment: string, action: PromotionActionName, actor: string): Promise<void> {
+    await this.client.workflow.getHandle(workflowIds.promotion(modelId, environment)).signal(SIGNALS[action], { actor });
+  }
+
+  async promotionStatus(modelId: string, environment: string): Promise<PromotionStatus | undefined> {
+    try {
+      return await this.client.workflow.getHandle(workflowIds.promotion(modelId, environment)).query(promotionStatusQuery);
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return undefined;
+      throw error;
     }
   }
 }

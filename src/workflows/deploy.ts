@@ -15,6 +15,10 @@ export interface DeployWorkflowInput {
   deploymentId: string;
   /** How long replicas may take to become healthy before the deploy fails. */
   deployTimeoutSeconds: number;
+  /** Promote the deployment to this environment once it is ACTIVE. */
+  promoteTo?: string;
+  /** Who pushed (the API key's name), for the promotion's audit trail. */
+  actor?: string;
 }
 
 /** How a deploy ended. */
@@ -24,6 +28,8 @@ export interface DeployOutcome {
   message?: string;
   /** Whether the deployment became production's current deployment. */
   became_production?: boolean;
+  /** The promotion the push asked for: its id, or why it was refused. */
+  promotion?: { promotion_id?: string; refused?: string };
 }
 
 const records = proxyActivities<Activities>({
@@ -95,5 +101,10 @@ export async function deployWorkflow(input: DeployWorkflowInput): Promise<Deploy
     await waits.awaitRouteApplied({ modelId: adoption.modelId, environment: PRODUCTION, generation: adoption.generation });
   }
   await enter('ACTIVE');
-  return { deployment_id: input.deploymentId, status: 'ACTIVE', became_production: adoption.adopted };
+  const outcome: DeployOutcome = { deployment_id: input.deploymentId, status: 'ACTIVE', became_production: adoption.adopted };
+  if (input.promoteTo && !(adoption.adopted && input.promoteTo === PRODUCTION)) {
+    const started = await records.promoteAfterDeploy({ deploymentId: input.deploymentId, environment: input.promoteTo, actor: input.actor ?? 'gantry' });
+    outcome.promotion = { promotion_id: started.promotionId, refused: started.refused };
+  }
+  return outcome;
 }

@@ -1,2 +1,3 @@
 /** Every workflow the worker runs (this module is what the worker bundles). */
 export { deployWorkflow } from './deploy';
+export { promotionWorkflow } from './promotion';

@@ -42,6 +42,15 @@ describe('API boundary', () => {
         if (temporalDown) throw new Error('connect ECONNREFUSED 127.0.0.1:7233');
         started.push(deployment.id);
       },
+      async startPromotion(_model, candidate) {
+        started.push(`promotion:${candidate.id}`);
+      },
+      async signalPromotion() {
+        throw new Error('no promotion runs in these tests');
+      },
+      async promotionStatus() {
+        return undefined;
+      },
     };
     const app = createApp({ store, paths: homePaths(dir), workflows, deployTimeoutSeconds: 60, maxArchiveBytes: 64 * 1024 });
     server = app.listen(0, '127.0.0.1');

@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { pickLeastInFlight } from '../../src/node/gateway/balancer';
 import { parseInferencePath, RoutingTable } from '../../src/node/gateway/routing-table';
+import { DEFAULT_PROMOTION_SETTINGS } from '../../src/shared/schemas';
 import type { DeploymentRecord, EnvironmentRecord, RouteRecord } from '../../src/store/store';
 
 describe('pickLeastInFlight', () => {
@@ -60,8 +61,8 @@ describe('RoutingTable.resolve', () => {
     deleted_at: null,
   });
   const environments: EnvironmentRecord[] = [
-    { model_id: 'm1', name: 'production', current_deployment_id: 'd1', created_at: at, updated_at: at },
-    { model_id: 'm1', name: 'staging', current_deployment_id: null, created_at: at, updated_at: at },
+    { model_id: 'm1', name: 'production', current_deployment_id: 'd1', promotion_settings: DEFAULT_PROMOTION_SETTINGS, created_at: at, updated_at: at },
+    { model_id: 'm1', name: 'staging', current_deployment_id: null, promotion_settings: DEFAULT_PROMOTION_SETTINGS, created_at: at, updated_at: at },
   ];
   const routes: RouteRecord[] = [{ model_id: 'm1', environment: 'production', weights: { d1: 100 }, generation: 3, updated_at: at }];
   const table = new RoutingTable(['m1'], [deployment('d1', 'ACTIVE'), deployment('d2', 'BUILDING'), deployment('d3', 'INACTIVE')], environments, routes);

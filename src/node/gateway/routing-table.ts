@@ -64,6 +64,8 @@ const NOT_SERVING: Partial<Record<DeploymentStatus, string>> = {
   DEPLOYING: 'is still deploying',
   BUILD_FAILED: 'failed to build',
   DEPLOY_FAILED: 'failed to deploy',
+  SCALED_TO_ZERO: 'is scaled to zero',
+  WAKING_UP: 'is waking up',
 };
 
 /** The routes and deployments the gateway serves from, with per-route weighted choosers. */

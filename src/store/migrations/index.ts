@@ -102,4 +102,33 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'environment promotion settings and the promotions history',
+    sql: `
+      ALTER TABLE environments ADD COLUMN promotion_settings TEXT;
+      CREATE TABLE promotions (
+        id TEXT PRIMARY KEY,
+        model_id TEXT NOT NULL REFERENCES models(id),
+        environment TEXT NOT NULL,
+        candidate_deployment_id TEXT NOT NULL,
+        previous_deployment_id TEXT,
+        status TEXT NOT NULL,
+        step INTEGER NOT NULL DEFAULT 0,
+        total_steps INTEGER NOT NULL DEFAULT 0,
+        percent_traffic_to_new_version INTEGER NOT NULL DEFAULT 0,
+        candidate_replicas INTEGER NOT NULL DEFAULT 0,
+        previous_replicas INTEGER NOT NULL DEFAULT 0,
+        settings TEXT NOT NULL,
+        message TEXT,
+        actor TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        ended_at TEXT
+      );
+      CREATE INDEX promotions_by_environment ON promotions(model_id, environment, started_at);
+      CREATE INDEX promotions_in_flight ON promotions(ended_at) WHERE ended_at IS NULL;
+    `,
+  },
 ];

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { newId } from '../../shared/ids';
 import { PRODUCTION } from '../../shared/constants';
+import { DEFAULT_PROMOTION_SETTINGS, type PromotionSettings } from '../../shared/schemas';
 import { migrations, type Migration } from '../migrations';
 import {
   ConflictError,
@@ -15,6 +16,8 @@ import {
   type NewDeployment,
   type NodeStatus,
   type ObservedReplica,
+  type PromotionPatch,
+  type PromotionRecord,
   type RouteRecord,
   type Store,
   type UsageSample,
@@ -44,6 +47,21 @@ function toDeployment(row: Row): DeploymentRecord {
     updated_at: row.updated_at as string,
     deleted_at: (row.deleted_at as string | null) ?? null,
   };
+}
+
+function toEnvironment(row: Row): EnvironmentRecord {
+  return {
+    model_id: row.model_id as string,
+    name: row.name as string,
+    current_deployment_id: (row.current_deployment_id as string | null) ?? null,
+    promotion_settings: row.promotion_settings ? JSON.parse(row.promotion_settings as string) : DEFAULT_PROMOTION_SETTINGS,
+    created_at: row.created_at as string,
+    updated_at: row.updated_at as string,
+  };
+}
+
+function toPromotion(row: Row): PromotionRecord {
+  return { ...(row as unknown as PromotionRecord), settings: JSON.parse(row.settings as string) };
 }
 
 function toRoute(row: Row): RouteRecord {
@@ -124,8 +142,8 @@ export class SqliteStore implements Store {
       const model: ModelRecord = { id: newId(), name, created_at: now() };
       this.db.prepare('INSERT INTO models (id, name, created_at) VALUES (?, ?, ?)').run(model.id, model.name, model.created_at);
       this.db
-        .prepare('INSERT INTO environments (model_id, name, created_at, updated_at) VALUES (?, ?, ?, ?)')
-        .run(model.id, PRODUCTION, model.created_at, model.created_at);
+        .prepare('INSERT INTO environments (model_id, name, promotion_settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
+        .run(model.id, PRODUCTION, JSON.stringify(DEFAULT_PROMOTION_SETTINGS), model.created_at, model.created_at);
       return model;
     });
     const model = create.immediate();
@@ -243,19 +261,128 @@ export class SqliteStore implements Store {
   }
 
   async getEnvironment(modelId: string, name: string): Promise<EnvironmentRecord | undefined> {
-    return this.db.prepare('SELECT * FROM environments WHERE model_id = ? AND name = ?').get(modelId, name) as
-      | EnvironmentRecord
-      | undefined;
+    const row = this.db.prepare('SELECT * FROM environments WHERE model_id = ? AND name = ?').get(modelId, name) as Row | undefined;
+    return row && toEnvironment(row);
   }
 
   async listEnvironments(modelId: string): Promise<EnvironmentRecord[]> {
-    return this.db
-      .prepare(`SELECT * FROM environments WHERE model_id = ? ORDER BY name = '${PRODUCTION}' DESC, name`)
-      .all(modelId) as EnvironmentRecord[];
+    return (
+      this.db.prepare(`SELECT * FROM environments WHERE model_id = ? ORDER BY name = '${PRODUCTION}' DESC, name`).all(modelId) as Row[]
+    ).map(toEnvironment);
   }
 
   async listAllEnvironments(): Promise<EnvironmentRecord[]> {
-    return this.db.prepare('SELECT * FROM environments').all() as EnvironmentRecord[];
+    return (this.db.prepare('SELECT * FROM environments').all() as Row[]).map(toEnvironment);
+  }
+
+  async createEnvironment(modelId: string, name: string, settings: PromotionSettings): Promise<EnvironmentRecord> {
+    const at = now();
+    try {
+      this.db
+        .prepare('INSERT INTO environments (model_id, name, promotion_settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
+        .run(modelId, name, JSON.stringify(settings), at, at);
+    } catch (error) {
+      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(`environment ${name} already exists`);
+      throw error;
+    }
+    this.changed();
+    return (await this.getEnvironment(modelId, name))!;
+  }
+
+  async updatePromotionSettings(modelId: string, name: string, settings: PromotionSettings): Promise<EnvironmentRecord> {
+    this.db
+      .prepare('UPDATE environments SET promotion_settings = ?, updated_at = ? WHERE model_id = ? AND name = ?')
+      .run(JSON.stringify(settings), now(), modelId, name);
+    this.changed();
+    const environment = await this.getEnvironment(modelId, name);
+    if (!environment) throw new Error(`environment ${name} does not exist`);
+    return environment;
+  }
+
+  async deleteEnvironment(modelId: string, name: string): Promise<void> {
+    const remove = this.db.transaction(() => {
+      this.db.prepare('DELETE FROM routes WHERE model_id = ? AND environment = ?').run(modelId, name);
+      this.db.prepare('DELETE FROM environments WHERE model_id = ? AND name = ?').run(modelId, name);
+    });
+    remove.immediate();
+    this.changed();
+  }
+
+  private writeRouteIn(modelId: string, environment: string, weights: Record<string, number>, at: string): number {
+    const row = this.db
+      .prepare(
+        `INSERT INTO routes (model_id, environment, weights, generation, updated_at) VALUES (?, ?, ?, 1, ?)
+         ON CONFLICT (model_id, environment) DO UPDATE SET weights = excluded.weights, generation = routes.generation + 1, updated_at = excluded.updated_at
+         RETURNING generation`,
+      )
+      .get(modelId, environment, JSON.stringify(weights), at) as { generation: number };
+    return row.generation;
+  }
+
+  async writeRoute(modelId: string, environment: string, weights: Record<string, number>): Promise<number> {
+    const write = this.db.transaction(() => this.writeRouteIn(modelId, environment, weights, now()));
+    const generation = write.immediate();
+    this.changed();
+    return generation;
+  }
+
+  async setCurrentDeployment(modelId: string, environment: string, deploymentId: string): Promise<number> {
+    const set = this.db.transaction((): number => {
+      const at = now();
+      const result = this.db
+        .prepare('UPDATE environments SET current_deployment_id = ?, updated_at = ? WHERE model_id = ? AND name = ?')
+        .run(deploymentId, at, modelId, environment);
+      if (result.changes === 0) throw new Error(`environment ${environment} does not exist`);
+      return this.writeRouteIn(modelId, environment, { [deploymentId]: 100 }, at);
+    });
+    const generation = set.immediate();
+    this.changed();
+    return generation;
+  }
+
+  async createPromotion(promotion: Omit<PromotionRecord, 'updated_at' | 'ended_at'>): Promise<PromotionRecord> {
+    this.db
+      .prepare(
+        `INSERT INTO promotions (id, model_id, environment, candidate_deployment_id, previous_deployment_id, status, step, total_steps,
+           percent_traffic_to_new_version, candidate_replicas, previous_replicas, settings, message, actor, workflow_id, started_at, updated_at)
+         VALUES (@id, @model_id, @environment, @candidate_deployment_id, @previous_deployment_id, @status, @step, @total_steps,
+           @percent_traffic_to_new_version, @candidate_replicas, @previous_replicas, @settings, @message, @actor, @workflow_id, @started_at, @started_at)`,
+      )
+      .run({ ...promotion, settings: JSON.stringify(promotion.settings) });
+    this.changed();
+    return (await this.getPromotion(promotion.id))!;
+  }
+
+  async updatePromotion(id: string, patch: PromotionPatch): Promise<PromotionRecord> {
+    const entries = Object.entries(patch).filter(([, value]) => value !== undefined);
+    this.db
+      .prepare(`UPDATE promotions SET ${[...entries.map(([key]) => `${key} = ?`), 'updated_at = ?'].join(', ')} WHERE id = ?`)
+      .run(...entries.map(([, value]) => value), now(), id);
+    this.changed();
+    const promotion = await this.getPromotion(id);
+    if (!promotion) throw new Error(`promotion ${id} does not exist`);
+    return promotion;
+  }
+
+  async getPromotion(id: string): Promise<PromotionRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM promotions WHERE id = ?').get(id) as Row | undefined;
+    return row && toPromotion(row);
+  }
+
+  async listPromotions(modelId: string, environment: string, options: { limit?: number } = {}): Promise<PromotionRecord[]> {
+    return (
+      this.db
+        .prepare('SELECT * FROM promotions WHERE model_id = ? AND environment = ? ORDER BY started_at DESC, rowid DESC LIMIT ?')
+        .all(modelId, environment, options.limit ?? 100) as Row[]
+    ).map(toPromotion);
+  }
+
+  async listPromotionsInFlight(modelId?: string): Promise<PromotionRecord[]> {
+    const rows =
+      modelId === undefined
+        ? this.db.prepare('SELECT * FROM promotions WHERE ended_at IS NULL ORDER BY started_at').all()
+        : this.db.prepare('SELECT * FROM promotions WHERE ended_at IS NULL AND model_id = ? ORDER BY started_at').all(modelId);
+    return (rows as Row[]).map(toPromotion);
   }
 
   async adoptIfNoCurrentDeployment(modelId: string, environment: string, deploymentId: string): Promise<boolean> {
@@ -267,12 +394,7 @@ export class SqliteStore implements Store {
         )
         .run(deploymentId, at, modelId, environment);
       if (result.changes === 0) return false;
-      this.db
-        .prepare(
-          `INSERT INTO routes (model_id, environment, weights, generation, updated_at) VALUES (?, ?, ?, 1, ?)
-           ON CONFLICT (model_id, environment) DO UPDATE SET weights = excluded.weights, generation = routes.generation + 1, updated_at = excluded.updated_at`,
-        )
-        .run(modelId, environment, JSON.stringify({ [deploymentId]: 100 }), at);
+      this.writeRouteIn(modelId, environment, { [deploymentId]: 100 }, at);
       return true;
     });
     const adopted = adopt.immediate();

@@ -1,0 +1,112 @@
+/**
+ * Promotion activities: the promotion's record and audit trail, the environment's route and
+ * current deployment, and what happens to the previous deployment afterwards. Each writes
+ * desired state only and is safe to repeat.
+ */
+import { PromotionService } from '../services/promotions';
+import { ServiceError } from '../services/errors';
+import type { CleanupStrategy } from '../shared/schemas';
+import type { AuditEntry, PromotionPatch } from '../store/store';
+import type { ActivityDeps } from './deps';
+import { requireDeployment } from './records';
+
+/** What a promotion starts from. */
+export interface PromotionStart {
+  /** The environment's current deployment, or null when it has none. */
+  previousDeploymentId: string | null;
+  /** N: what the previous deployment runs now, at least the candidate's min_replica, at least 1. */
+  replicas: number;
+}
+
+/** The traffic weights that send `percent` to the candidate and the rest to the previous deployment. */
+export function promotionWeights(candidateId: string, previousId: string | null, percent: number): Record<string, number> {
+  if (percent >= 100) return { [candidateId]: 100 };
+  if (!previousId) return percent <= 0 ? {} : { [candidateId]: 100 };
+  if (percent <= 0) return { [previousId]: 100 };
+  return { [candidateId]: percent, [previousId]: 100 - percent };
+}
+
+/** Creates the promotion activities. */
+export function createPromotionActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Fixes what the promotion starts from: the environment's current deployment and N. The
+     * first call records them; a retry returns what was recorded.
+     */
+    async beginPromotion(input: { promotionId: string }): Promise<PromotionStart> {
+      const promotion = await deps.store.getPromotion(input.promotionId);
+      if (!promotion) throw new Error(`promotion ${input.promotionId} does not exist`);
+      if (promotion.total_steps > 0 || promotion.previous_replicas > 0) {
+        return { previousDeploymentId: promotion.previous_deployment_id, replicas: Math.max(1, promotion.previous_replicas) };
+      }
+      const candidate = await requireDeployment(deps, promotion.candidate_deployment_id);
+      const environment = await deps.store.getEnvironment(promotion.model_id, promotion.environment);
+      const previousId = environment?.current_deployment_id && environment.current_deployment_id !== candidate.id ? environment.current_deployment_id : null;
+      const previous = previousId ? await deps.store.getDeployment(previousId) : undefined;
+      const replicas = Math.max(1, candidate.autoscaling.min_replica, previous?.desired_replicas ?? 0);
+      await deps.store.updatePromotion(promotion.id, { previous_deployment_id: previousId, previous_replicas: previous ? replicas : 0 });
+      return { previousDeploymentId: previousId, replicas };
+    },
+
+    /** Copies the workflow's progress into the promotion's record. */
+    async recordPromotion(input: { promotionId: string; patch: PromotionPatch }): Promise<void> {
+      await deps.store.updatePromotion(input.promotionId, input.patch);
+    },
+
+    /** Appends audit entries (actions and outcomes), in order. */
+    async recordAudit(input: { entries: Omit<AuditEntry, 'id'>[] }): Promise<void> {
+      for (const entry of input.entries) await deps.store.appendAudit(entry);
+    },
+
+    /** Routes `percent` of the environment's traffic to the candidate; returns the route's generation. */
+    async setTraffic(input: { modelId: string; environment: string; candidateId: string; previousId: string | null; percent: number }): Promise<number> {
+      return deps.store.writeRoute(input.modelId, input.environment, promotionWeights(input.candidateId, input.previousId, input.percent));
+    },
+
+    /** Makes the candidate the environment's current deployment (all traffic); returns the route's generation. */
+    async setCurrentDeployment(input: { modelId: string; environment: string; deploymentId: string }): Promise<number> {
+      const deployment = await requireDeployment(deps, input.deploymentId);
+      if (deployment.status === 'SCALED_TO_ZERO' || deployment.status === 'WAKING_UP') {
+        await deps.store.updateDeployment(deployment.id, { status: 'ACTIVE', status_message: null });
+      }
+      return deps.store.setCurrentDeployment(input.modelId, input.environment, input.deploymentId);
+    },
+
+    /**
+     * Starts the promotion a push asked for. A refusal (another promotion in flight, the
+     * deployment already current) is reported, not retried: the deployment itself is fine.
+     */
+    async promoteAfterDeploy(input: { deploymentId: string; environment: string; actor: string }): Promise<{ promotionId?: string; refused?: string }> {
+      if (!deps.workflows) throw new Error('this worker cannot start workflows (no Temporal client in its activity deps)');
+      const deployment = await requireDeployment(deps, input.deploymentId);
+      const model = await deps.store.getModel(deployment.model_id);
+      if (!model) throw new Error(`model ${deployment.model_id} does not exist`);
+      const environment = await deps.store.getEnvironment(model.id, input.environment);
+      if (environment?.current_deployment_id === deployment.id) return { refused: `already the current deployment of ${input.environment}` };
+      const inFlight = await deps.store.listPromotionsInFlight(model.id);
+      const mine = inFlight.find((p) => p.candidate_deployment_id === deployment.id && p.environment === input.environment);
+      if (mine) return { promotionId: mine.id }; // a retry after the start succeeded
+      try {
+        const promotion = await new PromotionService({ store: deps.store, workflows: deps.workflows }).promote(model, input.environment, deployment, { name: input.actor });
+        return { promotionId: promotion.id };
+      } catch (error) {
+        if (error instanceof ServiceError && error.kind !== 'unavailable') return { refused: error.message };
+        throw error;
+      }
+    },
+
+    /** After a promotion: the previous deployment scaled to zero, kept as it is, or deactivated. */
+    async cleanUpPrevious(input: { deploymentId: string; strategy: CleanupStrategy }): Promise<void> {
+      const deployment = await requireDeployment(deps, input.deploymentId);
+      if (input.strategy === 'KEEP') return;
+      if (input.strategy === 'DEACTIVATE') {
+        await deps.store.updateDeployment(deployment.id, { desired_replicas: 0, status: 'INACTIVE', status_message: 'deactivated by a promotion' });
+        return;
+      }
+      await deps.store.updateDeployment(deployment.id, {
+        desired_replicas: 0,
+        status: deployment.status === 'ACTIVE' || deployment.status === 'UNHEALTHY' ? 'SCALED_TO_ZERO' : undefined,
+      });
+    },
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * Promotions: starting one (with every refusal a user can hit), acting on the one in flight,
+ * its live status and the history. Knows the store and the workflows; knows nothing of HTTP.
+ */
+import { newId } from '../shared/ids';
+import { workflowIds } from '../shared/constants';
+import type { PromotionAction } from '../shared/schemas';
+import type { DeploymentRecord, ModelRecord, PromotionRecord, Store } from '../store/store';
+import { PromotionAlreadyRunning, type WorkflowsClient } from '../temporal/workflows-client';
+import { TERMINAL_PROMOTION_STATUSES, type PromotionStatus, type PromotionStatusName } from '../workflows/messages';
+import { actionRefusal, type PromotionActionName } from '../workflows/promotion-rules';
+import type { Actor } from './deployments';
+import { conflict, invalid, notFound, unavailable } from './errors';
+
+/** A promotion as the API shows it: its record, with the live workflow state while in flight. */
+export interface PromotionView {
+  id: string;
+  model_id: string;
+  environment: string;
+  status: PromotionStatusName;
+  candidate_deployment_id: string;
+  previous_deployment_id: string | null;
+  step: number;
+  total_steps: number;
+  percent_traffic_to_new_version: number;
+  candidate_replicas: number;
+  previous_replicas: number;
+  pending_action: string | null;
+  message: string | null;
+  actor: string;
+  started_at: string;
+  updated_at: string;
+  ended_at: string | null;
+  actions?: PromotionStatus['actions'];
+}
+
+/** The API's action names → the audit log's. */
+export const ACTION_NAMES: Record<PromotionAction, PromotionActionName> = {
+  pause: 'PAUSE',
+  resume: 'RESUME',
+  cancel: 'GRACEFUL_CANCEL',
+  force_cancel: 'FORCE_CANCEL',
+  force_roll_forward: 'FORCE_ROLL_FORWARD',
+};
+
+/** Whether the status shows the action has taken effect. */
+function tookEffect(action: PromotionActionName, status: PromotionStatusName): boolean {
+  const ended = TERMINAL_PROMOTION_STATUSES.includes(status);
+  switch (action) {
+    case 'PAUSE':
+      return status === 'PAUSED' || ended;
+    case 'RESUME':
+      return status !== 'PAUSED';
+    case 'GRACEFUL_CANCEL':
+      return status === 'RAMPING_DOWN' || ended;
+    case 'FORCE_CANCEL':
+    case 'FORCE_ROLL_FORWARD':
+      return ended;
+  }
+}
+
+/** How long an action request waits for the action to take effect before answering with the pending status. */
+export const ACTION_WAIT_MS = 30_000;
+
+/** Shows a promotion record, merged with the live status when there is one. */
+export function promotionView(record: PromotionRecord, live?: PromotionStatus): PromotionView {
+  const useLive = live && live.promotion_id === record.id && !record.ended_at;
+  return {
+    id: record.id,
+    model_id: record.model_id,
+    environment: record.environment,
+    status: useLive ? live.status : record.status,
+    candidate_deployment_id: record.candidate_deployment_id,
+    previous_deployment_id: useLive ? live.previous.deployment_id : record.previous_deployment_id,
+    step: useLive ? live.step : record.step,
+    total_steps: useLive ? live.total_steps : record.total_steps,
+    percent_traffic_to_new_version: useLive ? live.percent_traffic_to_new_version : record.percent_traffic_to_new_version,
+    candidate_replicas: useLive ? live.candidate.replicas : record.candidate_replicas,
+    previous_replicas: useLive ? live.previous.replicas : record.previous_replicas,
+    pending_action: useLive ? live.pending_action : null,
+    message: useLive ? live.message : record.message,
+    actor: record.actor,
+    started_at: record.started_at,
+    updated_at: useLive ? live.updated_at : record.updated_at,
+    ended_at: record.ended_at,
+    ...(useLive ? { actions: live.actions } : {}),
+  };
+}
+
+/** What the promotion service needs. */
+export interface PromotionServiceDeps {
+  store: Store;
+  workflows: WorkflowsClient;
+}
+
+/** Operations on promotions. */
+export class PromotionService {
+  constructor(private readonly deps: PromotionServiceDeps) {}
+
+  /** The in-flight promotion of an environment, if any. */
+  async inFlight(model: ModelRecord, environment: string): Promise<PromotionRecord | undefined> {
+    return (await this.deps.store.listPromotionsInFlight(model.id)).find((p) => p.environment === environment);
+  }
+
+  /** The live workflow status of an in-flight promotion (undefined when Temporal cannot say). */
+  private async live(record: PromotionRecord): Promise<PromotionStatus | undefined> {
+    try {
+      const status = await this.deps.workflows.promotionStatus(record.model_id, record.environment);
+      return status?.promotion_id === record.id ? status : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Shows a promotion with its live status. */
+  async view(record: PromotionRecord): Promise<PromotionView> {
+    return promotionView(record, record.ended_at ? undefined : await this.live(record));
+  }
+
+  /**
+   * Promotes a published deployment (ACTIVE or scaled to zero) of the model to the environment.
+   * Refuses, with the reason, what cannot be promoted or would collide with a promotion in flight.
+   */
+  async promote(model: ModelRecord, environment: string, deployment: DeploymentRecord, actor: Actor): Promise<PromotionView> {
+    const { store } = this.deps;
+    const env = await store.getEnvironment(model.id, environment);
+    if (!env) throw notFound(`environment ${environment} not found for model ${model.name}`);
+    if (deployment.kind === 'development') {
+      throw invalid('a development deployment is promoted with POST /v1/models/{model}/deployments/development/promote, which publishes it first');
+    }
+    if (deployment.status !== 'ACTIVE' && deployment.status !== 'SCALED_TO_ZERO') {
+      throw conflict(`deployment ${deployment.name} is ${deployment.status}; only ACTIVE or scaled-to-zero deployments can be promoted`);
+    }
+    if (env.current_deployment_id === deployment.id) {
+      throw conflict(`deployment ${deployment.name} is already the current deployment of ${environment}`);
+    }
+    const inFlight = await store.listPromotionsInFlight(model.id);
+    const running = inFlight.find((p) => p.environment === environment);
+    if (running) {
+      throw conflict(`a promotion of ${environment} is already in flight: ${running.id} (deployment ${running.candidate_deployment_id}, ${running.status})`, {
+        promotion_id: running.id,
+      });
+    }
+    const involved = new Set([deployment.id, env.current_deployment_id].filter((id): id is string => id !== null));
+    const clash = inFlight.find((p) => involved.has(p.candidate_deployment_id) || (p.previous_deployment_id !== null && involved.has(p.previous_deployment_id)));
+    if (clash) {
+      throw conflict(`promotion ${clash.id} of ${clash.environment} already controls the replicas of a deployment this promotion needs; wait for it to end`, {
+        promotion_id: clash.id,
+      });
+    }
+
+    const id = newId();
+    const record = await store.createPromotion({
+      id,
+      model_id: model.id,
+      environment,
+      candidate_deployment_id: deployment.id,
+      previous_deployment_id: env.current_deployment_id,
+      status: 'RELEASING',
+      step: 0,
+      total_steps: 0,
+      percent_traffic_to_new_version: 0,
+      candidate_replicas: 0,
+      previous_replicas: 0,
+      settings: env.promotion_settings,
+      message: null,
+      actor: actor.name,
+      workflow_id: workflowIds.promotion(model.id, environment),
+      started_at: new Date().toISOString(),
+    });
+    try {
+      await this.deps.workflows.startPromotion(model, deployment, {
+        promotionId: id,
+        modelId: model.id,
+        environment,
+        candidateDeploymentId: deployment.id,
+        settings: env.promotion_settings,
+        actor: actor.name,
+      });
+    } catch (error) {
+      const ended = { status: 'FAILED' as const, ended_at: new Date().toISOString() };
+      if (error instanceof PromotionAlreadyRunning) {
+        await store.updatePromotion(id, { ...ended, message: 'not started: another promotion of this environment is running' });
+        throw conflict(`a promotion of ${environment} is already running`);
+      }
+      await store.updatePromotion(id, { ...ended, message: `not started: ${(error as Error).message}` });
+      throw unavailable(`could not start the promotion workflow (is Temporal running?): ${(error as Error).message}`, error);
+    }
+    return promotionView(record);
+  }
+
+  /** The environment's in-flight promotion, or else its latest one; not_found when it never had one. */
+  async current(model: ModelRecord, environment: string): Promise<PromotionView> {
+    const record = (await this.inFlight(model, environment)) ?? (await this.deps.store.listPromotions(model.id, environment, { limit: 1 }))[0];
+    if (!record) throw notFound(`environment ${environment} of model ${model.name} has had no promotion`);
+    return this.view(record);
+  }
+
+  /** The environment's promotions, newest first, with their outcomes. */
+  async history(model: ModelRecord, environment: string): Promise<PromotionView[]> {
+    const records = await this.deps.store.listPromotions(model.id, environment);
+    return Promise.all(records.map((record) => this.view(record)));
+  }
+
+  /**
+   * Sends an action to the environment's in-flight promotion and waits (up to ACTION_WAIT_MS)
+   * until it has taken effect. Refuses, with the reason, an action that does not apply.
+   */
+  async act(model: ModelRecord, environment: string, action: PromotionAction, actor: Actor): Promise<{ done: boolean; promotion: PromotionView }> {
+    const record = await this.inFlight(model, environment);
+    if (!record) throw conflict(`environment ${environment} of model ${model.name} has no promotion in flight`);
+    const name = ACTION_NAMES[action];
+    const live = await this.live(record);
+    if (!live) throw unavailable(`the promotion workflow of ${environment} does not answer (is the worker running?)`);
+    const refusal = actionRefusal({ status: live.status, pending: live.pending_action, pausedFrom: live.paused_from }, name);
+    if (refusal) throw conflict(`cannot ${action.replace(/_/g, ' ')}: ${refusal}`);
+    await this.deps.workflows.signalPromotion(model.id, environment, name, actor.name);
+    const deadline = Date.now() + ACTION_WAIT_MS;
+    for (;;) {
+      const now = await this.deps.store.getPromotion(record.id);
+      const status = now?.ended_at ? undefined : await this.live(record);
+      const view = promotionView(now ?? record, status);
+      if (tookEffect(name, view.status)) return { done: true, promotion: view };
+      if (Date.now() > deadline) return { done: false, promotion: view };
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}

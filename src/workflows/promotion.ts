@@ -1,0 +1,350 @@
+/**
+ * promotionWorkflow (DESIGN §3): moves an environment from its current deployment to a
+ * candidate, step by step (rolling) or at once (instant), obeying pause, resume, cancel,
+ * force-cancel and force-roll-forward at step boundaries. Every action and outcome goes to
+ * the audit log; the promotion's record in the store follows every change.
+ *
+ * RELEASING → RAMPING_UP → SUCCEEDED, with PAUSED, RAMPING_DOWN → CANCELED, and FAILED (the
+ * candidate not ready in time or crash-looping: all traffic back on the previous deployment).
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { NON_RETRYABLE_FAILURES, REPLICAS_NOT_READY } from '../activities/failures';
+import type { PromotionSettings } from '../shared/schemas';
+import type { AuditEntry, PromotionPatch } from '../store/store';
+import {
+  cancelPromotionSignal,
+  forceCancelPromotionSignal,
+  forceRollForwardPromotionSignal,
+  pausePromotionSignal,
+  promotionStatusQuery,
+  resumePromotionSignal,
+  type ActionRequest,
+  type PromotionActionRecord,
+  type PromotionStatus,
+  type PromotionStatusName,
+} from './messages';
+import { acceptAction, actionRefusal, type PromotionActionName, type PromotionControlState } from './promotion-rules';
+import { planRollout, stepBack, type RolloutAction, type RolloutPlan } from './rollout-plan';
+
+/** What starts a promotion. */
+export interface PromotionWorkflowInput {
+  promotionId: string;
+  modelId: string;
+  environment: string;
+  candidateDeploymentId: string;
+  /** The environment's settings when the promotion was asked for. */
+  settings: PromotionSettings;
+  /** The API key name (or `gantry`) that asked. */
+  actor: string;
+}
+
+/** How a promotion ended. */
+export interface PromotionOutcome {
+  promotion_id: string;
+  status: Extract<PromotionStatusName, 'SUCCEEDED' | 'FAILED' | 'CANCELED'>;
+  message: string | null;
+}
+
+/** The actor named for signals that carry none (the Temporal UI, `temporal workflow signal`). */
+export const SIGNAL_ACTOR = 'temporal (signal)';
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { maximumInterval: '5 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
+});
+
+const waits = proxyActivities<Activities>({
+  startToCloseTimeout: '25 hours',
+  heartbeatTimeout: '10 seconds',
+  retry: { maximumInterval: '5 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
+});
+
+/** The candidate did not become ready (in time, or at all): the promotion fails and rolls back. */
+class RolloutFailed extends Error {}
+/** A force action arrived while a scaling step was waiting: the step stops where it is. */
+class Interrupted extends Error {}
+
+const iso = (): string => new Date().toISOString();
+
+/** Moves an environment to a candidate deployment; see the module comment. */
+export async function promotionWorkflow(input: PromotionWorkflowInput): Promise<PromotionOutcome> {
+  // ---- state ----
+  const startedAt = iso();
+  const status: PromotionStatus = {
+    promotion_id: input.promotionId,
+    model_id: input.modelId,
+    environment: input.environment,
+    status: 'RELEASING',
+    step: 0,
+    total_steps: 0,
+    percent_traffic_to_new_version: 0,
+    candidate: { deployment_id: input.candidateDeploymentId, replicas: 0 },
+    previous: { deployment_id: null, replicas: 0 },
+    pending_action: null,
+    paused_from: null,
+    message: null,
+    started_at: startedAt,
+    updated_at: startedAt,
+    actions: [{ action: 'PROMOTE', actor: input.actor, at: startedAt, outcome: 'applied', status: 'RELEASING' }],
+  };
+  let control: PromotionControlState = { status: 'RELEASING', pending: null, pausedFrom: null };
+  const unaudited: Omit<AuditEntry, 'id'>[] = [];
+  let plan: RolloutPlan | undefined;
+
+  const audit = (action: string, actor: string, details: Record<string, unknown>): void => {
+    unaudited.push({ model_id: input.modelId, actor, action, target: input.environment, details: { promotion_id: input.promotionId, ...details }, at: iso() });
+  };
+  audit('PROMOTE', input.actor, { candidate_deployment_id: input.candidateDeploymentId, settings: input.settings });
+
+  // ---- handlers ----
+  const receive = (action: PromotionActionName, request: ActionRequest | undefined): void => {
+    const actor = request?.actor ?? SIGNAL_ACTOR;
+    const refusal = actionRefusal(control, action);
+    const record: PromotionActionRecord = { action, actor, at: iso(), outcome: refusal ? 'ignored' : 'applied', status: control.status };
+    status.actions.push(record);
+    audit(action, actor, { outcome: record.outcome, status: control.status, ...(refusal ? { reason: refusal } : {}) });
+    if (refusal) return;
+    control = acceptAction(control, action);
+    status.pending_action = control.pending === 'RESUME' ? null : control.pending;
+  };
+  setHandler(pausePromotionSignal, (request) => receive('PAUSE', request));
+  setHandler(resumePromotionSignal, (request) => receive('RESUME', request));
+  setHandler(cancelPromotionSignal, (request) => receive('GRACEFUL_CANCEL', request));
+  setHandler(forceCancelPromotionSignal, (request) => receive('FORCE_CANCEL', request));
+  setHandler(forceRollForwardPromotionSignal, (request) => receive('FORCE_ROLL_FORWARD', request));
+  setHandler(promotionStatusQuery, () => status);
+
+  // Audit entries are written in the background, in order, so a long step never delays them.
+  let auditing = true;
+  const auditor = (async () => {
+    while (auditing || unaudited.length > 0) {
+      await condition(() => unaudited.length > 0 || !auditing);
+      const batch = unaudited.splice(0);
+      if (batch.length > 0) await quick.recordAudit({ entries: batch });
+    }
+  })();
+
+  // ---- helpers ----
+  const record = async (patch: PromotionPatch = {}): Promise<void> => {
+    status.updated_at = iso();
+    await quick.recordPromotion({
+      promotionId: input.promotionId,
+      patch: {
+        status: status.status,
+        step: status.step,
+        total_steps: status.total_steps,
+        percent_traffic_to_new_version: status.percent_traffic_to_new_version,
+        candidate_replicas: status.candidate.replicas,
+        previous_replicas: status.previous.replicas,
+        message: status.message,
+        ...patch,
+      },
+    });
+  };
+
+  const enter = async (next: PromotionStatusName): Promise<void> => {
+    status.status = next;
+    control = { ...control, status: next };
+    status.paused_from = next === 'PAUSED' ? control.pausedFrom : null;
+    upsertMemo({ status: next });
+    await record();
+  };
+
+  const forcePending = (): boolean => control.pending === 'FORCE_CANCEL' || control.pending === 'FORCE_ROLL_FORWARD';
+
+  /** Waits for replicas to be ready; a force action interrupts the wait, a failure fails the rollout. */
+  const awaitReady = async (deploymentId: string, replicas: number, interruptible: boolean): Promise<void> => {
+    const deadlineMs = Date.now() + input.settings.promotion_timeout_seconds * 1000;
+    const scope = new CancellationScope();
+    let settled = false;
+    if (interruptible) {
+      void condition(() => settled || forcePending()).then(() => {
+        if (!settled) scope.cancel();
+      });
+    }
+    try {
+      await scope.run(() => waits.awaitReplicasReady({ deploymentId, replicas, deadlineMs }));
+    } catch (error) {
+      if (isCancellation(error) && forcePending()) throw new Interrupted();
+      if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === REPLICAS_NOT_READY) {
+        throw new RolloutFailed(error.cause.message);
+      }
+      throw error;
+    } finally {
+      settled = true;
+    }
+  };
+
+  const scale = async (side: 'candidate' | 'previous', replicas: number, options: { interruptible: boolean; waitReady?: boolean }): Promise<void> => {
+    const deploymentId = side === 'candidate' ? input.candidateDeploymentId : status.previous.deployment_id;
+    if (!deploymentId) return;
+    const before = status[side].replicas;
+    status[side].replicas = replicas;
+    await quick.scaleDeployment({ deploymentId, replicas });
+    await record();
+    if (replicas > before && options.waitReady !== false) await awaitReady(deploymentId, replicas, options.interruptible);
+  };
+
+  const route = async (percent: number): Promise<void> => {
+    const generation = await quick.setTraffic({
+      modelId: input.modelId,
+      environment: input.environment,
+      candidateId: input.candidateDeploymentId,
+      previousId: status.previous.deployment_id,
+      percent,
+    });
+    await waits.awaitRouteApplied({ modelId: input.modelId, environment: input.environment, generation });
+    status.percent_traffic_to_new_version = percent;
+    await record();
+  };
+
+  const keepPrevious = input.settings.promotion_cleanup_strategy === 'KEEP';
+  const run = async (actions: RolloutAction[], interruptible: boolean): Promise<void> => {
+    for (const action of actions) {
+      if (action.kind === 'route') await route(action.percent);
+      else if (action.side === 'previous' && keepPrevious && action.replicas < status.previous.replicas) continue;
+      else await scale(action.side, action.replicas, { interruptible });
+    }
+  };
+
+  const finish = async (outcome: PromotionOutcome['status'], message: string | null = null): Promise<PromotionOutcome> => {
+    status.pending_action = null;
+    status.message = message;
+    status.status = outcome;
+    control = { ...control, status: outcome, pending: null };
+    upsertMemo({ status: outcome });
+    await record({ ended_at: iso() });
+    audit(`PROMOTION_${outcome}`, 'gantry', { message, percent_traffic_to_new_version: status.percent_traffic_to_new_version });
+    auditing = false;
+    await auditor;
+    return { promotion_id: input.promotionId, status: outcome, message };
+  };
+
+  /** Candidate to N and all traffic, then the environment points at it and the previous is cleaned up. */
+  const complete = async (): Promise<PromotionOutcome> => {
+    const n = plan!.replicas;
+    if (status.candidate.replicas < n) await scale('candidate', n, { interruptible: false });
+    if (status.percent_traffic_to_new_version < 100) await route(100);
+    const generation = await quick.setCurrentDeployment({ modelId: input.modelId, environment: input.environment, deploymentId: input.candidateDeploymentId });
+    await waits.awaitRouteApplied({ modelId: input.modelId, environment: input.environment, generation });
+    if (status.previous.deployment_id) {
+      await quick.cleanUpPrevious({ deploymentId: status.previous.deployment_id, strategy: input.settings.promotion_cleanup_strategy });
+      if (!keepPrevious) status.previous.replicas = 0;
+    }
+    status.step = status.total_steps;
+    return finish('SUCCEEDED');
+  };
+
+  /**
+   * All traffic back on the previous deployment at once (it gets a replica first if it has
+   * none), then the previous back to N and the candidate to zero.
+   */
+  const rollBack = async (): Promise<void> => {
+    if (status.previous.deployment_id && status.previous.replicas < 1) await scale('previous', 1, { interruptible: false });
+    if (status.percent_traffic_to_new_version > 0) await route(0);
+    if (status.previous.deployment_id) await scale('previous', plan?.replicas ?? 1, { interruptible: false });
+    await scale('candidate', 0, { interruptible: false });
+    status.step = 0;
+  };
+
+  const fail = async (error: RolloutFailed): Promise<PromotionOutcome> => {
+    status.message = error.message;
+    await rollBack();
+    return finish('FAILED', `${error.message}; all traffic is back on the previous deployment`);
+  };
+
+  /** Ends the rollout after an interruption or failure thrown out of a step. */
+  const recover = async (error: unknown): Promise<PromotionOutcome> => {
+    if (error instanceof Interrupted) {
+      // A force action stopped a scaling wait: act on it from where the rollout stands.
+      if (control.pending === 'FORCE_ROLL_FORWARD') {
+        try {
+          return await complete();
+        } catch (failure) {
+          if (failure instanceof RolloutFailed) return fail(failure);
+          throw failure;
+        }
+      }
+      await rollBack();
+      return finish('CANCELED', 'force-cancelled: all traffic on the previous deployment');
+    }
+    if (error instanceof RolloutFailed) return fail(error);
+    throw error;
+  };
+
+  // ---- main loop ----
+  await record();
+  const start = await quick.beginPromotion({ promotionId: input.promotionId });
+  status.previous = { deployment_id: start.previousDeploymentId, replicas: start.previousDeploymentId ? start.replicas : 0 };
+  const rolling = input.settings.rolling_deploy && start.previousDeploymentId !== null;
+  plan = planRollout({
+    replicas: start.replicas,
+    maxSurgePercent: input.settings.rolling_deploy_config.max_surge_percent,
+    maxUnavailablePercent: input.settings.rolling_deploy_config.max_unavailable_percent,
+    rolling,
+  });
+  status.total_steps = plan.steps.length;
+  let phase: 'RAMPING_UP' | 'RAMPING_DOWN' = 'RAMPING_UP';
+  await enter('RAMPING_UP');
+
+  try {
+    for (;;) {
+      // A step boundary: act on what was asked, strongest first.
+      const pending = control.pending;
+      if (pending === 'FORCE_ROLL_FORWARD') return await complete();
+      if (pending === 'FORCE_CANCEL') {
+        await rollBack();
+        return await finish('CANCELED', 'force-cancelled: all traffic on the previous deployment');
+      }
+      if (pending === 'GRACEFUL_CANCEL' && phase === 'RAMPING_UP') {
+        control = { ...control, pending: null };
+        status.pending_action = null;
+        phase = 'RAMPING_DOWN';
+        await enter('RAMPING_DOWN');
+        continue;
+      }
+      if (pending === 'PAUSE') {
+        control = { ...control, pending: null, pausedFrom: phase };
+        status.pending_action = null;
+        await enter('PAUSED');
+        await condition(() => control.pending !== null && control.pending !== 'PAUSE');
+        if (control.pending === 'RESUME') {
+          control = { ...control, pending: null, pausedFrom: null };
+          await enter(phase);
+        }
+        continue;
+      }
+
+      if (phase === 'RAMPING_UP') {
+        if (status.step >= plan.steps.length) return await complete();
+        await run(plan.steps[status.step]!, true);
+        status.step++;
+        await record();
+        const stabilization = input.settings.rolling_deploy_config.stabilization_time_seconds;
+        if (rolling && status.step < plan.steps.length && stabilization > 0) {
+          await condition(() => control.pending !== null, stabilization * 1000);
+        }
+      } else {
+        if (status.step <= 0) {
+          await scale('candidate', 0, { interruptible: false });
+          return await finish('CANCELED', 'cancelled: ramped down to the previous deployment');
+        }
+        await run(stepBack(plan.states[status.step]!, plan.states[status.step - 1]!), true);
+        status.step--;
+        await record();
+      }
+    }
+  } catch (error) {
+    return recover(error);
+  }
+}

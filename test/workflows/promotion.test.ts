@@ -1,0 +1,442 @@
+/**
+ * promotionWorkflow on the time-skipping test server with typed mock activities: every cell
+ * of the state × action table in docs/promotion-states.md, the endings, rollback on failure,
+ * instant promotions and hour-long stabilization timers skipped in milliseconds.
+ */
+import { strict as assert } from 'node:assert';
+import { Context, sleep } from '@temporalio/activity';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Activities } from '../../src/activities';
+import { REPLICAS_NOT_READY } from '../../src/activities/failures';
+import { promotionWeights } from '../../src/activities/promotions';
+import { DEFAULT_PROMOTION_SETTINGS, type PromotionSettings } from '../../src/shared/schemas';
+import { TEMPORAL_TEST_SERVER } from '../../src/stack/temporal-dev-server';
+import type { AuditEntry } from '../../src/store/store';
+import { promotionWorkflow } from '../../src/workflows';
+import {
+  cancelPromotionSignal,
+  forceCancelPromotionSignal,
+  forceRollForwardPromotionSignal,
+  pausePromotionSignal,
+  promotionStatusQuery,
+  resumePromotionSignal,
+  type PromotionStatus,
+  type PromotionStatusName,
+} from '../../src/workflows/messages';
+import type { PromotionOutcome } from '../../src/workflows/promotion';
+import { installQuietRuntime } from '../helpers/quiet-runtime';
+
+type PromotionActivities = Pick<
+  Activities,
+  | 'beginPromotion'
+  | 'recordPromotion'
+  | 'recordAudit'
+  | 'scaleDeployment'
+  | 'awaitReplicasReady'
+  | 'setTraffic'
+  | 'awaitRouteApplied'
+  | 'setCurrentDeployment'
+  | 'cleanUpPrevious'
+>;
+
+const CANDIDATE = 'cand';
+const PREVIOUS = 'prev';
+
+/** A model's deployments and one environment, in memory, behind typed mock activities. */
+class FakeCluster {
+  replicas: Record<string, number> = { [CANDIDATE]: 1, [PREVIOUS]: 2 };
+  weights: Record<string, number> = { [PREVIOUS]: 100 };
+  current: string | null = PREVIOUS;
+  cleanedUp: string | undefined;
+  audit: Omit<AuditEntry, 'id'>[] = [];
+  /** Every traffic percent routed, in order. */
+  routed: number[] = [];
+  /** Gates: an armed key blocks the activity that hits it until released. */
+  private readonly armed = new Set<string>();
+  private readonly released = new Set<string>();
+  blockedOn: string | undefined;
+  failReady = new Set<string>();
+
+  constructor(private readonly hasPrevious = true) {
+    if (!hasPrevious) {
+      this.current = null;
+      this.weights = {};
+      this.replicas = { [CANDIDATE]: 1 };
+    }
+  }
+
+  arm(key: string): void {
+    this.armed.add(key);
+  }
+
+  release(key: string): void {
+    this.released.add(key);
+  }
+
+  private async gate(key: string): Promise<void> {
+    if (!this.armed.has(key)) return;
+    this.armed.delete(key);
+    this.blockedOn = key;
+    try {
+      while (!this.released.has(key)) {
+        Context.current().heartbeat();
+        await sleep(20); // throws when the activity is cancelled
+      }
+    } finally {
+      this.released.delete(key);
+      if (this.blockedOn === key) this.blockedOn = undefined;
+    }
+  }
+
+  get percent(): number {
+    return this.weights[CANDIDATE] ?? 0;
+  }
+
+  activities(): PromotionActivities {
+    return {
+      beginPromotion: async () => {
+        await this.gate('begin');
+        return { previousDeploymentId: this.hasPrevious ? PREVIOUS : null, replicas: 2 };
+      },
+      recordPromotion: async () => {},
+      recordAudit: async ({ entries }) => {
+        this.audit.push(...entries);
+      },
+      scaleDeployment: async ({ deploymentId, replicas }) => {
+        this.replicas[deploymentId] = replicas;
+      },
+      awaitReplicasReady: async ({ deploymentId }) => {
+        await this.gate(`ready:${deploymentId}`);
+        if (this.failReady.has(deploymentId)) {
+          throw ApplicationFailure.create({ message: 'replica cand-1 failed to start: load() raised: OSError: weights missing', type: REPLICAS_NOT_READY, nonRetryable: true });
+        }
+      },
+      setTraffic: async ({ candidateId, previousId, percent }) => {
+        this.weights = promotionWeights(candidateId, previousId, percent);
+        this.routed.push(percent);
+        return this.routed.length;
+      },
+      awaitRouteApplied: async () => {},
+      setCurrentDeployment: async ({ deploymentId }) => {
+        this.current = deploymentId;
+        this.weights = { [deploymentId]: 100 };
+        return 99;
+      },
+      cleanUpPrevious: async ({ deploymentId, strategy }) => {
+        this.cleanedUp = strategy;
+        if (strategy !== 'KEEP') this.replicas[deploymentId] = 0;
+      },
+    };
+  }
+}
+
+const settings = (overrides: Partial<PromotionSettings> & { stabilization?: number } = {}): PromotionSettings => ({
+  ...DEFAULT_PROMOTION_SETTINGS,
+  ...overrides,
+  rolling_deploy_config: {
+    max_surge_percent: 50,
+    max_unavailable_percent: 0,
+    stabilization_time_seconds: overrides.stabilization ?? 0,
+  },
+});
+
+describe('promotionWorkflow (time-skipping)', function () {
+  this.timeout(120_000);
+  let env: TestWorkflowEnvironment;
+  let bundle: WorkflowBundleWithSourceMap;
+  let counter = 0;
+
+  before(async () => {
+    installQuietRuntime();
+    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: TEMPORAL_TEST_SERVER } } });
+    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+  });
+
+  after(async () => {
+    await env?.teardown();
+  });
+
+  /** Runs a promotion against the cluster; `drive` gets the handle while it runs. */
+  async function promote(
+    cluster: FakeCluster,
+    promotionSettings: PromotionSettings,
+    drive: (handle: WorkflowHandle<typeof promotionWorkflow>) => Promise<void> = async () => {},
+  ): Promise<PromotionOutcome> {
+    const taskQueue = `promotion-test-${++counter}`;
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: cluster.activities() });
+    return worker.runUntil(async () => {
+      const handle = await env.client.workflow.start(promotionWorkflow, {
+        taskQueue,
+        workflowId: `promotion:m:env-${counter}`,
+        args: [{ promotionId: `p${counter}`, modelId: 'm', environment: 'staging', candidateDeploymentId: CANDIDATE, settings: promotionSettings, actor: 'alice' }],
+      });
+      await drive(handle);
+      return handle.result();
+    });
+  }
+
+  /** Polls the status query (in real time) until `done` says so. */
+  async function until(handle: WorkflowHandle, done: (status: PromotionStatus) => boolean, what: string): Promise<PromotionStatus> {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const status = await handle.query(promotionStatusQuery);
+      if (done(status)) return status;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last status ${JSON.stringify(status)}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  const blockedOn = (cluster: FakeCluster, key: string) => async () => {
+    const deadline = Date.now() + 20_000;
+    while (cluster.blockedOn !== key) {
+      if (Date.now() > deadline) throw new Error(`the workflow never reached ${key}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  };
+
+  const SIGNALS = {
+    pause: pausePromotionSignal,
+    resume: resumePromotionSignal,
+    cancel: cancelPromotionSignal,
+    force_cancel: forceCancelPromotionSignal,
+    force_roll_forward: forceRollForwardPromotionSignal,
+  } as const;
+  type Action = keyof typeof SIGNALS;
+
+  /** The action's audit entry, asserting it was recorded with the right outcome and actor. */
+  function audited(cluster: FakeCluster, action: string, outcome: 'applied' | 'ignored', actor = 'bob'): void {
+    const entry = cluster.audit.find((e) => e.action === action && e.actor === actor);
+    assert.ok(entry, `no audit entry for ${action} by ${actor}: ${JSON.stringify(cluster.audit.map((e) => e.action))}`);
+    assert.equal((entry.details as { outcome: string }).outcome, outcome, `${action} should be ${outcome}`);
+  }
+
+  const AUDIT_NAMES: Record<Action, string> = {
+    pause: 'PAUSE',
+    resume: 'RESUME',
+    cancel: 'GRACEFUL_CANCEL',
+    force_cancel: 'FORCE_CANCEL',
+    force_roll_forward: 'FORCE_ROLL_FORWARD',
+  };
+
+  function assertSucceeded(cluster: FakeCluster, outcome: PromotionOutcome): void {
+    assert.equal(outcome.status, 'SUCCEEDED');
+    assert.equal(cluster.current, CANDIDATE);
+    assert.deepEqual(cluster.weights, { [CANDIDATE]: 100 });
+    assert.equal(cluster.replicas[CANDIDATE], 2);
+    assert.equal(cluster.replicas[PREVIOUS], 0);
+    assert.equal(cluster.cleanedUp, 'SCALE_TO_ZERO');
+    assert.equal(cluster.audit.at(-1)?.action, 'PROMOTION_SUCCEEDED');
+  }
+
+  function assertCanceled(cluster: FakeCluster, outcome: PromotionOutcome): void {
+    assert.equal(outcome.status, 'CANCELED');
+    assert.equal(cluster.current, PREVIOUS, 'the environment keeps its deployment');
+    assert.equal(cluster.percent, 0, 'all traffic back on the previous deployment');
+    assert.equal(cluster.replicas[CANDIDATE], 0);
+    assert.equal(cluster.replicas[PREVIOUS], 2);
+    assert.equal(cluster.audit.at(-1)?.action, 'PROMOTION_CANCELED');
+  }
+
+  /** Puts a promotion in `state`, sends `action` there, and lets it run to its end. */
+  async function cell(state: 'RELEASING' | 'RAMPING_UP' | 'PAUSED' | 'RAMPING_DOWN', action: Action) {
+    const cluster = new FakeCluster();
+    const seen: PromotionStatusName[] = [];
+    const outcome = await promote(cluster, settings(), async (handle) => {
+      const signal = () => handle.signal(SIGNALS[action], { actor: 'bob' });
+      if (state === 'RELEASING') {
+        cluster.arm('begin');
+        await blockedOn(cluster, 'begin')();
+        assert.equal((await handle.query(promotionStatusQuery)).status, 'RELEASING');
+        await signal();
+        await until(handle, (s) => s.actions.some((a) => a.actor === 'bob'), 'the action to be received');
+        cluster.release('begin');
+      } else if (state === 'RAMPING_UP') {
+        cluster.arm(`ready:${CANDIDATE}`);
+        await blockedOn(cluster, `ready:${CANDIDATE}`)();
+        assert.equal((await handle.query(promotionStatusQuery)).status, 'RAMPING_UP');
+        await signal();
+        await until(handle, (s) => s.actions.some((a) => a.actor === 'bob'), 'the action to be received');
+        cluster.release(`ready:${CANDIDATE}`);
+      } else if (state === 'PAUSED') {
+        cluster.arm(`ready:${CANDIDATE}`);
+        await blockedOn(cluster, `ready:${CANDIDATE}`)();
+        await handle.signal(pausePromotionSignal, { actor: 'carol' });
+        cluster.release(`ready:${CANDIDATE}`);
+        const paused = await until(handle, (s) => s.status === 'PAUSED', 'PAUSED');
+        assert.equal(paused.percent_traffic_to_new_version, 50, 'paused after step 1 with the split kept');
+        await signal();
+      } else {
+        // RAMPING_DOWN: cancel after step 1; the walk back waits for the previous deployment.
+        cluster.arm(`ready:${CANDIDATE}`);
+        await blockedOn(cluster, `ready:${CANDIDATE}`)();
+        cluster.arm(`ready:${PREVIOUS}`);
+        await handle.signal(cancelPromotionSignal, { actor: 'carol' });
+        cluster.release(`ready:${CANDIDATE}`);
+        await blockedOn(cluster, `ready:${PREVIOUS}`)();
+        assert.equal((await handle.query(promotionStatusQuery)).status, 'RAMPING_DOWN');
+        await signal();
+        await until(handle, (s) => s.actions.some((a) => a.actor === 'bob'), 'the action to be received');
+        cluster.release(`ready:${PREVIOUS}`);
+      }
+      // Follow the promotion, resuming it when the action paused it.
+      for (;;) {
+        const status = await handle.query(promotionStatusQuery);
+        seen.push(status.status);
+        if (['SUCCEEDED', 'FAILED', 'CANCELED'].includes(status.status)) break;
+        if (status.status === 'PAUSED' && !status.actions.some((a) => a.actor === 'dave')) {
+          await handle.signal(resumePromotionSignal, { actor: 'dave' });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    });
+    return { cluster, outcome, seen };
+  }
+
+  const table: Record<'RELEASING' | 'RAMPING_UP' | 'PAUSED' | 'RAMPING_DOWN', Record<Action, { applies: boolean; ends: 'SUCCEEDED' | 'CANCELED'; via?: PromotionStatusName }>> = {
+    RELEASING: {
+      pause: { applies: true, ends: 'SUCCEEDED', via: 'PAUSED' },
+      resume: { applies: false, ends: 'SUCCEEDED' },
+      cancel: { applies: true, ends: 'CANCELED', via: 'RAMPING_DOWN' },
+      force_cancel: { applies: true, ends: 'CANCELED' },
+      force_roll_forward: { applies: true, ends: 'SUCCEEDED' },
+    },
+    RAMPING_UP: {
+      pause: { applies: true, ends: 'SUCCEEDED', via: 'PAUSED' },
+      resume: { applies: false, ends: 'SUCCEEDED' },
+      cancel: { applies: true, ends: 'CANCELED', via: 'RAMPING_DOWN' },
+      force_cancel: { applies: true, ends: 'CANCELED' },
+      force_roll_forward: { applies: true, ends: 'SUCCEEDED' },
+    },
+    PAUSED: {
+      pause: { applies: false, ends: 'SUCCEEDED' },
+      resume: { applies: true, ends: 'SUCCEEDED' },
+      cancel: { applies: true, ends: 'CANCELED', via: 'RAMPING_DOWN' },
+      force_cancel: { applies: true, ends: 'CANCELED' },
+      force_roll_forward: { applies: true, ends: 'SUCCEEDED' },
+    },
+    RAMPING_DOWN: {
+      pause: { applies: true, ends: 'CANCELED', via: 'PAUSED' },
+      resume: { applies: false, ends: 'CANCELED' },
+      cancel: { applies: false, ends: 'CANCELED' },
+      force_cancel: { applies: true, ends: 'CANCELED' },
+      force_roll_forward: { applies: true, ends: 'SUCCEEDED' },
+    },
+  };
+
+  for (const [state, row] of Object.entries(table) as [keyof typeof table, (typeof table)[keyof typeof table]][]) {
+    for (const [action, expected] of Object.entries(row) as [Action, (typeof row)[Action]][]) {
+      it(`${state} × ${action}: ${expected.applies ? 'applies' : 'is ignored'}, ends ${expected.ends}`, async () => {
+        const { cluster, outcome, seen } = await cell(state, action);
+        audited(cluster, AUDIT_NAMES[action], expected.applies ? 'applied' : 'ignored');
+        if (expected.via) assert.ok(seen.includes(expected.via), `passes through ${expected.via}: saw ${seen.join(',')}`);
+        if (expected.ends === 'SUCCEEDED') assertSucceeded(cluster, outcome);
+        else assertCanceled(cluster, outcome);
+      });
+    }
+  }
+
+  for (const ending of ['SUCCEEDED', 'FAILED', 'CANCELED'] as const) {
+    for (const action of Object.keys(SIGNALS) as Action[]) {
+      it(`${ending} × ${action}: refused (the promotion has ended) and changes nothing`, async () => {
+        const cluster = new FakeCluster();
+        if (ending === 'FAILED') cluster.failReady.add(CANDIDATE);
+        const outcome = await promote(cluster, settings(), async (handle) => {
+          if (ending === 'CANCELED') await handle.signal(forceCancelPromotionSignal, { actor: 'carol' });
+          const ended = await handle.result();
+          assert.equal(ended.status, ending);
+          const before = JSON.stringify({ weights: cluster.weights, replicas: cluster.replicas, current: cluster.current });
+          await assert.rejects(handle.signal(SIGNALS[action], { actor: 'bob' }), /completed|not found/i);
+          assert.equal(JSON.stringify({ weights: cluster.weights, replicas: cluster.replicas, current: cluster.current }), before);
+          assert.equal((await handle.query(promotionStatusQuery)).status, ending, 'the ended promotion still answers its status');
+        });
+        assert.equal(outcome.status, ending);
+      });
+    }
+  }
+
+  it('rolls forward step by step (traffic 50 then 100) and cleans up the previous deployment', async () => {
+    const cluster = new FakeCluster();
+    const outcome = await promote(cluster, settings());
+    assertSucceeded(cluster, outcome);
+    assert.deepEqual(cluster.routed, [50, 100]);
+    assert.equal(cluster.audit[0]?.action, 'PROMOTE');
+    assert.equal(cluster.audit[0]?.actor, 'alice');
+  });
+
+  it('skips hour-long stabilization timers in milliseconds', async () => {
+    const cluster = new FakeCluster();
+    const started = Date.now();
+    const before = await env.currentTimeMs();
+    const outcome = await promote(cluster, settings({ stabilization: 3600 }));
+    assertSucceeded(cluster, outcome);
+    assert.ok((await env.currentTimeMs()) - before >= 3600_000, 'an hour of workflow time passed');
+    assert.ok(Date.now() - started < 30_000, 'in far less real time');
+  });
+
+  it('fails and puts all traffic back on the previous deployment when the candidate does not become ready', async () => {
+    const cluster = new FakeCluster();
+    cluster.failReady.add(CANDIDATE);
+    const outcome = await promote(cluster, settings());
+    assert.equal(outcome.status, 'FAILED');
+    assert.match(outcome.message ?? '', /load\(\) raised: OSError: weights missing; all traffic is back on the previous deployment/);
+    assert.deepEqual(cluster.routed, [], 'traffic never left the previous deployment');
+    assert.equal(cluster.current, PREVIOUS);
+    assert.equal(cluster.replicas[CANDIDATE], 0);
+    assert.equal(cluster.replicas[PREVIOUS], 2);
+    assert.equal(cluster.audit.at(-1)?.action, 'PROMOTION_FAILED');
+  });
+
+  it('fails at the second step and rolls traffic back from 50%', async () => {
+    const cluster = new FakeCluster();
+    const outcome = await promote(cluster, settings(), async (handle) => {
+      await until(handle, (s) => s.percent_traffic_to_new_version === 50, 'step 1');
+      cluster.failReady.add(CANDIDATE);
+    });
+    assert.equal(outcome.status, 'FAILED');
+    assert.equal(cluster.routed.at(-1), 0);
+    assert.equal(cluster.current, PREVIOUS);
+  });
+
+  it('switches at once with rolling_deploy false, and when the environment has no deployment yet', async () => {
+    const instant = new FakeCluster();
+    assertSucceeded(instant, await promote(instant, settings({ rolling_deploy: false })));
+    assert.deepEqual(instant.routed, [100]);
+
+    const empty = new FakeCluster(false);
+    const outcome = await promote(empty, settings());
+    assert.equal(outcome.status, 'SUCCEEDED');
+    assert.equal(empty.current, CANDIDATE);
+    assert.equal(empty.replicas[CANDIDATE], 2);
+  });
+
+  it('keeps the previous deployment at full size with the KEEP cleanup strategy', async () => {
+    const cluster = new FakeCluster();
+    const outcome = await promote(cluster, settings({ promotion_cleanup_strategy: 'KEEP' }));
+    assert.equal(outcome.status, 'SUCCEEDED');
+    assert.equal(cluster.replicas[PREVIOUS], 2, 'never scaled down');
+    assert.equal(cluster.cleanedUp, 'KEEP');
+  });
+
+  it('attributes a signal without an actor to temporal (signal)', async () => {
+    const cluster = new FakeCluster();
+    const outcome = await promote(cluster, settings(), async (handle) => {
+      await handle.signal(forceRollForwardPromotionSignal);
+    });
+    assert.equal(outcome.status, 'SUCCEEDED');
+    assert.ok(cluster.audit.some((e) => e.action === 'FORCE_ROLL_FORWARD' && e.actor === 'temporal (signal)'));
+  });
+
+  it('does not fail the workflow on a refused action', async () => {
+    const cluster = new FakeCluster();
+    await assert.doesNotReject(async () => {
+      const outcome = await promote(cluster, settings(), async (handle) => {
+        await handle.signal(resumePromotionSignal, { actor: 'bob' });
+        await handle.signal(resumePromotionSignal, { actor: 'bob' });
+      });
+      assert.equal(outcome.status, 'SUCCEEDED');
+    }, WorkflowFailedError);
+  });
+});
