@@ -491,10 +491,14 @@ def make_handler(state: State) -> type:
             self.send_header("Content-Length", str(len(body)))
             if close:
                 self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-            self.wfile.flush()
+            try:
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                # The client hung up (a health probe that timed out): nothing to answer.
+                self.close_connection = True
 
         def _has_body(self) -> bool:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

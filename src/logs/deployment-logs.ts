@@ -10,7 +10,7 @@ import * as path from 'node:path';
 export interface LogEntry {
   /** ISO time the line was written. */
   ts: string;
-  /** `build` or `replica-<id>`. */
+  /** `build`, `gantry` (status changes) or `replica-<id>`. */
   source: string;
   message: string;
 }

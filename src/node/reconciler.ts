@@ -79,8 +79,7 @@ export class Reconciler {
       const ready = this.deps.runtime.routableReplicas(deployment.id).length;
       if (ready > 0 || deployment.desired_replicas === 0) {
         this.unreadySince.delete(deployment.id);
-        if (deployment.status === 'UNHEALTHY') {
-          await this.deps.store.setStatusIf(deployment.id, 'UNHEALTHY', 'ACTIVE', null);
+        if (deployment.status === 'UNHEALTHY' && (await this.deps.store.setStatusIf(deployment.id, 'UNHEALTHY', 'ACTIVE', null))) {
           this.deps.log?.(`deployment ${deployment.id} is serving again: ACTIVE`);
         }
         continue;
@@ -88,8 +87,10 @@ export class Reconciler {
       const since = this.unreadySince.get(deployment.id) ?? now;
       this.unreadySince.set(deployment.id, since);
       if (deployment.status === 'ACTIVE' && now - since >= UNHEALTHY_AFTER_MS) {
-        await this.deps.store.setStatusIf(deployment.id, 'ACTIVE', 'UNHEALTHY', `no replica has been ready for ${Math.round((now - since) / 1000)} s`);
-        this.deps.log?.(`deployment ${deployment.id} has no ready replica: UNHEALTHY`);
+        const message = `no replica has been ready for ${Math.round((now - since) / 1000)} s`;
+        if (await this.deps.store.setStatusIf(deployment.id, 'ACTIVE', 'UNHEALTHY', message)) {
+          this.deps.log?.(`deployment ${deployment.id} has no ready replica: UNHEALTHY`);
+        }
       }
     }
   }

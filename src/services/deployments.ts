@@ -145,11 +145,16 @@ export class DeploymentService {
         { field: 'min_replica', message: 'must not exceed max_replica' },
       ]);
     }
-    // Until the autoscaler arrives, a serving deployment runs exactly min_replica replicas.
-    const serving = deployment.status === 'ACTIVE' || deployment.status === 'UNHEALTHY';
+    // Until the autoscaler arrives, a running deployment runs exactly min_replica replicas,
+    // except while a promotion owns its replica count (the new bounds apply after it ends).
+    const running =
+      deployment.status === 'ACTIVE' || deployment.status === 'UNHEALTHY' || (deployment.status === 'DEPLOYING' && deployment.desired_replicas > 0);
+    const promoting = (await this.deps.store.listPromotionsInFlight(model.id)).some(
+      (p) => p.candidate_deployment_id === deployment.id || p.previous_deployment_id === deployment.id,
+    );
     const updated = await this.deps.store.updateDeployment(deployment.id, {
       autoscaling: settings,
-      desired_replicas: serving ? settings.min_replica : undefined,
+      desired_replicas: running && !promoting ? settings.min_replica : undefined,
     });
     await this.deps.store.appendAudit({
       model_id: model.id,

@@ -4,7 +4,6 @@
  * with prefixed logs. Ctrl-C or SIGTERM stops everything in order; state stays in GANTRY_HOME.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { ensureAdminKey } from '../auth/api-keys';
 import { ConfigError, loadConfig, type GantryConfig } from '../config';
@@ -87,14 +86,17 @@ async function main(): Promise<void> {
   if (await isListening(config.temporalAddress)) {
     say(`using the Temporal server already answering at ${config.temporalAddress}`);
   } else {
-    say(`starting a Temporal dev server at ${config.temporalAddress} (data in ${path.relative(process.cwd(), paths.temporalDatabase) || paths.temporalDatabase})`);
+    say(`starting a Temporal dev server at ${config.temporalAddress} (data in ${paths.temporalDatabase})`);
     temporalChild = new SupervisedChild(
-      devServerSpec({
-        address: config.temporalAddress,
-        uiPort: config.temporalUiPort,
-        namespace: config.temporalNamespace,
-        databaseFile: paths.temporalDatabase,
-      }),
+      {
+        ...devServerSpec({
+          address: config.temporalAddress,
+          uiPort: config.temporalUiPort,
+          namespace: config.temporalNamespace,
+          databaseFile: paths.temporalDatabase,
+        }),
+        env: childEnv(config),
+      },
       write,
     );
     temporalChild.start();

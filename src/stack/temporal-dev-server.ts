@@ -20,8 +20,11 @@ export function devServerSpec(options: { address: string; uiPort: number; namesp
   fs.mkdirSync(path.dirname(options.databaseFile), { recursive: true });
   return {
     name: 'temporal',
-    command: TEMPORAL_CLI,
+    // Through bound-to-parent, so the server stops even if the supervisor is killed.
+    command: process.execPath,
     args: [
+      require.resolve('./bound-to-parent'),
+      TEMPORAL_CLI,
       'server',
       'start-dev',
       '--ip',
@@ -32,8 +35,7 @@ export function devServerSpec(options: { address: string; uiPort: number; namesp
       String(options.uiPort),
       '--db-filename',
       options.databaseFile,
-      '--namespace',
-      options.namespace,
+      ...(options.namespace === 'default' ? [] : ['--namespace', options.namespace]),
       '--ui-disable-news-fetch',
       '--log-level',
       'error',

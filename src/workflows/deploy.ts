@@ -72,10 +72,11 @@ export async function deployWorkflow(input: DeployWorkflowInput): Promise<Deploy
   try {
     await builds.buildDeployment({ deploymentId: input.deploymentId });
   } catch (error) {
-    const buildFailure = failureOfType(error, BUILD_FAILED);
-    if (!buildFailure) throw error;
-    await enter('BUILD_FAILED', buildFailure.message);
-    return { deployment_id: input.deploymentId, status: 'BUILD_FAILED', message: buildFailure.message };
+    // A package problem says what to fix; anything else failed every attempt and is said as it is.
+    if (!(error instanceof ActivityFailure)) throw error;
+    const message = failureOfType(error, BUILD_FAILED)?.message ?? `the build could not run: ${error.cause?.message ?? error.message}`;
+    await enter('BUILD_FAILED', message);
+    return { deployment_id: input.deploymentId, status: 'BUILD_FAILED', message };
   }
 
   await enter('DEPLOYING');

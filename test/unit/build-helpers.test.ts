@@ -86,3 +86,11 @@ describe('API keys', () => {
     assert.equal(fs.existsSync(file), false);
   });
 });
+
+describe('modelEnvironment', () => {
+  it("keeps Gantry's settings and secrets away from model code", async () => {
+    const { modelEnvironment } = await import('../../src/shared/model-environment');
+    const env = modelEnvironment({ PATH: '/bin', GANTRY_API_KEY: 'secret', TEMPORAL_ADDRESS: 'x:1', HOME: '/root' }, { GREETING: 'hi' }, { GANTRY_EVENTS_FD: '3' });
+    assert.deepEqual(env, { PATH: '/bin', HOME: '/root', GREETING: 'hi', GANTRY_EVENTS_FD: '3' });
+  });
+});

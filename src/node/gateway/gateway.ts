@@ -38,13 +38,13 @@ class RequestError extends Error {
   }
 }
 
-function sendError(res: http.ServerResponse, status: number, code: string, message: string): void {
+function sendError(res: http.ServerResponse, status: number, code: string, message: string, close = false): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const body = JSON.stringify({ error: { code, message } });
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(close ? { connection: 'close' } : {}) });
   res.end(body);
 }
 
@@ -57,15 +57,18 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
+        // Stop buffering; the 413 goes out with Connection: close and the rest is not read.
+        req.off('data', onData);
+        req.pause();
         reject(new RequestError(413, 'payload_too_large', `request body is larger than ${limit} bytes`));
-        req.destroy();
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', onData);
     req.once('end', () => resolve(Buffer.concat(chunks)));
     req.once('error', reject);
   });
@@ -150,8 +153,11 @@ export class Gateway {
       this.deps.onRouted?.(resolved.deployment.id);
       await this.proxy(resolved.deployment.id, resolved.deployment.name, req, body, res);
     } catch (error) {
-      if (error instanceof RequestError) sendError(res, error.status, error.code, error.message);
-      else sendError(res, 502, 'bad_gateway', `the replica failed to answer: ${(error as Error).message}`);
+      if (error instanceof RequestError) {
+        const unread = !req.complete;
+        sendError(res, error.status, error.code, error.message, unread);
+        if (unread) res.once('finish', () => req.socket.destroySoon());
+      } else sendError(res, 502, 'bad_gateway', `the replica failed to answer: ${(error as Error).message}`);
     }
   }
 

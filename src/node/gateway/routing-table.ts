@@ -59,9 +59,10 @@ export function parseInferencePath(host: string | undefined, pathname: string): 
   return undefined;
 }
 
+// DEPLOYING is not here: its replicas serve as soon as they are ready (the gateway answers 503
+// while none is), so nothing is refused in the moment between "ready" and "ACTIVE".
 const NOT_SERVING: Partial<Record<DeploymentStatus, string>> = {
   BUILDING: 'is still building',
-  DEPLOYING: 'is still deploying',
   BUILD_FAILED: 'failed to build',
   DEPLOY_FAILED: 'failed to deploy',
   SCALED_TO_ZERO: 'is scaled to zero',

@@ -7,6 +7,7 @@ import * as http from 'node:http';
 import type { Readable } from 'node:stream';
 import { appendLog, LineSplitter } from '../../logs/deployment-logs';
 import { MODEL_SERVER_SCRIPT } from '../../shared/project-paths';
+import { modelEnvironment } from '../../shared/model-environment';
 
 /** How to start a replica of a deployment. */
 export interface ReplicaSpec {
@@ -33,12 +34,14 @@ export interface ReplicaTimings {
   healthIntervalMs: number;
   /** Failed health checks in a row after which a ready replica leaves routing. */
   unhealthyAfter: number;
+  /** Failed health checks in a row after which the process is killed (and so restarted), as a liveness probe does. */
+  killAfter: number;
   /** How long SIGTERM may take before SIGKILL. */
   terminateGraceMs: number;
 }
 
 /** Production timings. */
-export const DEFAULT_REPLICA_TIMINGS: ReplicaTimings = { healthIntervalMs: 1000, unhealthyAfter: 3, terminateGraceMs: 15_000 };
+export const DEFAULT_REPLICA_TIMINGS: ReplicaTimings = { healthIntervalMs: 1000, unhealthyAfter: 3, killAfter: 15, terminateGraceMs: 15_000 };
 
 interface ServerEvent {
   event: string;
@@ -79,7 +82,7 @@ export class ReplicaProcess {
       ['-u', MODEL_SERVER_SCRIPT, 'serve', '--package', spec.packageDir, '--host', '127.0.0.1', '--port', '0', '--kind', spec.kind],
       {
         cwd: spec.packageDir,
-        env: { ...process.env, ...spec.environment, GANTRY_EVENTS_FD: '3', PYTHONDONTWRITEBYTECODE: '1', GANTRY_REPLICA_ID: id },
+        env: modelEnvironment(process.env, spec.environment, { GANTRY_EVENTS_FD: '3', PYTHONDONTWRITEBYTECODE: '1', GANTRY_REPLICA_ID: id }),
         stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
         // Its own process group: a Ctrl-C in the terminal reaches the node, which stops replicas in order.
         detached: true,
@@ -164,10 +167,19 @@ export class ReplicaProcess {
         this.phase = 'READY';
         this.onChange(this);
       }
-    } else if (this.phase === 'READY' && ++this.failedChecks >= this.timings.unhealthyAfter) {
-      this.log([`replica ${this.id} failed ${this.failedChecks} health checks: out of routing until it recovers`]);
-      this.phase = 'UNHEALTHY';
-      this.onChange(this);
+    } else if (this.readyAt) {
+      this.failedChecks++;
+      if (this.phase === 'READY' && this.failedChecks >= this.timings.unhealthyAfter) {
+        this.log([`replica ${this.id} failed ${this.failedChecks} health checks: out of routing until it recovers`]);
+        this.phase = 'UNHEALTHY';
+        this.onChange(this);
+      }
+      if (this.failedChecks >= this.timings.killAfter) {
+        this.log([`replica ${this.id} failed ${this.failedChecks} health checks in a row: killing it to restart it`]);
+        this.reportedError = undefined;
+        this.signal('SIGKILL');
+        return;
+      }
     }
     // Before the first ready, check often so a fast load is noticed at once.
     this.scheduleHealthCheck(this.readyAt ? this.timings.healthIntervalMs : Math.min(200, this.timings.healthIntervalMs));

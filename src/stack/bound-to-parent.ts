@@ -1,0 +1,27 @@
+/**
+ * Runs a program that cannot watch its parent (the Temporal dev server) so that it still
+ * stops when the supervisor dies: `node bound-to-parent.js <program> [args…]`. Signals are
+ * passed on; the exit code is the program's.
+ */
+import { spawn } from 'node:child_process';
+import { exitWhenParentDies } from './parent-watch';
+
+const [program, ...args] = process.argv.slice(2);
+if (!program) {
+  console.error('usage: bound-to-parent <program> [args…]');
+  process.exit(2);
+}
+const child = spawn(program, args, { stdio: 'inherit' });
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => child.kill(signal));
+child.once('error', (error) => {
+  console.error(`${program}: ${error.message}`);
+  process.exit(127);
+});
+child.once('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
+exitWhenParentDies(
+  () =>
+    new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    }),
+);
