@@ -90,7 +90,16 @@ export function createPromotionActivities(deps: ActivityDeps) {
         const promotion = await new PromotionService({ store: deps.store, workflows: deps.workflows }).promote(model, input.environment, deployment, { name: input.actor });
         return { promotionId: promotion.id };
       } catch (error) {
-        if (error instanceof ServiceError && error.kind !== 'unavailable') return { refused: error.message };
+        if (error instanceof ServiceError && error.kind !== 'unavailable') {
+          await deps.store.appendAudit({
+            model_id: model.id,
+            actor: input.actor,
+            action: 'PROMOTION_REFUSED',
+            target: deployment.id,
+            details: { environment: input.environment, reason: error.message },
+          });
+          return { refused: error.message };
+        }
         throw error;
       }
     },

@@ -3,11 +3,10 @@
  * gateway reports the generation it applied; "applied" is verified, never assumed.
  */
 import { Context, sleep } from '@temporalio/activity';
+import { NODE_STALE_AFTER_MS } from '../shared/constants';
 import { routeKey } from '../store/store';
 import type { ActivityDeps } from './deps';
 
-/** A node whose heartbeat is older than this is not counted as serving. */
-export const NODE_STALE_AFTER_MS = 15_000;
 
 /** Creates the traffic activities. */
 export function createTrafficActivities(deps: ActivityDeps) {

@@ -2,6 +2,15 @@
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { ApiClient, ApiClientError } from './api-client';
+import {
+  deleteEnvironmentCommand,
+  environmentsCommand,
+  promoteCommand,
+  ROLLOUT_ACTIONS,
+  rolloutCommand,
+  writeEnvironmentCommand,
+  type SettingsFlags,
+} from './commands/environments';
 import { deploymentsCommand, logsCommand, modelsCommand } from './commands/inspect';
 import { predictCommand } from './commands/predict';
 import { pushCommand } from './commands/push';
@@ -25,7 +34,7 @@ function run<A extends unknown[]>(body: (client: ApiClient, ...args: A) => Promi
 /** Builds the command tree. */
 export function buildProgram(): Command {
   const program = new Command('gantry')
-    .description('Push Python models, serve them, and promote them through environments.')
+    .description('Push Python models, serve them, and promote them through environments with rolling deployments.')
     .showHelpAfterError()
     .version('0.1.0');
 
@@ -48,10 +57,78 @@ export function buildProgram(): Command {
     .option('--model-name <name>', 'model to push to (default: config.yaml model_name, else the directory name)')
     .option('--deployment-name <name>', 'name the deployment (default deployment-N)')
     .option('--labels <json>', `labels as a JSON object, e.g. '{"team":"ml"}'`)
+    .option('--promote', 'once ACTIVE, promote it to production (implies --wait)')
+    .option('--environment <env>', 'once ACTIVE, promote it to this environment (implies --wait)')
     .option('--wait', 'wait until the deployment is ACTIVE or failed; exit non-zero on failure')
     .option('--timeout-seconds <s>', 'how long --wait waits', '1800')
     .addOption(outputOption())
     .action(run((client, dir: string, options) => pushCommand(client, path.resolve(dir), options)));
+
+  program
+    .command('promote')
+    .description('promote a deployment to an environment (a rolling deployment, per the environment settings)')
+    .argument('<model>', 'model id or name')
+    .argument('<deployment>', 'deployment id or name')
+    .option('-e, --environment <env>', 'target environment', 'production')
+    .option('-f, --follow', 'draw progress until it ends; exit non-zero unless it SUCCEEDED')
+    .addOption(outputOption())
+    .action(run((client, model: string, deployment: string, options) => promoteCommand(client, model, deployment, options)));
+
+  const rollout = program.command('rollout').description("show or control an environment's promotion in flight");
+  const rolloutActions = ['status', ...(Object.keys(ROLLOUT_ACTIONS) as (keyof typeof ROLLOUT_ACTIONS)[])] as const;
+  const rolloutHelp: Record<(typeof rolloutActions)[number], string> = {
+    status: 'show the in-flight (or latest) promotion',
+    pause: 'pause at the next step boundary; the traffic split stays',
+    resume: 'resume a paused promotion',
+    cancel: 'ramp back down step by step to the previous deployment',
+    'force-cancel': 'send all traffic back to the previous deployment at once',
+    'force-complete': 'candidate to full size and all traffic at once',
+  };
+  for (const action of rolloutActions) {
+    rollout
+      .command(action)
+      .description(rolloutHelp[action])
+      .argument('<model>', 'model id or name')
+      .option('-e, --environment <env>', 'environment', 'production')
+      .option('-f, --follow', 'then follow it until it ends')
+      .addOption(outputOption())
+      .action(run((client, model: string, options) => rolloutCommand(client, action, model, options)));
+  }
+
+  const settingsOptions = (command: Command): Command =>
+    command
+      .option('--rolling', 'rolling promotions (the default)')
+      .option('--no-rolling', 'instant promotions')
+      .option('--max-surge-percent <p>', 'candidate replicas added per step, % of N (0-50)')
+      .option('--max-unavailable-percent <p>', 'previous replicas removed first per step, % of N (0-50)')
+      .option('--stabilization-seconds <s>', 'wait after each step (0-3600)')
+      .addOption(new Option('--cleanup <strategy>', 'what happens to the previous deployment').choices(['SCALE_TO_ZERO', 'KEEP', 'DEACTIVATE']))
+      .option('--timeout-seconds <s>', 'how long a step may wait for replicas to be ready')
+      .addOption(outputOption());
+
+  const environments = program
+    .command('environments')
+    .description("list a model's environments, or manage them")
+    .argument('[model]', 'model id or name')
+    .addOption(outputOption())
+    .action(
+      run(async (client, model: string | undefined, options) => {
+        if (!model) throw new Error('give a model: gantry environments MODEL');
+        return environmentsCommand(client, model, options);
+      }),
+    );
+  settingsOptions(
+    environments.command('create').description('create an environment').argument('<model>', 'model id or name').argument('<name>', 'environment name'),
+  ).action(run((client, model: string, name: string, options: SettingsFlags) => writeEnvironmentCommand(client, 'create', model, name, options)));
+  settingsOptions(
+    environments.command('update').description("change an environment's promotion settings").argument('<model>', 'model id or name').argument('<name>', 'environment name'),
+  ).action(run((client, model: string, name: string, options: SettingsFlags) => writeEnvironmentCommand(client, 'update', model, name, options)));
+  environments
+    .command('delete')
+    .description('delete an environment (a promotion in flight is force-cancelled first)')
+    .argument('<model>', 'model id or name')
+    .argument('<name>', 'environment name')
+    .action(run((client, model: string, name: string) => deleteEnvironmentCommand(client, model, name)));
 
   program
     .command('models')

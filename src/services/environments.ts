@@ -2,7 +2,7 @@
  * Environments: production (always there) and custom ones, their promotion settings, and
  * what each serves. Knows the store and the workflows; knows nothing of HTTP.
  */
-import { PRODUCTION } from '../shared/constants';
+import { NODE_STALE_AFTER_MS, PRODUCTION } from '../shared/constants';
 import {
   DEFAULT_PROMOTION_SETTINGS,
   describeIssues,
@@ -10,7 +10,7 @@ import {
   type PromotionSettings,
   type PromotionSettingsPatch,
 } from '../shared/schemas';
-import { ConflictError, type EnvironmentRecord, type ModelRecord, type Store } from '../store/store';
+import { ConflictError, routeKey, type EnvironmentRecord, type ModelRecord, type Store } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
 import type { Actor, DeploymentService } from './deployments';
 import { conflict, invalid, notFound } from './errors';
@@ -54,6 +54,8 @@ export interface EnvironmentServiceDeps {
 
 /** How long deleting an environment waits for its force-cancelled promotion to end. */
 const DELETE_WAIT_MS = 120_000;
+/** How long deleting an environment waits for the gateways to stop serving it. */
+const ROUTE_GONE_WAIT_MS = 10_000;
 
 /** Operations on environments. */
 export class EnvironmentService {
@@ -115,6 +117,18 @@ export class EnvironmentService {
     return this.view(model, updated);
   }
 
+  /** Waits (a few seconds at most) until no live node's gateway serves the environment's route. */
+  private async awaitRouteGone(modelId: string, name: string): Promise<void> {
+    const key = routeKey(modelId, name);
+    const deadline = Date.now() + ROUTE_GONE_WAIT_MS;
+    for (;;) {
+      const nodes = await this.deps.store.listNodes();
+      const serving = nodes.filter((node) => Date.now() - Date.parse(node.heartbeat_at) < NODE_STALE_AFTER_MS && key in node.applied_routes);
+      if (serving.length === 0 || Date.now() > deadline) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   /** Deletes a custom environment; a promotion in flight is force-cancelled first. Production cannot be deleted. */
   async delete(model: ModelRecord, name: string, actor: Actor): Promise<void> {
     if (name === PRODUCTION) throw conflict('the production environment cannot be deleted');
@@ -129,6 +143,7 @@ export class EnvironmentService {
       }
     }
     await this.deps.store.deleteEnvironment(model.id, name);
+    await this.awaitRouteGone(model.id, name);
     await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, action: 'DELETE_ENVIRONMENT', target: name, details: {} });
   }
 }

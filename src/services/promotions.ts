@@ -8,6 +8,7 @@ import type { PromotionAction } from '../shared/schemas';
 import type { DeploymentRecord, ModelRecord, PromotionRecord, Store } from '../store/store';
 import { PromotionAlreadyRunning, type WorkflowsClient } from '../temporal/workflows-client';
 import { TERMINAL_PROMOTION_STATUSES, type PromotionStatus, type PromotionStatusName } from '../workflows/messages';
+import type { PromotionWorkflowInput } from '../workflows/promotion';
 import { actionRefusal, type PromotionActionName } from '../workflows/promotion-rules';
 import type { Actor } from './deployments';
 import { conflict, invalid, notFound, unavailable } from './errors';
@@ -58,6 +59,9 @@ function tookEffect(action: PromotionActionName, status: PromotionStatusName): b
       return ended;
   }
 }
+
+/** How long a start waits for the environment's previous promotion workflow to close. */
+const START_RETRY_MS = 10_000;
 
 /** How long an action request waits for the action to take effect before answering with the pending status. */
 export const ACTION_WAIT_MS = 30_000;
@@ -169,7 +173,7 @@ export class PromotionService {
       started_at: new Date().toISOString(),
     });
     try {
-      await this.deps.workflows.startPromotion(model, deployment, {
+      await this.startWorkflow(model, deployment, {
         promotionId: id,
         modelId: model.id,
         environment,
@@ -187,6 +191,22 @@ export class PromotionService {
       throw unavailable(`could not start the promotion workflow (is Temporal running?): ${(error as Error).message}`, error);
     }
     return promotionView(record);
+  }
+
+  /**
+   * Starts the workflow. A promotion records its end just before its workflow closes, so a
+   * start that finds the previous run still closing is retried for a few seconds.
+   */
+  private async startWorkflow(model: ModelRecord, deployment: DeploymentRecord, input: PromotionWorkflowInput): Promise<void> {
+    const deadline = Date.now() + START_RETRY_MS;
+    for (;;) {
+      try {
+        return await this.deps.workflows.startPromotion(model, deployment, input);
+      } catch (error) {
+        if (!(error instanceof PromotionAlreadyRunning) || Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
   }
 
   /** The environment's in-flight promotion, or else its latest one; not_found when it never had one. */

@@ -15,3 +15,6 @@ export const DEPLOYMENT_REF_ALIASES = ['production', 'development'] as const;
 
 /** The header the gateway sets on every answer it proxies. */
 export const DEPLOYMENT_ID_HEADER = 'x-gantry-deployment-id';
+
+/** A node whose heartbeat is older than this is not counted as serving. */
+export const NODE_STALE_AFTER_MS = 15_000;

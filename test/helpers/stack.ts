@@ -84,6 +84,25 @@ export class TestStack {
     this.apiKey = fs.readFileSync(path.join(this.home, 'admin-api-key'), 'utf8').trim();
   }
 
+  /** The pid of one of the supervisor's children (`api`, `node`, `worker`), found by its command line. */
+  childPid(name: 'api' | 'node' | 'worker'): number {
+    const script = { api: 'dist/src/api/server.js', node: 'dist/src/node/main.js', worker: 'dist/worker.js' }[name];
+    const supervisor = this.process?.pid;
+    if (!supervisor) throw new Error('the stack is not running');
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        const command = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+        if (parent === supervisor && command.some((arg) => arg.endsWith(script))) return Number(entry);
+      } catch {
+        // the process ended while we looked
+      }
+    }
+    throw new Error(`no ${name} process under the supervisor ${supervisor}`);
+  }
+
   /** Stops the stack as Ctrl-C does and waits for it to exit. */
   async stop(): Promise<void> {
     const child = this.process;

@@ -5,11 +5,15 @@ import { parse as parseYaml } from 'yaml';
 import type { DeploymentView } from '../../services/views';
 import { labelsSchema } from '../../shared/schemas';
 import { ApiClientError, type ApiClient } from '../api-client';
+import type { PromotionView } from '../../services/promotions';
 import { elapsed } from '../output';
+import { followPromotion } from './environments';
 import { packModelDirectory } from '../package-archive';
 
 /** The options `gantry push` takes. */
 export interface PushCommandOptions {
+  promote?: boolean;
+  environment?: string;
   modelName?: string;
   deploymentName?: string;
   labels?: string;
@@ -71,6 +75,27 @@ export async function waitForDeployment(
   }
 }
 
+/** Waits until the deploy workflow has started the promotion the push asked for; its id. */
+async function waitForPromotionStart(client: ApiClient, deployment: DeploymentView, environment: string, timeoutSeconds: number): Promise<string> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  for (;;) {
+    const { promotions } = await client.request<{ promotions: PromotionView[] }>(
+      'GET',
+      `/v1/models/${deployment.model_id}/environments/${encodeURIComponent(environment)}/promotions`,
+    );
+    const mine = promotions.find((p) => p.candidate_deployment_id === deployment.id);
+    if (mine) return mine.id;
+    const audit = await client.request<{ audit_logs: { action: string; target: string | null; details: Record<string, unknown> }[] }>(
+      'GET',
+      `/v1/models/${deployment.model_id}/audit_logs`,
+    );
+    const refusal = audit.audit_logs.find((e) => e.action === 'PROMOTION_REFUSED' && e.target === deployment.id);
+    if (refusal) throw new Error(`the promotion to ${environment} was refused: ${String(refusal.details.reason)}`);
+    if (Date.now() > deadline) throw new Error(`the promotion to ${environment} did not start within ${timeoutSeconds} s`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
 /** Runs `gantry push`; returns the process exit code. */
 export async function pushCommand(client: ApiClient, dir: string, options: PushCommandOptions): Promise<number> {
   const json = options.output === 'json';
@@ -81,12 +106,17 @@ export async function pushCommand(client: ApiClient, dir: string, options: PushC
   const timeoutSeconds = Number(options.timeoutSeconds ?? 1800);
   if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new Error('--timeout-seconds must be a positive number');
   const labels = parseLabels(options.labels);
+  if (options.promote && options.environment && options.environment !== 'production') {
+    throw new Error('--promote promotes to production; use --environment ENV alone for another environment');
+  }
+  const promoteTo = options.environment ?? (options.promote ? 'production' : undefined);
+  const wait = options.wait || promoteTo !== undefined;
   const modelName = modelNameFor(dir, options.modelName);
 
   const archive = await packModelDirectory(dir);
   log(`packed ${archive.files.length} files (${(archive.bytes / 1024).toFixed(1)} KiB) from ${dir}`);
   const form = new FormData();
-  form.append('options', JSON.stringify({ model_name: modelName, deployment_name: options.deploymentName, labels }));
+  form.append('options', JSON.stringify({ model_name: modelName, deployment_name: options.deploymentName, labels, environment: promoteTo }));
   form.append('archive', await fs.openAsBlob(archive.file), 'package.tar.gz');
   let deployment: DeploymentView;
   try {
@@ -96,7 +126,7 @@ export async function pushCommand(client: ApiClient, dir: string, options: PushC
   }
   log(`pushed ${modelName} → deployment ${deployment.name} (id ${deployment.id}, model ${deployment.model_id})`);
 
-  if (options.wait) {
+  if (wait) {
     deployment = await waitForDeployment(client, deployment, { timeoutSeconds, quiet: json, log });
     if (FAILED.has(deployment.status)) {
       if (json) console.log(JSON.stringify(deployment, null, 2));
@@ -112,6 +142,14 @@ export async function pushCommand(client: ApiClient, dir: string, options: PushC
       return 1;
     }
     log(`deployment ${deployment.name} is ACTIVE${deployment.is_production ? ' and serves production' : ''}`);
+    if (promoteTo && !deployment.environments.includes(promoteTo)) {
+      const promotionId = await waitForPromotionStart(client, deployment, promoteTo, timeoutSeconds);
+      log(`promoting to ${promoteTo}: promotion ${promotionId}`);
+      const code = await followPromotion(client, deployment.model_id, promoteTo, promotionId);
+      deployment = await client.getDeployment(deployment.model_id, deployment.id);
+      if (json) console.log(JSON.stringify(deployment, null, 2));
+      return code;
+    }
     log(`  predict: npx gantry predict ${modelName} --deployment ${deployment.name} --data '{}'`);
   }
   if (json) console.log(JSON.stringify(deployment, null, 2));
