@@ -180,4 +180,98 @@ describe('API boundary', () => {
     assert.equal((await get('/v1/nothing-here')).status, 404);
     assert.equal((await get(`/v1/models/echo/deployments/${first.body.id}/logs?tail=0`)).status, 422);
   });
+
+  describe('environments and promotions', () => {
+    const call = async (method: string, route: string, body?: unknown) => {
+      const response = await fetch(`${url}${route}`, {
+        method,
+        headers: { authorization: `Api-Key ${KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? (JSON.parse(text) as any) : undefined };
+    };
+
+    it('creates environments, refusing bad names, duplicates and invalid settings with the field named', async () => {
+      await push({ model_name: 'echo' });
+      assert.equal((await call('POST', '/v1/models/echo/environments', { name: 'Staging' })).status, 422);
+      const bad = await call('POST', '/v1/models/echo/environments', { name: 'staging', promotion_settings: { rolling_deploy_config: { max_surge_percent: 0 } } });
+      assert.equal(bad.status, 422);
+      assert.match(bad.body.error.message, /promotion_settings\.rolling_deploy_config\.max_surge_percent: exactly one/);
+      const cleanup = await call('POST', '/v1/models/echo/environments', { name: 'staging', promotion_settings: { promotion_cleanup_strategy: 'DELETE' } });
+      assert.equal(cleanup.status, 422);
+      assert.match(cleanup.body.error.message, /promotion_cleanup_strategy/);
+      const created = await call('POST', '/v1/models/echo/environments', { name: 'staging', promotion_settings: { rolling_deploy_config: { max_unavailable_percent: 25, max_surge_percent: 0 } } });
+      assert.equal(created.status, 201);
+      assert.deepEqual(created.body.promotion_settings.rolling_deploy_config, { max_surge_percent: 0, max_unavailable_percent: 25, stabilization_time_seconds: 10 });
+      assert.equal(created.body.current_deployment, null);
+      assert.equal((await call('POST', '/v1/models/echo/environments', { name: 'staging' })).status, 409);
+      const list = await call('GET', '/v1/models/echo/environments');
+      assert.deepEqual(list.body.environments.map((e: { name: string }) => e.name), ['production', 'staging']);
+    });
+
+    it('patches settings by merging, and refuses a patch that breaks them without changing anything', async () => {
+      await push({ model_name: 'echo' });
+      const ok = await call('PATCH', '/v1/models/echo/environments/production', { promotion_settings: { rolling_deploy_config: { stabilization_time_seconds: 0 } } });
+      assert.equal(ok.status, 200);
+      assert.deepEqual(ok.body.promotion_settings.rolling_deploy_config, { max_surge_percent: 25, max_unavailable_percent: 0, stabilization_time_seconds: 0 });
+      const bad = await call('PATCH', '/v1/models/echo/environments/production', { promotion_settings: { promotion_timeout_seconds: 1 } });
+      assert.equal(bad.status, 422);
+      assert.equal((await call('GET', '/v1/models/echo/environments/production')).body.promotion_settings.promotion_timeout_seconds, 600);
+      assert.equal((await call('DELETE', '/v1/models/echo/environments/production')).status, 409);
+      assert.equal((await call('DELETE', '/v1/models/echo/environments/nope')).status, 404);
+    });
+
+    it('refuses promotions that cannot happen, each with its reason', async () => {
+      const first = await push({ model_name: 'echo' });
+      const second = await push({ model_name: 'echo' });
+      const modelId = first.body.model_id;
+      assert.equal((await call('POST', '/v1/models/echo/environments/production/promote', {})).status, 422);
+      assert.equal((await call('POST', '/v1/models/echo/environments/production/promote', { deployment_id: 'nope' })).status, 404);
+      assert.equal((await call('POST', '/v1/models/echo/environments/nope/promote', { deployment_id: first.body.id })).status, 404);
+      const building = await call('POST', '/v1/models/echo/environments/production/promote', { deployment_id: second.body.id });
+      assert.equal(building.status, 409);
+      assert.match(building.body.error.message, /is BUILDING; only ACTIVE or scaled-to-zero/);
+
+      await store.updateDeployment(first.body.id, { status: 'ACTIVE' });
+      await store.updateDeployment(second.body.id, { status: 'ACTIVE' });
+      await store.adoptIfNoCurrentDeployment(modelId, 'production', first.body.id);
+      const current = await call('POST', '/v1/models/echo/environments/production/promote', { deployment_id: 'deployment-1' });
+      assert.equal(current.status, 409);
+      assert.match(current.body.error.message, /already the current deployment of production/);
+
+      const promotion = await call('POST', '/v1/models/echo/environments/production/promote', { deployment_id: 'deployment-2' });
+      assert.equal(promotion.status, 202);
+      assert.equal(promotion.body.status, 'RELEASING');
+      assert.match(promotion.body.id, /^[a-z0-9]{8}$/);
+      assert.ok(started.includes(`promotion:${second.body.id}`));
+      const again = await call('POST', '/v1/models/echo/environments/production/promote', { deployment_id: 'deployment-2' });
+      assert.equal(again.status, 409);
+      assert.match(again.body.error.message, new RegExp(`already in flight: ${promotion.body.id}`));
+      assert.equal(again.body.error.details.promotion_id, promotion.body.id);
+
+      await call('POST', '/v1/models/echo/environments', { name: 'staging' });
+      const clash = await call('POST', '/v1/models/echo/environments/staging/promote', { deployment_id: 'deployment-2' });
+      assert.equal(clash.status, 409, 'a deployment whose replicas another promotion controls');
+      const history = await call('GET', '/v1/models/echo/environments/production/promotions');
+      assert.deepEqual(history.body.promotions.map((p: { id: string }) => p.id), [promotion.body.id]);
+    });
+
+    it('answers 409 for an action with no promotion in flight and 404 for unknown actions', async () => {
+      await push({ model_name: 'echo' });
+      const pause = await call('POST', '/v1/models/echo/environments/production/pause_promotion');
+      assert.equal(pause.status, 409);
+      assert.match(pause.body.error.message, /no promotion in flight/);
+      assert.equal((await call('POST', '/v1/models/echo/environments/production/explode_promotion')).status, 404);
+      assert.equal((await call('GET', '/v1/models/echo/environments/production/promotion')).status, 404);
+    });
+
+    it('lists the audit log newest first with who did what', async () => {
+      await push({ model_name: 'echo' });
+      await call('POST', '/v1/models/echo/environments', { name: 'qa' });
+      const audit = await call('GET', '/v1/models/echo/audit_logs');
+      assert.deepEqual(audit.body.audit_logs.map((e: { action: string }) => e.action), ['CREATE_ENVIRONMENT', 'PUSH']);
+      assert.ok(audit.body.audit_logs.every((e: { actor: string; at: string }) => e.actor === 'tester' && !Number.isNaN(Date.parse(e.at))));
+    });
+  });
 });
