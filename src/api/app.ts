@@ -4,6 +4,7 @@ import type { HomePaths } from '../home';
 import { DeploymentService } from '../services/deployments';
 import { EnvironmentService } from '../services/environments';
 import { PromotionService } from '../services/promotions';
+import { UsageService } from '../services/usage';
 import { ModelService } from '../services/models';
 import type { Store } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
@@ -36,7 +37,7 @@ export function createApp(deps: AppDeps): express.Express {
   const deployments = new DeploymentService(deps);
   const promotions = new PromotionService(deps);
   const environments = new EnvironmentService({ ...deps, deployments, promotions });
-  app.use(deploymentRoutes({ deployments, paths: deps.paths, maxArchiveBytes: deps.maxArchiveBytes }));
+  app.use(deploymentRoutes({ deployments, usage: new UsageService(deps.store), paths: deps.paths, maxArchiveBytes: deps.maxArchiveBytes }));
   app.use(environmentRoutes({ store: deps.store, deployments, environments, promotions }));
   app.use(modelRoutes(new ModelService(deps.store)));
 

@@ -66,8 +66,11 @@ export class ApiClient {
     return (await this.request<{ models: ModelView[] }>('GET', '/v1/models')).models;
   }
 
-  async listDeployments(model: string): Promise<DeploymentView[]> {
-    return (await this.request<{ deployments: DeploymentView[] }>('GET', `/v1/models/${encodeURIComponent(model)}/deployments`)).deployments;
+  /** A model's deployments, optionally only those with every `key:value` label. */
+  async listDeployments(model: string, labels: string[] = []): Promise<DeploymentView[]> {
+    const query = labels.map((label) => `label=${encodeURIComponent(label)}`).join('&');
+    const route = `/v1/models/${encodeURIComponent(model)}/deployments${query ? `?${query}` : ''}`;
+    return (await this.request<{ deployments: DeploymentView[] }>('GET', route)).deployments;
   }
 
   getDeployment(model: string, ref: string): Promise<DeploymentView> {

@@ -12,6 +12,7 @@ import {
   type SettingsFlags,
 } from './commands/environments';
 import { deploymentsCommand, logsCommand, modelsCommand } from './commands/inspect';
+import { deleteDeploymentCommand, switchDeploymentCommand, updateDeploymentCommand, usageCommand } from './commands/lifecycle';
 import { predictCommand } from './commands/predict';
 import { pushCommand } from './commands/push';
 import { resolveCredentials, saveCredentials } from './credentials';
@@ -136,12 +137,59 @@ export function buildProgram(): Command {
     .addOption(outputOption())
     .action(run((client, options) => modelsCommand(client, options)));
 
-  program
+  const deployments = program
     .command('deployments')
-    .description("list a model's deployments")
-    .argument('<model>', 'model id or name')
+    .description("list a model's deployments, or manage one")
+    .argument('[model]', 'model id or name')
+    .option('-l, --label <key=value>', 'only deployments with this label (repeatable; all must match)', (value: string, all: string[] = []) => [...all, value])
     .addOption(outputOption())
-    .action(run((client, model: string, options) => deploymentsCommand(client, model, options)));
+    .action(
+      run(async (client, model: string | undefined, options) => {
+        if (!model) throw new Error('give a model: gantry deployments MODEL');
+        return deploymentsCommand(client, model, options);
+      }),
+    );
+  deployments
+    .command('update')
+    .description("rename a deployment and/or replace its labels")
+    .argument('<model>', 'model id or name')
+    .argument('<deployment>', 'deployment id or name')
+    .option('--name <name>', 'new name')
+    .option('--labels <json>', `new labels, replacing the old, e.g. '{"team":"ml"}'`)
+    .addOption(outputOption())
+    .action(run((client, model: string, ref: string, options) => updateDeploymentCommand(client, model, ref, options)));
+  deployments
+    .command('rename')
+    .description('rename a deployment')
+    .argument('<model>', 'model id or name')
+    .argument('<deployment>', 'deployment id or name')
+    .argument('<name>', 'new name')
+    .addOption(outputOption())
+    .action(run((client, model: string, ref: string, name: string, options) => updateDeploymentCommand(client, model, ref, { ...options, name })));
+  for (const action of ['deactivate', 'activate'] as const) {
+    deployments
+      .command(action)
+      .description(action === 'deactivate' ? 'stop serving a deployment (404) and release its replicas' : 'bring a deactivated deployment back')
+      .argument('<model>', 'model id or name')
+      .argument('<deployment>', 'deployment id or name')
+      .option('--wait', `wait until it is ${action === 'deactivate' ? 'INACTIVE' : 'ACTIVE'}`)
+      .addOption(outputOption())
+      .action(run((client, model: string, ref: string, options) => switchDeploymentCommand(client, action, model, ref, options)));
+  }
+  deployments
+    .command('delete')
+    .description('delete a deployment no environment uses (it stays in the usage log)')
+    .argument('<model>', 'model id or name')
+    .argument('<deployment>', 'deployment id or name')
+    .action(run((client, model: string, ref: string) => deleteDeploymentCommand(client, model, ref)));
+
+  program
+    .command('usage')
+    .description('replica-hours and requests per deployment (deleted ones included)')
+    .option('--start <time>', 'ISO 8601 start (default: 24 hours before --end)')
+    .option('--end <time>', 'ISO 8601 end (default: now)')
+    .addOption(outputOption())
+    .action(run((client, options) => usageCommand(client, options)));
 
   program
     .command('predict')

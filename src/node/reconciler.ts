@@ -3,6 +3,7 @@
  * runtime, and keeps a deployment's ACTIVE/UNHEALTHY status true to what is observed.
  * Level-triggered: it can run any number of times, after any change or none.
  */
+import * as fs from 'node:fs';
 import { environmentDir, environmentPython } from '../build/python-environments';
 import { buildDir, type HomePaths } from '../home';
 import type { DeploymentRecord, Store } from '../store/store';
@@ -14,7 +15,7 @@ export const UNHEALTHY_AFTER_MS = 10_000;
 /** What the reconciler works with. */
 export interface ReconcilerDeps {
   store: Store;
-  runtime: Pick<Runtime, 'reconcile' | 'routableReplicas'>;
+  runtime: Pick<Runtime, 'reconcile' | 'routableReplicas' | 'hasReplicas'>;
   paths: HomePaths;
   log?: (line: string) => void;
 }
@@ -69,6 +70,41 @@ export class Reconciler {
     const desired = deployments.flatMap((d) => desiredReplicasOf(d, this.deps.paths) ?? []);
     this.deps.runtime.reconcile(desired);
     await this.updateHealthStatuses(deployments);
+    await this.settleTransitions(deployments);
+    await this.releaseDeletedBuilds(deployments);
+  }
+
+  /** DEACTIVATING → INACTIVE once no node runs a replica of it; WAKING_UP → ACTIVE once one is ready. */
+  private async settleTransitions(deployments: DeploymentRecord[]): Promise<void> {
+    for (const deployment of deployments) {
+      if (deployment.status === 'DEACTIVATING') {
+        const replicas = await this.deps.store.listReplicas(deployment.id);
+        if (replicas.length === 0 && deployment.desired_replicas === 0) {
+          await this.deps.store.setStatusIf(deployment.id, 'DEACTIVATING', 'INACTIVE', null);
+        }
+      } else if (deployment.status === 'WAKING_UP' && this.deps.runtime.routableReplicas(deployment.id).length > 0) {
+        await this.deps.store.setStatusIf(deployment.id, 'WAKING_UP', 'ACTIVE', null);
+      }
+    }
+  }
+
+  /** Removes the unpacked builds of deleted deployments once no replica of theirs runs here. */
+  private async releaseDeletedBuilds(live: DeploymentRecord[]): Promise<void> {
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(this.deps.paths.builds);
+    } catch {
+      return;
+    }
+    const liveIds = new Set(live.map((d) => d.id));
+    for (const id of entries) {
+      if (liveIds.has(id) || this.deps.runtime.hasReplicas(id)) continue;
+      const deployment = await this.deps.store.getDeployment(id);
+      if (deployment?.deleted_at) {
+        fs.rmSync(buildDir(this.deps.paths, id), { recursive: true, force: true });
+        this.deps.log?.(`released the build of deleted deployment ${id}`);
+      }
+    }
   }
 
   /** ACTIVE → UNHEALTHY when nothing has been ready for a while; UNHEALTHY → ACTIVE when something is. */

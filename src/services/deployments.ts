@@ -9,6 +9,7 @@ import { looksLikeId } from '../shared/ids';
 import {
   DEFAULT_AUTOSCALING,
   type AutoscalingSettingsPatch,
+  type DeploymentUpdate,
   type PushOptions,
 } from '../shared/schemas';
 import { ConflictError, type DeploymentRecord, type ModelRecord, type Store } from '../store/store';
@@ -164,6 +165,99 @@ export class DeploymentService {
       details: { ...settings },
     });
     return this.view(model, updated);
+  }
+
+  /** A model's live deployments whose labels match every filter, newest first. */
+  async listMatching(model: ModelRecord, filters: { key: string; value: string }[]): Promise<DeploymentRecord[]> {
+    const all = await this.deps.store.listDeployments(model.id);
+    return all.filter((d) => filters.every((f) => d.labels[f.key] === f.value));
+  }
+
+  /** The in-flight promotion that controls this deployment's replicas, if any. */
+  private async promotionInvolving(deployment: DeploymentRecord) {
+    return (await this.deps.store.listPromotionsInFlight(deployment.model_id)).find(
+      (p) => p.candidate_deployment_id === deployment.id || p.previous_deployment_id === deployment.id,
+    );
+  }
+
+  /** Renames a published deployment and/or replaces its labels. */
+  async update(model: ModelRecord, ref: string, update: DeploymentUpdate, actor: Actor): Promise<DeploymentView> {
+    const deployment = await this.resolve(model, ref);
+    if (update.name !== undefined && deployment.kind === 'development') {
+      throw conflict('the development deployment cannot be renamed');
+    }
+    let updated: DeploymentRecord;
+    try {
+      updated = await this.deps.store.updateDeployment(deployment.id, { name: update.name, labels: update.labels });
+    } catch (error) {
+      if (error instanceof ConflictError) throw conflict(`model ${model.name}: ${error.message}`);
+      throw error;
+    }
+    await this.deps.store.appendAudit({
+      model_id: model.id,
+      actor: actor.name,
+      action: 'UPDATE_DEPLOYMENT',
+      target: deployment.id,
+      details: { ...(update.name !== undefined ? { name: { from: deployment.name, to: update.name } } : {}), ...(update.labels ? { labels: update.labels } : {}) },
+    });
+    return this.view(model, updated);
+  }
+
+  /**
+   * Deactivates a deployment: out of routing (its paths and environments answer 404), replicas
+   * drained to zero (DEACTIVATING, then INACTIVE once the node has none). Listed still.
+   */
+  async deactivate(model: ModelRecord, ref: string, actor: Actor): Promise<DeploymentView> {
+    const deployment = await this.resolve(model, ref);
+    const promotion = await this.promotionInvolving(deployment);
+    if (promotion) throw conflict(`deployment ${deployment.name} is part of promotion ${promotion.id} of ${promotion.environment}, which is in flight`);
+    if (deployment.status === 'INACTIVE' || deployment.status === 'DEACTIVATING') return this.view(model, deployment);
+    if (['BUILDING', 'DEPLOYING', 'UPDATING'].includes(deployment.status)) {
+      throw conflict(`deployment ${deployment.name} is ${deployment.status}; deactivate it once that is done`);
+    }
+    const updated = await this.deps.store.updateDeployment(deployment.id, { status: 'DEACTIVATING', status_message: null, desired_replicas: 0 });
+    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, action: 'DEACTIVATE', target: deployment.id, details: { previous_status: deployment.status } });
+    return this.view(model, updated);
+  }
+
+  /** Activates a deactivated deployment: max(min_replica, 1) replicas, WAKING_UP until one is ready, then ACTIVE. */
+  async activate(model: ModelRecord, ref: string, actor: Actor): Promise<DeploymentView> {
+    const deployment = await this.resolve(model, ref);
+    if (deployment.status !== 'INACTIVE' && deployment.status !== 'DEACTIVATING') {
+      throw conflict(`deployment ${deployment.name} is ${deployment.status}, not deactivated`);
+    }
+    if (!deployment.config || !deployment.env_key) throw conflict(`deployment ${deployment.name} was never built; push it again`);
+    const updated = await this.deps.store.updateDeployment(deployment.id, {
+      status: 'WAKING_UP',
+      status_message: null,
+      desired_replicas: Math.max(1, deployment.autoscaling.min_replica),
+    });
+    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, action: 'ACTIVATE', target: deployment.id, details: {} });
+    return this.view(model, updated);
+  }
+
+  /**
+   * Deletes a deployment that no environment points at and no promotion controls: its
+   * replicas stop, its paths answer 404, it leaves every listing, its archive is removed (the
+   * node removes its build once its replicas are gone) and its usage stays in the usage log.
+   */
+  async delete(model: ModelRecord, ref: string, actor: Actor): Promise<void> {
+    const deployment = await this.resolve(model, ref);
+    const environments = (await this.deps.store.listEnvironments(model.id)).filter((env) => env.current_deployment_id === deployment.id);
+    if (environments.some((env) => env.name === 'production')) {
+      throw conflict(`deployment ${deployment.name} is production's current deployment: promote another deployment to production first`);
+    }
+    if (environments.length > 0) {
+      throw conflict(`deployment ${deployment.name} is the current deployment of ${environments.map((e) => e.name).join(', ')}: promote another deployment there first`);
+    }
+    const promotion = await this.promotionInvolving(deployment);
+    if (promotion) throw conflict(`deployment ${deployment.name} is part of promotion ${promotion.id} of ${promotion.environment}, which is in flight`);
+    if (deployment.status === 'BUILDING' || deployment.status === 'DEPLOYING') {
+      throw conflict(`deployment ${deployment.name} is ${deployment.status}; delete it once its deploy has ended`);
+    }
+    await this.deps.store.updateDeployment(deployment.id, { deleted_at: new Date().toISOString(), desired_replicas: 0 });
+    fs.rmSync(archivePath(this.deps.paths, deployment.id), { force: true });
+    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, action: 'DELETE', target: deployment.id, details: { name: deployment.name } });
   }
 
   /** The last `tail` lines of a deployment's build and replica logs. */

@@ -186,3 +186,46 @@ export const promoteRequestSchema = z.strictObject({
 export const promotionActions = ['pause', 'resume', 'cancel', 'force_cancel', 'force_roll_forward'] as const;
 /** An action on an in-flight promotion. */
 export type PromotionAction = (typeof promotionActions)[number];
+
+/** PATCH /v1/models/{m}/deployments/{ref}: a new name, new labels (replacing the old), or both. */
+export const updateDeploymentSchema = z
+  .strictObject({ name: deploymentNameSchema.optional(), labels: labelsSchema.optional() })
+  .refine((patch) => patch.name !== undefined || patch.labels !== undefined, 'give name, labels or both');
+/** A change to a deployment's name or labels. */
+export type DeploymentUpdate = z.infer<typeof updateDeploymentSchema>;
+
+/** One `key:value` label filter. */
+export const labelFilterSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9._/-]{1,63}:.{0,256}$/, 'label filters are key:value')
+  .transform((filter) => {
+    const at = filter.indexOf(':');
+    return { key: filter.slice(0, at), value: filter.slice(at + 1) };
+  });
+
+/** `?label=k:v` (repeatable, all must match) on GET /v1/models/{m}/deployments. */
+export const deploymentListQuerySchema = z.strictObject({
+  label: z
+    .union([labelFilterSchema, z.array(labelFilterSchema)])
+    .optional()
+    .transform((value) => (value === undefined ? [] : Array.isArray(value) ? value : [value])),
+});
+
+const isoTime = z.iso.datetime({ offset: true, message: 'an ISO 8601 time such as 2026-11-27T00:00:00Z' });
+
+/** The longest range one usage query may span. */
+export const MAX_USAGE_RANGE_DAYS = 93;
+
+/** GET /v1/usage?start=&end= (default: the last 24 hours). */
+export const usageQuerySchema = z
+  .strictObject({ start: isoTime.optional(), end: isoTime.optional() })
+  .transform((query) => {
+    const end = query.end ? new Date(query.end) : new Date();
+    const start = query.start ? new Date(query.start) : new Date(end.getTime() - 24 * 3600_000);
+    return { start, end };
+  })
+  .refine((range) => range.end > range.start, { message: 'end must be after start', path: ['end'] })
+  .refine((range) => range.end.getTime() - range.start.getTime() <= MAX_USAGE_RANGE_DAYS * 24 * 3600_000, {
+    message: `a usage query spans at most ${MAX_USAGE_RANGE_DAYS} days`,
+    path: ['start'],
+  });

@@ -167,7 +167,7 @@ export interface NewDeployment {
 
 /** The fields of a deployment that may change after it is created. */
 export type DeploymentPatch = Partial<
-  Pick<DeploymentRecord, 'status' | 'status_message' | 'labels' | 'autoscaling' | 'desired_replicas' | 'config' | 'env_key' | 'name'>
+  Pick<DeploymentRecord, 'status' | 'status_message' | 'labels' | 'autoscaling' | 'desired_replicas' | 'config' | 'env_key' | 'name' | 'deleted_at'>
 >;
 
 /** Raised when a write would break a uniqueness rule (a deployment name already taken). */

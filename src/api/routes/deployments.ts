@@ -3,7 +3,15 @@ import * as fs from 'node:fs';
 import { Router } from 'express';
 import type { HomePaths } from '../../home';
 import type { DeploymentService } from '../../services/deployments';
-import { autoscalingSettingsPatchSchema, logsQuerySchema, pushOptionsSchema } from '../../shared/schemas';
+import {
+  autoscalingSettingsPatchSchema,
+  deploymentListQuerySchema,
+  logsQuerySchema,
+  pushOptionsSchema,
+  updateDeploymentSchema,
+  usageQuerySchema,
+} from '../../shared/schemas';
+import type { UsageService } from '../../services/usage';
 import { actorOf } from '../auth';
 import { ApiError } from '../errors';
 import { receivePush } from '../push-upload';
@@ -12,12 +20,13 @@ import { parseInput } from '../validation';
 /** What the deployment routes need. */
 export interface DeploymentRoutesDeps {
   deployments: DeploymentService;
+  usage: UsageService;
   paths: HomePaths;
   maxArchiveBytes: number;
 }
 
 /** POST /v1/deployments and /v1/models/{m}/deployments/... */
-export function deploymentRoutes({ deployments, paths, maxArchiveBytes }: DeploymentRoutesDeps): Router {
+export function deploymentRoutes({ deployments, usage, paths, maxArchiveBytes }: DeploymentRoutesDeps): Router {
   const router = Router();
 
   router.post('/v1/deployments', async (req, res) => {
@@ -38,9 +47,36 @@ export function deploymentRoutes({ deployments, paths, maxArchiveBytes }: Deploy
   });
 
   router.get('/v1/models/:model/deployments', async (req, res) => {
+    const { label } = parseInput(deploymentListQuerySchema, req.query, 'deployment filters');
     const model = await deployments.requireModel(req.params.model);
-    const list = await deployments.views(model, await deployments.listOf(model));
+    const list = await deployments.views(model, await deployments.listMatching(model, label));
     res.json({ deployments: list });
+  });
+
+  router.patch('/v1/models/:model/deployments/:ref', async (req, res) => {
+    const update = parseInput(updateDeploymentSchema, req.body ?? {}, 'deployment update');
+    const model = await deployments.requireModel(req.params.model);
+    res.json(await deployments.update(model, req.params.ref, update, actorOf(res)));
+  });
+
+  router.delete('/v1/models/:model/deployments/:ref', async (req, res) => {
+    const model = await deployments.requireModel(req.params.model);
+    await deployments.delete(model, req.params.ref, actorOf(res));
+    res.status(204).end();
+  });
+
+  router.post('/v1/models/:model/deployments/:ref/deactivate', async (req, res) => {
+    const model = await deployments.requireModel(req.params.model);
+    res.json(await deployments.deactivate(model, req.params.ref, actorOf(res)));
+  });
+
+  router.post('/v1/models/:model/deployments/:ref/activate', async (req, res) => {
+    const model = await deployments.requireModel(req.params.model);
+    res.json(await deployments.activate(model, req.params.ref, actorOf(res)));
+  });
+
+  router.get('/v1/usage', async (req, res) => {
+    res.json(await usage.report(parseInput(usageQuerySchema, req.query, 'usage range')));
   });
 
   router.get('/v1/models/:model/deployments/:ref', async (req, res) => {

@@ -19,8 +19,13 @@ export async function modelsCommand(client: ApiClient, options: { output?: strin
 }
 
 /** `gantry deployments MODEL`: a model's deployments, newest first. */
-export async function deploymentsCommand(client: ApiClient, model: string, options: { output?: string }): Promise<number> {
-  const deployments = await client.listDeployments(model);
+export async function deploymentsCommand(client: ApiClient, model: string, options: { output?: string; label?: string[] }): Promise<number> {
+  const filters = (options.label ?? []).map((filter) => {
+    const at = filter.indexOf('=');
+    if (at <= 0) throw new Error(`--label takes key=value, not ${filter}`);
+    return `${filter.slice(0, at)}:${filter.slice(at + 1)}`;
+  });
+  const deployments = await client.listDeployments(model, filters);
   if (options.output === 'json') {
     console.log(JSON.stringify(deployments, null, 2));
     return 0;

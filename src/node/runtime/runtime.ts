@@ -88,9 +88,9 @@ export class Runtime {
     return result;
   }
 
-  /** Whether the deployment has any replica that is not retiring (starting, ready or restarting). */
+  /** Whether any replica of the deployment is still here: starting, ready, restarting or draining. */
   hasReplicas(deploymentId: string): boolean {
-    return [...this.slots.values()].some((slot) => slot.spec.deploymentId === deploymentId && !slot.retiring);
+    return [...this.slots.values()].some((slot) => slot.spec.deploymentId === deploymentId);
   }
 
   /** What this node observes of its replicas, for the store. */
