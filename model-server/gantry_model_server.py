@@ -12,6 +12,8 @@ DIR holds the user's model package plus ``gantry-config.json``, written by the b
 
 ``serve`` binds its socket first, then imports and loads the model in a background thread
 while ``GET /health`` answers 503 ``loading``; once loaded it answers ``POST /predict``.
+Development replicas (``--kind development``) also answer ``POST /reload``, which imports
+and loads a new package directory in this process and swaps it in (see the README).
 If the environment variable ``GANTRY_EVENTS_FD`` names an inherited file descriptor, the
 server writes one JSON object per line to it:
 
@@ -21,6 +23,8 @@ server writes one JSON object per line to it:
     {"event": "import_failed", "error": "..."}       package/module problem; exit code 4
     {"event": "load_failed", "error": "Exc: msg"}    __init__ or load() raised; exit code 3
     {"event": "draining"}                            shutdown started (SIGTERM/SIGINT/parent gone)
+    {"event": "reloaded", "load_seconds": x}         POST /reload swapped in new code (development)
+    {"event": "reload_failed", "error": "..."}       POST /reload failed; the old code keeps serving
 
 Exit codes: 0 after a clean drain, 1 cannot listen, 2 bad command line, 3 load failed,
 4 import failed (also used by ``check`` for every failure).
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import importlib.util
 import inspect
 import json
@@ -220,13 +225,14 @@ def _exec_module(package_dir: str, file_path: str, rel_path: str, module_name: s
     return module
 
 
-def import_model(package_dir: str, config: Dict[str, Any]) -> LoadedModule:
-    """Imports the user's module and checks its shape; never instantiates or loads."""
+def import_model(package_dir: str, config: Dict[str, Any], name_suffix: str = "") -> LoadedModule:
+    """Imports the user's module and checks its shape; never instantiates or loads.
+    ``name_suffix`` makes the module name unique (each reload imports under a fresh name)."""
     layout = config.get("layout", "class")
     if layout == "bare":
         rel_path = "predict.py"
         module = _exec_module(
-            package_dir, os.path.join(package_dir, rel_path), rel_path, "gantry_user_predict", (package_dir,)
+            package_dir, os.path.join(package_dir, rel_path), rel_path, "gantry_user_predict" + name_suffix, (package_dir,)
         )
         predict_fn = getattr(module, "predict", None)
         if predict_fn is None:
@@ -250,7 +256,7 @@ def import_model(package_dir: str, config: Dict[str, Any]) -> LoadedModule:
         package_dir,
         os.path.join(abs_module_dir, filename),
         rel_path,
-        "gantry_user_model_" + stem,
+        "gantry_user_model_" + stem + name_suffix,
         (abs_module_dir, package_dir),
     )
     cls = getattr(module, class_name, None)
@@ -401,14 +407,46 @@ class BodyError(Exception):
         self.message = message
 
 
+class Gate:
+    """At most ``limit`` predictions at once on one model. A reload retires the old model's
+    gate: the requests still waiting on it go to the new model (and its new gate) instead,
+    while the predictions already running on the old model finish there."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._cond = threading.Condition()
+        self._active = 0
+        self._retired = False
+
+    def acquire(self) -> bool:
+        """Waits for a slot; False if the gate was retired (take the current one and retry)."""
+        with self._cond:
+            while not self._retired and self._active >= self.limit:
+                self._cond.wait()
+            if self._retired:
+                return False
+            self._active += 1
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            self._active -= 1
+            self._cond.notify()
+
+    def retire(self) -> None:
+        with self._cond:
+            self._retired = True
+            self._cond.notify_all()
+
+
 class State:
-    """What the handlers share: readiness, in-flight accounting and the predict gate."""
+    """What the handlers share: readiness, in-flight accounting, the model and its gate."""
 
     def __init__(self, concurrency: int, kind: str) -> None:
         self.kind = kind
         self.status = "loading"  # loading -> ready; draining at shutdown
         self.model: Optional[ModelRunner] = None
-        self.gate = threading.Semaphore(concurrency)
+        self.gate = Gate(concurrency)
         self.cond = threading.Condition()
         self.inflight = 0
         self.draining = False
@@ -427,6 +465,19 @@ class State:
             self.inflight -= 1
             self.cond.notify_all()
 
+    def current(self) -> Tuple[Optional[ModelRunner], Gate]:
+        """The active model and its gate, read together (a reload swaps both at once)."""
+        with self.cond:
+            return self.model, self.gate
+
+    def swap(self, model: ModelRunner, concurrency: int) -> None:
+        """Makes ``model`` the active one; requests not yet admitted by the old gate move over."""
+        with self.cond:
+            old_gate = self.gate
+            self.model = model
+            self.gate = Gate(concurrency)
+        old_gate.retire()
+
     def start_draining(self) -> None:
         with self.cond:
             self.draining = True
@@ -443,7 +494,220 @@ class State:
             return True
 
 
-def make_handler(state: State) -> type:
+# --------------------------------------------------------------------------- live reload
+
+
+class _Tree:
+    """Answers "does this path lie inside ``root``?", comparing absolute and real paths (the
+    real path of a file's directory is cached: a scan of sys.modules asks thousands of times)."""
+
+    def __init__(self, root: str) -> None:
+        self._prefixes = []
+        for base in {os.path.abspath(root), os.path.realpath(root)}:
+            self._prefixes.append((base, base.rstrip(os.sep) + os.sep))
+        self._real_dirs: Dict[str, str] = {}
+
+    def _under(self, path: str) -> bool:
+        return any(path == base or path.startswith(prefix) for base, prefix in self._prefixes)
+
+    def contains(self, path: Any) -> bool:
+        if not isinstance(path, str) or not path:
+            return False
+        try:
+            path = os.path.abspath(path)
+            if self._under(path):
+                return True
+            directory, name = os.path.split(path)
+            real = self._real_dirs.get(directory)
+            if real is None:
+                real = self._real_dirs[directory] = os.path.realpath(directory)
+            return self._under(os.path.join(real, name) if name else real)
+        except (OSError, ValueError):
+            return False
+
+    def contains_module(self, module: Any) -> bool:
+        """Whether a module was loaded from the tree: its ``__file__``, or for a (namespace)
+        package any of its ``__path__`` entries."""
+        try:
+            if self.contains(getattr(module, "__file__", None)):
+                return True
+            search = getattr(module, "__path__", None)
+            return search is not None and any(self.contains(entry) for entry in list(search))
+        except Exception:  # noqa: BLE001 - odd objects in sys.modules (lazy proxies...)
+            return False
+
+    def modules(self) -> Dict[str, Any]:
+        """The entries of sys.modules loaded from the tree."""
+        return {name: module for name, module in list(sys.modules.items()) if self.contains_module(module)}
+
+    def forget_path_entries(self) -> None:
+        """Removes the tree's directories from sys.path and sys.path_importer_cache."""
+        sys.path[:] = [entry for entry in sys.path if not self.contains(entry)]
+        for entry in list(sys.path_importer_cache):
+            if self.contains(entry):
+                sys.path_importer_cache.pop(entry, None)
+
+
+def _config_environment(config: Dict[str, Any]) -> Dict[str, str]:
+    env = config.get("environment_variables")
+    if not isinstance(env, dict):
+        return {}
+    return {str(k): str(v) for k, v in env.items() if v is not None}
+
+
+def _getcwd() -> Optional[str]:
+    try:
+        return os.getcwd()
+    except OSError:  # the working directory was deleted
+        return None
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` without this file's and importlib's frames in front."""
+    tb = exc.__traceback__
+    while tb is not None and (
+        tb.tb_frame.f_code.co_filename == __file__ or tb.tb_frame.f_code.co_filename.startswith("<frozen")
+    ):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+class ReloadRequestError(Exception):
+    """A /reload body that is unusable (answered 400)."""
+
+
+def parse_reload_request(request: Any) -> Tuple[str, Optional[Dict[str, str]]]:
+    """``(package_dir, environment_variables or None)`` from a /reload body."""
+    if not isinstance(request, dict):
+        raise ReloadRequestError('request body must be a JSON object like {"package": "/absolute/path"}')
+    package = request.get("package")
+    if not isinstance(package, str) or not package:
+        raise ReloadRequestError('request body has no "package" (the absolute path of the new package directory)')
+    if "\0" in package or not os.path.isabs(package):
+        raise ReloadRequestError("package must be an absolute path: %r" % package)
+    package = os.path.normpath(package)
+    if not os.path.isdir(package):
+        raise ReloadRequestError("package directory %s not found" % package)
+    env = request.get("environment_variables")
+    if env is None:
+        return package, None
+    if not isinstance(env, dict):
+        raise ReloadRequestError('"environment_variables" must be an object of strings')
+    for key, value in env.items():
+        if not key or "=" in key or "\0" in key:
+            raise ReloadRequestError("invalid environment variable name %r" % key)
+        if not isinstance(value, str) or "\0" in value:
+            raise ReloadRequestError("environment variable %s must be a string" % key)
+    return package, dict(env)
+
+
+class Reloader:
+    """``POST /reload`` on development replicas: imports and loads a new package directory in
+    this process while the old model keeps serving, then swaps the two. One at a time."""
+
+    def __init__(self, state: State, events: Events, async_runner: AsyncRunner, environment: Dict[str, str]) -> None:
+        self.state = state
+        self.events = events
+        self.async_runner = async_runner
+        self.environment = dict(environment)  # the model's environment_variables now applied
+        self._lock = threading.Lock()
+        self._generation = 0
+
+    def reload(self, package_dir: str, environment: Optional[Dict[str, str]]) -> Tuple[int, Dict[str, Any]]:
+        """(HTTP status, answer): 200 swapped, 422 the new package failed (old one kept),
+        503 draining or still loading."""
+        with self._lock:
+            if self.state.draining:
+                return 503, {"error": "replica is draining"}
+            old, _ = self.state.current()
+            if old is None:
+                return 503, {"error": "model is loading"}
+            return self._reload(old, package_dir, environment)
+
+    def _reload(self, old: ModelRunner, package_dir: str, environment: Optional[Dict[str, str]]) -> Tuple[int, Dict[str, Any]]:
+        started = time.monotonic()
+        self._generation += 1
+        old_tree = _Tree(old.package_dir)
+        log("reloading from %s…" % package_dir)
+        # Everything a failed reload must put back for the old model to keep working.
+        saved_modules = old_tree.modules()
+        saved_path = list(sys.path)
+        saved_cwd = _getcwd()
+        saved_env: Dict[str, Optional[str]] = {}
+        try:
+            config = read_package_config(package_dir)
+            new_env = environment if environment is not None else _config_environment(config)
+            touched = set(self.environment) | set(new_env)
+            saved_env = {key: os.environ.get(key) for key in touched}
+            self._apply_environment(new_env)
+            for name, module in saved_modules.items():
+                if sys.modules.get(name) is module:
+                    del sys.modules[name]
+            old_tree.forget_path_entries()
+            if saved_cwd is not None and os.path.realpath(saved_cwd) == os.path.realpath(old.package_dir):
+                os.chdir(package_dir)  # the runtime starts replicas in their package directory
+            importlib.invalidate_caches()
+            loaded = import_model(package_dir, config, name_suffix="_r%d" % self._generation)
+            runner = ModelRunner(loaded, package_dir, config, self.async_runner)
+            runner.load()
+        except BaseException as exc:  # noqa: BLE001 - SystemExit in the new code is a failed reload too
+            self._roll_back(package_dir, saved_modules, saved_path, saved_cwd, saved_env)
+            if isinstance(exc, PackageError):
+                cause = exc.cause
+                original = exc.__cause__ if exc.show_traceback else None
+                formatted = _user_traceback(original) if original is not None else ""
+            else:
+                cause = describe_exception(exc)
+                formatted = _user_traceback(exc)
+            log("reload from %s failed, the previous model keeps serving: %s%s"
+                % (package_dir, cause, ("\n" + formatted.rstrip()) if formatted else ""))
+            self.events.emit("reload_failed", error=cause)
+            return 422, {"reloaded": False, "error": cause, "traceback": formatted}
+        elapsed = time.monotonic() - started
+        concurrency = predict_concurrency(config)
+        self.state.swap(runner, concurrency)
+        self.environment = new_env
+        log("reloaded in %.2fs (%s from %s, predict_concurrency %d)"
+            % (elapsed, loaded.summary(), package_dir, concurrency))
+        self.events.emit("reloaded", load_seconds=round(elapsed, 3))
+        return 200, {"reloaded": True, "load_seconds": round(elapsed, 3)}
+
+    def _apply_environment(self, new_env: Dict[str, str]) -> None:
+        """Sets the new model's variables and removes the previous model's that are gone."""
+        for key in self.environment:
+            if key not in new_env:
+                os.environ.pop(key, None)
+        for key, value in new_env.items():
+            os.environ[key] = value
+
+    def _roll_back(self, package_dir: str, saved_modules: Dict[str, Any], saved_path: list,
+                   saved_cwd: Optional[str], saved_env: Dict[str, Optional[str]]) -> None:
+        new_tree = _Tree(package_dir)
+        for name in new_tree.modules():
+            if name not in saved_modules:
+                sys.modules.pop(name, None)
+        sys.modules.update(saved_modules)
+        new_tree.forget_path_entries()
+        sys.path[:] = saved_path
+        if saved_cwd is not None and _getcwd() != saved_cwd:
+            try:
+                os.chdir(saved_cwd)
+            except OSError:
+                pass
+        for key, value in saved_env.items():
+            try:
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            except ValueError:  # a name os.environ refuses never got set in the first place
+                pass
+        importlib.invalidate_caches()
+
+
+def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
+    """The request handler; ``reloader`` (development replicas only) enables ``POST /reload``."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm
@@ -579,8 +843,19 @@ def make_handler(state: State) -> type:
             except OSError:
                 pass
 
+        def _route(self) -> str:
+            """The route of this request: "predict", "reload", "health" or "" (not found)."""
+            path = self.path.split("?", 1)[0]
+            if self.command == "POST" and path == "/predict":
+                return "predict"
+            if self.command == "POST" and path == "/reload" and reloader is not None:
+                return "reload"
+            if self.command in ("GET", "HEAD") and path == "/health":
+                return "health"
+            return ""
+
         def handle_expect_100(self) -> bool:
-            if self.path.split("?", 1)[0] == "/predict" and self.command == "POST":
+            if self._route() in ("predict", "reload"):
                 try:
                     self._declared_length()
                 except BodyError as exc:
@@ -604,30 +879,39 @@ def make_handler(state: State) -> type:
             self.do_GET()
 
         def do_POST(self) -> None:
-            if self.path.split("?", 1)[0] != "/predict":
+            route = self._route()
+            if not route:
                 self._not_found()
                 return
             if not state.enter():
                 self._send_json(503, {"error": "replica is draining"}, close=True)
                 return
             try:
-                self._predict()
+                if route == "reload":
+                    self._reload()
+                else:
+                    self._predict()
             finally:
                 state.leave()
 
-        def _predict(self) -> None:
+        def _body(self) -> Optional[bytes]:
+            """The request body, or None once an error has been answered."""
             try:
-                raw = self._read_body()
+                return self._read_body()
             except BodyError as exc:
                 self._send_json(exc.status, {"error": exc.message}, close=True)
                 if exc.status == 413:
                     self._discard_rest()
-                return
+                return None
             except OSError:  # the client went away (or stalled past the timeout) mid-body
                 self.close_connection = True
+                return None
+
+        def _predict(self) -> None:
+            raw = self._body()
+            if raw is None:
                 return
-            model = state.model
-            if state.status == "loading" or model is None:
+            if state.status == "loading" or state.model is None:
                 self._send_json(503, {"error": "model is loading"})
                 return
             try:
@@ -635,12 +919,20 @@ def make_handler(state: State) -> type:
             except (UnicodeDecodeError, ValueError) as exc:
                 self._send_json(400, {"error": "request body is not valid JSON: %s" % one_line(str(exc))})
                 return
-            with state.gate:
-                try:
-                    result = model.predict(model_input)
-                except BaseException as exc:  # noqa: BLE001 - even SystemExit becomes a 500
-                    self._predict_failed(exc)
-                    return
+            while True:
+                # A reload may swap the model while this request waits for a slot: then it
+                # runs on the new model (retired gates refuse their waiters).
+                model, gate = state.current()
+                assert model is not None
+                if gate.acquire():
+                    break
+            try:
+                result = model.predict(model_input)
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit becomes a 500
+                self._predict_failed(exc)
+                return
+            finally:
+                gate.release()
             try:
                 body = encode_result(result)
             except Exception as exc:  # noqa: BLE001
@@ -648,6 +940,27 @@ def make_handler(state: State) -> type:
                 self._send_json(500, {"error": "predict returned a value that is not JSON-serializable: %s" % describe_exception(exc)})
                 return
             self._send_json(200, body=body)
+
+        def _reload(self) -> None:
+            assert reloader is not None
+            raw = self._body()
+            if raw is None:
+                return
+            if state.status == "loading" or state.model is None:
+                self._send_json(503, {"error": "model is loading"})
+                return
+            try:
+                request = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                self._send_json(400, {"reloaded": False, "error": "request body is not valid JSON: %s" % one_line(str(exc))})
+                return
+            try:
+                package_dir, environment = parse_reload_request(request)
+            except ReloadRequestError as exc:
+                self._send_json(400, {"reloaded": False, "error": one_line(str(exc))})
+                return
+            status, payload = reloader.reload(package_dir, environment)
+            self._send_json(status, payload)
 
         def _predict_failed(self, exc: BaseException) -> None:
             tb = exc.__traceback__
@@ -722,8 +1035,12 @@ def serve(args: argparse.Namespace) -> None:
         return
 
     state = State(predict_concurrency(config), args.kind)
+    async_runner = AsyncRunner()
+    reloader = None
+    if args.kind == "development":
+        reloader = Reloader(state, events, async_runner, _config_environment(config))
     try:
-        server = _make_server(args.host, args.port, make_handler(state))
+        server = _make_server(args.host, args.port, make_handler(state, reloader))
     except OSError as exc:
         cause = "cannot listen on %s:%s: %s" % (args.host, args.port, one_line(str(exc)))
         log(cause)
@@ -778,7 +1095,7 @@ def serve(args: argparse.Namespace) -> None:
             outcome["exit"] = EXIT_IMPORT_FAILED
             shutdown_requested.set()
             return
-        runner = ModelRunner(loaded, package_dir, config, AsyncRunner())
+        runner = ModelRunner(loaded, package_dir, config, async_runner)
         try:
             runner.load()
         except BaseException as exc:  # noqa: BLE001 - SystemExit in load() is a load failure too

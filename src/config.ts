@@ -21,6 +21,8 @@ export const configSchema = z.object({
   GANTRY_NODE_ID: z.string().regex(/^[a-z0-9-]{1,40}$/).default('local'),
   GANTRY_DEPLOY_TIMEOUT_SECONDS: positiveSeconds.default(900),
   GANTRY_MAX_ARCHIVE_MB: z.coerce.number().int().min(1).max(10_240).default(512),
+  GANTRY_WAKE_TIMEOUT_SECONDS: positiveSeconds.default(60),
+  GANTRY_WAKE_QUEUE_SIZE: z.coerce.number().int().min(1).max(100_000).default(256),
 });
 
 /** Gantry's configuration, resolved from the environment. */
@@ -37,6 +39,10 @@ export interface GantryConfig {
   nodeId: string;
   deployTimeoutSeconds: number;
   maxArchiveBytes: number;
+  /** How long a request may wait for a sleeping or starting deployment. */
+  wakeTimeoutSeconds: number;
+  /** How many requests may wait per deployment. */
+  wakeQueueSize: number;
 }
 
 /** Raised when the environment holds an invalid setting; the message names each one. */
@@ -70,5 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     nodeId: c.GANTRY_NODE_ID,
     deployTimeoutSeconds: c.GANTRY_DEPLOY_TIMEOUT_SECONDS,
     maxArchiveBytes: c.GANTRY_MAX_ARCHIVE_MB * 1024 * 1024,
+    wakeTimeoutSeconds: c.GANTRY_WAKE_TIMEOUT_SECONDS,
+    wakeQueueSize: c.GANTRY_WAKE_QUEUE_SIZE,
   };
 }

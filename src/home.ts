@@ -28,12 +28,17 @@ export function homePaths(home: string): HomePaths {
   };
 }
 
-/** The uploaded archive of one deployment. */
-export function archivePath(paths: HomePaths, deploymentId: string): string {
-  return path.join(paths.archives, `${deploymentId}.tar.gz`);
+/** The uploaded archive of one deployment (of a development revision, when given). */
+export function archivePath(paths: HomePaths, deploymentId: string, revision = 0): string {
+  return path.join(paths.archives, revision === 0 ? `${deploymentId}.tar.gz` : `${deploymentId}.r${revision}.tar.gz`);
 }
 
-/** The unpacked, built model package of one deployment. */
-export function buildDir(paths: HomePaths, deploymentId: string): string {
-  return path.join(paths.builds, deploymentId);
+/** The unpacked, built model package of one deployment (at a development revision, when given). */
+export function buildDir(paths: HomePaths, deploymentId: string, revision = 0): string {
+  return path.join(paths.builds, revision === 0 ? deploymentId : `${deploymentId}.r${revision}`);
+}
+
+/** The deployment a build directory belongs to (`<id>` or `<id>.r<revision>`). */
+export function deploymentOfBuildDir(name: string): string {
+  return name.split('.r')[0]!;
 }

@@ -519,6 +519,319 @@ class ShutdownTests(unittest.TestCase):
         self.assertLess(time.monotonic() - started, 8)
 
 
+class ReloadTests(unittest.TestCase):
+    """POST /reload on development replicas (a new package directory each time)."""
+
+    SIBLINGS = """
+        import os
+        from helpers import FACTOR
+
+        class Model:
+            def __init__(self, data_dir):
+                self.data_dir = data_dir
+
+            def predict(self, model_input):
+                import lazy  # a sibling imported only when predict first runs
+                return {"version": VERSION, "value": model_input * FACTOR, "lazy": lazy.VALUE,
+                        "pid": os.getpid(), "data_dir": self.data_dir, "module": __name__}
+    """
+
+    def siblings_package(self, version, factor, lazy, **config):
+        files = {
+            "model/model.py": "VERSION = %d\n" % version + textwrap.dedent(self.SIBLINGS),
+            "model/helpers.py": "FACTOR = %d\n" % factor,
+            "model/lazy.py": "VALUE = %r\n" % lazy,
+        }
+        return make_package(self, files, **config)
+
+    def reload(self, server, package, **extra):
+        body = dict(extra)
+        body["package"] = package
+        return server.request("POST", "/reload", body, timeout=20)[:2]
+
+    def test_reload_picks_up_new_predict_and_siblings_in_the_same_process(self):
+        v1 = self.siblings_package(1, 2, "lazy-1")
+        server = Server(self, v1, kind="development").start()
+        status, body, _ = server.predict(5)
+        self.assertEqual(status, 200)
+        self.assertEqual((body["version"], body["value"], body["lazy"]), (1, 10, "lazy-1"))
+        self.assertEqual(body["pid"], server.proc.pid)
+
+        # Only the siblings change: helpers.py (imported by model.py) and lazy.py (by predict).
+        v2 = self.siblings_package(1, 3, "lazy-2")
+        status, body = self.reload(server, v2)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["reloaded"], True)
+        self.assertGreaterEqual(body["load_seconds"], 0)
+        event = server.expect_event("reloaded")
+        self.assertEqual(event, {"event": "reloaded", "load_seconds": body["load_seconds"]})
+        shutil.rmtree(os.path.dirname(v1))  # the caller may delete the previous package
+        status, body, _ = server.predict(5)
+        self.assertEqual(status, 200)
+        self.assertEqual((body["version"], body["value"], body["lazy"]), (1, 15, "lazy-2"))
+        self.assertEqual(body["pid"], server.proc.pid)  # no restart
+        self.assertEqual(body["data_dir"], os.path.join(v2, "data"))  # --package now means v2
+        self.assertIn("reloaded in ", server.output())
+
+        # A changed predict, under a fresh module name.
+        v3 = self.siblings_package(3, 3, "lazy-3")
+        first_module = body["module"]
+        self.assertEqual(self.reload(server, v3)[0], 200)
+        server.expect_event("reloaded")
+        shutil.rmtree(os.path.dirname(v2))
+        status, body, _ = server.predict(5)
+        self.assertEqual((status, body["version"], body["value"], body["lazy"]), (200, 3, 15, "lazy-3"))
+        self.assertNotEqual(body["module"], first_module)
+        self.assertEqual(body["pid"], server.proc.pid)
+        self.assertEqual(server.request("GET", "/health")[:2], (200, {"status": "ready"}))
+        self.assertIsNone(server.proc.poll())
+
+    OLD = """
+        from helpers import WORD
+
+        class Model:
+            def predict(self, model_input):
+                if model_input == "late":
+                    import late  # first imported only after the failed reloads
+                    return {"late": late.VALUE}
+                import helpers
+                return {"word": WORD, "again": helpers.WORD}
+    """
+
+    def test_failed_reloads_answer_422_and_the_old_code_keeps_serving(self):
+        siblings = {"model/helpers.py": "WORD = 'old'\n", "model/late.py": "VALUE = 'old-late'\n"}
+        old = make_package(self, dict(siblings, **{"model/model.py": self.OLD}))
+        server = Server(self, old, kind="development").start()
+        old_answer = {"word": "old", "again": "old"}
+        self.assertEqual(server.predict(1)[:2], (200, old_answer))
+
+        new_siblings = {"model/helpers.py": "WORD = 'new'\n", "model/late.py": "VALUE = 'new-late'\n"}
+        top = "import helpers, late\n"  # the failing packages import their own siblings first
+        cases = [
+            ({"model/model.py": top + "class Model:\n    def predict(self, x)\n        return x\n"},
+             "SyntaxError in model/model.py line 3: ", "SyntaxError"),
+            ({"model/model.py": "from helpers import WORD\nclass Model:\n    def predict(self, x):\n        return x\n",
+              "model/helpers.py": "WORD = = 'new'\n"},
+             "SyntaxError in model/helpers.py line 1: ", "SyntaxError"),
+            ({"model/model.py": top + "import gantry_no_such_module_zz9\n"},
+             "ModuleNotFoundError: No module named 'gantry_no_such_module_zz9'", "Traceback"),
+            ({"model/model.py": top + "class Other:\n    pass\n"}, "model/model.py has no class named Model", ""),
+            ({"model/model.py": top + textwrap.dedent("""
+                class Model:
+                    def __init__(self, config):
+                        raise ValueError("bad config")
+
+                    def predict(self, x):
+                        return x
+             """)}, "ValueError: bad config", "Traceback"),
+            ({"model/model.py": top + textwrap.dedent("""
+                class Model:
+                    def load(self):
+                        raise RuntimeError("new weights are corrupt")
+
+                    def predict(self, x):
+                        return x
+             """)}, "RuntimeError: new weights are corrupt", "Traceback"),
+        ]
+        for files, cause, in_traceback in cases:
+            pkg = make_package(self, dict(new_siblings, **files))
+            status, body = self.reload(server, pkg)
+            self.assertEqual(status, 422, body)
+            self.assertEqual(body["reloaded"], False)
+            self.assertTrue(body["error"].startswith(cause), (cause, body))
+            self.assertIn(in_traceback, body["traceback"])
+            self.assertNotIn("gantry_model_server.py", body["traceback"])  # starts at the user's code
+            event = server.expect_event("reload_failed")
+            self.assertEqual(event, {"event": "reload_failed", "error": body["error"]})
+            self.assertEqual(server.predict(1)[:2], (200, old_answer), cause)
+        self.assertIn('raise RuntimeError("new weights are corrupt")', body["traceback"])
+        self.assertIn("RuntimeError: new weights are corrupt", server.output())  # logged with its traceback
+
+        # A directory without gantry-config.json is a package problem too.
+        bare_dir = tempfile.mkdtemp(prefix="gantry-ms-test-")
+        self.addCleanup(shutil.rmtree, bare_dir, True)
+        status, body = self.reload(server, bare_dir)
+        self.assertEqual((status, body["error"]), (422, "gantry-config.json not found in %s" % bare_dir))
+        server.expect_event("reload_failed")
+
+        # Unusable requests: 400, no event.
+        for raw, fragment in (
+            (b"{nope", "request body is not valid JSON"),
+            (b"[]", "JSON object"),
+            (b"{}", '"package"'),
+            (json.dumps({"package": "relative/dir"}).encode(), "absolute"),
+            (json.dumps({"package": os.path.join(bare_dir, "missing")}).encode(), "not found"),
+            (json.dumps({"package": old, "environment_variables": {"A": 1}}).encode(), "must be a string"),
+        ):
+            status, body, _ = server.request("POST", "/reload", raw)
+            self.assertEqual((status, body["reloaded"]), (400, False), raw)
+            self.assertIn(fragment, body["error"], raw)
+        self.assertEqual(server.request("GET", "/reload")[:2], (404, {"error": "not found"}))
+
+        # The old module's siblings still import lazily from the old package.
+        self.assertEqual(server.predict("late")[:2], (200, {"late": "old-late"}))
+        self.assertEqual(server.request("GET", "/health")[:2], (200, {"status": "ready"}))
+
+        # And a good package still reloads afterwards.
+        good = make_package(self, dict(new_siblings, **{"model/model.py": self.OLD}))
+        self.assertEqual(self.reload(server, good)[0], 200)
+        server.expect_event("reloaded")  # the 400s emitted nothing
+        self.assertEqual(server.predict(1)[:2], (200, {"word": "new", "again": "new"}))
+        self.assertEqual(server.predict("late")[:2], (200, {"late": "new-late"}))
+
+    LOGGING = """
+        import time
+
+        class Model:
+            def __init__(self, config):
+                self.config = config
+
+            def _log(self, what):
+                with open(self.config["log_path"], "a") as handle:
+                    handle.write("%s %s\\n" % (what, self.config["tag"]))
+
+            def load(self):
+                self._log("start")
+                time.sleep(self.config["sleep"])
+                self._log("end")
+
+            def predict(self, model_input):
+                return {"tag": self.config["tag"]}
+    """
+
+    def test_old_code_serves_during_a_slow_reload_and_reloads_are_serialized(self):
+        log_path = os.path.join(tempfile.mkdtemp(prefix="gantry-ms-test-"), "load.log")
+        self.addCleanup(shutil.rmtree, os.path.dirname(log_path), True)
+
+        def package(tag, sleep):
+            return make_package(self, model_py(self.LOGGING), log_path=log_path, tag=tag, sleep=sleep)
+
+        def read_log():
+            with open(log_path) as handle:
+                return handle.read().split("\n")[:-1]
+
+        server = Server(self, package("old", 0), kind="development").start()
+        results = {}
+
+        def reload_in_thread(name, pkg):
+            def run():
+                results[name] = self.reload(server, pkg)
+            thread = threading.Thread(target=run)
+            thread.start()
+            return thread
+
+        first = reload_in_thread("first", package("first", 1.0))
+        deadline = time.monotonic() + 5
+        while "start first" not in read_log():
+            self.assertLess(time.monotonic() - deadline, 0, "the first reload never started")
+            time.sleep(0.01)
+        second = reload_in_thread("second", package("second", 0.1))  # waits for the first
+        answers = []
+        while first.is_alive():
+            status, body, _ = server.predict({})
+            answers.append((status, body))
+            self.assertEqual(server.request("GET", "/health")[:2], (200, {"status": "ready"}))
+            time.sleep(0.02)
+        first.join(10)
+        second.join(10)
+        self.assertTrue(all(status == 200 for status, _ in answers), answers)
+        tags = [body["tag"] for _, body in answers]
+        self.assertGreaterEqual(tags.count("old"), 5, tags)
+        self.assertEqual(tags, sorted(tags, key=["old", "first", "second"].index), tags)  # never back
+        self.assertEqual(results["first"][0], 200, results)
+        self.assertEqual(results["second"][0], 200, results)
+        self.assertGreaterEqual(results["first"][1]["load_seconds"], 0.9)
+        self.assertEqual(read_log(), ["start old", "end old", "start first", "end first", "start second", "end second"])
+        self.assertEqual(server.predict({})[:2], (200, {"tag": "second"}))
+        self.assertEqual([server.expect_event("reloaded")["event"] for _ in range(2)], ["reloaded", "reloaded"])
+
+    ENV = """
+        import os, time
+
+        AT_IMPORT = os.environ.get("KEEP")
+
+        class Model:
+            def load(self):
+                if os.environ.get("FAIL_LOAD"):
+                    raise RuntimeError("asked to fail")
+
+            def predict(self, model_input):
+                time.sleep(model_input.get("sleep", 0))
+                answer = {name: os.environ.get(name) for name in ("KEEP", "GONE", "ADDED")}
+                answer["at_import"] = AT_IMPORT
+                return answer
+    """
+
+    def test_environment_variables_and_predict_concurrency_follow_the_new_package(self):
+        def package(concurrency, env):
+            return make_package(
+                self, model_py(self.ENV), environment_variables=env, runtime={"predict_concurrency": concurrency}
+            )
+
+        def two_parallel(server):
+            statuses = []
+            threads = [
+                threading.Thread(target=lambda: statuses.append(server.predict({"sleep": 0.4})[0])) for _ in range(2)
+            ]
+            started = time.monotonic()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(10)
+            self.assertEqual(statuses, [200, 200])
+            return time.monotonic() - started
+
+        # The runtime starts the replica with the package's environment_variables set.
+        first_env = {"KEEP": "k1", "GONE": "g"}
+        server = Server(self, package(1, first_env), extra_env=first_env, kind="development").start()
+        self.assertEqual(server.predict({})[1], {"KEEP": "k1", "GONE": "g", "ADDED": None, "at_import": "k1"})
+        self.assertGreaterEqual(two_parallel(server), 0.8)
+
+        # The body's environment_variables win over the new gantry-config.json's, and apply
+        # before the new code is imported; GONE (in the previous set only) is removed.
+        status, body = self.reload(
+            server, package(2, {"KEEP": "ignored"}), environment_variables={"KEEP": "k2", "ADDED": "a"}
+        )
+        self.assertEqual(status, 200, body)
+        self.assertEqual(server.predict({})[1], {"KEEP": "k2", "GONE": None, "ADDED": "a", "at_import": "k2"})
+        self.assertLess(two_parallel(server), 0.75)  # predict_concurrency 2 now
+
+        # Without environment_variables in the body, the new gantry-config.json's apply.
+        self.assertEqual(self.reload(server, package(1, {"KEEP": "k3"}))[0], 200)
+        self.assertEqual(server.predict({})[1], {"KEEP": "k3", "GONE": None, "ADDED": None, "at_import": "k3"})
+        self.assertGreaterEqual(two_parallel(server), 0.8)
+
+        # A failed reload puts the environment back as it was.
+        status, body = self.reload(
+            server, package(2, {}), environment_variables={"KEEP": "bad", "ADDED": "x", "FAIL_LOAD": "1"}
+        )
+        self.assertEqual((status, body["error"]), (422, "RuntimeError: asked to fail"))
+        self.assertEqual(server.predict({})[1], {"KEEP": "k3", "GONE": None, "ADDED": None, "at_import": "k3"})
+        self.assertGreaterEqual(two_parallel(server), 0.8)  # and the old concurrency
+
+    def test_published_replicas_answer_404_and_draining_replicas_503(self):
+        published = Server(self, make_package(self, model_py(ECHO_MODEL))).start()
+        other = make_package(self, model_py(ECHO_MODEL))
+        self.assertEqual(self.reload(published, other), (404, {"error": "not found"}))
+        self.assertEqual(published.predict(1)[0], 200)
+
+        pkg = make_package(self, model_py(ShutdownTests.SLOW))
+        server = Server(self, pkg, kind="development").start()
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        self.addCleanup(conn.close)
+        conn.request("GET", "/health")  # a kept-alive connection, opened before draining
+        self.assertEqual(conn.getresponse().read(), b'{"status":"ready"}')
+        thread, outcome = ShutdownTests._start_slow_request(self, server, pkg, 0.6)
+        server.proc.send_signal(signal.SIGTERM)
+        server.expect_event("draining")
+        conn.request("POST", "/reload", body=json.dumps({"package": other}))
+        resp = conn.getresponse()
+        self.assertEqual((resp.status, json.loads(resp.read())), (503, {"error": "replica is draining"}))
+        thread.join(10)
+        self.assertEqual(outcome.get("result"), (200, {"slept": 0.6}), outcome)
+        self.assertEqual(server.wait_exit(5), 0)
+
+
 class CheckTests(unittest.TestCase):
     def check(self, pkg):
         proc = subprocess.run(

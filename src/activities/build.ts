@@ -4,6 +4,7 @@ import { BuildError } from '../build/build-error';
 import { buildModelPackage } from '../build/builder';
 import { archivePath, buildDir } from '../home';
 import { appendLog } from '../logs/deployment-logs';
+import type { ModelConfig } from '../shared/schemas';
 import type { ActivityDeps } from './deps';
 import { BUILD_FAILED } from './failures';
 import { requireDeployment } from './records';
@@ -12,6 +13,7 @@ import { requireDeployment } from './records';
 export interface BuildOutcome {
   envKey: string;
   reusedEnvironment: boolean;
+  config: ModelConfig;
 }
 
 /** Creates the build activity. */
@@ -21,7 +23,8 @@ export function createBuildActivities(deps: ActivityDeps) {
      * Builds a deployment's package and environment, logging every step to its build log.
      * Failures the user must fix are non-retryable `BuildFailed` with `{ kind }` details.
      */
-    async buildDeployment(input: { deploymentId: string }): Promise<BuildOutcome> {
+    async buildDeployment(input: { deploymentId: string; revision?: number }): Promise<BuildOutcome> {
+      const revision = input.revision ?? 0;
       await requireDeployment(deps, input.deploymentId);
       const log = (line: string): void => appendLog(deps.paths.logs, input.deploymentId, 'build', [line]);
       const heartbeat = (): void => Context.current().heartbeat();
@@ -29,16 +32,17 @@ export function createBuildActivities(deps: ActivityDeps) {
       log(attempt > 1 ? `build started (attempt ${attempt})` : 'build started');
       try {
         const result = await buildModelPackage({
-          archive: archivePath(deps.paths, input.deploymentId),
-          packageDir: buildDir(deps.paths, input.deploymentId),
+          archive: archivePath(deps.paths, input.deploymentId, revision),
+          packageDir: buildDir(deps.paths, input.deploymentId, revision),
           venvsDir: deps.paths.venvs,
           basePython: deps.basePython,
           log,
           heartbeat,
         });
-        await deps.store.updateDeployment(input.deploymentId, { config: result.config, env_key: result.envKey });
+        // The first build is the deployment's code; a development update is applied by its workflow.
+        if (revision === 0) await deps.store.updateDeployment(input.deploymentId, { config: result.config, env_key: result.envKey });
         log(`build succeeded${result.reusedEnvironment ? ' (Python environment reused)' : ''}`);
-        return { envKey: result.envKey, reusedEnvironment: result.reusedEnvironment };
+        return { envKey: result.envKey, reusedEnvironment: result.reusedEnvironment, config: result.config };
       } catch (error) {
         if (error instanceof BuildError) {
           log(`build failed: ${error.message}`);

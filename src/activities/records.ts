@@ -1,7 +1,7 @@
 /** Activities that write deployment and environment records: statuses and current deployments. */
 import { ApplicationFailure } from '@temporalio/activity';
 import { appendLog } from '../logs/deployment-logs';
-import type { DeploymentStatus } from '../shared/schemas';
+import type { DeploymentStatus, ModelConfig } from '../shared/schemas';
 import type { DeploymentRecord } from '../store/store';
 import type { ActivityDeps } from './deps';
 import { DEPLOYMENT_NOT_FOUND } from './failures';
@@ -28,9 +28,21 @@ export function createRecordActivities(deps: ActivityDeps) {
       }
     },
 
+    /** Switches a development deployment to a built revision (its code, config and Python environment). */
+    async applyRevision(input: { deploymentId: string; revision: number; envKey: string; config: ModelConfig; desiredReplicas: number }): Promise<void> {
+      await requireDeployment(deps, input.deploymentId);
+      await deps.store.updateDeployment(input.deploymentId, {
+        revision: input.revision,
+        env_key: input.envKey,
+        config: input.config,
+        desired_replicas: input.desiredReplicas,
+      });
+    },
+
     /** Makes the deployment the environment's current one if it has none; returns whether it did. */
     async adoptIfNoCurrentDeployment(input: { deploymentId: string; environment: string }): Promise<Adoption> {
       const deployment = await requireDeployment(deps, input.deploymentId);
+      if (deployment.kind === 'development') return { adopted: false }; // only published deployments serve environments
       const before = await deps.store.getEnvironment(deployment.model_id, input.environment);
       // A retry after a success finds the deployment already current: report it adopted again.
       const alreadyCurrent = before?.current_deployment_id === deployment.id;

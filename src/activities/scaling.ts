@@ -52,11 +52,11 @@ export function createScalingActivities(deps: ActivityDeps) {
      * `ReplicasNotReady`) as soon as load() fails or a replica crash-loops, or when
      * `deadlineMs` (epoch ms, fixed by the workflow so retries do not extend it) passes.
      */
-    async awaitReplicasReady(input: { deploymentId: string; replicas: number; deadlineMs: number }): Promise<void> {
+    async awaitReplicasReady(input: { deploymentId: string; replicas: number; deadlineMs: number; revision?: number }): Promise<void> {
       const context = Context.current();
       for (;;) {
         await requireDeployment(deps, input.deploymentId);
-        const observed = await deps.store.listReplicas(input.deploymentId);
+        const observed = (await deps.store.listReplicas(input.deploymentId)).filter((replica) => replica.revision >= (input.revision ?? 0));
         const ready = observed.filter((replica) => replica.state === 'READY').length;
         context.heartbeat({ ready });
         if (ready >= input.replicas) {

@@ -2,6 +2,7 @@
 import express from 'express';
 import type { HomePaths } from '../home';
 import { DeploymentService } from '../services/deployments';
+import { DevelopmentService } from '../services/development';
 import { EnvironmentService } from '../services/environments';
 import { PromotionService } from '../services/promotions';
 import { UsageService } from '../services/usage';
@@ -21,6 +22,8 @@ export interface AppDeps {
   workflows: WorkflowsClient;
   deployTimeoutSeconds: number;
   maxArchiveBytes: number;
+  /** The interpreter development updates compare Python environments on. */
+  basePython: string;
 }
 
 /** Creates the API app: /healthz without a key, everything else behind Api-Key auth. */
@@ -37,7 +40,8 @@ export function createApp(deps: AppDeps): express.Express {
   const deployments = new DeploymentService(deps);
   const promotions = new PromotionService(deps);
   const environments = new EnvironmentService({ ...deps, deployments, promotions });
-  app.use(deploymentRoutes({ deployments, usage: new UsageService(deps.store), paths: deps.paths, maxArchiveBytes: deps.maxArchiveBytes }));
+  const development = new DevelopmentService({ ...deps, deployments });
+  app.use(deploymentRoutes({ deployments, development, usage: new UsageService(deps.store), paths: deps.paths, maxArchiveBytes: deps.maxArchiveBytes }));
   app.use(environmentRoutes({ store: deps.store, deployments, environments, promotions }));
   app.use(modelRoutes(new ModelService(deps.store)));
 

@@ -19,6 +19,7 @@ async function main(): Promise<void> {
     workflows: new TemporalWorkflowsClient(temporal),
     deployTimeoutSeconds: config.deployTimeoutSeconds,
     maxArchiveBytes: config.maxArchiveBytes,
+    basePython: config.python,
   });
   const server = app.listen(config.apiPort, config.host);
   await new Promise<void>((resolve, reject) => {

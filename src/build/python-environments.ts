@@ -83,7 +83,8 @@ export function runStreaming(
 
 const versionCache = new Map<string, string>();
 
-async function pythonVersion(basePython: string): Promise<string> {
+/** The interpreter's `sys.version` (cached per interpreter). */
+export async function pythonVersion(basePython: string): Promise<string> {
   const cached = versionCache.get(basePython);
   if (cached) return cached;
   let output = '';
@@ -111,6 +112,12 @@ export function pipFailureCause(lines: string[]): string {
   const errorLines = lines.filter((line) => /^ERROR:/.test(line.trim()));
   const first = errorLines.find((line) => /No matching distribution|Could not find a version|requires a different Python|ResolutionImpossible|Invalid requirement/i.test(line));
   return (first ?? errorLines[0] ?? lines[lines.length - 1] ?? 'pip failed').trim().replace(/^ERROR:\s*/, '');
+}
+
+/** Whether the environment for these requirements on this interpreter is built (so nothing would be installed). */
+export async function cachedEnvironmentKey(venvsDir: string, basePython: string, requirements: string[]): Promise<{ key: string; built: boolean }> {
+  const key = environmentKey(await pythonVersion(basePython), normaliseRequirements(requirements));
+  return { key, built: fs.existsSync(path.join(environmentDir(venvsDir, key), MARKER)) };
 }
 
 /** Returns the environment for these requirements, building it if it is not cached yet. */

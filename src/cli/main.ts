@@ -58,6 +58,7 @@ export function buildProgram(): Command {
     .option('--model-name <name>', 'model to push to (default: config.yaml model_name, else the directory name)')
     .option('--deployment-name <name>', 'name the deployment (default deployment-N)')
     .option('--labels <json>', `labels as a JSON object, e.g. '{"team":"ml"}'`)
+    .option('--watch', "create or update the model's development deployment and live-reload every saved change")
     .option('--promote', 'once ACTIVE, promote it to production (implies --wait)')
     .option('--environment <env>', 'once ACTIVE, promote it to this environment (implies --wait)')
     .option('--wait', 'wait until the deployment is ACTIVE or failed; exit non-zero on failure')

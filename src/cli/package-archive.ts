@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import ignore, { type Ignore } from 'ignore';
+import { parse as parseYaml } from 'yaml';
 import * as tar from 'tar';
 
 /** What is never sent, whatever .gantryignore says. */
@@ -45,4 +46,19 @@ export async function packModelDirectory(dir: string): Promise<{ file: string; f
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-push-')), 'package.tar.gz');
   await tar.c({ gzip: true, file, cwd: dir, portable: true, follow: true, noDirRecurse: true }, files);
   return { file, files, bytes: fs.statSync(file).size };
+}
+
+/** The model name: --model-name, else config.yaml's model_name, else the directory's name. */
+export function modelNameFor(dir: string, explicit: string | undefined): string {
+  if (explicit) return explicit;
+  const configFile = path.join(dir, 'config.yaml');
+  if (fs.existsSync(configFile)) {
+    try {
+      const config = parseYaml(fs.readFileSync(configFile, 'utf8')) as { model_name?: unknown } | null;
+      if (typeof config?.model_name === 'string' && config.model_name.trim()) return config.model_name.trim();
+    } catch {
+      // the build reports an invalid config.yaml with its cause; the name falls back to the directory
+    }
+  }
+  return path.basename(path.resolve(dir));
 }

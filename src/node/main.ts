@@ -9,7 +9,14 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const paths = homePaths(config.home);
   const store = openSqliteStore(paths.database);
-  const node = new Node({ store, paths, nodeId: config.nodeId, host: config.host, gatewayPort: config.gatewayPort });
+  const node = new Node({
+    store,
+    paths,
+    nodeId: config.nodeId,
+    host: config.host,
+    gatewayPort: config.gatewayPort,
+    waitLimits: { timeoutMs: config.wakeTimeoutSeconds * 1000, queueSize: config.wakeQueueSize },
+  });
   const url = await node.start();
   console.log(`node ${config.nodeId}: gateway listening on ${url}`);
 

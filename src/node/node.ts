@@ -5,7 +5,8 @@
  */
 import type { HomePaths } from '../home';
 import type { Store } from '../store/store';
-import { Gateway } from './gateway/gateway';
+import { Autoscaler } from './autoscaler';
+import { Gateway, type WaitLimits } from './gateway/gateway';
 import { Reconciler } from './reconciler';
 import type { ReplicaTimings } from './runtime/replica-process';
 import { Runtime } from './runtime/runtime';
@@ -23,6 +24,9 @@ export interface NodeOptions {
   heartbeatMs?: number;
   /** How often metered usage is written to the store. */
   usageFlushMs?: number;
+  /** How often the autoscaler looks at demand. */
+  autoscaleMs?: number;
+  waitLimits?: WaitLimits;
   timings?: ReplicaTimings;
   log?: (line: string) => void;
 }
@@ -33,28 +37,43 @@ export class Node {
   readonly gateway: Gateway;
   private readonly reconciler: Reconciler;
   private readonly usage: UsageMeter;
+  private readonly autoscaler: Autoscaler;
   private gatewayUrl = '';
   private applied: Record<string, number> = {};
   private reportTimer: NodeJS.Timeout | undefined;
   private timers: NodeJS.Timeout[] = [];
   private unwatch: (() => void) | undefined;
   private lastReported = '';
+  private readonly log: (line: string) => void;
 
   constructor(private readonly options: NodeOptions) {
     const log = options.log ?? ((line: string) => console.log(line));
+    this.log = log;
     this.runtime = new Runtime({ nodeId: options.nodeId, timings: options.timings, onChange: () => this.scheduleReport(), log });
     this.reconciler = new Reconciler({ store: options.store, runtime: this.runtime, paths: options.paths, log });
     this.usage = new UsageMeter(options.store);
+    this.autoscaler = new Autoscaler({ store: options.store, demand: { inFlight: (id) => this.gateway.inFlight(id), lastRequestAt: (id) => this.gateway.lastRequestAt(id) }, log });
     this.gateway = new Gateway({
       store: options.store,
       runtime: this.runtime,
       onRouted: (deploymentId) => this.usage.countRequest(deploymentId),
-      onApplied: (generations) => {
+      wake: (deploymentId) => void this.wake(deploymentId),
+      waitLimits: options.waitLimits,
+      onApplied: (generations: Record<string, number>) => {
         const changed = JSON.stringify(generations) !== JSON.stringify(this.applied);
         this.applied = generations;
         if (changed && this.gatewayUrl) void this.heartbeat();
       },
     });
+  }
+
+  /** Wakes a sleeping deployment: max(min_replica, 1) replicas, WAKING_UP until one is ready. */
+  private async wake(deploymentId: string): Promise<void> {
+    const deployment = await this.options.store.getDeployment(deploymentId);
+    if (!deployment || deployment.deleted_at || deployment.desired_replicas > 0) return;
+    if (deployment.status !== 'SCALED_TO_ZERO' && deployment.status !== 'WAKING_UP') return;
+    await this.options.store.updateDeployment(deploymentId, { desired_replicas: Math.max(1, deployment.autoscaling.min_replica), status: 'WAKING_UP', status_message: null });
+    this.log(`waking deployment ${deploymentId}: a request is waiting`);
   }
 
   /** Starts the gateway and the reconcile loop; resolves with the gateway's URL. */
@@ -72,6 +91,7 @@ export class Node {
     this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs ?? 5000));
     this.timers.push(setInterval(() => this.usage.sampleReplicas(this.runtime.snapshot()), 5000));
     this.timers.push(setInterval(() => void this.usage.flush(), this.options.usageFlushMs ?? 60_000));
+    this.timers.push(setInterval(() => void this.autoscaler.tick().catch((error) => this.log(`autoscaler: ${(error as Error).message}`)), this.options.autoscaleMs ?? 1000));
     return this.gatewayUrl;
   }
 

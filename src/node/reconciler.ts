@@ -5,7 +5,8 @@
  */
 import * as fs from 'node:fs';
 import { environmentDir, environmentPython } from '../build/python-environments';
-import { buildDir, type HomePaths } from '../home';
+import * as path from 'node:path';
+import { buildDir, deploymentOfBuildDir, type HomePaths } from '../home';
 import type { DeploymentRecord, Store } from '../store/store';
 import type { DesiredReplicas, Runtime } from './runtime/runtime';
 
@@ -30,7 +31,8 @@ export function desiredReplicasOf(deployment: DeploymentRecord, paths: HomePaths
       deploymentId: deployment.id,
       kind: deployment.kind,
       python: environmentPython(environmentDir(paths.venvs, deployment.env_key)),
-      packageDir: buildDir(paths, deployment.id),
+      packageDir: buildDir(paths, deployment.id, deployment.revision),
+      revision: deployment.revision,
       environment: deployment.config.environment_variables,
       logsDir: paths.logs,
     },
@@ -97,12 +99,13 @@ export class Reconciler {
       return;
     }
     const liveIds = new Set(live.map((d) => d.id));
-    for (const id of entries) {
+    for (const entry of entries) {
+      const id = deploymentOfBuildDir(entry);
       if (liveIds.has(id) || this.deps.runtime.hasReplicas(id)) continue;
       const deployment = await this.deps.store.getDeployment(id);
       if (deployment?.deleted_at) {
-        fs.rmSync(buildDir(this.deps.paths, id), { recursive: true, force: true });
-        this.deps.log?.(`released the build of deleted deployment ${id}`);
+        fs.rmSync(path.join(this.deps.paths.builds, entry), { recursive: true, force: true });
+        this.deps.log?.(`released the build ${entry} of deleted deployment ${id}`);
       }
     }
   }

@@ -146,16 +146,15 @@ export class DeploymentService {
         { field: 'min_replica', message: 'must not exceed max_replica' },
       ]);
     }
-    // Until the autoscaler arrives, a running deployment runs exactly min_replica replicas,
-    // except while a promotion owns its replica count (the new bounds apply after it ends).
+    // New bounds apply at once to a running deployment (the autoscaler moves within them),
+    // except while a promotion owns its replica count (they apply after it ends).
     const running =
       deployment.status === 'ACTIVE' || deployment.status === 'UNHEALTHY' || (deployment.status === 'DEPLOYING' && deployment.desired_replicas > 0);
-    const promoting = (await this.deps.store.listPromotionsInFlight(model.id)).some(
-      (p) => p.candidate_deployment_id === deployment.id || p.previous_deployment_id === deployment.id,
-    );
+    const promoting = await this.promotionInvolving(deployment);
+    const clamped = Math.min(settings.max_replica, Math.max(settings.min_replica, deployment.desired_replicas, running ? 1 : 0));
     const updated = await this.deps.store.updateDeployment(deployment.id, {
       autoscaling: settings,
-      desired_replicas: running && !promoting ? settings.min_replica : undefined,
+      desired_replicas: running && !promoting ? clamped : undefined,
     });
     await this.deps.store.appendAudit({
       model_id: model.id,

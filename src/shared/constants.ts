@@ -5,6 +5,7 @@ export const TASK_QUEUE = 'gantry';
 export const workflowIds = {
   deploy: (deploymentId: string): string => `deploy:${deploymentId}`,
   promotion: (modelId: string, environment: string): string => `promotion:${modelId}:${environment}`,
+  developmentUpdate: (deploymentId: string, revision: number): string => `development:${deploymentId}:${revision}`,
 } as const;
 
 /** The name of the environment every model has and that cannot be deleted. */

@@ -51,13 +51,24 @@ export type Labels = z.infer<typeof labelsSchema>;
 export const environmentNameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, starting with a letter, at most 63 characters');
 
 /** The `options` part of a push (POST /v1/deployments). */
-export const pushOptionsSchema = z.strictObject({
-  model_name: modelNameSchema,
-  deployment_name: deploymentNameSchema.optional(),
-  labels: labelsSchema.default({}),
-  /** Promote the deployment to this environment once it is ACTIVE. */
-  environment: environmentNameSchema.optional(),
-});
+export const pushOptionsSchema = z
+  .strictObject({
+    model_name: modelNameSchema,
+    deployment_name: deploymentNameSchema.optional(),
+    labels: labelsSchema.default({}),
+    /** Promote the deployment to this environment once it is ACTIVE. */
+    environment: environmentNameSchema.optional(),
+    /** Create or update the model's development deployment instead of publishing a new one. */
+    development: z.boolean().default(false),
+  })
+  .refine((options) => !(options.development && options.deployment_name), {
+    message: 'a development deployment is always named development',
+    path: ['deployment_name'],
+  })
+  .refine((options) => !(options.development && options.environment), {
+    message: 'a development deployment is not promoted by a push; promote it with POST .../deployments/development/promote',
+    path: ['environment'],
+  });
 /** What a push asks for besides the archive. */
 export type PushOptions = z.infer<typeof pushOptionsSchema>;
 
@@ -65,24 +76,47 @@ export type PushOptions = z.infer<typeof pushOptionsSchema>;
 export const MAX_REPLICAS = 32;
 const replicaCount = z.number().int().min(0).max(MAX_REPLICAS);
 
-/** PATCH /v1/models/{m}/deployments/{ref}/autoscaling_settings. */
+/** PATCH /v1/models/{m}/deployments/{ref}/autoscaling_settings (any subset of the fields). */
 export const autoscalingSettingsPatchSchema = z
   .strictObject({
-    min_replica: replicaCount.min(1, 'min_replica must be at least 1: scale to zero is not available yet').optional(),
+    min_replica: replicaCount.optional(),
     max_replica: replicaCount.min(1).optional(),
+    /** Requests in flight one replica is meant to carry. */
+    concurrency_target: z.number().int().min(1).max(1024).optional(),
+    /** Seconds of in-flight samples averaged to decide the replica count. */
+    autoscaling_window: z.number().int().min(10).max(3600).optional(),
+    /** Seconds demand must stay lower before replicas are taken away (or, at min_replica 0, without requests before zero). */
+    scale_down_delay: z.number().int().min(0).max(3600).optional(),
   })
-  .refine((patch) => Object.keys(patch).length > 0, 'give min_replica, max_replica or both');
-/** A change to a deployment's replica bounds. */
+  .refine((patch) => Object.keys(patch).length > 0, 'give at least one autoscaling setting');
+/** A change to a deployment's autoscaling settings. */
 export type AutoscalingSettingsPatch = z.infer<typeof autoscalingSettingsPatchSchema>;
 
-/** A deployment's replica bounds. */
+/** A deployment's replica bounds and how the autoscaler moves between them. */
 export interface AutoscalingSettings {
   min_replica: number;
   max_replica: number;
+  concurrency_target: number;
+  autoscaling_window: number;
+  scale_down_delay: number;
 }
 
-/** The bounds a published deployment starts with. */
-export const DEFAULT_AUTOSCALING: AutoscalingSettings = { min_replica: 1, max_replica: 1 };
+/** The settings a published deployment starts with. */
+export const DEFAULT_AUTOSCALING: AutoscalingSettings = {
+  min_replica: 1,
+  max_replica: 1,
+  concurrency_target: 1,
+  autoscaling_window: 60,
+  scale_down_delay: 900,
+};
+
+/** A development deployment: one replica at most, asleep when idle. */
+export const DEVELOPMENT_AUTOSCALING: AutoscalingSettings = { ...DEFAULT_AUTOSCALING, min_replica: 0, max_replica: 1 };
+
+/** Settings stored before a field existed get its default. */
+export function withAutoscalingDefaults(stored: Partial<AutoscalingSettings>): AutoscalingSettings {
+  return { ...DEFAULT_AUTOSCALING, ...stored };
+}
 
 /** `?tail=` on the logs endpoint. */
 export const logsQuerySchema = z.strictObject({

@@ -32,6 +32,10 @@ export interface DeploymentRecord {
   config: ModelConfig | null;
   /** Key of the Python environment the build made or reused. */
   env_key: string | null;
+  /** The code revision replicas run: 0 for a published deployment, counting up with each development update. */
+  revision: number;
+  /** Last heartbeat of a `push --watch` session (development deployments stay awake while it is recent). */
+  watch_heartbeat_at: string | null;
   created_at: string;
   updated_at: string;
   deleted_at: string | null;
@@ -74,6 +78,10 @@ export interface ObservedReplica {
   last_exit: string | null;
   /** The error the model server reported (a load failure), when there was one. */
   last_error: string | null;
+  /** The code revision the replica runs (development deployments reload new revisions in place). */
+  revision: number;
+  /** Why the last reload to a newer revision failed (the replica keeps the older code). */
+  reload_error: { revision: number; error: string } | null;
   started_at: string;
   ready_at: string | null;
   updated_at: string;
@@ -167,7 +175,7 @@ export interface NewDeployment {
 
 /** The fields of a deployment that may change after it is created. */
 export type DeploymentPatch = Partial<
-  Pick<DeploymentRecord, 'status' | 'status_message' | 'labels' | 'autoscaling' | 'desired_replicas' | 'config' | 'env_key' | 'name' | 'deleted_at'>
+  Pick<DeploymentRecord, 'status' | 'status_message' | 'labels' | 'autoscaling' | 'desired_replicas' | 'config' | 'env_key' | 'name' | 'deleted_at' | 'revision' | 'watch_heartbeat_at'>
 >;
 
 /** Raised when a write would break a uniqueness rule (a deployment name already taken). */

@@ -13,6 +13,7 @@ import {
   resumePromotionSignal,
   type PromotionStatus,
 } from '../workflows/messages';
+import type { DevelopmentUpdateInput } from '../workflows/development';
 import type { PromotionWorkflowInput } from '../workflows/promotion';
 import type { PromotionActionName } from '../workflows/promotion-rules';
 
@@ -25,6 +26,8 @@ export class PromotionAlreadyRunning extends Error {
 export interface WorkflowsClient {
   /** Starts the deploy workflow of a new deployment (a second start of the same deployment is a no-op). */
   startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string }): Promise<void>;
+  /** Starts the rebuild of a development deployment at a new revision (its requirements changed). */
+  startDevelopmentUpdate(model: ModelRecord, deployment: DeploymentRecord, input: DevelopmentUpdateInput): Promise<void>;
   /** Starts a promotion; throws PromotionAlreadyRunning when one of the environment is in flight. */
   startPromotion(model: ModelRecord, candidate: DeploymentRecord, input: PromotionWorkflowInput): Promise<void>;
   /** Sends an action signal to the environment's promotion. */
@@ -62,6 +65,19 @@ export class TemporalWorkflowsClient implements WorkflowsClient {
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
     }
+  }
+
+  async startDevelopmentUpdate(model: ModelRecord, deployment: DeploymentRecord, input: DevelopmentUpdateInput): Promise<void> {
+    await this.client.workflow.start('developmentUpdateWorkflow', {
+      taskQueue: TASK_QUEUE,
+      workflowId: workflowIds.developmentUpdate(deployment.id, input.revision),
+      args: [input],
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: GANTRY_MODEL_ID, value: model.id },
+        { key: GANTRY_DEPLOYMENT_ID, value: deployment.id },
+      ]),
+      staticSummary: `Rebuild ${model.name} / development at revision ${input.revision}`,
+    });
   }
 
   async startPromotion(model: ModelRecord, candidate: DeploymentRecord, input: PromotionWorkflowInput): Promise<void> {

@@ -42,6 +42,9 @@ describe('API boundary', () => {
         if (temporalDown) throw new Error('connect ECONNREFUSED 127.0.0.1:7233');
         started.push(deployment.id);
       },
+      async startDevelopmentUpdate(_model, deployment, input) {
+        started.push(`development:${deployment.id}:${input.revision}`);
+      },
       async startPromotion(_model, candidate) {
         started.push(`promotion:${candidate.id}`);
       },
@@ -52,7 +55,7 @@ describe('API boundary', () => {
         return undefined;
       },
     };
-    const app = createApp({ store, paths: homePaths(dir), workflows, deployTimeoutSeconds: 60, maxArchiveBytes: 64 * 1024 });
+    const app = createApp({ store, paths: homePaths(dir), workflows, deployTimeoutSeconds: 60, maxArchiveBytes: 64 * 1024, basePython: 'python3' });
     server = app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

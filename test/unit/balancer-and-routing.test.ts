@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { pickLeastInFlight } from '../../src/node/gateway/balancer';
 import { parseInferencePath, RoutingTable } from '../../src/node/gateway/routing-table';
-import { DEFAULT_PROMOTION_SETTINGS } from '../../src/shared/schemas';
+import { DEFAULT_AUTOSCALING, DEFAULT_PROMOTION_SETTINGS } from '../../src/shared/schemas';
 import type { DeploymentRecord, EnvironmentRecord, RouteRecord } from '../../src/store/store';
 
 describe('pickLeastInFlight', () => {
@@ -52,10 +52,12 @@ describe('RoutingTable.resolve', () => {
     status,
     status_message: null,
     labels: {},
-    autoscaling: { min_replica: 1, max_replica: 1 },
+    autoscaling: DEFAULT_AUTOSCALING,
     desired_replicas: 1,
     config: null,
     env_key: null,
+    revision: 0,
+    watch_heartbeat_at: null,
     created_at: at,
     updated_at: at,
     deleted_at: null,

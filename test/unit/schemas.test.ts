@@ -22,15 +22,21 @@ describe('request schemas', () => {
   });
 
   it('parses push options strictly, defaulting labels to {}', () => {
-    assert.deepEqual(pushOptionsSchema.parse({ model_name: 'echo' }), { model_name: 'echo', labels: {} });
+    assert.deepEqual(pushOptionsSchema.parse({ model_name: 'echo' }), { model_name: 'echo', labels: {}, development: false });
+    assert.ok(!pushOptionsSchema.safeParse({ model_name: 'echo', development: true, deployment_name: 'x' }).success);
+    assert.ok(!pushOptionsSchema.safeParse({ model_name: 'echo', development: true, environment: 'production' }).success);
     assert.ok(!pushOptionsSchema.safeParse({ model_name: 'echo', extra: 1 }).success);
     assert.ok(!pushOptionsSchema.safeParse({}).success);
   });
 
-  it('takes partial autoscaling patches but not empty ones or min_replica 0', () => {
+  it('takes partial autoscaling patches (min_replica 0 included) but not empty or out-of-range ones', () => {
     assert.deepEqual(autoscalingSettingsPatchSchema.parse({ max_replica: 3 }), { max_replica: 3 });
     assert.ok(!autoscalingSettingsPatchSchema.safeParse({}).success);
-    assert.ok(!autoscalingSettingsPatchSchema.safeParse({ min_replica: 0 }).success);
+    assert.ok(autoscalingSettingsPatchSchema.safeParse({ min_replica: 0 }).success);
+    assert.ok(!autoscalingSettingsPatchSchema.safeParse({ max_replica: 0 }).success);
+    assert.ok(!autoscalingSettingsPatchSchema.safeParse({ autoscaling_window: 5 }).success);
+    assert.ok(!autoscalingSettingsPatchSchema.safeParse({ scale_down_delay: 3601 }).success);
+    assert.ok(!autoscalingSettingsPatchSchema.safeParse({ concurrency_target: 0 }).success);
     assert.ok(!autoscalingSettingsPatchSchema.safeParse({ min_replica: 1.5 }).success);
     assert.ok(!autoscalingSettingsPatchSchema.safeParse({ max_replica: 33 }).success);
   });

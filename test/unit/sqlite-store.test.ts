@@ -77,7 +77,7 @@ describe('SqliteStore', () => {
       port: 2,
       restarts: 0,
       last_exit: null,
-      last_error: null,
+      last_error: null, revision: 0, reload_error: null,
       started_at: 'now',
       ready_at: null,
       updated_at: 'now',

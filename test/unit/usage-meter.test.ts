@@ -13,7 +13,7 @@ describe('UsageMeter', () => {
     let now = Date.parse('2026-01-01T00:00:50.000Z');
     const meter = new UsageMeter(store, () => now);
     const replica = (id: string, deployment_id: string, state: ObservedReplica['state'], pid: number | null): ObservedReplica => ({
-      id, deployment_id, node_id: 'n', state, pid, port: null, restarts: 0, last_exit: null, last_error: null, started_at: '', ready_at: null, updated_at: '',
+      id, deployment_id, node_id: 'n', state, pid, port: null, restarts: 0, last_exit: null, last_error: null, revision: 0, reload_error: null, started_at: '', ready_at: null, updated_at: '',
     });
     const running = [replica('r1', 'd1', 'READY', 1), replica('r2', 'd1', 'STARTING', 2), replica('r3', 'd2', 'EXITED', null)];
     now += 5000;

@@ -8,6 +8,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
 import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/activities/failures';
+import { modelConfigSchema } from '../../src/shared/schemas';
 import { TEMPORAL_TEST_SERVER } from '../../src/stack/temporal-dev-server';
 import { deployWorkflow } from '../../src/workflows';
 import { deployProgressQuery, type DeployProgress } from '../../src/workflows/messages';
@@ -48,7 +49,7 @@ class FakeControlPlane {
       buildDeployment: async () => {
         this.buildAttempts++;
         this.behaviour.build?.(this.buildAttempts);
-        return { envKey: 'env', reusedEnvironment: false };
+        return { envKey: 'env', reusedEnvironment: false, config: modelConfigSchema.parse({}) };
       },
       scaleToMinReplicas: async () => {
         const replicas = Math.max(1, this.behaviour.minReplica ?? 1);

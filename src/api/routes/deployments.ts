@@ -11,6 +11,7 @@ import {
   updateDeploymentSchema,
   usageQuerySchema,
 } from '../../shared/schemas';
+import type { DevelopmentService } from '../../services/development';
 import type { UsageService } from '../../services/usage';
 import { actorOf } from '../auth';
 import { ApiError } from '../errors';
@@ -20,13 +21,14 @@ import { parseInput } from '../validation';
 /** What the deployment routes need. */
 export interface DeploymentRoutesDeps {
   deployments: DeploymentService;
+  development: DevelopmentService;
   usage: UsageService;
   paths: HomePaths;
   maxArchiveBytes: number;
 }
 
 /** POST /v1/deployments and /v1/models/{m}/deployments/... */
-export function deploymentRoutes({ deployments, usage, paths, maxArchiveBytes }: DeploymentRoutesDeps): Router {
+export function deploymentRoutes({ deployments, development, usage, paths, maxArchiveBytes }: DeploymentRoutesDeps): Router {
   const router = Router();
 
   router.post('/v1/deployments', async (req, res) => {
@@ -40,7 +42,13 @@ export function deploymentRoutes({ deployments, usage, paths, maxArchiveBytes }:
         throw new ApiError(400, 'bad_request', `options is not valid JSON: ${(error as Error).message}`);
       }
       const parsed = parseInput(pushOptionsSchema, options, 'push options');
-      res.status(201).json(await deployments.push(upload, parsed, actorOf(res)));
+      if (parsed.development) {
+        const result = await development.push(upload, parsed, actorOf(res));
+        const { deployment, ...update } = result;
+        res.status(result.update === 'created' ? 201 : 200).json({ ...deployment, development_update: update });
+      } else {
+        res.status(201).json(await deployments.push(upload, parsed, actorOf(res)));
+      }
     } finally {
       fs.rmSync(upload.archiveFile, { force: true }); // moved away on success
     }
@@ -77,6 +85,16 @@ export function deploymentRoutes({ deployments, usage, paths, maxArchiveBytes }:
 
   router.get('/v1/usage', async (req, res) => {
     res.json(await usage.report(parseInput(usageQuerySchema, req.query, 'usage range')));
+  });
+
+  router.post('/v1/models/:model/deployments/development/watch_heartbeat', async (req, res) => {
+    const model = await deployments.requireModel(req.params.model);
+    res.json(await development.heartbeat(model));
+  });
+
+  router.post('/v1/models/:model/deployments/development/promote', async (req, res) => {
+    const model = await deployments.requireModel(req.params.model);
+    res.status(201).json(await development.promote(model, actorOf(res)));
   });
 
   router.get('/v1/models/:model/deployments/:ref', async (req, res) => {

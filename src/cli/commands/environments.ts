@@ -2,7 +2,9 @@
 import type { EnvironmentView } from '../../services/environments';
 import type { PromotionView } from '../../services/promotions';
 import type { PromotionSettingsPatch } from '../../shared/schemas';
+import type { DeploymentView } from '../../services/views';
 import type { ApiClient } from '../api-client';
+import { waitForDeployment } from '../waits';
 import { table } from '../output';
 
 const modelPath = (model: string): string => `/v1/models/${encodeURIComponent(model)}`;
@@ -144,6 +146,15 @@ export async function promoteCommand(
   options: { environment?: string; follow?: boolean; output?: string },
 ): Promise<number> {
   const env = options.environment ?? 'production';
+  if (deployment === 'development') {
+    if (env !== 'production') throw new Error('the development deployment is promoted to production only');
+    const published = await client.request<DeploymentView>('POST', `${modelPath(model)}/deployments/development/promote`);
+    console.log(`published the development code as ${published.name} (${published.id}); deploying, then promoting to production`);
+    if (!options.follow) return 0;
+    const active = await waitForDeployment(client, published, { timeoutSeconds: 1800, quiet: false, log: (line) => console.log(line) });
+    if (active.status !== 'ACTIVE') return 1;
+    return followPromotionOf(client, model, env, published.id);
+  }
   const promotion = await client.request<PromotionView>('POST', `${envPath(model, env)}/promote`, { deployment_id: deployment });
   if (options.output === 'json' && !options.follow) {
     console.log(JSON.stringify(promotion, null, 2));
@@ -151,6 +162,23 @@ export async function promoteCommand(
   }
   console.log(`promoting ${deployment} to ${env}: promotion ${promotion.id} (${promotion.status})`);
   return options.follow ? followPromotion(client, model, env, promotion.id) : 0;
+}
+
+/** Follows the promotion of a deployment once its deploy workflow has started it. */
+async function followPromotionOf(client: ApiClient, model: string, env: string, deploymentId: string): Promise<number> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const { promotions } = await client.request<{ promotions: PromotionView[] }>('GET', `${envPath(model, env)}/promotions`);
+    const mine = promotions.find((p) => p.candidate_deployment_id === deploymentId);
+    if (mine) return followPromotion(client, model, env, mine.id);
+    const deployment = await client.getDeployment(model, deploymentId);
+    if (deployment.environments.includes(env)) {
+      console.log(`${deployment.name} serves ${env}`);
+      return 0;
+    }
+    if (Date.now() > deadline) throw new Error(`no promotion of ${deploymentId} to ${env} started`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }
 
 /** The rollout actions and the API action each sends. */

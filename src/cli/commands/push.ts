@@ -1,17 +1,18 @@
 /** `gantry push`: packs a model directory, pushes it, and optionally waits until it serves. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import type { DeploymentView } from '../../services/views';
 import { labelsSchema } from '../../shared/schemas';
 import { ApiClientError, type ApiClient } from '../api-client';
 import type { PromotionView } from '../../services/promotions';
-import { elapsed } from '../output';
+import { modelNameFor, packModelDirectory } from '../package-archive';
+import { waitForDeployment } from '../waits';
 import { followPromotion } from './environments';
-import { packModelDirectory } from '../package-archive';
+import { watchCommand } from './watch';
 
 /** The options `gantry push` takes. */
 export interface PushCommandOptions {
+  watch?: boolean;
   promote?: boolean;
   environment?: string;
   modelName?: string;
@@ -24,20 +25,6 @@ export interface PushCommandOptions {
 
 const FAILED = new Set(['BUILD_FAILED', 'DEPLOY_FAILED']);
 
-/** The model name: --model-name, else config.yaml's model_name, else the directory's name. */
-export function modelNameFor(dir: string, explicit: string | undefined): string {
-  if (explicit) return explicit;
-  const configFile = path.join(dir, 'config.yaml');
-  if (fs.existsSync(configFile)) {
-    try {
-      const config = parseYaml(fs.readFileSync(configFile, 'utf8')) as { model_name?: unknown } | null;
-      if (typeof config?.model_name === 'string' && config.model_name.trim()) return config.model_name.trim();
-    } catch {
-      // the build reports an invalid config.yaml with its cause; the name falls back to the directory
-    }
-  }
-  return path.basename(path.resolve(dir));
-}
 
 function parseLabels(text: string | undefined): Record<string, string> | undefined {
   if (text === undefined) return undefined;
@@ -50,29 +37,6 @@ function parseLabels(text: string | undefined): Record<string, string> | undefin
   const parsed = labelsSchema.safeParse(value);
   if (!parsed.success) throw new Error(`--labels: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'labels'}: ${i.message}`).join('; ')}`);
   return parsed.data;
-}
-
-/** Polls the deployment until it is ACTIVE or failed, printing each status change. */
-export async function waitForDeployment(
-  client: ApiClient,
-  deployment: DeploymentView,
-  options: { timeoutSeconds: number; quiet: boolean; log: (line: string) => void },
-): Promise<DeploymentView> {
-  const start = Date.now();
-  let current = deployment;
-  let shown = '';
-  for (;;) {
-    if (current.status !== shown && !options.quiet) {
-      options.log(`  ${elapsed(start).padStart(6)}  ${current.status}${current.status_message ? `: ${current.status_message}` : ''}`);
-      shown = current.status;
-    }
-    if (current.status === 'ACTIVE' || FAILED.has(current.status)) return current;
-    if (Date.now() - start > options.timeoutSeconds * 1000) {
-      throw new Error(`deployment ${current.name} is still ${current.status} after ${options.timeoutSeconds} s`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    current = await client.getDeployment(current.model_id, current.id);
-  }
 }
 
 /** Waits until the deploy workflow has started the promotion the push asked for; its id. */
@@ -106,6 +70,13 @@ export async function pushCommand(client: ApiClient, dir: string, options: PushC
   const timeoutSeconds = Number(options.timeoutSeconds ?? 1800);
   if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new Error('--timeout-seconds must be a positive number');
   const labels = parseLabels(options.labels);
+  if (options.watch) {
+    const refused = [options.promote && '--promote', options.environment && '--environment', options.deploymentName && '--deployment-name'].filter(Boolean);
+    if (refused.length > 0) {
+      throw new Error(`--watch updates the development deployment, which is not named or promoted by a push: drop ${refused.join(', ')} (promote it later with gantry promote MODEL development)`);
+    }
+    return watchCommand(client, dir, { modelName: options.modelName, labels });
+  }
   if (options.promote && options.environment && options.environment !== 'production') {
     throw new Error('--promote promotes to production; use --environment ENV alone for another environment');
   }

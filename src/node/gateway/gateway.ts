@@ -18,6 +18,15 @@ export const MAX_BODY_BYTES = 64 * 1024 * 1024;
 /** How many replicas one request may be tried on when replicas refuse it. */
 const MAX_ATTEMPTS = 3;
 
+/** How long and how many requests may wait for a deployment with no ready replica (waking up, restarting). */
+export interface WaitLimits {
+  timeoutMs: number;
+  queueSize: number;
+}
+
+/** The limits `npm start` uses (GANTRY_WAKE_TIMEOUT_SECONDS, GANTRY_WAKE_QUEUE_SIZE). */
+export const DEFAULT_WAIT_LIMITS: WaitLimits = { timeoutMs: 60_000, queueSize: 256 };
+
 /** What the gateway is built from. */
 export interface GatewayDeps {
   store: Store;
@@ -26,6 +35,9 @@ export interface GatewayDeps {
   onApplied?: (generations: Record<string, number>) => void;
   /** Called for every request routed to a deployment (for metering). */
   onRouted?: (deploymentId: string) => void;
+  /** Asks for a sleeping deployment to be woken (a request is waiting for it). */
+  wake?: (deploymentId: string) => void;
+  waitLimits?: WaitLimits;
 }
 
 class RequestError extends Error {
@@ -80,6 +92,10 @@ export class Gateway {
   private keys = new Map<string, string>();
   private turn = 0;
   private refreshing: Promise<void> | undefined;
+  /** Requests in flight (or waiting for a replica) per deployment: the autoscaler's demand. */
+  private readonly active = new Map<string, number>();
+  private readonly waiting = new Map<string, number>();
+  private readonly lastRequest = new Map<string, number>();
   private refreshAgain = false;
   readonly server: http.Server;
 
@@ -150,14 +166,67 @@ export class Gateway {
       const resolved = this.table.resolve(address);
       if ('error' in resolved) throw new RequestError(resolved.error.status, resolved.error.code, resolved.error.message);
       const body = await readBody(req, MAX_BODY_BYTES);
-      this.deps.onRouted?.(resolved.deployment.id);
-      await this.proxy(resolved.deployment.id, resolved.deployment.name, req, body, res);
+      const deploymentId = resolved.deployment.id;
+      this.deps.onRouted?.(deploymentId);
+      this.lastRequest.set(deploymentId, Date.now());
+      this.active.set(deploymentId, (this.active.get(deploymentId) ?? 0) + 1);
+      try {
+        await this.awaitReplica(resolved.deployment.id, resolved.deployment.name, resolved.deployment.status);
+        await this.proxy(deploymentId, resolved.deployment.name, req, body, res);
+      } finally {
+        this.active.set(deploymentId, (this.active.get(deploymentId) ?? 1) - 1);
+      }
     } catch (error) {
       if (error instanceof RequestError) {
         const unread = !req.complete;
         sendError(res, error.status, error.code, error.message, unread);
         if (unread) res.once('finish', () => req.socket.destroySoon());
       } else sendError(res, 502, 'bad_gateway', `the replica failed to answer: ${(error as Error).message}`);
+    }
+  }
+
+  /** Requests in flight or waiting for the deployment. */
+  inFlight(deploymentId: string): number {
+    return this.active.get(deploymentId) ?? 0;
+  }
+
+  /** When the last request for the deployment arrived. */
+  lastRequestAt(deploymentId: string): number | undefined {
+    return this.lastRequest.get(deploymentId);
+  }
+
+  /**
+   * Holds a request until the deployment has a ready replica: a sleeping deployment is woken,
+   * one whose replicas are (re)starting is waited for. Bounded in time and in queue length.
+   */
+  private async awaitReplica(deploymentId: string, name: string, status: string): Promise<void> {
+    if (this.deps.runtime.routableReplicas(deploymentId).length > 0) return;
+    const limits = this.deps.waitLimits ?? DEFAULT_WAIT_LIMITS;
+    const queued = this.waiting.get(deploymentId) ?? 0;
+    if (queued >= limits.queueSize) {
+      throw new RequestError(503, 'unavailable', `deployment ${name} (${deploymentId}) is ${status === 'SCALED_TO_ZERO' ? 'waking up' : 'starting'} and ${queued} requests already wait for it; retry shortly`);
+    }
+    this.waiting.set(deploymentId, queued + 1);
+    try {
+      const deadline = Date.now() + limits.timeoutMs;
+      let woken = 0;
+      while (this.deps.runtime.routableReplicas(deploymentId).length === 0) {
+        const current = this.table.deployment(deploymentId);
+        if (!current) throw new RequestError(404, 'not_found', `deployment ${deploymentId} no longer exists`);
+        if (current.status === 'INACTIVE' || current.status === 'DEACTIVATING') {
+          throw new RequestError(404, 'deployment_inactive', `deployment ${name} (${deploymentId}) is deactivated`);
+        }
+        if (current.desired_replicas === 0 && Date.now() - woken > 1000) {
+          woken = Date.now();
+          this.deps.wake?.(deploymentId);
+        }
+        if (Date.now() > deadline) {
+          throw new RequestError(503, 'unavailable', `deployment ${name} (${deploymentId}) has no ready replica after ${Math.round(limits.timeoutMs / 1000)} s; retry later`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    } finally {
+      this.waiting.set(deploymentId, (this.waiting.get(deploymentId) ?? 1) - 1);
     }
   }
 

@@ -14,6 +14,7 @@ export interface RoutedDeployment {
   name: string;
   status: DeploymentStatus;
   kind: DeploymentRecord['kind'];
+  desired_replicas: number;
 }
 
 /** An environment's route with its weighted chooser. */
@@ -59,14 +60,12 @@ export function parseInferencePath(host: string | undefined, pathname: string): 
   return undefined;
 }
 
-// DEPLOYING is not here: its replicas serve as soon as they are ready (the gateway answers 503
-// while none is), so nothing is refused in the moment between "ready" and "ACTIVE".
+// Not here: DEPLOYING (its replicas serve as soon as they are ready, so nothing is refused
+// between "ready" and "ACTIVE") and SCALED_TO_ZERO / WAKING_UP (a request wakes them and waits).
 const NOT_SERVING: Partial<Record<DeploymentStatus, string>> = {
   BUILDING: 'is still building',
   BUILD_FAILED: 'failed to build',
   DEPLOY_FAILED: 'failed to deploy',
-  SCALED_TO_ZERO: 'is scaled to zero',
-  WAKING_UP: 'is waking up',
 };
 
 /** The routes and deployments the gateway serves from, with per-route weighted choosers. */
@@ -87,7 +86,7 @@ export class RoutingTable {
     modelIds.forEach((id) => this.models.add(id));
     for (const d of deployments) {
       if (d.deleted_at) continue;
-      this.deployments.set(d.id, { id: d.id, model_id: d.model_id, name: d.name, status: d.status, kind: d.kind });
+      this.deployments.set(d.id, { id: d.id, model_id: d.model_id, name: d.name, status: d.status, kind: d.kind, desired_replicas: d.desired_replicas });
       if (d.kind === 'development') this.development.set(d.model_id, d.id);
     }
     const routeByKey = new Map(routes.map((route) => [routeKey(route.model_id, route.environment), route]));

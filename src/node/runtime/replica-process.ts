@@ -15,6 +15,8 @@ export interface ReplicaSpec {
   kind: 'published' | 'development';
   python: string;
   packageDir: string;
+  /** The code revision in packageDir (development deployments move to newer ones by reloading). */
+  revision: number;
   environment: Record<string, string>;
   logsDir: string;
 }
@@ -49,6 +51,9 @@ interface ServerEvent {
   error?: string;
   load_seconds?: number;
 }
+
+/** How a live reload went. */
+export type ReloadOutcome = { ok: true; seconds: number } | { ok: false; error: string };
 
 /** A running model-server process. */
 export class ReplicaProcess {
@@ -225,6 +230,42 @@ export class ReplicaProcess {
     const killTimer = setTimeout(() => this.signal('SIGKILL'), this.timings.terminateGraceMs);
     await this.exited;
     clearTimeout(killTimer);
+  }
+
+  /**
+   * Loads a newer revision into the running process (development replicas): the model
+   * server imports and loads it, and keeps the old code serving if that fails.
+   */
+  reload(spec: ReplicaSpec): Promise<ReloadOutcome> {
+    const body = JSON.stringify({ package: spec.packageDir, environment_variables: spec.environment });
+    return new Promise((resolve) => {
+      const request = http.request(
+        { host: '127.0.0.1', port: this.port, path: '/reload', method: 'POST', agent: this.agent, timeout: 600_000, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => {
+            let answer: { reloaded?: boolean; load_seconds?: number; error?: string } = {};
+            try {
+              answer = JSON.parse(Buffer.concat(chunks).toString());
+            } catch {
+              // reported below
+            }
+            if (response.statusCode === 200 && answer.reloaded) {
+              this.log([`replica ${this.id} reloaded revision ${spec.revision} in ${(answer.load_seconds ?? 0).toFixed(2)} s`]);
+              resolve({ ok: true, seconds: answer.load_seconds ?? 0 });
+            } else {
+              const error = answer.error ?? `reload answered ${response.statusCode}`;
+              this.log([`replica ${this.id} kept its code: revision ${spec.revision} failed to load: ${error}`]);
+              resolve({ ok: false, error });
+            }
+          });
+        },
+      );
+      request.once('timeout', () => request.destroy(new Error('the reload timed out')));
+      request.once('error', (error) => resolve({ ok: false, error: `reload request failed: ${error.message}` }));
+      request.end(body);
+    });
   }
 
   /** Resolves when the process has ended. */

@@ -31,7 +31,12 @@ export interface RuntimeOptions {
 
 interface Slot {
   id: string;
+  /** The spec the process runs: the last revision it started with or reloaded successfully. */
   spec: ReplicaSpec;
+  /** A reload in progress, to this revision. */
+  reloading: number | undefined;
+  /** The last failed reload; that revision is not tried again. */
+  reloadError: { revision: number; error: string } | undefined;
   process: ReplicaProcess | undefined;
   restarts: number;
   lastExit: string | undefined;
@@ -69,6 +74,9 @@ export class Runtime {
       if (!slot.retiring && !wanted.has(slot.spec.deploymentId)) this.retire(slot);
     }
     for (const { spec, replicas } of desired) {
+      for (const slot of this.slots.values()) {
+        if (slot.spec.deploymentId === spec.deploymentId && !slot.retiring) this.followSpec(slot, spec);
+      }
       const live = [...this.slots.values()].filter((slot) => slot.spec.deploymentId === spec.deploymentId && !slot.retiring);
       for (let i = live.length; i < replicas; i++) this.startSlot(spec);
       if (live.length > replicas) {
@@ -77,6 +85,37 @@ export class Runtime {
         ranked.slice(0, live.length - replicas).forEach((slot) => this.retire(slot));
       }
     }
+  }
+
+  /**
+   * Brings a slot to a newer spec: a new Python environment means a new process (not
+   * zero-downtime); a newer code revision of a development replica is reloaded in place.
+   */
+  private followSpec(slot: Slot, spec: ReplicaSpec): void {
+    if (slot.spec.python !== spec.python) {
+      this.log(`replica ${slot.id}: its Python environment changed; replacing it`);
+      void this.retire(slot);
+      return;
+    }
+    if (spec.revision <= slot.spec.revision || slot.reloading !== undefined || slot.reloadError?.revision === spec.revision) return;
+    const process = slot.process;
+    if (!process || process.phase === 'EXITED') {
+      slot.spec = spec; // it restarts straight into the new revision
+      return;
+    }
+    if (process.phase !== 'READY' || spec.kind !== 'development') return;
+    slot.reloading = spec.revision;
+    this.options.onChange?.();
+    void process.reload(spec).then((outcome) => {
+      slot.reloading = undefined;
+      if (outcome.ok) {
+        slot.spec = spec;
+        slot.reloadError = undefined;
+      } else {
+        slot.reloadError = { revision: spec.revision, error: outcome.error };
+      }
+      this.options.onChange?.();
+    });
   }
 
   /** The replicas of a deployment the gateway may send requests to. */
@@ -109,6 +148,8 @@ export class Runtime {
         restarts: slot.restarts,
         last_exit: slot.lastExit ?? null,
         last_error: slot.lastError ?? null,
+        revision: slot.spec.revision,
+        reload_error: slot.reloadError ?? null,
         started_at: (process?.startedAt ?? slot.since).toISOString(),
         ready_at: process?.readyAt?.toISOString() ?? null,
         updated_at: at,
@@ -126,6 +167,8 @@ export class Runtime {
     const slot: Slot = {
       id: `${spec.deploymentId}-${newId(5)}`,
       spec,
+      reloading: undefined,
+      reloadError: undefined,
       process: undefined,
       restarts: 0,
       lastExit: undefined,

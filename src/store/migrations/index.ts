@@ -131,4 +131,14 @@ export const migrations: Migration[] = [
       CREATE INDEX promotions_in_flight ON promotions(ended_at) WHERE ended_at IS NULL;
     `,
   },
+  {
+    version: 3,
+    name: 'development deployments: watch sessions and code revisions',
+    sql: `
+      ALTER TABLE deployments ADD COLUMN watch_heartbeat_at TEXT;
+      ALTER TABLE deployments ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE replicas ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE replicas ADD COLUMN reload_error TEXT;
+    `,
+  },
 ];

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { newId } from '../../shared/ids';
 import { PRODUCTION } from '../../shared/constants';
-import { DEFAULT_PROMOTION_SETTINGS, type PromotionSettings } from '../../shared/schemas';
+import { DEFAULT_PROMOTION_SETTINGS, withAutoscalingDefaults, type PromotionSettings } from '../../shared/schemas';
 import { migrations, type Migration } from '../migrations';
 import {
   ConflictError,
@@ -39,10 +39,12 @@ function toDeployment(row: Row): DeploymentRecord {
     status: row.status as DeploymentRecord['status'],
     status_message: (row.status_message as string | null) ?? null,
     labels: JSON.parse(row.labels as string),
-    autoscaling: JSON.parse(row.autoscaling as string),
+    autoscaling: withAutoscalingDefaults(JSON.parse(row.autoscaling as string)),
     desired_replicas: row.desired_replicas as number,
     config: row.config ? JSON.parse(row.config as string) : null,
     env_key: (row.env_key as string | null) ?? null,
+    revision: (row.revision as number | null) ?? 0,
+    watch_heartbeat_at: (row.watch_heartbeat_at as string | null) ?? null,
     created_at: row.created_at as string,
     updated_at: row.updated_at as string,
     deleted_at: (row.deleted_at as string | null) ?? null,
@@ -417,21 +419,24 @@ export class SqliteStore implements Store {
     const replace = this.db.transaction(() => {
       this.db.prepare('DELETE FROM replicas WHERE node_id = ?').run(nodeId);
       const insert = this.db.prepare(
-        `INSERT INTO replicas (id, deployment_id, node_id, state, pid, port, restarts, last_exit, last_error, started_at, ready_at, updated_at)
-         VALUES (@id, @deployment_id, @node_id, @state, @pid, @port, @restarts, @last_exit, @last_error, @started_at, @ready_at, @updated_at)`,
+        `INSERT INTO replicas (id, deployment_id, node_id, state, pid, port, restarts, last_exit, last_error, revision, reload_error, started_at, ready_at, updated_at)
+         VALUES (@id, @deployment_id, @node_id, @state, @pid, @port, @restarts, @last_exit, @last_error, @revision, @reload_error, @started_at, @ready_at, @updated_at)`,
       );
-      for (const replica of replicas) insert.run({ ...replica, node_id: nodeId });
+      for (const replica of replicas) {
+        insert.run({ ...replica, node_id: nodeId, reload_error: replica.reload_error ? JSON.stringify(replica.reload_error) : null });
+      }
     });
     replace.immediate();
     this.changed();
   }
 
   async listReplicas(deploymentId?: string): Promise<ObservedReplica[]> {
-    return (
+    const rows = (
       deploymentId === undefined
         ? this.db.prepare('SELECT * FROM replicas ORDER BY started_at').all()
         : this.db.prepare('SELECT * FROM replicas WHERE deployment_id = ? ORDER BY started_at').all(deploymentId)
-    ) as ObservedReplica[];
+    ) as Row[];
+    return rows.map((row) => ({ ...(row as unknown as ObservedReplica), reload_error: row.reload_error ? JSON.parse(row.reload_error as string) : null }));
   }
 
   async reportNode(status: NodeStatus): Promise<void> {

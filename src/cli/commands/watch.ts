@@ -1,0 +1,114 @@
+/**
+ * `gantry push --watch`: creates or updates the model's development deployment, then sends
+ * every saved change (debounced) and prints how the replica took it: live-reloaded (with the
+ * time it took), failed (the previous code keeps serving), or rebuilding (requirements changed).
+ * Keeps the development deployment awake while it runs.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { DevelopmentPushResult } from '../../services/development';
+import type { DeploymentView } from '../../services/views';
+import type { ApiClient } from '../api-client';
+import { ignoreRules, modelNameFor, packModelDirectory } from '../package-archive';
+import { waitForDeployment } from '../waits';
+
+/** How long file changes are collected before a push. */
+const DEBOUNCE_MS = 150;
+/** How often the session tells the API it is still watching. */
+const HEARTBEAT_MS = 10_000;
+
+type DevelopmentAnswer = DeploymentView & { development_update: Omit<DevelopmentPushResult, 'deployment'> };
+
+async function pushDevelopment(client: ApiClient, dir: string, modelName: string, labels: Record<string, string> | undefined): Promise<DevelopmentAnswer> {
+  const archive = await packModelDirectory(dir);
+  try {
+    const form = new FormData();
+    form.append('options', JSON.stringify({ model_name: modelName, development: true, labels }));
+    form.append('archive', await fs.openAsBlob(archive.file), 'package.tar.gz');
+    return await client.request<DevelopmentAnswer>('POST', '/v1/deployments', form);
+  } finally {
+    fs.rmSync(path.dirname(archive.file), { recursive: true, force: true });
+  }
+}
+
+/** Prints how an update went; waits for a rebuild to end. */
+async function report(client: ApiClient, answer: DevelopmentAnswer, since: number): Promise<void> {
+  const update = answer.development_update;
+  const stamp = new Date().toLocaleTimeString();
+  if (update.update === 'reloaded' || update.update === 'woken') {
+    console.log(`${stamp}  revision ${update.revision} ${update.update === 'woken' ? 'woke the replica' : 'live-reloaded'} in ${((Date.now() - since) / 1000).toFixed(2)} s`);
+  } else if (update.update === 'failed') {
+    console.log(`${stamp}  revision ${update.revision} failed to load; the previous code keeps serving:\n    ${update.error}`);
+  } else if (update.update === 'rebuilding') {
+    console.log(`${stamp}  requirements changed: rebuilding revision ${update.revision} (the replica restarts)…`);
+    const done = await waitForDeployment(client, answer, { timeoutSeconds: 1800, quiet: true, log: () => {} });
+    const message = done.status_message ? `: ${done.status_message}` : '';
+    console.log(`${new Date().toLocaleTimeString()}  rebuild ended, ${done.status}${message} (${((Date.now() - since) / 1000).toFixed(1)} s)`);
+  }
+}
+
+/** Runs a watch session until interrupted. */
+export async function watchCommand(client: ApiClient, dir: string, options: { modelName?: string; labels?: Record<string, string> }): Promise<number> {
+  const modelName = modelNameFor(dir, options.modelName);
+  let since = Date.now();
+  let answer = await pushDevelopment(client, dir, modelName, options.labels);
+  if (answer.development_update.update === 'created') {
+    console.log(`creating the development deployment of ${modelName} (${answer.id})`);
+    const ready = await waitForDeployment(client, answer, { timeoutSeconds: 1800, quiet: false, log: (line) => console.log(line) });
+    if (ready.status !== 'ACTIVE') {
+      console.error(`the development deployment is ${ready.status}: ${ready.status_message ?? ''}`);
+      return 1;
+    }
+  } else {
+    await report(client, answer, since);
+  }
+  const url = `${client.credentials.gatewayUrl}/models/${answer.model_id}/development/predict`;
+  console.log(`serving at ${url}\nwatching ${dir} for changes (Ctrl-C to stop)`);
+
+  const heartbeat = async (): Promise<void> => {
+    await client.request('POST', `/v1/models/${answer.model_id}/deployments/development/watch_heartbeat`).catch(() => undefined);
+  };
+  await heartbeat();
+  const beat = setInterval(() => void heartbeat(), HEARTBEAT_MS);
+
+  const rules = ignoreRules(dir);
+  let timer: NodeJS.Timeout | undefined;
+  let busy = false;
+  let again = false;
+  const send = async (): Promise<void> => {
+    if (busy) {
+      again = true;
+      return;
+    }
+    busy = true;
+    try {
+      do {
+        again = false;
+        since = Date.now();
+        answer = await pushDevelopment(client, dir, modelName, options.labels);
+        await report(client, answer, since);
+      } while (again);
+    } catch (error) {
+      console.error(`${new Date().toLocaleTimeString()}  could not send the change: ${(error as Error).message}`);
+    } finally {
+      busy = false;
+    }
+  };
+  const watcher = fs.watch(dir, { recursive: true }, (_event, file) => {
+    const relative = file ? file.toString().split(path.sep).join('/') : '';
+    if (relative && (rules.ignores(relative) || relative.split('/').some((part) => ['.git', '__pycache__', '.venv'].includes(part)))) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => void send(), DEBOUNCE_MS);
+  });
+
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  watcher.close();
+  clearInterval(beat);
+  if (timer) clearTimeout(timer);
+  console.log('\nstopped watching; the development deployment sleeps when idle');
+  return 0;
+}

@@ -1,0 +1,81 @@
+/**
+ * developmentUpdateWorkflow: a development deployment whose requirements changed is rebuilt
+ * (a new Python environment) and its replica replaced — not zero-downtime, as for Baseten's
+ * development deployments. UPDATING → ACTIVE; when the new code does not build or load, the
+ * previous revision is put back and keeps serving, and the status message says why.
+ */
+import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { BUILD_FAILED, NON_RETRYABLE_FAILURES, REPLICAS_NOT_READY } from '../activities/failures';
+import type { ModelConfig } from '../shared/schemas';
+
+/** What a rebuild starts from. */
+export interface DevelopmentUpdateInput {
+  deploymentId: string;
+  /** The revision to build (its archive is the deployment's latest upload). */
+  revision: number;
+  /** The revision serving now, put back if the new one fails. */
+  previous: { revision: number; envKey: string; config: ModelConfig };
+  deployTimeoutSeconds: number;
+}
+
+/** How a rebuild ended. */
+export interface DevelopmentUpdateOutcome {
+  deployment_id: string;
+  revision: number;
+  status: 'UPDATED' | 'FAILED';
+  message?: string;
+}
+
+const records = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
+});
+const builds = proxyActivities<Activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
+});
+const waits = proxyActivities<Activities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
+});
+
+function causeOf(error: unknown, type: string): string | undefined {
+  if (error instanceof ActivityFailure) {
+    if (error.cause instanceof ApplicationFailure && error.cause.type === type) return error.cause.message;
+    return error.cause?.message ?? error.message;
+  }
+  return undefined;
+}
+
+/** Rebuilds a development deployment at a new revision and replaces its replica. */
+export async function developmentUpdateWorkflow(input: DevelopmentUpdateInput): Promise<DevelopmentUpdateOutcome> {
+  const { deploymentId, revision } = input;
+  const failed = async (message: string): Promise<DevelopmentUpdateOutcome> => {
+    await records.setDeploymentStatus({ deploymentId, status: 'ACTIVE', message: `update to revision ${revision} failed, the previous code serves: ${message}` });
+    return { deployment_id: deploymentId, revision, status: 'FAILED', message };
+  };
+
+  await records.setDeploymentStatus({ deploymentId, status: 'UPDATING' });
+  let built: Awaited<ReturnType<Activities['buildDeployment']>>;
+  try {
+    built = await builds.buildDeployment({ deploymentId, revision });
+  } catch (error) {
+    const message = causeOf(error, BUILD_FAILED);
+    if (message === undefined) throw error;
+    return failed(message);
+  }
+  await records.applyRevision({ deploymentId, revision, envKey: built.envKey, config: built.config, desiredReplicas: 1 });
+  try {
+    await waits.awaitReplicasReady({ deploymentId, replicas: 1, revision, deadlineMs: Date.now() + input.deployTimeoutSeconds * 1000 });
+  } catch (error) {
+    const message = causeOf(error, REPLICAS_NOT_READY);
+    if (message === undefined) throw error;
+    await records.applyRevision({ deploymentId, ...input.previous, desiredReplicas: 1 });
+    return failed(message);
+  }
+  await records.setDeploymentStatus({ deploymentId, status: 'ACTIVE' });
+  return { deployment_id: deploymentId, revision, status: 'UPDATED' };
+}
