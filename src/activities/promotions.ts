@@ -16,6 +16,13 @@ export interface PromotionStart {
   previousDeploymentId: string | null;
   /** N: what the previous deployment runs now, at least the candidate's min_replica, at least 1. */
   replicas: number;
+  /** What the previous deployment runs now (0 when it sleeps: then nothing needs rolling). */
+  previousReplicas: number;
+  /**
+   * Replicas a side may not go below because it is also the current deployment of another
+   * environment: the promotion must not take that environment's capacity away.
+   */
+  floors: { candidate: number; previous: number };
 }
 
 /** The traffic weights that send `percent` to the candidate and the rest to the previous deployment. */
@@ -36,16 +43,19 @@ export function createPromotionActivities(deps: ActivityDeps) {
     async beginPromotion(input: { promotionId: string }): Promise<PromotionStart> {
       const promotion = await deps.store.getPromotion(input.promotionId);
       if (!promotion) throw new Error(`promotion ${input.promotionId} does not exist`);
-      if (promotion.total_steps > 0 || promotion.previous_replicas > 0) {
-        return { previousDeploymentId: promotion.previous_deployment_id, replicas: Math.max(1, promotion.previous_replicas) };
-      }
       const candidate = await requireDeployment(deps, promotion.candidate_deployment_id);
-      const environment = await deps.store.getEnvironment(promotion.model_id, promotion.environment);
+      const environments = await deps.store.listEnvironments(promotion.model_id);
+      const environment = environments.find((env) => env.name === promotion.environment);
       const previousId = environment?.current_deployment_id && environment.current_deployment_id !== candidate.id ? environment.current_deployment_id : null;
       const previous = previousId ? await deps.store.getDeployment(previousId) : undefined;
       const replicas = Math.max(1, candidate.autoscaling.min_replica, previous?.desired_replicas ?? 0);
-      await deps.store.updatePromotion(promotion.id, { previous_deployment_id: previousId, previous_replicas: previous ? replicas : 0 });
-      return { previousDeploymentId: previousId, replicas };
+      const servesElsewhere = (id: string): boolean => environments.some((env) => env.name !== promotion.environment && env.current_deployment_id === id);
+      const floors = {
+        candidate: servesElsewhere(candidate.id) ? candidate.desired_replicas : 0,
+        previous: previous && servesElsewhere(previous.id) ? previous.desired_replicas : 0,
+      };
+      await deps.store.updatePromotion(promotion.id, { previous_deployment_id: previousId, previous_replicas: previous?.desired_replicas ?? 0 });
+      return { previousDeploymentId: previousId, replicas, previousReplicas: previous?.desired_replicas ?? 0, floors };
     },
 
     /** Copies the workflow's progress into the promotion's record. */
@@ -104,18 +114,24 @@ export function createPromotionActivities(deps: ActivityDeps) {
       }
     },
 
-    /** After a promotion: the previous deployment scaled to zero, kept as it is, or deactivated. */
-    async cleanUpPrevious(input: { deploymentId: string; strategy: CleanupStrategy }): Promise<void> {
+    /**
+     * After a promotion: the previous deployment scaled to zero, kept as it is, or
+     * deactivated; kept anyway while it is another environment's current deployment.
+     */
+    async cleanUpPrevious(input: { deploymentId: string; strategy: CleanupStrategy }): Promise<{ applied: CleanupStrategy; reason?: string }> {
       const deployment = await requireDeployment(deps, input.deploymentId);
-      if (input.strategy === 'KEEP') return;
+      if (input.strategy === 'KEEP') return { applied: 'KEEP' };
+      const serving = (await deps.store.listEnvironments(deployment.model_id)).filter((env) => env.current_deployment_id === deployment.id);
+      if (serving.length > 0) return { applied: 'KEEP', reason: `it still serves ${serving.map((env) => env.name).join(', ')}` };
       if (input.strategy === 'DEACTIVATE') {
         await deps.store.updateDeployment(deployment.id, { desired_replicas: 0, status: 'INACTIVE', status_message: 'deactivated by a promotion' });
-        return;
+        return { applied: 'DEACTIVATE' };
       }
       await deps.store.updateDeployment(deployment.id, {
         desired_replicas: 0,
-        status: deployment.status === 'ACTIVE' || deployment.status === 'UNHEALTHY' ? 'SCALED_TO_ZERO' : undefined,
+        status: ['ACTIVE', 'UNHEALTHY', 'WAKING_UP'].includes(deployment.status) ? 'SCALED_TO_ZERO' : undefined,
       });
+      return { applied: 'SCALE_TO_ZERO' };
     },
   };
 }

@@ -33,7 +33,7 @@ export function createScalingActivities(deps: ActivityDeps) {
      */
     async scaleDeployment(input: { deploymentId: string; replicas: number }): Promise<void> {
       const deployment = await requireDeployment(deps, input.deploymentId);
-      const serving = deployment.status === 'ACTIVE' || deployment.status === 'UNHEALTHY';
+      const serving = deployment.status === 'ACTIVE' || deployment.status === 'UNHEALTHY' || deployment.status === 'WAKING_UP';
       const status =
         input.replicas === 0 && serving ? 'SCALED_TO_ZERO' : input.replicas > 0 && deployment.status === 'SCALED_TO_ZERO' ? 'WAKING_UP' : undefined;
       await deps.store.updateDeployment(input.deploymentId, { desired_replicas: input.replicas, status, status_message: status ? null : undefined });

@@ -75,7 +75,7 @@ export function promotionView(record: PromotionRecord, live?: PromotionStatus): 
     environment: record.environment,
     status: useLive ? live.status : record.status,
     candidate_deployment_id: record.candidate_deployment_id,
-    previous_deployment_id: useLive ? live.previous.deployment_id : record.previous_deployment_id,
+    previous_deployment_id: (useLive ? live.previous.deployment_id : null) ?? record.previous_deployment_id,
     step: useLive ? live.step : record.step,
     total_steps: useLive ? live.total_steps : record.total_steps,
     percent_traffic_to_new_version: useLive ? live.percent_traffic_to_new_version : record.percent_traffic_to_new_version,

@@ -177,6 +177,9 @@ export const promotionSettingsSchema = z.strictObject({
   rolling_deploy_config: rollingDeployConfigSchema.default({ max_surge_percent: 25, max_unavailable_percent: 0, stabilization_time_seconds: 10 }),
   promotion_cleanup_strategy: z.enum(cleanupStrategies).default('SCALE_TO_ZERO'),
   promotion_timeout_seconds: z.number().int().min(10).max(86_400).default(600),
+  /** Deprecated canary: candidate to N, then traffic in 10 equal stages over ramp_up_duration_seconds. */
+  ramp_up_while_promoting: z.boolean().default(false),
+  ramp_up_duration_seconds: z.number().int().min(10).max(86_400).default(600),
 });
 /** Promotion settings with every default filled in. */
 export type PromotionSettings = z.infer<typeof promotionSettingsSchema>;
@@ -196,6 +199,8 @@ export const promotionSettingsPatchSchema = z.strictObject({
     .optional(),
   promotion_cleanup_strategy: z.enum(cleanupStrategies).optional(),
   promotion_timeout_seconds: z.number().int().min(10).max(86_400).optional(),
+  ramp_up_while_promoting: z.boolean().optional(),
+  ramp_up_duration_seconds: z.number().int().min(10).max(86_400).optional(),
 });
 /** A partial change to promotion settings. */
 export type PromotionSettingsPatch = z.infer<typeof promotionSettingsPatchSchema>;

@@ -34,7 +34,7 @@ import {
   type PromotionStatusName,
 } from './messages';
 import { acceptAction, actionRefusal, type PromotionActionName, type PromotionControlState } from './promotion-rules';
-import { planRollout, stepBack, type RolloutAction, type RolloutPlan } from './rollout-plan';
+import { CANARY_STAGES, planCanary, planRollout, stepBack, type RolloutAction, type RolloutPlan } from './rollout-plan';
 
 /** What starts a promotion. */
 export interface PromotionWorkflowInput {
@@ -100,6 +100,7 @@ export async function promotionWorkflow(input: PromotionWorkflowInput): Promise<
   let control: PromotionControlState = { status: 'RELEASING', pending: null, pausedFrom: null };
   const unaudited: Omit<AuditEntry, 'id'>[] = [];
   let plan: RolloutPlan | undefined;
+  let floors = { candidate: 0, previous: 0 };
 
   const audit = (action: string, actor: string, details: Record<string, unknown>): void => {
     unaudited.push({ model_id: input.modelId, actor, action, target: input.environment, details: { promotion_id: input.promotionId, ...details }, at: iso() });
@@ -185,9 +186,10 @@ export async function promotionWorkflow(input: PromotionWorkflowInput): Promise<
     }
   };
 
-  const scale = async (side: 'candidate' | 'previous', replicas: number, options: { interruptible: boolean; waitReady?: boolean }): Promise<void> => {
+  const scale = async (side: 'candidate' | 'previous', planned: number, options: { interruptible: boolean; waitReady?: boolean }): Promise<void> => {
     const deploymentId = side === 'candidate' ? input.candidateDeploymentId : status.previous.deployment_id;
     if (!deploymentId) return;
+    const replicas = Math.max(planned, floors[side]); // never below what another environment needs
     const before = status[side].replicas;
     status[side].replicas = replicas;
     await quick.scaleDeployment({ deploymentId, replicas });
@@ -238,8 +240,9 @@ export async function promotionWorkflow(input: PromotionWorkflowInput): Promise<
     const generation = await quick.setCurrentDeployment({ modelId: input.modelId, environment: input.environment, deploymentId: input.candidateDeploymentId });
     await waits.awaitRouteApplied({ modelId: input.modelId, environment: input.environment, generation });
     if (status.previous.deployment_id) {
-      await quick.cleanUpPrevious({ deploymentId: status.previous.deployment_id, strategy: input.settings.promotion_cleanup_strategy });
-      if (!keepPrevious) status.previous.replicas = 0;
+      const cleanup = await quick.cleanUpPrevious({ deploymentId: status.previous.deployment_id, strategy: input.settings.promotion_cleanup_strategy });
+      if (cleanup.applied !== 'KEEP') status.previous.replicas = 0;
+      if (cleanup.reason) audit('CLEANUP_SKIPPED', 'gantry', { deployment_id: status.previous.deployment_id, reason: cleanup.reason });
     }
     status.step = status.total_steps;
     return finish('SUCCEEDED');
@@ -285,14 +288,26 @@ export async function promotionWorkflow(input: PromotionWorkflowInput): Promise<
   // ---- main loop ----
   await record();
   const start = await quick.beginPromotion({ promotionId: input.promotionId });
-  status.previous = { deployment_id: start.previousDeploymentId, replicas: start.previousDeploymentId ? start.replicas : 0 };
-  const rolling = input.settings.rolling_deploy && start.previousDeploymentId !== null;
-  plan = planRollout({
-    replicas: start.replicas,
-    maxSurgePercent: input.settings.rolling_deploy_config.max_surge_percent,
-    maxUnavailablePercent: input.settings.rolling_deploy_config.max_unavailable_percent,
-    rolling,
-  });
+  floors = start.floors;
+  status.previous = { deployment_id: start.previousDeploymentId, replicas: start.previousReplicas };
+  // A previous deployment that sleeps serves nothing: there is no traffic to move step by step.
+  const hasTraffic = start.previousDeploymentId !== null && start.previousReplicas > 0;
+  const canary = input.settings.ramp_up_while_promoting && hasTraffic;
+  const rolling = !canary && input.settings.rolling_deploy && hasTraffic;
+  plan = canary
+    ? planCanary(start.replicas)
+    : planRollout({
+        replicas: start.replicas,
+        maxSurgePercent: input.settings.rolling_deploy_config.max_surge_percent,
+        maxUnavailablePercent: input.settings.rolling_deploy_config.max_unavailable_percent,
+        rolling,
+      });
+  // Between steps: the stabilization time (rolling) or an equal share of the ramp-up window (canary).
+  const pauseBetweenSteps = canary
+    ? input.settings.ramp_up_duration_seconds / CANARY_STAGES
+    : rolling
+      ? input.settings.rolling_deploy_config.stabilization_time_seconds
+      : 0;
   status.total_steps = plan.steps.length;
   let phase: 'RAMPING_UP' | 'RAMPING_DOWN' = 'RAMPING_UP';
   await enter('RAMPING_UP');
@@ -330,9 +345,8 @@ export async function promotionWorkflow(input: PromotionWorkflowInput): Promise<
         await run(plan.steps[status.step]!, true);
         status.step++;
         await record();
-        const stabilization = input.settings.rolling_deploy_config.stabilization_time_seconds;
-        if (rolling && status.step < plan.steps.length && stabilization > 0) {
-          await condition(() => control.pending !== null, stabilization * 1000);
+        if (status.step < plan.steps.length && pauseBetweenSteps > 0) {
+          await condition(() => control.pending !== null, pauseBetweenSteps * 1000);
         }
       } else {
         if (status.step <= 0) {

@@ -20,7 +20,7 @@ export interface RolloutState {
 /** A rollout from `replicas` previous replicas to as many candidate replicas. */
 export interface RolloutPlan {
   replicas: number;
-  mode: 'surge' | 'unavailable' | 'instant';
+  mode: 'surge' | 'unavailable' | 'instant' | 'canary';
   /** Replicas added (surge) or taken away (unavailable) per step. */
   batch: number;
   /** states[0] is the start, states[k] the state after step k. */
@@ -94,6 +94,25 @@ export function planRollout(input: RolloutPlanInput): RolloutPlan {
     states.push({ candidateReplicas: candidate, previousReplicas: previous, percent });
   }
   return { replicas: n, mode: surgeMode ? 'surge' : 'unavailable', batch, states, steps };
+}
+
+/** How many equal traffic stages a canary promotion takes. */
+export const CANARY_STAGES = 10;
+
+/**
+ * Plans a canary promotion (deprecated in favour of rolling): the candidate goes to N first,
+ * then traffic moves in 10 equal stages; the previous keeps N until the cleanup at the end.
+ */
+export function planCanary(replicas: number): RolloutPlan {
+  const n = Math.max(1, Math.floor(replicas));
+  const states: RolloutState[] = [{ candidateReplicas: 0, previousReplicas: n, percent: 0 }];
+  const steps: RolloutAction[][] = [];
+  for (let stage = 1; stage <= CANARY_STAGES; stage++) {
+    const percent = (100 * stage) / CANARY_STAGES;
+    steps.push([...(stage === 1 ? [{ kind: 'scale', side: 'candidate', replicas: n } as const] : []), { kind: 'route', percent }]);
+    states.push({ candidateReplicas: n, previousReplicas: n, percent });
+  }
+  return { replicas: n, mode: 'canary', batch: n, states, steps };
 }
 
 /**

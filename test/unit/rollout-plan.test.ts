@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { planRollout, stepBack, type RolloutAction, type RolloutState } from '../../src/workflows/rollout-plan';
+import { planCanary, planRollout, stepBack, type RolloutAction, type RolloutState } from '../../src/workflows/rollout-plan';
 
 /** Runs actions on a simulated pair of deployments, checking the invariants after each one. */
 function simulate(
@@ -106,5 +106,31 @@ describe('planRollout (exhaustive: N = 1..20, every surge and unavailable percen
     assert.equal(plan.mode, 'instant');
     assert.equal(plan.steps.length, 1);
     assert.deepEqual(plan.states.at(-1), { candidateReplicas: 3, previousReplicas: 0, percent: 100 });
+  });
+
+  it('plans the (deprecated) canary: candidate to N first, then 10 equal traffic stages, previous kept until cleanup', () => {
+    for (let n = 1; n <= 20; n++) {
+      const plan = planCanary(n);
+      assert.equal(plan.steps.length, 10);
+      assert.deepEqual(plan.states.slice(1).map((s) => s.percent), [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+      assert.deepEqual(plan.steps[0]![0], { kind: 'scale', side: 'candidate', replicas: n });
+      let last = 0;
+      plan.steps.forEach((step, k) => {
+        simulate(plan.states[k]!, step, (ready, percent, where) => {
+          assert.ok(ready.previous === n, `${where}: the previous keeps N`);
+          if (percent > 0) assert.equal(ready.candidate, n, `${where}: traffic only once the candidate has N`);
+          assert.ok(percent >= last);
+          last = percent;
+        }, `canary N=${n} step ${k}`);
+      });
+      let state = plan.states.at(-1)!;
+      for (let to = plan.states.length - 2; to >= 0; to--) {
+        state = simulate(state, stepBack(state, plan.states[to]!), (ready, percent, where) => {
+          if (percent > 0) assert.ok(ready.candidate >= 1, where);
+          assert.ok(ready.previous >= 1, where);
+        }, `canary back to ${to}`);
+      }
+      assert.deepEqual(state, plan.states[0]);
+    }
   });
 });

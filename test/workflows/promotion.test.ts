@@ -59,6 +59,8 @@ class FakeCluster {
   private readonly released = new Set<string>();
   blockedOn: string | undefined;
   failReady = new Set<string>();
+  /** Replicas each side keeps because it serves another environment. */
+  floors = { candidate: 0, previous: 0 };
 
   constructor(private readonly hasPrevious = true) {
     if (!hasPrevious) {
@@ -99,7 +101,12 @@ class FakeCluster {
     return {
       beginPromotion: async () => {
         await this.gate('begin');
-        return { previousDeploymentId: this.hasPrevious ? PREVIOUS : null, replicas: 2 };
+        return {
+          previousDeploymentId: this.hasPrevious ? PREVIOUS : null,
+          replicas: 2,
+          previousReplicas: this.hasPrevious ? this.replicas[PREVIOUS]! : 0,
+          floors: this.floors,
+        };
       },
       recordPromotion: async () => {},
       recordAudit: async ({ entries }) => {
@@ -128,6 +135,7 @@ class FakeCluster {
       cleanUpPrevious: async ({ deploymentId, strategy }) => {
         this.cleanedUp = strategy;
         if (strategy !== 'KEEP') this.replicas[deploymentId] = 0;
+        return { applied: strategy };
       },
     };
   }
@@ -438,5 +446,82 @@ describe('promotionWorkflow (time-skipping)', function () {
       });
       assert.equal(outcome.status, 'SUCCEEDED');
     }, WorkflowFailedError);
+  });
+
+  describe('canary (deprecated ramp_up_while_promoting)', () => {
+    const canary = (): PromotionSettings => ({ ...settings(), ramp_up_while_promoting: true, ramp_up_duration_seconds: 600 });
+
+    it('scales the candidate to N, then moves traffic in 10 equal stages over the ramp-up window', async () => {
+      const cluster = new FakeCluster();
+      const before = await env.currentTimeMs();
+      const outcome = await promote(cluster, canary());
+      assertSucceeded(cluster, outcome);
+      assert.deepEqual(cluster.routed, [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+      const elapsed = (await env.currentTimeMs()) - before;
+      assert.ok(elapsed >= 540_000, `nine waits of 60 s: ${elapsed} ms of workflow time`);
+    });
+
+    it('pauses with the split held and resumes', async () => {
+      const cluster = new FakeCluster();
+      const outcome = await promote(cluster, canary(), async (handle) => {
+        await until(handle, (s) => s.percent_traffic_to_new_version >= 10, 'stage 1');
+        await env.sleep(125_000); // two stage waits of workflow time
+        await until(handle, (s) => s.percent_traffic_to_new_version >= 30, 'stage 3');
+        await handle.signal(pausePromotionSignal, { actor: 'bob' });
+        const paused = await until(handle, (s) => s.status === 'PAUSED', 'PAUSED');
+        const held = paused.percent_traffic_to_new_version;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.equal((await handle.query(promotionStatusQuery)).percent_traffic_to_new_version, held);
+        await handle.signal(resumePromotionSignal, { actor: 'bob' });
+      });
+      assertSucceeded(cluster, outcome);
+    });
+
+    it('cancels back stage by stage to the previous deployment', async () => {
+      const cluster = new FakeCluster();
+      const outcome = await promote(cluster, canary(), async (handle) => {
+        await until(handle, (s) => s.percent_traffic_to_new_version >= 10, 'stage 1');
+        await env.sleep(125_000);
+        await until(handle, (s) => s.percent_traffic_to_new_version >= 30, 'stage 3');
+        await handle.signal(cancelPromotionSignal, { actor: 'bob' });
+      });
+      assertCanceled(cluster, outcome);
+      const peak = Math.max(...cluster.routed);
+      const down = cluster.routed.slice(cluster.routed.indexOf(peak) + 1);
+      assert.deepEqual(down, [...down].sort((a, b) => b - a), `walks back down: ${cluster.routed}`);
+    });
+
+    it('rolls forward at once on force-roll-forward', async () => {
+      const cluster = new FakeCluster();
+      const outcome = await promote(cluster, canary(), async (handle) => {
+        await until(handle, (s) => s.percent_traffic_to_new_version >= 10, 'stage 1');
+        await handle.signal(forceRollForwardPromotionSignal, { actor: 'bob' });
+      });
+      assertSucceeded(cluster, outcome);
+      assert.ok(cluster.routed.length < 10, `skipped the remaining stages: ${cluster.routed}`);
+    });
+  });
+
+  it('never takes a candidate that serves another environment below its replicas, even when cancelled', async () => {
+    const cluster = new FakeCluster();
+    cluster.replicas[CANDIDATE] = 3;
+    cluster.floors = { candidate: 3, previous: 0 };
+    const outcome = await promote(cluster, settings(), async (handle) => {
+      await until(handle, (s) => s.percent_traffic_to_new_version === 50, 'step 1');
+      assert.equal(cluster.replicas[CANDIDATE], 3, 'not shrunk to the plan');
+      await handle.signal(forceCancelPromotionSignal, { actor: 'bob' });
+    });
+    assert.equal(outcome.status, 'CANCELED');
+    assert.equal(cluster.replicas[CANDIDATE], 3, 'still serving its other environment');
+    assert.equal(cluster.percent, 0);
+  });
+
+  it('switches at once when the previous deployment sleeps (nothing to move step by step)', async () => {
+    const cluster = new FakeCluster();
+    cluster.replicas[PREVIOUS] = 0;
+    const outcome = await promote(cluster, settings());
+    assert.equal(outcome.status, 'SUCCEEDED');
+    assert.deepEqual(cluster.routed, [100]);
+    assert.equal(cluster.current, CANDIDATE);
   });
 });
