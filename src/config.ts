@@ -23,6 +23,7 @@ export const configSchema = z.object({
   GANTRY_MAX_ARCHIVE_MB: z.coerce.number().int().min(1).max(10_240).default(512),
   GANTRY_WAKE_TIMEOUT_SECONDS: positiveSeconds.default(60),
   GANTRY_WAKE_QUEUE_SIZE: z.coerce.number().int().min(1).max(100_000).default(256),
+  GANTRY_USAGE_FLUSH_SECONDS: positiveSeconds.default(60),
 });
 
 /** Gantry's configuration, resolved from the environment. */
@@ -43,6 +44,8 @@ export interface GantryConfig {
   wakeTimeoutSeconds: number;
   /** How many requests may wait per deployment. */
   wakeQueueSize: number;
+  /** How often metered usage is written to the store (what a crash can lose at most). */
+  usageFlushSeconds: number;
 }
 
 /** Raised when the environment holds an invalid setting; the message names each one. */
@@ -78,5 +81,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     maxArchiveBytes: c.GANTRY_MAX_ARCHIVE_MB * 1024 * 1024,
     wakeTimeoutSeconds: c.GANTRY_WAKE_TIMEOUT_SECONDS,
     wakeQueueSize: c.GANTRY_WAKE_QUEUE_SIZE,
+    usageFlushSeconds: c.GANTRY_USAGE_FLUSH_SECONDS,
   };
 }

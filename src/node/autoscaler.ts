@@ -28,6 +28,8 @@ export interface DemandState {
   idleMs: number;
   /** Whether the deployment must stay awake (a development deployment with a watch session). */
   keepAwake: boolean;
+  /** How long the autoscaler has watched this deployment (it scales down only after a full delay of watching). */
+  observedMs: number;
 }
 
 /** The replica count demand asks for now, within the bounds (never zero while awake). */
@@ -42,6 +44,7 @@ export function nextReplicas(state: DemandState, recommendation: number): number
   const delayMs = settings.scale_down_delay * 1000;
   if (settings.min_replica === 0 && !state.keepAwake && state.averageInFlight === 0 && state.idleMs >= delayMs) return 0;
   if (recommendation >= current) return recommendation;
+  if (state.observedMs < delayMs) return current;
   const highest = Math.max(recommendation, ...state.recentRecommendations.map((r) => r.replicas));
   return Math.min(current, highest);
 }
@@ -69,6 +72,7 @@ export const WATCH_SESSION_TTL_MS = 30_000;
 export class Autoscaler {
   private readonly samples = new Map<string, Sample[]>();
   private readonly recommendations = new Map<string, { at: number; replicas: number }[]>();
+  private readonly managedSince = new Map<string, number>();
   private readonly startedAt: number;
   private readonly now: () => number;
 
@@ -88,8 +92,10 @@ export class Autoscaler {
       if (!this.manages(deployment) || owned.has(deployment.id)) {
         this.samples.delete(deployment.id);
         this.recommendations.delete(deployment.id);
+        this.managedSince.delete(deployment.id);
         continue;
       }
+      if (!this.managedSince.has(deployment.id)) this.managedSince.set(deployment.id, now);
       const settings = deployment.autoscaling;
       const windowMs = settings.autoscaling_window * 1000;
       const samples = (this.samples.get(deployment.id) ?? []).filter((s) => now - s.at < windowMs);
@@ -107,6 +113,7 @@ export class Autoscaler {
           recentRecommendations: recent,
           idleMs: now - Math.max(lastRequest, Date.parse(deployment.updated_at) || 0),
           keepAwake: deployment.watch_heartbeat_at !== null && now - Date.parse(deployment.watch_heartbeat_at) < WATCH_SESSION_TTL_MS,
+          observedMs: now - this.managedSince.get(deployment.id)!,
         },
         recommendation,
       );

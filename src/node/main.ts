@@ -16,6 +16,7 @@ async function main(): Promise<void> {
     host: config.host,
     gatewayPort: config.gatewayPort,
     waitLimits: { timeoutMs: config.wakeTimeoutSeconds * 1000, queueSize: config.wakeQueueSize },
+    usageFlushMs: config.usageFlushSeconds * 1000,
   });
   const url = await node.start();
   console.log(`node ${config.nodeId}: gateway listening on ${url}`);

@@ -49,7 +49,15 @@ export class Node {
   constructor(private readonly options: NodeOptions) {
     const log = options.log ?? ((line: string) => console.log(line));
     this.log = log;
-    this.runtime = new Runtime({ nodeId: options.nodeId, timings: options.timings, onChange: () => this.scheduleReport(), log });
+    this.runtime = new Runtime({
+      nodeId: options.nodeId,
+      timings: options.timings,
+      onChange: () => {
+        this.scheduleReport();
+        void this.reconciler?.run(); // a replica became ready: settle WAKING_UP and friends now
+      },
+      log,
+    });
     this.reconciler = new Reconciler({ store: options.store, runtime: this.runtime, paths: options.paths, log });
     this.usage = new UsageMeter(options.store);
     this.autoscaler = new Autoscaler({ store: options.store, demand: { inFlight: (id) => this.gateway.inFlight(id), lastRequestAt: (id) => this.gateway.lastRequestAt(id) }, log });
@@ -89,7 +97,7 @@ export class Node {
     });
     this.timers.push(setInterval(() => void this.reconciler.run(), this.options.resyncMs ?? 2000));
     this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs ?? 5000));
-    this.timers.push(setInterval(() => this.usage.sampleReplicas(this.runtime.snapshot()), 5000));
+    this.timers.push(setInterval(() => this.usage.sampleReplicas(this.runtime.snapshot()), 1000));
     this.timers.push(setInterval(() => void this.usage.flush(), this.options.usageFlushMs ?? 60_000));
     this.timers.push(setInterval(() => void this.autoscaler.tick().catch((error) => this.log(`autoscaler: ${(error as Error).message}`)), this.options.autoscaleMs ?? 1000));
     return this.gatewayUrl;

@@ -67,7 +67,9 @@ export class DevelopmentService {
     if (existing.status === 'INACTIVE' || existing.status === 'DEACTIVATING') {
       throw conflict('the development deployment is deactivated; activate it first');
     }
-    const revision = existing.revision + 1;
+    // Revisions only go up: one that failed to load keeps its number (its archive marks it).
+    let revision = existing.revision + 1;
+    while (fs.existsSync(archivePath(this.deps.paths, existing.id, revision))) revision++;
     const dir = buildDir(this.deps.paths, existing.id, revision);
     const log = (line: string): void => appendLog(this.deps.paths.logs, existing.id, 'gantry', [line]);
     let config;

@@ -25,6 +25,7 @@ describe('autoscaler decisions', () => {
     recentRecommendations: [],
     idleMs: 0,
     keepAwake: false,
+    observedMs: 3_600_000,
     ...overrides,
   });
 
@@ -35,6 +36,7 @@ describe('autoscaler decisions', () => {
   it('scales down only to the highest recommendation of the last scale_down_delay', () => {
     assert.equal(nextReplicas(state({ current: 4, recentRecommendations: [{ at: 0, replicas: 3 }, { at: 1, replicas: 1 }] }), 1), 3);
     assert.equal(nextReplicas(state({ current: 4, recentRecommendations: [] }), 1), 1, 'a delay of demand below: down');
+    assert.equal(nextReplicas(state({ current: 4, observedMs: 10_000 }), 1), 4, 'not before a full delay of watching it');
   });
 
   it('goes to zero only with min_replica 0, nothing in flight and scale_down_delay without requests, unless kept awake', () => {
