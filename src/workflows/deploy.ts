@@ -3,9 +3,9 @@
  * with the cause in the deployment's status message and log. The first published
  * deployment of a model then becomes the current deployment of its production environment.
  */
-import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import { BUILD_FAILED, NON_RETRYABLE_FAILURES, REPLICAS_NOT_READY } from '../activities/failures';
+import { ActivityFailure, setHandler } from '@temporalio/workflow';
+import { BUILD_FAILED, REPLICAS_NOT_READY } from '../activities/failures';
+import { builds, failureOfType, records, waits } from './activity-proxies';
 import { PRODUCTION } from '../shared/constants';
 import type { DeploymentStatus } from '../shared/schemas';
 import { deployProgressQuery, type DeployProgress } from './messages';
@@ -30,31 +30,6 @@ export interface DeployOutcome {
   became_production?: boolean;
   /** The promotion the push asked for: its id, or why it was refused. */
   promotion?: { promotion_id?: string; refused?: string };
-}
-
-const records = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
-});
-
-const builds = proxyActivities<Activities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
-});
-
-const waits = proxyActivities<Activities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
-});
-
-/** The ApplicationFailure of the given type behind an activity failure, if that is what it is. */
-function failureOfType(error: unknown, type: string): ApplicationFailure | undefined {
-  if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === type) {
-    return error.cause;
-  }
-  return undefined;
 }
 
 /** Builds a pushed deployment, brings its replicas up and marks it ACTIVE, or failed with the cause. */

@@ -4,9 +4,10 @@
  * development deployments. UPDATING → ACTIVE; when the new code does not build or load, the
  * previous revision is put back and keeps serving, and the status message says why.
  */
-import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { BUILD_FAILED, NON_RETRYABLE_FAILURES, REPLICAS_NOT_READY } from '../activities/failures';
+import { BUILD_FAILED, REPLICAS_NOT_READY } from '../activities/failures';
+import { builds, failureOfType, records, waits } from './activity-proxies';
 import type { ModelConfig } from '../shared/schemas';
 
 /** What a rebuild starts from. */
@@ -27,27 +28,10 @@ export interface DevelopmentUpdateOutcome {
   message?: string;
 }
 
-const records = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
-});
-const builds = proxyActivities<Activities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
-});
-const waits = proxyActivities<Activities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
-});
-
+/** The failure's message: the typed cause when it is one, else whatever ended the activity. */
 function causeOf(error: unknown, type: string): string | undefined {
-  if (error instanceof ActivityFailure) {
-    if (error.cause instanceof ApplicationFailure && error.cause.type === type) return error.cause.message;
-    return error.cause?.message ?? error.message;
-  }
-  return undefined;
+  if (!(error instanceof ActivityFailure)) return undefined;
+  return failureOfType(error, type)?.message ?? error.cause?.message ?? error.message;
 }
 
 /** Rebuilds a development deployment at a new revision and replaces its replica. */

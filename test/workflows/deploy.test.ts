@@ -4,15 +4,14 @@
  */
 import { strict as assert } from 'node:assert';
 import { ApplicationFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
 import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/activities/failures';
 import { modelConfigSchema } from '../../src/shared/schemas';
-import { TEMPORAL_TEST_SERVER } from '../../src/stack/temporal-dev-server';
 import { deployWorkflow } from '../../src/workflows';
 import { deployProgressQuery, type DeployProgress } from '../../src/workflows/messages';
-import { installQuietRuntime } from '../helpers/quiet-runtime';
+import { startTimeSkipping } from '../helpers/time-skipping';
 
 type DeployActivities = Pick<
   Activities,
@@ -82,9 +81,7 @@ describe('deployWorkflow (time-skipping)', function () {
   let counter = 0;
 
   before(async () => {
-    installQuietRuntime();
-    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: TEMPORAL_TEST_SERVER } } });
-    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+    ({ env, bundle } = await startTimeSkipping());
   });
 
   after(async () => {

@@ -7,13 +7,12 @@ import { strict as assert } from 'node:assert';
 import { Context, sleep } from '@temporalio/activity';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
 import { REPLICAS_NOT_READY } from '../../src/activities/failures';
 import { promotionWeights } from '../../src/activities/promotions';
 import { DEFAULT_PROMOTION_SETTINGS, type PromotionSettings } from '../../src/shared/schemas';
-import { TEMPORAL_TEST_SERVER } from '../../src/stack/temporal-dev-server';
 import type { AuditEntry } from '../../src/store/store';
 import { promotionWorkflow } from '../../src/workflows';
 import {
@@ -27,7 +26,7 @@ import {
   type PromotionStatusName,
 } from '../../src/workflows/messages';
 import type { PromotionOutcome } from '../../src/workflows/promotion';
-import { installQuietRuntime } from '../helpers/quiet-runtime';
+import { startTimeSkipping } from '../helpers/time-skipping';
 
 type PromotionActivities = Pick<
   Activities,
@@ -158,9 +157,7 @@ describe('promotionWorkflow (time-skipping)', function () {
   let counter = 0;
 
   before(async () => {
-    installQuietRuntime();
-    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: TEMPORAL_TEST_SERVER } } });
-    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+    ({ env, bundle } = await startTimeSkipping());
   });
 
   after(async () => {
