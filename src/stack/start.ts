@@ -72,6 +72,15 @@ async function main(): Promise<void> {
   const paths = homePaths(config.home);
   fs.mkdirSync(paths.root, { recursive: true });
   say(`home ${paths.root}`);
+  for (const [name, port] of [
+    ['GANTRY_API_PORT', config.apiPort],
+    ['GANTRY_GATEWAY_PORT', config.gatewayPort],
+  ] as const) {
+    if (await isListening(`${config.host}:${port}`)) {
+      console.error(`[gantry] ${config.host}:${port} (${name}) is already in use: is another Gantry running? Stop it, or choose another port.`);
+      process.exit(1);
+    }
+  }
 
   const store = openSqliteStore(paths.database);
   const key = await ensureAdminKey(store, config.apiKey, paths.adminKeyFile);
