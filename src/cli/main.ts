@@ -70,7 +70,7 @@ export function buildProgram(): Command {
     .command('promote')
     .description('promote a deployment to an environment (a rolling deployment, per the environment settings)')
     .argument('<model>', 'model id or name')
-    .argument('<deployment>', 'deployment id or name')
+    .argument('<deployment>', 'deployment id or name, or development (publishes its code, then promotes it to production)')
     .option('-e, --environment <env>', 'target environment', 'production')
     .option('-f, --follow', 'draw progress until it ends; exit non-zero unless it SUCCEEDED')
     .addOption(outputOption())

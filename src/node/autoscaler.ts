@@ -121,7 +121,13 @@ export class Autoscaler {
       this.recommendations.set(deployment.id, recent);
       if (next === deployment.desired_replicas) continue;
       const status = next === 0 ? 'SCALED_TO_ZERO' : undefined;
-      await this.deps.store.updateDeployment(deployment.id, { desired_replicas: next, status, status_message: status ? null : undefined });
+      // Only if it is still serving: a deactivation or promotion since the read wins.
+      const written = await this.deps.store.updateDeploymentIfStatus(deployment.id, ['ACTIVE', 'UNHEALTHY'], {
+        desired_replicas: next,
+        status,
+        status_message: status ? null : undefined,
+      });
+      if (!written) continue;
       this.deps.log?.(`autoscaler: deployment ${deployment.id} ${deployment.desired_replicas} → ${next} replicas (${averageInFlight.toFixed(2)} in flight on average)`);
     }
   }

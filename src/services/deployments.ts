@@ -3,6 +3,7 @@
  * the workflows; knows nothing of HTTP.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { archivePath, type HomePaths } from '../home';
 import { readLogTail, type LogEntry } from '../logs/deployment-logs';
 import { looksLikeId } from '../shared/ids';
@@ -62,6 +63,18 @@ export class DeploymentService {
     return deployment;
   }
 
+  /** The model a push names, if it exists; refuses a name that is another model's id. */
+  private async existingModelNamed(name: string): Promise<ModelRecord | undefined> {
+    const existing = await this.deps.store.getModel(name);
+    if (existing && existing.name !== name) throw conflict(`${name} is the id of model ${existing.name}; choose another model name`);
+    return existing;
+  }
+
+  /** The model a push goes to, created when it does not exist yet. */
+  async modelForPush(name: string): Promise<ModelRecord> {
+    return (await this.existingModelNamed(name)) ?? this.deps.store.findOrCreateModel(name);
+  }
+
   /** A model's live deployments, newest first. */
   listOf(model: ModelRecord): Promise<DeploymentRecord[]> {
     return this.deps.store.listDeployments(model.id);
@@ -84,10 +97,7 @@ export class DeploymentService {
    */
   async push(upload: { archiveFile: string }, options: PushOptions, actor: Actor): Promise<DeploymentView> {
     const { store } = this.deps;
-    const existing = await store.getModel(options.model_name);
-    if (existing && existing.name !== options.model_name) {
-      throw conflict(`${options.model_name} is the id of model ${existing.name}; choose another model name`);
-    }
+    const existing = await this.existingModelNamed(options.model_name);
     if (existing && options.deployment_name && (await store.findDeploymentByName(existing.id, options.deployment_name))) {
       throw conflict(`model ${existing.name} already has a deployment named ${options.deployment_name}`);
     }
@@ -255,7 +265,10 @@ export class DeploymentService {
       throw conflict(`deployment ${deployment.name} is ${deployment.status}; delete it once its deploy has ended`);
     }
     await this.deps.store.updateDeployment(deployment.id, { deleted_at: new Date().toISOString(), desired_replicas: 0 });
-    fs.rmSync(archivePath(this.deps.paths, deployment.id), { force: true });
+    // Its archive, and those of every development revision it had.
+    for (const file of fs.existsSync(this.deps.paths.archives) ? fs.readdirSync(this.deps.paths.archives) : []) {
+      if (file === `${deployment.id}.tar.gz` || file.startsWith(`${deployment.id}.r`)) fs.rmSync(path.join(this.deps.paths.archives, file), { force: true });
+    }
     await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, action: 'DELETE', target: deployment.id, details: { name: deployment.name } });
   }
 

@@ -58,7 +58,7 @@ export class DevelopmentService {
   /** Creates the development deployment, or sends it new code. */
   async push(upload: { archiveFile: string }, options: PushOptions, actor: Actor): Promise<DevelopmentPushResult> {
     const { store } = this.deps;
-    const model = await store.findOrCreateModel(options.model_name);
+    const model = await this.deps.deployments.modelForPush(options.model_name);
     const existing = await this.find(model);
     if (!existing || existing.status === 'BUILD_FAILED' || existing.status === 'DEPLOY_FAILED') {
       return this.create(model, existing, upload, options, actor);
@@ -90,10 +90,12 @@ export class DevelopmentService {
     const environment = await cachedEnvironmentKey(this.deps.paths.venvs, this.deps.basePython, config.requirements);
     if (environment.key !== existing.env_key || !environment.built || !existing.config || !existing.env_key) {
       log(`revision ${revision}: requirements changed; rebuilding (the replica restarts)`);
+      // UPDATING before answering, so that whoever waits sees the rebuild under way.
+      await store.updateDeployment(existing.id, { status: 'UPDATING', status_message: null });
       await this.deps.workflows.startDevelopmentUpdate(model, existing, {
         deploymentId: existing.id,
         revision,
-        previous: { revision: existing.revision, envKey: existing.env_key!, config: existing.config! },
+        previous: { revision: existing.revision, envKey: existing.env_key!, config: existing.config!, desiredReplicas: existing.desired_replicas },
         deployTimeoutSeconds: this.deps.deployTimeoutSeconds,
       });
       return { deployment: await this.deps.deployments.view(model, (await store.getDeployment(existing.id))!), update: 'rebuilding', revision };
@@ -120,7 +122,6 @@ export class DevelopmentService {
       status_message: `revision ${revision} failed to load, revision ${existing.revision} serves: ${outcome.error}`,
     });
     log(`revision ${revision} failed to load; revision ${existing.revision} keeps serving: ${outcome.error}`);
-    fs.rmSync(dir, { recursive: true, force: true });
     const view = await this.deps.deployments.view(model, (await store.getDeployment(existing.id))!);
     return { deployment: view, update: 'failed', revision, seconds, error: outcome.error };
   }

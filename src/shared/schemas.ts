@@ -39,11 +39,16 @@ export const deploymentNameSchema = z
 
 /** Deployment labels: string keys to string values, as in Kubernetes. */
 export const labelsSchema = z
-  .record(
-    z.string().min(1).max(63).regex(/^[A-Za-z0-9._/-]+$/, 'label keys use letters, digits and . _ / -'),
-    z.string().max(256),
-  )
-  .refine((labels) => Object.keys(labels).length <= 64, 'at most 64 labels');
+  .record(z.string(), z.string().max(256, 'label values are at most 256 characters'))
+  .superRefine((labels, ctx) => {
+    const keys = Object.keys(labels);
+    if (keys.length > 64) ctx.addIssue({ code: 'custom', message: `at most 64 labels (got ${keys.length})` });
+    for (const key of keys) {
+      if (!/^[A-Za-z0-9._/-]{1,63}$/.test(key)) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `label key "${key}" must be 1-63 letters, digits or . _ / -` });
+      }
+    }
+  });
 /** A deployment's labels. */
 export type Labels = z.infer<typeof labelsSchema>;
 
@@ -236,7 +241,7 @@ export type DeploymentUpdate = z.infer<typeof updateDeploymentSchema>;
 /** One `key:value` label filter. */
 export const labelFilterSchema = z
   .string()
-  .regex(/^[A-Za-z0-9._/-]{1,63}:.{0,256}$/, 'label filters are key:value')
+  .regex(/^[A-Za-z0-9._/-]{1,63}:.{0,256}$/, 'label filters are key:value, such as team:ml')
   .transform((filter) => {
     const at = filter.indexOf(':');
     return { key: filter.slice(0, at), value: filter.slice(at + 1) };
@@ -244,10 +249,7 @@ export const labelFilterSchema = z
 
 /** `?label=k:v` (repeatable, all must match) on GET /v1/models/{m}/deployments. */
 export const deploymentListQuerySchema = z.strictObject({
-  label: z
-    .union([labelFilterSchema, z.array(labelFilterSchema)])
-    .optional()
-    .transform((value) => (value === undefined ? [] : Array.isArray(value) ? value : [value])),
+  label: z.preprocess((value) => (value === undefined ? [] : Array.isArray(value) ? value : [value]), z.array(labelFilterSchema)),
 });
 
 const isoTime = z.iso.datetime({ offset: true, message: 'an ISO 8601 time such as 2026-11-27T00:00:00Z' });

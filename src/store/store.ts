@@ -201,6 +201,8 @@ export interface Store {
   listLiveDeployments(): Promise<DeploymentRecord[]>;
   /** Applies a patch and returns the updated deployment. */
   updateDeployment(id: string, patch: DeploymentPatch): Promise<DeploymentRecord>;
+  /** Applies a patch only if the deployment's status is still one of `statuses`; returns whether it did. */
+  updateDeploymentIfStatus(id: string, statuses: DeploymentStatus[], patch: DeploymentPatch): Promise<boolean>;
   /** Sets a deployment's status only if it is still `from`; returns whether it did. */
   setStatusIf(id: string, from: DeploymentStatus, to: DeploymentStatus, message: string | null): Promise<boolean>;
   /** Removes a deployment that never became usable (a push the workflow could not start for). */

@@ -15,8 +15,8 @@ export interface DevelopmentUpdateInput {
   deploymentId: string;
   /** The revision to build (its archive is the deployment's latest upload). */
   revision: number;
-  /** The revision serving now, put back if the new one fails. */
-  previous: { revision: number; envKey: string; config: ModelConfig };
+  /** The revision serving now (and how many replicas it ran), put back if the new one fails. */
+  previous: { revision: number; envKey: string; config: ModelConfig; desiredReplicas: number };
   deployTimeoutSeconds: number;
 }
 
@@ -37,8 +37,13 @@ function causeOf(error: unknown, type: string): string | undefined {
 /** Rebuilds a development deployment at a new revision and replaces its replica. */
 export async function developmentUpdateWorkflow(input: DevelopmentUpdateInput): Promise<DevelopmentUpdateOutcome> {
   const { deploymentId, revision } = input;
+  const { desiredReplicas: previousReplicas, ...previousCode } = input.previous;
   const failed = async (message: string): Promise<DevelopmentUpdateOutcome> => {
-    await records.setDeploymentStatus({ deploymentId, status: 'ACTIVE', message: `update to revision ${revision} failed, the previous code serves: ${message}` });
+    await records.setDeploymentStatus({
+      deploymentId,
+      status: previousReplicas > 0 ? 'ACTIVE' : 'SCALED_TO_ZERO',
+      message: `update to revision ${revision} failed, the previous code ${previousReplicas > 0 ? 'serves' : 'stays (asleep)'}: ${message}`,
+    });
     return { deployment_id: deploymentId, revision, status: 'FAILED', message };
   };
 
@@ -57,7 +62,7 @@ export async function developmentUpdateWorkflow(input: DevelopmentUpdateInput): 
   } catch (error) {
     const message = causeOf(error, REPLICAS_NOT_READY);
     if (message === undefined) throw error;
-    await records.applyRevision({ deploymentId, ...input.previous, desiredReplicas: 1 });
+    await records.applyRevision({ deploymentId, ...previousCode, desiredReplicas: previousReplicas });
     return failed(message);
   }
   await records.setDeploymentStatus({ deploymentId, status: 'ACTIVE' });

@@ -48,6 +48,7 @@ export function settingsFromFlags(flags: SettingsFlags): PromotionSettingsPatch 
 
 function describeSettings(env: EnvironmentView): string {
   const s = env.promotion_settings;
+  if (s.ramp_up_while_promoting) return `canary (deprecated) over ${s.ramp_up_duration_seconds}s, cleanup ${s.promotion_cleanup_strategy}`;
   if (!s.rolling_deploy) return `instant, cleanup ${s.promotion_cleanup_strategy}`;
   const c = s.rolling_deploy_config;
   const mode = c.max_surge_percent > 0 ? `surge ${c.max_surge_percent}%` : `unavailable ${c.max_unavailable_percent}%`;

@@ -8,12 +8,24 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DevelopmentPushResult } from '../../services/development';
 import type { DeploymentView } from '../../services/views';
-import type { ApiClient } from '../api-client';
-import { ignoreRules, modelNameFor, packModelDirectory } from '../package-archive';
+import { ApiClientError, type ApiClient } from '../api-client';
+import { modelNameFor, packageFiles, packModelDirectory } from '../package-archive';
 import { waitForDeployment } from '../waits';
 
 /** How long file changes are collected before a push. */
 const DEBOUNCE_MS = 150;
+/** How often the directory is looked at for changes. */
+const POLL_MS = 200;
+
+/** What a push of the directory would send, as names, sizes and modification times. */
+function snapshot(dir: string): string {
+  return packageFiles(dir)
+    .map((file) => {
+      const stat = fs.statSync(path.join(dir, file), { throwIfNoEntry: false });
+      return stat ? `${file}:${stat.size}:${stat.mtimeMs}` : file;
+    })
+    .join('\n');
+}
 /** How often the session tells the API it is still watching. */
 const HEARTBEAT_MS = 10_000;
 
@@ -71,7 +83,6 @@ export async function watchCommand(client: ApiClient, dir: string, options: { mo
   await heartbeat();
   const beat = setInterval(() => void heartbeat(), HEARTBEAT_MS);
 
-  const rules = ignoreRules(dir);
   let timer: NodeJS.Timeout | undefined;
   let busy = false;
   let again = false;
@@ -85,7 +96,14 @@ export async function watchCommand(client: ApiClient, dir: string, options: { mo
       do {
         again = false;
         since = Date.now();
-        answer = await pushDevelopment(client, dir, modelName, options.labels);
+        try {
+          answer = await pushDevelopment(client, dir, modelName, options.labels);
+        } catch (error) {
+          if (!(error instanceof ApiClientError && error.status === 409)) throw error;
+          // An update (a rebuild) is still under way: send this change once it is done.
+          await waitForDeployment(client, answer, { timeoutSeconds: 1800, quiet: true, log: () => {} });
+          answer = await pushDevelopment(client, dir, modelName, options.labels);
+        }
         await report(client, answer, since);
       } while (again);
     } catch (error) {
@@ -94,19 +112,23 @@ export async function watchCommand(client: ApiClient, dir: string, options: { mo
       busy = false;
     }
   };
-  const watcher = fs.watch(dir, { recursive: true }, (_event, file) => {
-    const relative = file ? file.toString().split(path.sep).join('/') : '';
-    if (relative && (rules.ignores(relative) || relative.split('/').some((part) => ['.git', '__pycache__', '.venv'].includes(part)))) return;
+  // Polling, not fs.watch: a recursive fs.watch on Linux stops reporting once editors replace
+  // files by renaming (atomic saves), and polling a model directory is cheap.
+  let last = snapshot(dir);
+  const poller = setInterval(() => {
+    const now = snapshot(dir);
+    if (now === last) return;
+    last = now;
     if (timer) clearTimeout(timer);
     timer = setTimeout(() => void send(), DEBOUNCE_MS);
-  });
+  }, POLL_MS);
 
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  watcher.close();
+  clearInterval(poller);
   clearInterval(beat);
   if (timer) clearTimeout(timer);
   console.log('\nstopped watching; the development deployment sleeps when idle');

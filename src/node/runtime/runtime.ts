@@ -97,10 +97,20 @@ export class Runtime {
       void this.retire(slot);
       return;
     }
+    if (spec.revision < slot.spec.revision && slot.reloading === undefined) {
+      // The record went back to an older revision (the newer one failed to load): replace the
+      // replica so that it runs the revision the record names.
+      this.log(`replica ${slot.id}: back to revision ${spec.revision}; replacing it`);
+      void this.retire(slot);
+      return;
+    }
     if (spec.revision <= slot.spec.revision || slot.reloading !== undefined || slot.reloadError?.revision === spec.revision) return;
     const process = slot.process;
     if (!process || process.phase === 'EXITED') {
-      slot.spec = spec; // it restarts straight into the new revision
+      // Not running (waiting to restart): it restarts straight into the new revision, afresh.
+      slot.spec = spec;
+      slot.lastError = undefined;
+      slot.restarts = 0;
       return;
     }
     if (process.phase !== 'READY' || spec.kind !== 'development') return;

@@ -219,7 +219,7 @@ export class SqliteStore implements Store {
     return (this.db.prepare('SELECT * FROM deployments WHERE deleted_at IS NULL').all() as Row[]).map(toDeployment);
   }
 
-  async updateDeployment(id: string, patch: DeploymentPatch): Promise<DeploymentRecord> {
+  private patchColumns(patch: DeploymentPatch): { columns: string[]; values: unknown[] } {
     const columns: string[] = [];
     const values: unknown[] = [];
     for (const [key, value] of Object.entries(patch)) {
@@ -227,6 +227,20 @@ export class SqliteStore implements Store {
       columns.push(`${key} = ?`);
       values.push(key === 'labels' || key === 'autoscaling' || key === 'config' ? JSON.stringify(value) : value);
     }
+    return { columns, values };
+  }
+
+  async updateDeploymentIfStatus(id: string, statuses: DeploymentRecord['status'][], patch: DeploymentPatch): Promise<boolean> {
+    const { columns, values } = this.patchColumns(patch);
+    const result = this.db
+      .prepare(`UPDATE deployments SET ${[...columns, 'updated_at = ?'].join(', ')} WHERE id = ? AND status IN (${statuses.map(() => '?').join(', ')})`)
+      .run(...values, now(), id, ...statuses);
+    if (result.changes > 0) this.changed();
+    return result.changes > 0;
+  }
+
+  async updateDeployment(id: string, patch: DeploymentPatch): Promise<DeploymentRecord> {
+    const { columns, values } = this.patchColumns(patch);
     const update = this.db.transaction((): DeploymentRecord => {
       if (patch.name !== undefined) {
         const current = this.db.prepare('SELECT model_id FROM deployments WHERE id = ?').get(id) as { model_id: string } | undefined;
