@@ -2,7 +2,7 @@
  * The Gantry worker: runs deploy and promotion workflows and their activities on the
  * `gantry` task queue. Started by `npm start`; run alone with `node dist/worker.js`.
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from './src/activities';
 import { loadConfig } from './src/config';
@@ -17,8 +17,7 @@ async function main(): Promise<void> {
   const paths = homePaths(config.home);
   const store = openSqliteStore(paths.database);
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
-  const clientConnection = await Connection.connect({ address: config.temporalAddress });
-  const workflows = new TemporalWorkflowsClient(new Client({ connection: clientConnection, namespace: config.temporalNamespace }));
+  const workflows = new TemporalWorkflowsClient(new Client({ connection, namespace: config.temporalNamespace }));
   const worker = await Worker.create({
     connection,
     namespace: config.temporalNamespace,
@@ -32,7 +31,6 @@ async function main(): Promise<void> {
     await worker.run();
   } finally {
     await connection.close();
-    await clientConnection.close();
     await store.close();
   }
 }

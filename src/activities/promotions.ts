@@ -5,6 +5,7 @@
  */
 import { PromotionService } from '../services/promotions';
 import { ServiceError } from '../services/errors';
+import { scalePatch } from '../shared/replica-status';
 import type { CleanupStrategy } from '../shared/schemas';
 import type { AuditEntry, PromotionPatch } from '../store/store';
 import type { ActivityDeps } from './deps';
@@ -127,10 +128,7 @@ export function createPromotionActivities(deps: ActivityDeps) {
         await deps.store.updateDeployment(deployment.id, { desired_replicas: 0, status: 'INACTIVE', status_message: 'deactivated by a promotion' });
         return { applied: 'DEACTIVATE' };
       }
-      await deps.store.updateDeployment(deployment.id, {
-        desired_replicas: 0,
-        status: ['ACTIVE', 'UNHEALTHY', 'WAKING_UP'].includes(deployment.status) ? 'SCALED_TO_ZERO' : undefined,
-      });
+      await deps.store.updateDeployment(deployment.id, scalePatch(deployment, 0));
       return { applied: 'SCALE_TO_ZERO' };
     },
   };

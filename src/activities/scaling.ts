@@ -5,6 +5,7 @@
 import { ApplicationFailure, Context, sleep } from '@temporalio/activity';
 import { readLogTail } from '../logs/deployment-logs';
 import type { ObservedReplica } from '../store/store';
+import { scalePatch } from '../shared/replica-status';
 import type { ActivityDeps } from './deps';
 import { REPLICAS_NOT_READY } from './failures';
 import { requireDeployment } from './records';
@@ -33,10 +34,7 @@ export function createScalingActivities(deps: ActivityDeps) {
      */
     async scaleDeployment(input: { deploymentId: string; replicas: number }): Promise<void> {
       const deployment = await requireDeployment(deps, input.deploymentId);
-      const serving = deployment.status === 'ACTIVE' || deployment.status === 'UNHEALTHY' || deployment.status === 'WAKING_UP';
-      const status =
-        input.replicas === 0 && serving ? 'SCALED_TO_ZERO' : input.replicas > 0 && deployment.status === 'SCALED_TO_ZERO' ? 'WAKING_UP' : undefined;
-      await deps.store.updateDeployment(input.deploymentId, { desired_replicas: input.replicas, status, status_message: status ? null : undefined });
+      await deps.store.updateDeployment(input.deploymentId, scalePatch(deployment, input.replicas));
     },
 
     /** Scales a deployment to its minimum (at least one, so that a deploy proves it serves); returns the count. */

@@ -3,7 +3,8 @@ import type { DeploymentView } from '../services/views';
 import type { ApiClient } from './api-client';
 import { elapsed } from './output';
 
-const FAILED = new Set(['BUILD_FAILED', 'DEPLOY_FAILED']);
+/** The statuses a deploy ends in when it fails. */
+export const FAILED = new Set(['BUILD_FAILED', 'DEPLOY_FAILED']);
 
 /** Polls the deployment until it is ACTIVE or failed, printing each status change. */
 export async function waitForDeployment(

@@ -7,8 +7,9 @@
  * a request (the gateway), never by the autoscaler. A promotion in flight owns the replica
  * counts of its deployments; the autoscaler leaves them alone.
  */
+import { scalePatch } from '../shared/replica-status';
 import type { AutoscalingSettings } from '../shared/schemas';
-import type { DeploymentRecord, Store } from '../store/store';
+import { promotionInvolves, type DeploymentRecord, type Store } from '../store/store';
 
 /** One observation of a deployment's demand. */
 interface Sample {
@@ -85,11 +86,9 @@ export class Autoscaler {
   async tick(): Promise<void> {
     const now = this.now();
     const deployments = await this.deps.store.listLiveDeployments();
-    const owned = new Set(
-      (await this.deps.store.listPromotionsInFlight()).flatMap((p) => [p.candidate_deployment_id, p.previous_deployment_id ?? '']),
-    );
+    const inFlight = await this.deps.store.listPromotionsInFlight();
     for (const deployment of deployments) {
-      if (!this.manages(deployment) || owned.has(deployment.id)) {
+      if (!this.manages(deployment) || inFlight.some((p) => promotionInvolves(p, deployment.id))) {
         this.samples.delete(deployment.id);
         this.recommendations.delete(deployment.id);
         this.managedSince.delete(deployment.id);
@@ -120,13 +119,8 @@ export class Autoscaler {
       recent.push({ at: now, replicas: recommendation });
       this.recommendations.set(deployment.id, recent);
       if (next === deployment.desired_replicas) continue;
-      const status = next === 0 ? 'SCALED_TO_ZERO' : undefined;
-      // Only if it is still serving: a deactivation or promotion since the read wins.
-      const written = await this.deps.store.updateDeploymentIfStatus(deployment.id, ['ACTIVE', 'UNHEALTHY'], {
-        desired_replicas: next,
-        status,
-        status_message: status ? null : undefined,
-      });
+      // Only if it is still serving: a deactivation since the read wins.
+      const written = await this.deps.store.updateDeploymentIfStatus(deployment.id, ['ACTIVE', 'UNHEALTHY'], scalePatch(deployment, next));
       if (!written) continue;
       this.deps.log?.(`autoscaler: deployment ${deployment.id} ${deployment.desired_replicas} → ${next} replicas (${averageInFlight.toFixed(2)} in flight on average)`);
     }

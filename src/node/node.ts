@@ -5,6 +5,7 @@
  */
 import type { HomePaths } from '../home';
 import type { Store } from '../store/store';
+import { wakePatch } from '../shared/replica-status';
 import { Autoscaler } from './autoscaler';
 import { Gateway, type WaitLimits } from './gateway/gateway';
 import { Reconciler } from './reconciler';
@@ -52,10 +53,7 @@ export class Node {
     this.runtime = new Runtime({
       nodeId: options.nodeId,
       timings: options.timings,
-      onChange: () => {
-        this.scheduleReport();
-        void this.reconciler?.run(); // a replica became ready: settle WAKING_UP and friends now
-      },
+      onChange: () => this.scheduleReport(),
       log,
     });
     this.reconciler = new Reconciler({ store: options.store, runtime: this.runtime, paths: options.paths, log });
@@ -79,9 +77,9 @@ export class Node {
   private async wake(deploymentId: string): Promise<void> {
     const deployment = await this.options.store.getDeployment(deploymentId);
     if (!deployment || deployment.deleted_at || deployment.desired_replicas > 0) return;
-    if (deployment.status !== 'SCALED_TO_ZERO' && deployment.status !== 'WAKING_UP') return;
-    await this.options.store.updateDeployment(deploymentId, { desired_replicas: Math.max(1, deployment.autoscaling.min_replica), status: 'WAKING_UP', status_message: null });
-    this.log(`waking deployment ${deploymentId}: a request is waiting`);
+    if (await this.options.store.updateDeploymentIfStatus(deploymentId, ['SCALED_TO_ZERO', 'WAKING_UP'], wakePatch(deployment))) {
+      this.log(`waking deployment ${deploymentId}: a request is waiting`);
+    }
   }
 
   /** Starts the gateway and the reconcile loop; resolves with the gateway's URL. */
@@ -116,7 +114,8 @@ export class Node {
     if (this.reportTimer) return;
     this.reportTimer = setTimeout(() => {
       this.reportTimer = undefined;
-      void this.reportReplicas();
+      // After reporting, settle what depends on replicas (WAKING_UP → ACTIVE) without waiting for a resync.
+      void this.reportReplicas().then(() => this.reconciler.run());
     }, 50);
   }
 

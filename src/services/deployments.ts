@@ -7,16 +7,20 @@ import * as path from 'node:path';
 import { archivePath, type HomePaths } from '../home';
 import { readLogTail, type LogEntry } from '../logs/deployment-logs';
 import { looksLikeId } from '../shared/ids';
+import { wakePatch } from '../shared/replica-status';
 import {
   DEFAULT_AUTOSCALING,
   type AutoscalingSettingsPatch,
   type DeploymentUpdate,
   type PushOptions,
 } from '../shared/schemas';
-import { ConflictError, type DeploymentRecord, type ModelRecord, type Store } from '../store/store';
+import { ConflictError, promotionInvolves, type DeploymentRecord, type ModelRecord, type Store } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
 import { conflict, invalid, notFound, unavailable } from './errors';
 import { deploymentView, type DeploymentView } from './views';
+
+/** Statuses in which a deploy or update of the deployment is still under way. */
+export const UPDATES_UNDER_WAY: readonly DeploymentRecord['status'][] = ['BUILDING', 'DEPLOYING', 'UPDATING'];
 
 /** Who is asking: the API key's name, for the audit log. */
 export interface Actor {
@@ -184,9 +188,7 @@ export class DeploymentService {
 
   /** The in-flight promotion that controls this deployment's replicas, if any. */
   private async promotionInvolving(deployment: DeploymentRecord) {
-    return (await this.deps.store.listPromotionsInFlight(deployment.model_id)).find(
-      (p) => p.candidate_deployment_id === deployment.id || p.previous_deployment_id === deployment.id,
-    );
+    return (await this.deps.store.listPromotionsInFlight(deployment.model_id)).find((p) => promotionInvolves(p, deployment.id));
   }
 
   /** Renames a published deployment and/or replaces its labels. */
@@ -221,7 +223,7 @@ export class DeploymentService {
     const promotion = await this.promotionInvolving(deployment);
     if (promotion) throw conflict(`deployment ${deployment.name} is part of promotion ${promotion.id} of ${promotion.environment}, which is in flight`);
     if (deployment.status === 'INACTIVE' || deployment.status === 'DEACTIVATING') return this.view(model, deployment);
-    if (['BUILDING', 'DEPLOYING', 'UPDATING'].includes(deployment.status)) {
+    if (UPDATES_UNDER_WAY.includes(deployment.status)) {
       throw conflict(`deployment ${deployment.name} is ${deployment.status}; deactivate it once that is done`);
     }
     const updated = await this.deps.store.updateDeployment(deployment.id, { status: 'DEACTIVATING', status_message: null, desired_replicas: 0 });
@@ -236,11 +238,7 @@ export class DeploymentService {
       throw conflict(`deployment ${deployment.name} is ${deployment.status}, not deactivated`);
     }
     if (!deployment.config || !deployment.env_key) throw conflict(`deployment ${deployment.name} was never built; push it again`);
-    const updated = await this.deps.store.updateDeployment(deployment.id, {
-      status: 'WAKING_UP',
-      status_message: null,
-      desired_replicas: Math.max(1, deployment.autoscaling.min_replica),
-    });
+    const updated = await this.deps.store.updateDeployment(deployment.id, wakePatch(deployment));
     await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, action: 'ACTIVATE', target: deployment.id, details: {} });
     return this.view(model, updated);
   }

@@ -14,7 +14,7 @@ import { appendLog } from '../logs/deployment-logs';
 import { DEVELOPMENT_AUTOSCALING, type PushOptions } from '../shared/schemas';
 import type { DeploymentRecord, ModelRecord, ObservedReplica, Store } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
-import type { Actor, DeploymentService } from './deployments';
+import { UPDATES_UNDER_WAY, type Actor, type DeploymentService } from './deployments';
 import { conflict, invalid, notFound } from './errors';
 import type { DeploymentView } from './views';
 
@@ -44,7 +44,6 @@ export interface DevelopmentServiceDeps {
   pollMs?: number;
 }
 
-const BUSY = new Set(['BUILDING', 'DEPLOYING', 'UPDATING']);
 
 /** Operations on development deployments. */
 export class DevelopmentService {
@@ -63,7 +62,7 @@ export class DevelopmentService {
     if (!existing || existing.status === 'BUILD_FAILED' || existing.status === 'DEPLOY_FAILED') {
       return this.create(model, existing, upload, options, actor);
     }
-    if (BUSY.has(existing.status)) throw conflict(`the development deployment is ${existing.status}; push again once it is done`);
+    if (UPDATES_UNDER_WAY.includes(existing.status)) throw conflict(`the development deployment is ${existing.status}; push again once it is done`);
     if (existing.status === 'INACTIVE' || existing.status === 'DEACTIVATING') {
       throw conflict('the development deployment is deactivated; activate it first');
     }
@@ -182,7 +181,7 @@ export class DevelopmentService {
   async promote(model: ModelRecord, actor: Actor): Promise<DeploymentView> {
     const development = await this.find(model);
     if (!development) throw notFound(`model ${model.name} has no development deployment`);
-    if (!development.config || BUSY.has(development.status) || development.status.endsWith('FAILED')) {
+    if (!development.config || UPDATES_UNDER_WAY.includes(development.status) || development.status.endsWith('FAILED')) {
       throw conflict(`the development deployment is ${development.status}; promote it once it serves`);
     }
     const source = archivePath(this.deps.paths, development.id, development.revision);

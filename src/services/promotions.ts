@@ -5,7 +5,7 @@
 import { newId } from '../shared/ids';
 import { workflowIds } from '../shared/constants';
 import type { PromotionAction } from '../shared/schemas';
-import type { DeploymentRecord, ModelRecord, PromotionRecord, Store } from '../store/store';
+import { promotionInvolves, type DeploymentRecord, type ModelRecord, type PromotionRecord, type Store } from '../store/store';
 import { PromotionAlreadyRunning, type WorkflowsClient } from '../temporal/workflows-client';
 import { TERMINAL_PROMOTION_STATUSES, type PromotionStatus, type PromotionStatusName } from '../workflows/messages';
 import type { PromotionWorkflowInput } from '../workflows/promotion';
@@ -146,7 +146,7 @@ export class PromotionService {
       });
     }
     const involved = new Set([deployment.id, env.current_deployment_id].filter((id): id is string => id !== null));
-    const clash = inFlight.find((p) => involved.has(p.candidate_deployment_id) || (p.previous_deployment_id !== null && involved.has(p.previous_deployment_id)));
+    const clash = inFlight.find((p) => [...involved].some((id) => promotionInvolves(p, id)));
     if (clash) {
       throw conflict(`promotion ${clash.id} of ${clash.environment} already controls the replicas of a deployment this promotion needs; wait for it to end`, {
         promotion_id: clash.id,

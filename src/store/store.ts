@@ -4,6 +4,7 @@
  * interface is asynchronous so that a networked database can stand behind it too.
  */
 import type { AutoscalingSettings, DeploymentStatus, Labels, ModelConfig, PromotionSettings } from '../shared/schemas';
+import type { PromotionStatusName } from '../workflows/messages';
 
 /** A model: a named thing users call, owning deployments and environments. */
 export interface ModelRecord {
@@ -88,7 +89,7 @@ export interface ObservedReplica {
 }
 
 /** A promotion's status as the store keeps it (the workflow is the source; this is its record). */
-export type PromotionRecordStatus = 'RELEASING' | 'RAMPING_UP' | 'PAUSED' | 'RAMPING_DOWN' | 'SUCCEEDED' | 'FAILED' | 'CANCELED';
+export type PromotionRecordStatus = PromotionStatusName;
 
 /** One promotion of a deployment to an environment: in flight, or history with its outcome. */
 export interface PromotionRecord {
@@ -110,6 +111,11 @@ export interface PromotionRecord {
   started_at: string;
   updated_at: string;
   ended_at: string | null;
+}
+
+/** Whether a promotion controls a deployment's replicas (as its candidate or its previous deployment). */
+export function promotionInvolves(promotion: PromotionRecord, deploymentId: string): boolean {
+  return promotion.candidate_deployment_id === deploymentId || promotion.previous_deployment_id === deploymentId;
 }
 
 /** The fields of a promotion the workflow updates as it goes. */

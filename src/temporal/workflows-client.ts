@@ -48,52 +48,63 @@ const SIGNALS = {
 export class TemporalWorkflowsClient implements WorkflowsClient {
   constructor(private readonly client: Client) {}
 
+  /** Starts a workflow on Gantry's task queue, tagged with its model, deployment and environment. */
+  private start(
+    type: string,
+    workflowId: string,
+    arg: unknown,
+    tags: { model: ModelRecord; deploymentId: string; environment?: string },
+    summary: { staticSummary: string; staticDetails?: string },
+  ): Promise<unknown> {
+    return this.client.workflow.start(type, {
+      taskQueue: TASK_QUEUE,
+      workflowId,
+      args: [arg],
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: GANTRY_MODEL_ID, value: tags.model.id },
+        { key: GANTRY_DEPLOYMENT_ID, value: tags.deploymentId },
+        ...(tags.environment ? [{ key: GANTRY_ENVIRONMENT, value: tags.environment }] : []),
+      ]),
+      ...summary,
+    });
+  }
+
   async startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string }): Promise<void> {
     const { promoteTo } = options;
     try {
-      await this.client.workflow.start('deployWorkflow', {
-        taskQueue: TASK_QUEUE,
-        workflowId: workflowIds.deploy(deployment.id),
-        args: [{ deploymentId: deployment.id, deployTimeoutSeconds: options.deployTimeoutSeconds, promoteTo, actor: options.actor }],
-        typedSearchAttributes: new TypedSearchAttributes([
-          { key: GANTRY_MODEL_ID, value: model.id },
-          { key: GANTRY_DEPLOYMENT_ID, value: deployment.id },
-        ]),
-        staticSummary: `Deploy ${model.name} / ${deployment.name}${promoteTo ? `, then promote to ${promoteTo}` : ''}`,
-        staticDetails: `model ${model.id}, deployment ${deployment.id}`,
-      });
+      await this.start(
+        'deployWorkflow',
+        workflowIds.deploy(deployment.id),
+        { deploymentId: deployment.id, deployTimeoutSeconds: options.deployTimeoutSeconds, promoteTo, actor: options.actor },
+        { model, deploymentId: deployment.id },
+        {
+          staticSummary: `Deploy ${model.name} / ${deployment.name}${promoteTo ? `, then promote to ${promoteTo}` : ''}`,
+          staticDetails: `model ${model.id}, deployment ${deployment.id}`,
+        },
+      );
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
     }
   }
 
   async startDevelopmentUpdate(model: ModelRecord, deployment: DeploymentRecord, input: DevelopmentUpdateInput): Promise<void> {
-    await this.client.workflow.start('developmentUpdateWorkflow', {
-      taskQueue: TASK_QUEUE,
-      workflowId: workflowIds.developmentUpdate(deployment.id, input.revision),
-      args: [input],
-      typedSearchAttributes: new TypedSearchAttributes([
-        { key: GANTRY_MODEL_ID, value: model.id },
-        { key: GANTRY_DEPLOYMENT_ID, value: deployment.id },
-      ]),
+    await this.start('developmentUpdateWorkflow', workflowIds.developmentUpdate(deployment.id, input.revision), input, { model, deploymentId: deployment.id }, {
       staticSummary: `Rebuild ${model.name} / development at revision ${input.revision}`,
     });
   }
 
   async startPromotion(model: ModelRecord, candidate: DeploymentRecord, input: PromotionWorkflowInput): Promise<void> {
     try {
-      await this.client.workflow.start('promotionWorkflow', {
-        taskQueue: TASK_QUEUE,
-        workflowId: workflowIds.promotion(model.id, input.environment),
-        args: [input],
-        typedSearchAttributes: new TypedSearchAttributes([
-          { key: GANTRY_MODEL_ID, value: model.id },
-          { key: GANTRY_ENVIRONMENT, value: input.environment },
-          { key: GANTRY_DEPLOYMENT_ID, value: candidate.id },
-        ]),
-        staticSummary: `Promote ${model.name} / ${candidate.name} → ${input.environment}`,
-        staticDetails: `promotion ${input.promotionId}: ${input.settings.rolling_deploy ? 'rolling' : 'instant'}, asked by ${input.actor}`,
-      });
+      await this.start(
+        'promotionWorkflow',
+        workflowIds.promotion(model.id, input.environment),
+        input,
+        { model, deploymentId: candidate.id, environment: input.environment },
+        {
+          staticSummary: `Promote ${model.name} / ${candidate.name} → ${input.environment}`,
+          staticDetails: `promotion ${input.promotionId}: ${input.settings.rolling_deploy ? 'rolling' : 'instant'}, asked by ${input.actor}`,
+        },
+      );
     } catch (error) {
       if (error instanceof WorkflowExecutionAlreadyStartedError) throw new PromotionAlreadyRunning(error.message);
       throw error;

@@ -27,6 +27,19 @@ export const waits = proxyActivities<Activities>({
   retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
 });
 
+/** A promotion's steps (scale, route, record): short, so a worker that dies mid-step is noticed within seconds. */
+export const promotionSteps = proxyActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { maximumInterval: '5 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
+});
+
+/** A promotion's waits: bounded by promotion_timeout_seconds, heartbeating every few seconds for the same reason. */
+export const promotionWaits = proxyActivities<Activities>({
+  startToCloseTimeout: '25 hours',
+  heartbeatTimeout: '10 seconds',
+  retry: { maximumInterval: '5 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
+});
+
 /** The ApplicationFailure of the given type behind an activity failure, if that is what it is. */
 export function failureOfType(error: unknown, type: string): ApplicationFailure | undefined {
   if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === type) return error.cause;

@@ -3,7 +3,7 @@
  * docs/promotion-states.md as code. Pure and deterministic, shared by the workflow (which
  * applies or ignores each signal) and the API (which answers 409 when an action does not apply).
  */
-import type { PromotionActionRecord, PromotionStatusName } from './messages';
+import { TERMINAL_PROMOTION_STATUSES, type PromotionActionRecord, type PromotionStatusName } from './messages';
 
 /** An action a user can send, as the audit log names it. */
 export type PromotionActionName = Exclude<PromotionActionRecord['action'], 'PROMOTE'>;
@@ -17,12 +17,11 @@ export interface PromotionControlState {
   pausedFrom: 'RAMPING_UP' | 'RAMPING_DOWN' | null;
 }
 
-const TERMINAL: readonly PromotionStatusName[] = ['SUCCEEDED', 'FAILED', 'CANCELED'];
 const FORCED: readonly (PromotionActionName | null)[] = ['FORCE_CANCEL', 'FORCE_ROLL_FORWARD'];
 
 /** Why an action does not apply in this state, or undefined when it does. */
 export function actionRefusal(state: PromotionControlState, action: PromotionActionName): string | undefined {
-  if (TERMINAL.includes(state.status)) return `the promotion has already ${state.status}`;
+  if (TERMINAL_PROMOTION_STATUSES.includes(state.status)) return `the promotion has already ${state.status}`;
   if (FORCED.includes(state.pending)) return `a ${state.pending} is already under way`;
   switch (action) {
     case 'PAUSE':

@@ -8,17 +8,14 @@
  * candidate not ready in time or crash-looping: all traffic back on the previous deployment).
  */
 import {
-  ActivityFailure,
-  ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
-  proxyActivities,
   setHandler,
   upsertMemo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import { NON_RETRYABLE_FAILURES, REPLICAS_NOT_READY } from '../activities/failures';
+import { REPLICAS_NOT_READY } from '../activities/failures';
+import { failureOfType, promotionSteps as quick, promotionWaits as waits } from './activity-proxies';
 import type { PromotionSettings } from '../shared/schemas';
 import type { AuditEntry, PromotionPatch } from '../store/store';
 import {
@@ -57,17 +54,6 @@ export interface PromotionOutcome {
 
 /** The actor named for signals that carry none (the Temporal UI, `temporal workflow signal`). */
 export const SIGNAL_ACTOR = 'temporal (signal)';
-
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '10 seconds',
-  retry: { maximumInterval: '5 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
-});
-
-const waits = proxyActivities<Activities>({
-  startToCloseTimeout: '25 hours',
-  heartbeatTimeout: '10 seconds',
-  retry: { maximumInterval: '5 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
-});
 
 /** The candidate did not become ready (in time, or at all): the promotion fails and rolls back. */
 class RolloutFailed extends Error {}
@@ -177,16 +163,15 @@ export async function promotionWorkflow(input: PromotionWorkflowInput): Promise<
       await scope.run(() => waits.awaitReplicasReady({ deploymentId, replicas, deadlineMs }));
     } catch (error) {
       if (isCancellation(error) && forcePending()) throw new Interrupted();
-      if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === REPLICAS_NOT_READY) {
-        throw new RolloutFailed(error.cause.message);
-      }
+      const notReady = failureOfType(error, REPLICAS_NOT_READY);
+      if (notReady) throw new RolloutFailed(notReady.message);
       throw error;
     } finally {
       settled = true;
     }
   };
 
-  const scale = async (side: 'candidate' | 'previous', planned: number, options: { interruptible: boolean; waitReady?: boolean }): Promise<void> => {
+  const scale = async (side: 'candidate' | 'previous', planned: number, options: { interruptible: boolean }): Promise<void> => {
     const deploymentId = side === 'candidate' ? input.candidateDeploymentId : status.previous.deployment_id;
     if (!deploymentId) return;
     const replicas = Math.max(planned, floors[side]); // never below what another environment needs
@@ -194,7 +179,7 @@ export async function promotionWorkflow(input: PromotionWorkflowInput): Promise<
     status[side].replicas = replicas;
     await quick.scaleDeployment({ deploymentId, replicas });
     await record();
-    if (replicas > before && options.waitReady !== false) await awaitReady(deploymentId, replicas, options.interruptible);
+    if (replicas > before) await awaitReady(deploymentId, replicas, options.interruptible);
   };
 
   const route = async (percent: number): Promise<void> => {

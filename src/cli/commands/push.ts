@@ -6,7 +6,7 @@ import { labelsSchema } from '../../shared/schemas';
 import { ApiClientError, type ApiClient } from '../api-client';
 import type { PromotionView } from '../../services/promotions';
 import { modelNameFor, packModelDirectory } from '../package-archive';
-import { waitForDeployment } from '../waits';
+import { FAILED, waitForDeployment } from '../waits';
 import { followPromotion } from './environments';
 import { watchCommand } from './watch';
 
@@ -23,7 +23,6 @@ export interface PushCommandOptions {
   output?: string;
 }
 
-const FAILED = new Set(['BUILD_FAILED', 'DEPLOY_FAILED']);
 
 
 function parseLabels(text: string | undefined): Record<string, string> | undefined {

@@ -96,6 +96,8 @@ export class Gateway {
   private readonly active = new Map<string, number>();
   private readonly waiting = new Map<string, number>();
   private readonly lastRequest = new Map<string, number>();
+  /** When each deployment was last asked to wake, so that waiting requests ask once a second between them. */
+  private readonly lastWake = new Map<string, number>();
   private refreshAgain = false;
   readonly server: http.Server;
 
@@ -209,15 +211,14 @@ export class Gateway {
     this.waiting.set(deploymentId, queued + 1);
     try {
       const deadline = Date.now() + limits.timeoutMs;
-      let woken = 0;
       while (this.deps.runtime.routableReplicas(deploymentId).length === 0) {
         const current = this.table.deployment(deploymentId);
         if (!current) throw new RequestError(404, 'not_found', `deployment ${deploymentId} no longer exists`);
         if (current.status === 'INACTIVE' || current.status === 'DEACTIVATING') {
           throw new RequestError(404, 'deployment_inactive', `deployment ${name} (${deploymentId}) is deactivated`);
         }
-        if (current.desired_replicas === 0 && Date.now() - woken > 1000) {
-          woken = Date.now();
+        if (current.desired_replicas === 0 && Date.now() - (this.lastWake.get(deploymentId) ?? 0) > 1000) {
+          this.lastWake.set(deploymentId, Date.now());
           this.deps.wake?.(deploymentId);
         }
         if (Date.now() > deadline) {

@@ -264,11 +264,7 @@ export class SqliteStore implements Store {
   }
 
   async setStatusIf(id: string, from: DeploymentRecord['status'], to: DeploymentRecord['status'], message: string | null): Promise<boolean> {
-    const result = this.db
-      .prepare('UPDATE deployments SET status = ?, status_message = ?, updated_at = ? WHERE id = ? AND status = ?')
-      .run(to, message, now(), id, from);
-    if (result.changes > 0) this.changed();
-    return result.changes > 0;
+    return this.updateDeploymentIfStatus(id, [from], { status: to, status_message: message });
   }
 
   async discardDeployment(id: string): Promise<void> {
