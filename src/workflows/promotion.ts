@@ -220,7 +220,10 @@ export async function promotionWorkflow(input: PromotionWorkflowInput): Promise<
   /** Candidate to N and all traffic, then the environment points at it and the previous is cleaned up. */
   const complete = async (): Promise<PromotionOutcome> => {
     const n = plan!.replicas;
+    // The candidate must be ready at N before it takes all traffic, also when a force action
+    // interrupted the wait of a step that had already asked for N.
     if (status.candidate.replicas < n) await scale('candidate', n, { interruptible: false });
+    else await awaitReady(input.candidateDeploymentId, status.candidate.replicas, false);
     if (status.percent_traffic_to_new_version < 100) await route(100);
     const generation = await quick.setCurrentDeployment({ modelId: input.modelId, environment: input.environment, deploymentId: input.candidateDeploymentId });
     await waits.awaitRouteApplied({ modelId: input.modelId, environment: input.environment, generation });

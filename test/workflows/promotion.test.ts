@@ -77,10 +77,20 @@ class FakeCluster {
     this.released.add(key);
   }
 
+  /** Gates an activity is blocked in right now. */
+  readonly blocked = new Set<string>();
+  /** How many times each armed gate has been reached. */
+  readonly hits = new Map<string, number>();
+  /** Calls of awaitReplicasReady per deployment, and the call number that arms its gate. */
+  readonly readyCalls = new Map<string, number>();
+  readonly armReadyOnCall = new Map<string, number>();
+
   private async gate(key: string): Promise<void> {
     if (!this.armed.has(key)) return;
+    this.hits.set(key, (this.hits.get(key) ?? 0) + 1);
     this.armed.delete(key);
     this.blockedOn = key;
+    this.blocked.add(key);
     try {
       while (!this.released.has(key)) {
         Context.current().heartbeat();
@@ -88,6 +98,7 @@ class FakeCluster {
       }
     } finally {
       this.released.delete(key);
+      this.blocked.delete(key);
       if (this.blockedOn === key) this.blockedOn = undefined;
     }
   }
@@ -115,6 +126,11 @@ class FakeCluster {
         this.replicas[deploymentId] = replicas;
       },
       awaitReplicasReady: async ({ deploymentId }) => {
+        const call = (this.readyCalls.get(deploymentId) ?? 0) + 1;
+        this.readyCalls.set(deploymentId, call);
+        const onCall = `ready:${deploymentId}#${call}`;
+        if (call === this.armReadyOnCall.get(deploymentId)) this.arm(onCall);
+        await this.gate(onCall);
         await this.gate(`ready:${deploymentId}`);
         if (this.failReady.has(deploymentId)) {
           throw ApplicationFailure.create({ message: 'replica cand-1 failed to start: load() raised: OSError: weights missing', type: REPLICAS_NOT_READY, nonRetryable: true });
@@ -520,5 +536,25 @@ describe('promotionWorkflow (time-skipping)', function () {
     assert.equal(outcome.status, 'SUCCEEDED');
     assert.deepEqual(cluster.routed, [100]);
     assert.equal(cluster.current, CANDIDATE);
+  });
+
+  it('waits for the candidate to be ready before sending it all traffic on a force-roll-forward that interrupted its last step', async () => {
+    const cluster = new FakeCluster();
+    cluster.armReadyOnCall.set(CANDIDATE, 2); // step 2 waits for the second candidate replica
+    const outcome = await promote(cluster, settings(), async (handle) => {
+      await blockedOn(cluster, `ready:${CANDIDATE}#2`)();
+      assert.equal(cluster.percent, 50);
+      cluster.armReadyOnCall.set(CANDIDATE, 3); // and so must the roll-forward that interrupts it
+      await handle.signal(forceRollForwardPromotionSignal, { actor: 'bob' });
+      await blockedOn(cluster, `ready:${CANDIDATE}#3`)();
+      assert.equal(cluster.percent, 50, 'no traffic moves before the candidate is ready');
+      const deadline = Date.now() + 20_000;
+      while (cluster.blocked.has(`ready:${CANDIDATE}#2`)) {
+        if (Date.now() > deadline) throw new Error('the interrupted wait was never cancelled');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      cluster.release(`ready:${CANDIDATE}#3`);
+    });
+    assertSucceeded(cluster, outcome);
   });
 });
