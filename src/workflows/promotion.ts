@@ -210,10 +210,12 @@ export async function promotionWorkflow(input: PromotionWorkflowInput): Promise<
     status.status = outcome;
     control = { ...control, status: outcome, pending: null };
     upsertMemo({ status: outcome });
-    await record({ ended_at: iso() });
+    // The audit trail is complete before the record says the promotion ended, so whoever sees
+    // the end (an API action, `--follow`) also finds every entry.
     audit(`PROMOTION_${outcome}`, 'gantry', { message, percent_traffic_to_new_version: status.percent_traffic_to_new_version });
     auditing = false;
     await auditor;
+    await record({ ended_at: iso() });
     return { promotion_id: input.promotionId, status: outcome, message };
   };
 
