@@ -6,73 +6,11 @@ import { strict as assert } from 'node:assert';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { Activities } from '../../src/activities';
 import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/activities/failures';
-import { modelConfigSchema } from '../../src/shared/schemas';
 import { deployWorkflow } from '../../src/workflows';
 import { deployProgressQuery, type DeployProgress } from '../../src/workflows/messages';
+import { FakeControlPlane } from '../helpers/fake-cluster';
 import { startTimeSkipping } from '../helpers/time-skipping';
-
-type DeployActivities = Pick<
-  Activities,
-  'setDeploymentStatus' | 'buildDeployment' | 'scaleToMinReplicas' | 'scaleDeployment' | 'awaitReplicasReady' | 'adoptIfNoCurrentDeployment' | 'awaitRouteApplied'
->;
-
-/** A control plane in memory, behind typed mock activities. */
-class FakeControlPlane {
-  statuses: string[] = [];
-  messages: (string | undefined)[] = [];
-  desired: number[] = [];
-  buildAttempts = 0;
-  awaitedDeadline: number | undefined;
-  routeWaits: number[] = [];
-  productionCurrent: string | undefined;
-
-  constructor(
-    private readonly behaviour: {
-      build?: (attempt: number) => void;
-      ready?: () => Promise<void>;
-      minReplica?: number;
-      alreadyHasProduction?: boolean;
-    } = {},
-  ) {
-    if (behaviour.alreadyHasProduction) this.productionCurrent = 'older';
-  }
-
-  activities(): DeployActivities {
-    return {
-      setDeploymentStatus: async ({ status, message }) => {
-        this.statuses.push(status);
-        this.messages.push(message);
-      },
-      buildDeployment: async () => {
-        this.buildAttempts++;
-        this.behaviour.build?.(this.buildAttempts);
-        return { envKey: 'env', reusedEnvironment: false, config: modelConfigSchema.parse({}) };
-      },
-      scaleToMinReplicas: async () => {
-        const replicas = Math.max(1, this.behaviour.minReplica ?? 1);
-        this.desired.push(replicas);
-        return replicas;
-      },
-      scaleDeployment: async ({ replicas }) => {
-        this.desired.push(replicas);
-      },
-      awaitReplicasReady: async ({ deadlineMs }) => {
-        this.awaitedDeadline = deadlineMs;
-        await this.behaviour.ready?.();
-      },
-      adoptIfNoCurrentDeployment: async ({ deploymentId }) => {
-        if (this.productionCurrent) return { adopted: false };
-        this.productionCurrent = deploymentId;
-        return { adopted: true, modelId: 'm1', generation: 7 };
-      },
-      awaitRouteApplied: async ({ generation }) => {
-        this.routeWaits.push(generation);
-      },
-    };
-  }
-}
 
 describe('deployWorkflow (time-skipping)', function () {
   this.timeout(60_000);

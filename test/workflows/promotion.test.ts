@@ -4,16 +4,10 @@
  * instant promotions and hour-long stabilization timers skipped in milliseconds.
  */
 import { strict as assert } from 'node:assert';
-import { Context, sleep } from '@temporalio/activity';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { Activities } from '../../src/activities';
-import { REPLICAS_NOT_READY } from '../../src/activities/failures';
-import { promotionWeights } from '../../src/activities/promotions';
-import { DEFAULT_PROMOTION_SETTINGS, type PromotionSettings } from '../../src/shared/schemas';
-import type { AuditEntry } from '../../src/store/store';
+import type { PromotionSettings } from '../../src/shared/schemas';
 import { promotionWorkflow } from '../../src/workflows';
 import {
   cancelPromotionSignal,
@@ -26,145 +20,8 @@ import {
   type PromotionStatusName,
 } from '../../src/workflows/messages';
 import type { PromotionOutcome } from '../../src/workflows/promotion';
+import { CANDIDATE, FakeCluster, PREVIOUS, settings } from '../helpers/fake-cluster';
 import { startTimeSkipping } from '../helpers/time-skipping';
-
-type PromotionActivities = Pick<
-  Activities,
-  | 'beginPromotion'
-  | 'recordPromotion'
-  | 'recordAudit'
-  | 'scaleDeployment'
-  | 'awaitReplicasReady'
-  | 'setTraffic'
-  | 'awaitRouteApplied'
-  | 'setCurrentDeployment'
-  | 'cleanUpPrevious'
->;
-
-const CANDIDATE = 'cand';
-const PREVIOUS = 'prev';
-
-/** A model's deployments and one environment, in memory, behind typed mock activities. */
-class FakeCluster {
-  replicas: Record<string, number> = { [CANDIDATE]: 1, [PREVIOUS]: 2 };
-  weights: Record<string, number> = { [PREVIOUS]: 100 };
-  current: string | null = PREVIOUS;
-  cleanedUp: string | undefined;
-  audit: Omit<AuditEntry, 'id'>[] = [];
-  /** Every traffic percent routed, in order. */
-  routed: number[] = [];
-  /** Gates: an armed key blocks the activity that hits it until released. */
-  private readonly armed = new Set<string>();
-  private readonly released = new Set<string>();
-  blockedOn: string | undefined;
-  failReady = new Set<string>();
-  /** Replicas each side keeps because it serves another environment. */
-  floors = { candidate: 0, previous: 0 };
-
-  constructor(private readonly hasPrevious = true) {
-    if (!hasPrevious) {
-      this.current = null;
-      this.weights = {};
-      this.replicas = { [CANDIDATE]: 1 };
-    }
-  }
-
-  arm(key: string): void {
-    this.armed.add(key);
-  }
-
-  release(key: string): void {
-    this.released.add(key);
-  }
-
-  /** Gates an activity is blocked in right now. */
-  readonly blocked = new Set<string>();
-  /** How many times each armed gate has been reached. */
-  readonly hits = new Map<string, number>();
-  /** Calls of awaitReplicasReady per deployment, and the call number that arms its gate. */
-  readonly readyCalls = new Map<string, number>();
-  readonly armReadyOnCall = new Map<string, number>();
-
-  private async gate(key: string): Promise<void> {
-    if (!this.armed.has(key)) return;
-    this.hits.set(key, (this.hits.get(key) ?? 0) + 1);
-    this.armed.delete(key);
-    this.blockedOn = key;
-    this.blocked.add(key);
-    try {
-      while (!this.released.has(key)) {
-        Context.current().heartbeat();
-        await sleep(20); // throws when the activity is cancelled
-      }
-    } finally {
-      this.released.delete(key);
-      this.blocked.delete(key);
-      if (this.blockedOn === key) this.blockedOn = undefined;
-    }
-  }
-
-  get percent(): number {
-    return this.weights[CANDIDATE] ?? 0;
-  }
-
-  activities(): PromotionActivities {
-    return {
-      beginPromotion: async () => {
-        await this.gate('begin');
-        return {
-          previousDeploymentId: this.hasPrevious ? PREVIOUS : null,
-          replicas: 2,
-          previousReplicas: this.hasPrevious ? this.replicas[PREVIOUS]! : 0,
-          floors: this.floors,
-        };
-      },
-      recordPromotion: async () => {},
-      recordAudit: async ({ entries }) => {
-        this.audit.push(...entries);
-      },
-      scaleDeployment: async ({ deploymentId, replicas }) => {
-        this.replicas[deploymentId] = replicas;
-      },
-      awaitReplicasReady: async ({ deploymentId }) => {
-        const call = (this.readyCalls.get(deploymentId) ?? 0) + 1;
-        this.readyCalls.set(deploymentId, call);
-        const onCall = `ready:${deploymentId}#${call}`;
-        if (call === this.armReadyOnCall.get(deploymentId)) this.arm(onCall);
-        await this.gate(onCall);
-        await this.gate(`ready:${deploymentId}`);
-        if (this.failReady.has(deploymentId)) {
-          throw ApplicationFailure.create({ message: 'replica cand-1 failed to start: load() raised: OSError: weights missing', type: REPLICAS_NOT_READY, nonRetryable: true });
-        }
-      },
-      setTraffic: async ({ candidateId, previousId, percent }) => {
-        this.weights = promotionWeights(candidateId, previousId, percent);
-        this.routed.push(percent);
-        return this.routed.length;
-      },
-      awaitRouteApplied: async () => {},
-      setCurrentDeployment: async ({ deploymentId }) => {
-        this.current = deploymentId;
-        this.weights = { [deploymentId]: 100 };
-        return 99;
-      },
-      cleanUpPrevious: async ({ deploymentId, strategy }) => {
-        this.cleanedUp = strategy;
-        if (strategy !== 'KEEP') this.replicas[deploymentId] = 0;
-        return { applied: strategy };
-      },
-    };
-  }
-}
-
-const settings = (overrides: Partial<PromotionSettings> & { stabilization?: number } = {}): PromotionSettings => ({
-  ...DEFAULT_PROMOTION_SETTINGS,
-  ...overrides,
-  rolling_deploy_config: {
-    max_surge_percent: 50,
-    max_unavailable_percent: 0,
-    stabilization_time_seconds: overrides.stabilization ?? 0,
-  },
-});
 
 describe('promotionWorkflow (time-skipping)', function () {
   this.timeout(120_000);
