@@ -4,6 +4,16 @@ import { homePaths } from '../home';
 import { exitWhenParentDies } from '../stack/parent-watch';
 import { openSqliteStore } from '../store/sqlite/sqlite-store';
 import { Node } from './node';
+import { describeError } from './retried-task';
+
+/** How long an orderly stop after an uncaught exception may take before the process exits anyway. */
+const CRASH_STOP_MS = 10_000;
+
+/** Whether an error is SQLite's own (better-sqlite3 sets `code` to SQLITE_BUSY, SQLITE_IOERR, SQLITE_FULL, …). */
+function isStoreError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_');
+}
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -18,18 +28,57 @@ async function main(): Promise<void> {
     waitLimits: { timeoutMs: config.wakeTimeoutSeconds * 1000, queueSize: config.wakeQueueSize },
     usageFlushMs: config.usageFlushSeconds * 1000,
   });
-  const url = await node.start();
-  console.log(`node ${config.nodeId}: gateway listening on ${url}`);
 
   let stopping = false;
-  const stop = async (): Promise<void> => {
+  const stop = async (code = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
     console.log('stopping: draining the gateway and every replica');
-    await node.stop();
-    await store.close();
-    process.exit(0);
+    try {
+      await node.stop();
+      await store.close();
+    } catch (error) {
+      console.error(`node: stopping failed: ${describeError(error)}`);
+      code ||= 1;
+    }
+    process.exit(code);
   };
+
+  // A promise nobody handled: the code that made it has already unwound (its awaits and
+  // finally blocks ran), so the node's state is as sane as after any handled failure. The node
+  // handles every promise it makes; one that slips through is logged and the node keeps serving.
+  process.on('unhandledRejection', (reason) => {
+    console.error(`node: unhandled rejection (the node keeps running): ${describeError(reason)}`);
+    if (reason instanceof Error && reason.stack) console.error(reason.stack);
+  });
+  // An exception thrown out of a callback. Two kinds:
+  // - a SQLite error (code SQLITE_*): the store's own timer (the watch poll reads PRAGMA
+  //   data_version synchronously) threw it. SQLite changed nothing, and no node code was half way
+  //   through a change (the node's store calls are async, so their errors are rejections it
+  //   handles): logged, and the node keeps running; the poll tries again on its next tick.
+  // - anything else: a bug, thrown part way through code that may have left the runtime,
+  //   gateway or meter half updated. Carrying on with state that may be wrong is worse than a
+  //   restart, so the node stops in order (gateway drained, replicas stopped, usage written),
+  //   for CRASH_STOP_MS at most, and exits 1; the supervisor (`npm start`) starts it again. A
+  //   second exception during that stop exits at once.
+  let crashed = false;
+  process.on('uncaughtException', (error) => {
+    if (isStoreError(error) && !crashed) {
+      console.error(`node: store error outside any request (the node keeps running): ${describeError(error)}`);
+      return;
+    }
+    console.error(`node: uncaught exception: ${describeError(error)}`);
+    if (error.stack) console.error(error.stack);
+    if (crashed) process.exit(1);
+    crashed = true;
+    console.error(`node: stopping (at most ${CRASH_STOP_MS / 1000} s), then exiting 1 to be restarted`);
+    setTimeout(() => process.exit(1), CRASH_STOP_MS);
+    void stop(1);
+  });
+
+  const url = await node.start();
+  console.log(`node ${config.nodeId}: gateway listening on ${url}`);
+
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
   exitWhenParentDies(stop);

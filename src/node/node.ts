@@ -1,7 +1,9 @@
 /**
  * A node: the data plane of one machine. Its runtime runs replicas, its reconciler follows
  * the store's desired state, its gateway serves inference, and it reports what it observes
- * (replicas, applied route generations, a heartbeat) back to the store.
+ * (replicas, applied route generations, a heartbeat) back to the store. A store that fails
+ * (busy, full disk, I/O error) never stops it: every failure is logged and what must be
+ * written is retried until it is.
  */
 import type { HomePaths } from '../home';
 import type { Store } from '../store/store';
@@ -9,6 +11,7 @@ import { wakePatch } from '../shared/replica-status';
 import { Autoscaler } from './autoscaler';
 import { Gateway, type WaitLimits } from './gateway/gateway';
 import { Reconciler } from './reconciler';
+import { describeError, formatSeconds, RetriedTask } from './retried-task';
 import type { ReplicaTimings } from './runtime/replica-process';
 import { Runtime } from './runtime/runtime';
 import { UsageMeter } from './usage-meter';
@@ -32,6 +35,9 @@ export interface NodeOptions {
   log?: (line: string) => void;
 }
 
+/** How long `stop` keeps retrying its last writes (usage, the empty replica report) before giving up. */
+const STOP_WRITES_MS = 5000;
+
 /** A running node. */
 export class Node {
   readonly runtime: Runtime;
@@ -44,7 +50,12 @@ export class Node {
   private reportTimer: NodeJS.Timeout | undefined;
   private timers: NodeJS.Timeout[] = [];
   private unwatch: (() => void) | undefined;
+  /** The last replica snapshot the store has (without `updated_at`). */
   private lastReported = '';
+  private autoscaling = false;
+  private readonly heartbeats: RetriedTask;
+  private readonly replicaReports: RetriedTask;
+  private readonly refreshes: RetriedTask;
   private readonly log: (line: string) => void;
 
   constructor(private readonly options: NodeOptions) {
@@ -63,14 +74,19 @@ export class Node {
       store: options.store,
       runtime: this.runtime,
       onRouted: (deploymentId) => this.usage.countRequest(deploymentId),
-      wake: (deploymentId) => void this.wake(deploymentId),
+      // A request still waiting asks again a second later: that is the retry.
+      wake: (deploymentId) => void this.wake(deploymentId).catch((error) => log(`node: waking deployment ${deploymentId} failed (a waiting request asks again in 1 s): ${describeError(error)}`)),
       waitLimits: options.waitLimits,
       onApplied: (generations: Record<string, number>) => {
         const changed = JSON.stringify(generations) !== JSON.stringify(this.applied);
         this.applied = generations;
-        if (changed && this.gatewayUrl) void this.heartbeat();
+        if (changed && this.gatewayUrl) void this.heartbeats.run();
       },
+      log,
     });
+    this.heartbeats = new RetriedTask(() => this.heartbeat(), { what: 'heartbeat', log });
+    this.replicaReports = new RetriedTask(() => this.reportReplicas(), { what: 'replica report', log });
+    this.refreshes = new RetriedTask(() => this.gateway.refresh(), { what: 'gateway refresh', log });
   }
 
   /** Wakes a sleeping deployment: max(min_replica, 1) replicas, WAKING_UP until one is ready. */
@@ -86,19 +102,41 @@ export class Node {
   async start(): Promise<string> {
     const port = await this.gateway.listen(this.options.gatewayPort, this.options.host);
     this.gatewayUrl = `http://${this.options.host}:${port}`;
-    await this.heartbeat();
-    await this.reportReplicas(); // replaces whatever a previous run of this node left in the store
+    // Both retried until written: the node is not started before the store knows of it.
+    await this.heartbeats.run();
+    await this.replicaReports.run(); // replaces whatever a previous run of this node left in the store
     await this.reconciler.run();
+    // The reconciler logs its own failures (and runs again on the next resync); the gateway
+    // refresh is retried, since the next store change may be long in coming.
     this.unwatch = this.options.store.watch(() => {
       void this.reconciler.run();
-      void this.gateway.refresh();
+      void this.refreshes.run();
     });
+    const usageFlushMs = this.options.usageFlushMs ?? 60_000;
     this.timers.push(setInterval(() => void this.reconciler.run(), this.options.resyncMs ?? 2000));
-    this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs ?? 5000));
+    this.timers.push(setInterval(() => void this.heartbeats.run(), this.options.heartbeatMs ?? 5000));
     this.timers.push(setInterval(() => this.usage.sampleReplicas(this.runtime.snapshot()), 1000));
-    this.timers.push(setInterval(() => void this.usage.flush(), this.options.usageFlushMs ?? 60_000));
-    this.timers.push(setInterval(() => void this.autoscaler.tick().catch((error) => this.log(`autoscaler: ${(error as Error).message}`)), this.options.autoscaleMs ?? 1000));
+    this.timers.push(
+      setInterval(() => {
+        this.usage.flush().catch((error) =>
+          this.log(`node: usage flush failed (${plural(this.usage.pendingSamples, 'sample')} kept for the next flush in ${formatSeconds(usageFlushMs)}): ${describeError(error)}`),
+        );
+      }, usageFlushMs),
+    );
+    this.timers.push(setInterval(() => this.autoscale(), this.options.autoscaleMs ?? 1000));
     return this.gatewayUrl;
+  }
+
+  /** One autoscaler tick, unless the previous one is still under way (a slow store). */
+  private autoscale(): void {
+    if (this.autoscaling) return;
+    this.autoscaling = true;
+    this.autoscaler
+      .tick()
+      .catch((error) => this.log(`node: autoscaler tick failed (next in ${formatSeconds(this.options.autoscaleMs ?? 1000)}): ${describeError(error)}`))
+      .finally(() => {
+        this.autoscaling = false;
+      });
   }
 
   private async heartbeat(): Promise<void> {
@@ -115,27 +153,49 @@ export class Node {
     this.reportTimer = setTimeout(() => {
       this.reportTimer = undefined;
       // After reporting, settle what depends on replicas (WAKING_UP → ACTIVE) without waiting for a resync.
-      void this.reportReplicas().then(() => this.reconciler.run());
+      void this.replicaReports.run().then((written) => (written ? this.reconciler.run() : undefined));
     }, 50);
   }
 
+  /**
+   * Writes the runtime's snapshot if it changed since the last one written. Each try takes a
+   * fresh snapshot, so a retry writes the newest state; a snapshot counts as reported only
+   * once the write succeeded.
+   */
   private async reportReplicas(): Promise<void> {
     const snapshot = this.runtime.snapshot();
     // Only state changes are written: updated_at alone does not make a report.
     const signature = JSON.stringify(snapshot.map(({ updated_at: _, ...rest }) => rest));
     if (signature === this.lastReported) return;
-    this.lastReported = signature;
     await this.options.store.reportReplicas(this.options.nodeId, snapshot);
+    this.lastReported = signature;
   }
 
-  /** Stops serving: closes the gateway (in-flight requests finish), then stops every replica. */
+  /**
+   * Stops serving: closes the gateway (in-flight requests finish), then stops every replica;
+   * writes the usage and an empty replica report, retrying failed writes for up to 5 s.
+   */
   async stop(): Promise<void> {
     this.unwatch?.();
     this.timers.forEach(clearInterval);
     this.usage.sampleReplicas(this.runtime.snapshot());
     await Promise.all([this.gateway.close(), this.runtime.stopAll(5000)]);
-    await this.usage.flush();
     if (this.reportTimer) clearTimeout(this.reportTimer);
-    await this.reportReplicas();
+    await Promise.all([this.heartbeats.close(), this.refreshes.close(), this.replicaReports.close()]);
+    await this.lastWrite('usage flush', () => this.usage.flush(), () => `${plural(this.usage.pendingSamples, 'usage sample')} lost`);
+    await this.lastWrite('replica report', () => this.reportReplicas(), () => 'the store keeps the last replica report written');
   }
+
+  /** A write at stop: retried like the others, but for STOP_WRITES_MS at most. */
+  private async lastWrite(what: string, write: () => Promise<void>, lost: () => string): Promise<void> {
+    const task = new RetriedTask(write, { what: `${what} at stop`, log: this.log });
+    const limit = setTimeout(() => void task.close(), STOP_WRITES_MS);
+    const written = await task.run();
+    clearTimeout(limit);
+    if (!written) this.log(`node: gave up the ${what} at stop after ${formatSeconds(STOP_WRITES_MS)}: ${lost()}`);
+  }
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }

@@ -8,6 +8,7 @@ import { environmentDir, environmentPython } from '../build/python-environments'
 import * as path from 'node:path';
 import { buildDir, deploymentOfBuildDir, type HomePaths } from '../home';
 import type { DeploymentRecord, Store } from '../store/store';
+import { describeError } from './retried-task';
 import type { DesiredReplicas, Runtime } from './runtime/runtime';
 
 /** An ACTIVE deployment with no ready replica for this long is marked UNHEALTHY. */
@@ -60,7 +61,7 @@ export class Reconciler {
         await this.pass();
       } while (this.again);
     })()
-      .catch((error) => this.deps.log?.(`reconcile failed: ${(error as Error).message}`))
+      .catch((error) => this.deps.log?.(`node: reconcile failed (tried again on the next pass): ${describeError(error)}`))
       .finally(() => {
         this.running = undefined;
       });

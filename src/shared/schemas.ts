@@ -130,6 +130,12 @@ export const logsQuerySchema = z.strictObject({
 
 const envValue = z.union([z.string(), z.number(), z.boolean()]).transform(String);
 
+/**
+ * `runtime.predict_timeout_seconds` when config.yaml does not set it, and for deployments
+ * built before the key existed.
+ */
+export const DEFAULT_PREDICT_TIMEOUT_SECONDS = 600;
+
 /** A model package's config.yaml (DESIGN §5). Unknown keys are kept and reported, not refused. */
 export const modelConfigSchema = z.looseObject({
   model_name: modelNameSchema.optional(),
@@ -142,8 +148,15 @@ export const modelConfigSchema = z.looseObject({
   model_class_name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a Python class name').default('Model'),
   data_dir: z.string().min(1).default('data'),
   runtime: z
-    .looseObject({ predict_concurrency: z.number().int().min(1).max(1024).default(1) })
-    .default({ predict_concurrency: 1 }),
+    .looseObject({
+      predict_concurrency: z.number().int().min(1).max(1024).default(1),
+      /**
+       * Seconds the gateway waits for a replica to start answering a predict before it
+       * answers 504 `upstream_timeout`. A Gantry extension: Truss's config.yaml has no such key.
+       */
+      predict_timeout_seconds: z.number().int().min(1).max(3600).default(DEFAULT_PREDICT_TIMEOUT_SECONDS),
+    })
+    .default({ predict_concurrency: 1, predict_timeout_seconds: DEFAULT_PREDICT_TIMEOUT_SECONDS }),
   resources: z.record(z.string(), z.unknown()).optional(),
 });
 /** A parsed config.yaml with defaults filled in. */

@@ -1,7 +1,7 @@
 /**
  * The inference gateway (DESIGN §4): authenticates, resolves the path to a deployment
  * (weighted for environments), picks the ready replica with the fewest requests in flight
- * and proxies to it. Answers JSON errors: 401, 404, 405, 413, 503.
+ * and proxies to it. Answers JSON errors: 401, 404, 405, 413, 502, 503, 504.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,7 +9,7 @@ import { hashApiKey, keyFromAuthorization } from '../../auth/api-keys';
 import type { Store } from '../../store/store';
 import type { Runtime } from '../runtime/runtime';
 import { pickLeastInFlight } from './balancer';
-import { forwardToReplica, UpstreamUnavailable } from './proxy';
+import { forwardToReplica, UpstreamTimeout, UpstreamUnavailable } from './proxy';
 import { parseInferencePath, RoutingTable } from './routing-table';
 
 /** Largest request body the gateway accepts. */
@@ -38,6 +38,13 @@ export interface GatewayDeps {
   /** Asks for a sleeping deployment to be woken (a request is waiting for it). */
   wake?: (deploymentId: string) => void;
   waitLimits?: WaitLimits;
+  /** Where the gateway tells what went wrong outside a request (a failed accept). */
+  log?: (line: string) => void;
+}
+
+/** The client disconnected before its answer was complete: nothing more is sent. */
+class ClientGone extends Error {
+  override name = 'ClientGone';
 }
 
 class RequestError extends Error {
@@ -51,6 +58,7 @@ class RequestError extends Error {
 }
 
 function sendError(res: http.ServerResponse, status: number, code: string, message: string, close = false): void {
+  if (res.destroyed) return;
   if (res.headersSent) {
     res.destroy();
     return;
@@ -83,6 +91,7 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
     req.on('data', onData);
     req.once('end', () => resolve(Buffer.concat(chunks)));
     req.once('error', reject);
+    req.once('close', () => reject(new ClientGone('the client closed the connection while sending its request')));
   });
 }
 
@@ -102,8 +111,21 @@ export class Gateway {
   readonly server: http.Server;
 
   constructor(private readonly deps: GatewayDeps) {
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((error) => {
+        this.log(`gateway: a request failed unexpectedly: ${(error as Error).message}`);
+        res.destroy();
+      });
+    });
     this.server.keepAliveTimeout = 65_000;
+    // After listen: a failed accept (EMFILE) is an 'error' on the server, which must not end the process.
+    this.server.on('error', (error) => {
+      if (this.server.listening) this.log(`gateway: ${(error as Error).message}`);
+    });
+  }
+
+  private log(line: string): void {
+    (this.deps.log ?? console.log)(line);
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -168,18 +190,27 @@ export class Gateway {
       const resolved = this.table.resolve(address);
       if ('error' in resolved) throw new RequestError(resolved.error.status, resolved.error.code, resolved.error.message);
       const body = await readBody(req, MAX_BODY_BYTES);
-      const deploymentId = resolved.deployment.id;
-      this.deps.onRouted?.(deploymentId);
-      this.lastRequest.set(deploymentId, Date.now());
-      this.active.set(deploymentId, (this.active.get(deploymentId) ?? 0) + 1);
+      const deployment = resolved.deployment;
+      // The response's 'close' before it finished is the client going away (the request's own
+      // 'close' fires as soon as its body has been read).
+      const clientGone = new AbortController();
+      res.once('close', () => {
+        if (!res.writableFinished) clientGone.abort();
+      });
+      if (res.destroyed) clientGone.abort();
+      this.deps.onRouted?.(deployment.id);
+      this.lastRequest.set(deployment.id, Date.now());
+      this.active.set(deployment.id, (this.active.get(deployment.id) ?? 0) + 1);
       try {
-        await this.awaitReplica(resolved.deployment.id, resolved.deployment.name, resolved.deployment.status);
-        await this.proxy(deploymentId, resolved.deployment.name, req, body, res);
+        await this.awaitReplica(deployment.id, deployment.name, deployment.status, clientGone.signal);
+        await this.proxy(deployment.id, deployment.name, deployment.predict_timeout_seconds, req, body, res, clientGone.signal);
       } finally {
-        this.active.set(deploymentId, (this.active.get(deploymentId) ?? 1) - 1);
+        this.active.set(deployment.id, (this.active.get(deployment.id) ?? 1) - 1);
       }
     } catch (error) {
-      if (error instanceof RequestError) {
+      if (error instanceof ClientGone) {
+        res.destroy();
+      } else if (error instanceof RequestError) {
         const unread = !req.complete;
         sendError(res, error.status, error.code, error.message, unread);
         if (unread) res.once('finish', () => req.socket.destroySoon());
@@ -192,6 +223,11 @@ export class Gateway {
     return this.active.get(deploymentId) ?? 0;
   }
 
+  /** Requests waiting for a ready replica of the deployment (the wake-up queue). */
+  queued(deploymentId: string): number {
+    return this.waiting.get(deploymentId) ?? 0;
+  }
+
   /** When the last request for the deployment arrived. */
   lastRequestAt(deploymentId: string): number | undefined {
     return this.lastRequest.get(deploymentId);
@@ -199,9 +235,10 @@ export class Gateway {
 
   /**
    * Holds a request until the deployment has a ready replica: a sleeping deployment is woken,
-   * one whose replicas are (re)starting is waited for. Bounded in time and in queue length.
+   * one whose replicas are (re)starting is waited for. Bounded in time and in queue length;
+   * a request whose client has gone leaves the queue.
    */
-  private async awaitReplica(deploymentId: string, name: string, status: string): Promise<void> {
+  private async awaitReplica(deploymentId: string, name: string, status: string, clientGone: AbortSignal): Promise<void> {
     if (this.deps.runtime.routableReplicas(deploymentId).length > 0) return;
     const limits = this.deps.waitLimits ?? DEFAULT_WAIT_LIMITS;
     const queued = this.waiting.get(deploymentId) ?? 0;
@@ -212,6 +249,7 @@ export class Gateway {
     try {
       const deadline = Date.now() + limits.timeoutMs;
       while (this.deps.runtime.routableReplicas(deploymentId).length === 0) {
+        if (clientGone.aborted) throw new ClientGone('the client left while its request waited for a replica');
         const current = this.table.deployment(deploymentId);
         if (!current) throw new RequestError(404, 'not_found', `deployment ${deploymentId} no longer exists`);
         if (current.status === 'INACTIVE' || current.status === 'DEACTIVATING') {
@@ -231,7 +269,15 @@ export class Gateway {
     }
   }
 
-  private async proxy(deploymentId: string, name: string, req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): Promise<void> {
+  private async proxy(
+    deploymentId: string,
+    name: string,
+    timeoutSeconds: number,
+    req: http.IncomingMessage,
+    body: Buffer,
+    res: http.ServerResponse,
+    clientGone: AbortSignal,
+  ): Promise<void> {
     const tried = new Set<string>();
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const replica = pickLeastInFlight(this.deps.runtime.routableReplicas(deploymentId), this.turn++, tried);
@@ -239,9 +285,13 @@ export class Gateway {
       tried.add(replica.id);
       replica.inFlight++;
       try {
-        await forwardToReplica({ id: replica.id, port: replica.port, agent: replica.agent }, deploymentId, req, body, res);
+        await forwardToReplica({ id: replica.id, port: replica.port, agent: replica.agent }, deploymentId, req, body, res, { timeoutMs: timeoutSeconds * 1000 }, clientGone);
         return;
       } catch (error) {
+        // Only a refused request is tried elsewhere: a timed-out one may have run.
+        if (error instanceof UpstreamTimeout) {
+          throw new RequestError(504, 'upstream_timeout', `deployment ${name} (${deploymentId}) did not answer within ${timeoutSeconds} s`);
+        }
         if (!(error instanceof UpstreamUnavailable)) throw error;
       } finally {
         replica.inFlight--;

@@ -3,7 +3,7 @@
  * it changes, and the pure resolution of a request (Host and path) to a deployment.
  */
 import { PRODUCTION } from '../../shared/constants';
-import type { DeploymentStatus } from '../../shared/schemas';
+import { DEFAULT_PREDICT_TIMEOUT_SECONDS, type DeploymentStatus } from '../../shared/schemas';
 import { routeKey, type DeploymentRecord, type EnvironmentRecord, type RouteRecord } from '../../store/store';
 import { SmoothWeightedRoundRobin } from './weighted-choice';
 
@@ -15,6 +15,14 @@ export interface RoutedDeployment {
   status: DeploymentStatus;
   kind: DeploymentRecord['kind'];
   desired_replicas: number;
+  /** `runtime.predict_timeout_seconds` of its config (the default when the config predates the key). */
+  predict_timeout_seconds: number;
+}
+
+/** A deployment's predict timeout: its config's, or the default when the config has none (built before the key existed, or not built yet). */
+export function predictTimeoutOf(deployment: Pick<DeploymentRecord, 'config'>): number {
+  const seconds: unknown = deployment.config?.runtime?.predict_timeout_seconds;
+  return typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 1 ? seconds : DEFAULT_PREDICT_TIMEOUT_SECONDS;
 }
 
 /** An environment's route with its weighted chooser. */
@@ -86,7 +94,15 @@ export class RoutingTable {
     modelIds.forEach((id) => this.models.add(id));
     for (const d of deployments) {
       if (d.deleted_at) continue;
-      this.deployments.set(d.id, { id: d.id, model_id: d.model_id, name: d.name, status: d.status, kind: d.kind, desired_replicas: d.desired_replicas });
+      this.deployments.set(d.id, {
+        id: d.id,
+        model_id: d.model_id,
+        name: d.name,
+        status: d.status,
+        kind: d.kind,
+        desired_replicas: d.desired_replicas,
+        predict_timeout_seconds: predictTimeoutOf(d),
+      });
       if (d.kind === 'development') this.development.set(d.model_id, d.id);
     }
     const routeByKey = new Map(routes.map((route) => [routeKey(route.model_id, route.environment), route]));

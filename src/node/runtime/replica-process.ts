@@ -81,6 +81,8 @@ export class ReplicaProcess {
     readonly spec: ReplicaSpec,
     private readonly timings: ReplicaTimings,
     private readonly onChange: (replica: ReplicaProcess) => void,
+    /** Where failures of the replica's own upkeep (writing its log, a health check) are told. */
+    private readonly nodeLog: (line: string) => void = (line) => console.log(line),
   ) {
     this.child = spawn(
       spec.python,
@@ -137,7 +139,12 @@ export class ReplicaProcess {
     this.logTimer = undefined;
     const lines = this.pendingLog;
     this.pendingLog = [];
-    appendLog(this.spec.logsDir, this.spec.deploymentId, `replica-${this.id}`, lines);
+    try {
+      appendLog(this.spec.logsDir, this.spec.deploymentId, `replica-${this.id}`, lines);
+    } catch (error) {
+      // A full or failing disk costs log lines, never the replica (nor the node).
+      this.nodeLog(`replica ${this.id}: writing ${lines.length} log lines failed (dropped): ${(error as Error).message}`);
+    }
   }
 
   private onEvent(line: string): void {
@@ -158,7 +165,12 @@ export class ReplicaProcess {
 
   private scheduleHealthCheck(delayMs: number): void {
     if (this.phase === 'EXITED' || this.phase === 'DRAINING') return;
-    this.healthTimer = setTimeout(() => void this.checkHealth(), delayMs);
+    this.healthTimer = setTimeout(() => {
+      this.checkHealth().catch((error) => {
+        this.nodeLog(`replica ${this.id}: health check failed: ${(error as Error).message}`);
+        this.scheduleHealthCheck(this.timings.healthIntervalMs);
+      });
+    }, delayMs);
   }
 
   private async checkHealth(): Promise<void> {

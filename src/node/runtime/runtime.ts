@@ -71,7 +71,7 @@ export class Runtime {
     if (this.stopped) return;
     const wanted = new Map(desired.map((d) => [d.spec.deploymentId, d]));
     for (const slot of this.slots.values()) {
-      if (!slot.retiring && !wanted.has(slot.spec.deploymentId)) this.retire(slot);
+      if (!slot.retiring && !wanted.has(slot.spec.deploymentId)) this.retireInBackground(slot);
     }
     for (const { spec, replicas } of desired) {
       for (const slot of this.slots.values()) {
@@ -82,7 +82,7 @@ export class Runtime {
       if (live.length > replicas) {
         // Retire the least useful first: not ready before ready, then the newest.
         const ranked = [...live].sort((a, b) => rank(a) - rank(b) || b.since.getTime() - a.since.getTime());
-        ranked.slice(0, live.length - replicas).forEach((slot) => this.retire(slot));
+        ranked.slice(0, live.length - replicas).forEach((slot) => this.retireInBackground(slot));
       }
     }
   }
@@ -94,14 +94,14 @@ export class Runtime {
   private followSpec(slot: Slot, spec: ReplicaSpec): void {
     if (slot.spec.python !== spec.python) {
       this.log(`replica ${slot.id}: its Python environment changed; replacing it`);
-      void this.retire(slot);
+      this.retireInBackground(slot);
       return;
     }
     if (spec.revision < slot.spec.revision && slot.reloading === undefined) {
       // The record went back to an older revision (the newer one failed to load): replace the
       // replica so that it runs the revision the record names.
       this.log(`replica ${slot.id}: back to revision ${spec.revision}; replacing it`);
-      void this.retire(slot);
+      this.retireInBackground(slot);
       return;
     }
     if (spec.revision <= slot.spec.revision || slot.reloading !== undefined || slot.reloadError?.revision === spec.revision) return;
@@ -116,16 +116,19 @@ export class Runtime {
     if (process.phase !== 'READY' || spec.kind !== 'development') return;
     slot.reloading = spec.revision;
     this.options.onChange?.();
-    void process.reload(spec).then((outcome) => {
-      slot.reloading = undefined;
-      if (outcome.ok) {
-        slot.spec = spec;
-        slot.reloadError = undefined;
-      } else {
-        slot.reloadError = { revision: spec.revision, error: outcome.error };
-      }
-      this.options.onChange?.();
-    });
+    process
+      .reload(spec)
+      .then((outcome) => {
+        slot.reloading = undefined;
+        if (outcome.ok) {
+          slot.spec = spec;
+          slot.reloadError = undefined;
+        } else {
+          slot.reloadError = { revision: spec.revision, error: outcome.error };
+        }
+        this.options.onChange?.();
+      })
+      .catch((error) => this.log(`replica ${slot.id}: the reload to revision ${spec.revision} failed: ${(error as Error).message}`));
   }
 
   /** The replicas of a deployment the gateway may send requests to. */
@@ -194,7 +197,16 @@ export class Runtime {
   private launch(slot: Slot): void {
     slot.restartTimer = undefined;
     if (slot.retiring || this.stopped) return;
-    slot.process = new ReplicaProcess(slot.id, slot.spec, this.timings, (process) => this.onProcessChange(slot, process));
+    try {
+      slot.process = new ReplicaProcess(slot.id, slot.spec, this.timings, (process) => this.onProcessChange(slot, process), this.log);
+    } catch (error) {
+      // Not started at all (spawn refused synchronously): tried again like a process that exited.
+      slot.process = undefined;
+      slot.restarts++;
+      slot.lastExit = `could not start: ${(error as Error).message}`;
+      slot.lastError = slot.lastExit;
+      this.scheduleRestart(slot);
+    }
     this.options.onChange?.();
   }
 
@@ -207,11 +219,21 @@ export class Runtime {
       slot.restarts = process.readyAt && ranFor > this.stableAfterMs ? 1 : slot.restarts + 1;
       slot.lastExit = process.exit?.description;
       if (process.exit?.error) slot.lastError = process.exit.error;
-      const backoff = Math.min(this.maxBackoffMs, this.baseBackoffMs * 2 ** (slot.restarts - 1));
-      this.log(`replica ${slot.id} ended (${slot.lastExit}); restart ${slot.restarts} in ${backoff} ms`);
-      slot.restartTimer = setTimeout(() => this.launch(slot), backoff);
+      this.scheduleRestart(slot);
     }
     this.options.onChange?.();
+  }
+
+  /** Starts the slot's process again after `base · 2^(restarts−1)`, capped. */
+  private scheduleRestart(slot: Slot): void {
+    const backoff = Math.min(this.maxBackoffMs, this.baseBackoffMs * 2 ** (slot.restarts - 1));
+    this.log(`replica ${slot.id} ended (${slot.lastExit}); restart ${slot.restarts} in ${backoff} ms`);
+    slot.restartTimer = setTimeout(() => this.launch(slot), backoff);
+  }
+
+  /** Retires a slot without waiting for it; a failure is logged. */
+  private retireInBackground(slot: Slot): void {
+    this.retire(slot).catch((error) => this.log(`replica ${slot.id}: retiring it failed: ${(error as Error).message}`));
   }
 
   private async retire(slot: Slot, drainMs = this.drainMs): Promise<void> {
