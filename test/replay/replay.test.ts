@@ -1,5 +1,5 @@
 /**
- * The replay suite: every recorded history (test/replay/histories/<set>/<path>.json, recorded
+ * The replay suite: every recorded history (test/replay/histories/<set>/<path>.json.gz, recorded
  * from a real dev server by record-histories.ts) replayed against the current workflow code.
  * A change to a workflow's command sequence that is not behind `patched()` makes the replay of
  * the older histories fail with a non-determinism error, here, before an upgrade breaks the
@@ -8,12 +8,16 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
 import { installQuietRuntime } from '../helpers/time-skipping';
 
 const HISTORIES_DIR = path.join(PROJECT_ROOT, 'test', 'replay', 'histories');
+
+/** A recorded history, as the Temporal CLI printed it. */
+const readHistory = (file: string): any => JSON.parse(zlib.gunzipSync(fs.readFileSync(file)).toString('utf8'));
 
 /** Every recorded history, as `<set>/<path>`. */
 function recordedHistories(): { name: string; file: string }[] {
@@ -23,8 +27,8 @@ function recordedHistories(): { name: string; file: string }[] {
     .flatMap((set) =>
       fs
         .readdirSync(path.join(HISTORIES_DIR, set.name))
-        .filter((file) => file.endsWith('.json'))
-        .map((file) => ({ name: `${set.name}/${file.replace(/\.json$/, '')}`, file: path.join(HISTORIES_DIR, set.name, file) })),
+        .filter((file) => file.endsWith('.json.gz'))
+        .map((file) => ({ name: `${set.name}/${file.replace(/\.json\.gz$/, '')}`, file: path.join(HISTORIES_DIR, set.name, file) })),
     )
     .sort((a, b) => a.name.localeCompare(b.name));
 }
@@ -38,7 +42,7 @@ describe('replay: recorded workflow histories against the current code', functio
   it('has histories of every workflow type to replay', () => {
     const types = new Set(
       histories.map(({ file }) => {
-        const history = JSON.parse(fs.readFileSync(file, 'utf8')) as { events: { workflowExecutionStartedEventAttributes?: { workflowType: { name: string } } }[] };
+        const history = readHistory(file) as { events: { workflowExecutionStartedEventAttributes?: { workflowType: { name: string } } }[] };
         return history.events[0]!.workflowExecutionStartedEventAttributes!.workflowType.name;
       }),
     );
@@ -50,7 +54,7 @@ describe('replay: recorded workflow histories against the current code', functio
     let replayed = 0;
     const results = Worker.runReplayHistories(
       { workflowsPath: require.resolve('../../src/workflows'), replayName: 'gantry-replay' },
-      histories.map(({ name, file }) => ({ workflowId: name, history: historyFromJSON(JSON.parse(fs.readFileSync(file, 'utf8'))) })),
+      histories.map(({ name, file }) => ({ workflowId: name, history: historyFromJSON(readHistory(file)) })),
     );
     for await (const result of results) {
       replayed++;
