@@ -7,8 +7,10 @@
 export const BUILD_FAILED = 'BuildFailed';
 /** Replicas did not become ready: load() raised, they crash-looped, or the deadline passed. */
 export const REPLICAS_NOT_READY = 'ReplicasNotReady';
+/** A route change was not applied by every live gateway before its deadline (or no node is live). */
+export const ROUTE_NOT_APPLIED = 'RouteNotApplied';
 /** The deployment the activity was asked about does not exist. */
 export const DEPLOYMENT_NOT_FOUND = 'DeploymentNotFound';
 
 /** Failure types no activity retry should be spent on. */
-export const NON_RETRYABLE_FAILURES = [BUILD_FAILED, REPLICAS_NOT_READY, DEPLOYMENT_NOT_FOUND];
+export const NON_RETRYABLE_FAILURES = [BUILD_FAILED, REPLICAS_NOT_READY, ROUTE_NOT_APPLIED, DEPLOYMENT_NOT_FOUND];

@@ -7,7 +7,7 @@ import { PromotionService } from '../services/promotions';
 import { ServiceError } from '../services/errors';
 import { scalePatch } from '../shared/replica-status';
 import type { CleanupStrategy } from '../shared/schemas';
-import type { AuditEntry, PromotionPatch } from '../store/store';
+import type { AuditEntry, DeploymentRecord, EnvironmentRecord, PromotionPatch, PromotionRecord } from '../store/store';
 import type { ActivityDeps } from './deps';
 import { requireDeployment } from './records';
 
@@ -24,6 +24,31 @@ export interface PromotionStart {
    * environment: the promotion must not take that environment's capacity away.
    */
   floors: { candidate: number; previous: number };
+  /** Why the promotion did not start (it is recorded ended FAILED), when it did not. */
+  refused?: string;
+}
+
+/** What a promotion records about itself when it starts (version 2: the workflow writes its own row). */
+export type PromotionToRecord = Pick<
+  PromotionRecord,
+  'id' | 'model_id' | 'environment' | 'candidate_deployment_id' | 'settings' | 'actor' | 'workflow_id' | 'started_at'
+>;
+
+const NOTHING_STARTED = { previousDeploymentId: null, replicas: 0, previousReplicas: 0, floors: { candidate: 0, previous: 0 } };
+
+/** N, the floors and what the previous deployment runs, from the deployments and the model's environments now. */
+function startOf(candidate: DeploymentRecord, previous: DeploymentRecord | undefined, environments: EnvironmentRecord[], environment: string): PromotionStart {
+  const replicas = Math.max(1, candidate.autoscaling.min_replica, previous?.desired_replicas ?? 0);
+  const servesElsewhere = (id: string): boolean => environments.some((env) => env.name !== environment && env.current_deployment_id === id);
+  return {
+    previousDeploymentId: previous?.id ?? null,
+    replicas,
+    previousReplicas: previous?.desired_replicas ?? 0,
+    floors: {
+      candidate: servesElsewhere(candidate.id) ? candidate.desired_replicas : 0,
+      previous: previous && servesElsewhere(previous.id) ? previous.desired_replicas : 0,
+    },
+  };
 }
 
 /** The traffic weights that send `percent` to the candidate and the rest to the previous deployment. */
@@ -38,25 +63,57 @@ export function promotionWeights(candidateId: string, previousId: string | null,
 export function createPromotionActivities(deps: ActivityDeps) {
   return {
     /**
-     * Fixes what the promotion starts from: the environment's current deployment and N. The
-     * first call records them; a retry returns what was recorded.
+     * Records the promotion and fixes what it starts from: the environment's current deployment,
+     * N and the floors. Refuses (recording the promotion ended FAILED, audited
+     * `PROMOTION_REFUSED`) when another promotion in flight is of the same environment or
+     * controls the candidate or the current deployment, checked in the transaction that records
+     * it. A retry returns what was recorded. Promotions started before version 2 (whose row the
+     * API created) pass only their id.
      */
-    async beginPromotion(input: { promotionId: string }): Promise<PromotionStart> {
-      const promotion = await deps.store.getPromotion(input.promotionId);
-      if (!promotion) throw new Error(`promotion ${input.promotionId} does not exist`);
+    async beginPromotion(input: { promotionId: string; record?: PromotionToRecord }): Promise<PromotionStart> {
+      const existing = await deps.store.getPromotion(input.promotionId);
+      if (existing?.ended_at) return { ...NOTHING_STARTED, refused: existing.message ?? `promotion ${existing.id} has ended` };
+      if (!existing && !input.record) throw new Error(`promotion ${input.promotionId} does not exist`);
+      const promotion = existing ?? input.record!;
       const candidate = await requireDeployment(deps, promotion.candidate_deployment_id);
       const environments = await deps.store.listEnvironments(promotion.model_id);
       const environment = environments.find((env) => env.name === promotion.environment);
-      const previousId = environment?.current_deployment_id && environment.current_deployment_id !== candidate.id ? environment.current_deployment_id : null;
+      const previousId = existing
+        ? existing.previous_deployment_id
+        : environment?.current_deployment_id && environment.current_deployment_id !== candidate.id
+          ? environment.current_deployment_id
+          : null;
       const previous = previousId ? await deps.store.getDeployment(previousId) : undefined;
-      const replicas = Math.max(1, candidate.autoscaling.min_replica, previous?.desired_replicas ?? 0);
-      const servesElsewhere = (id: string): boolean => environments.some((env) => env.name !== promotion.environment && env.current_deployment_id === id);
-      const floors = {
-        candidate: servesElsewhere(candidate.id) ? candidate.desired_replicas : 0,
-        previous: previous && servesElsewhere(previous.id) ? previous.desired_replicas : 0,
+      const start = startOf(candidate, previous, environments, promotion.environment);
+      if (existing) {
+        if (!input.record) await deps.store.updatePromotion(existing.id, { previous_deployment_id: previousId, previous_replicas: start.previousReplicas });
+        return start;
+      }
+      const row = {
+        ...input.record!,
+        previous_deployment_id: previousId,
+        status: 'RELEASING' as const,
+        step: 0,
+        total_steps: 0,
+        percent_traffic_to_new_version: 0,
+        candidate_replicas: 0,
+        previous_replicas: start.previousReplicas,
+        message: null,
       };
-      await deps.store.updatePromotion(promotion.id, { previous_deployment_id: previousId, previous_replicas: previous?.desired_replicas ?? 0 });
-      return { previousDeploymentId: previousId, replicas, previousReplicas: previous?.desired_replicas ?? 0, floors };
+      const created = await deps.store.createPromotionIfClear(row, [candidate.id, ...(previousId ? [previousId] : [])]);
+      if ('promotion' in created) return start;
+      const { clash } = created;
+      const reason =
+        clash.environment === promotion.environment
+          ? `promotion ${clash.id} of ${clash.environment} has not ended yet`
+          : `promotion ${clash.id} of ${clash.environment} already controls the replicas of a deployment this promotion needs`;
+      await deps.store.createPromotion({ ...row, status: 'FAILED', message: `refused: ${reason}` });
+      await deps.store.endPromotion(
+        row.id,
+        { status: 'FAILED', message: `refused: ${reason}` },
+        { model_id: row.model_id, actor: row.actor, action: 'PROMOTION_REFUSED', target: row.environment, details: { promotion_id: row.id, candidate_deployment_id: candidate.id, reason } },
+      );
+      return { ...NOTHING_STARTED, refused: reason };
     },
 
     /** Copies the workflow's progress into the promotion's record. */
@@ -102,6 +159,8 @@ export function createPromotionActivities(deps: ActivityDeps) {
         return { promotionId: promotion.id };
       } catch (error) {
         if (error instanceof ServiceError && error.kind !== 'unavailable') {
+          // A refusal the promotion recorded itself is already in the audit log.
+          if ((error.details as { recorded?: boolean } | undefined)?.recorded) return { refused: error.message };
           await deps.store.appendAudit({
             model_id: model.id,
             actor: input.actor,

@@ -1,5 +1,7 @@
-/** Activities that write deployment and environment records: statuses and current deployments. */
+/** Activities that write deployment and environment records: statuses, revisions and current deployments. */
+import * as fs from 'node:fs';
 import { ApplicationFailure } from '@temporalio/activity';
+import { archivePath, buildDir } from '../home';
 import { appendLog } from '../logs/deployment-logs';
 import type { DeploymentStatus, ModelConfig } from '../shared/schemas';
 import type { DeploymentRecord } from '../store/store';
@@ -37,6 +39,48 @@ export function createRecordActivities(deps: ActivityDeps) {
         config: input.config,
         desired_replicas: input.desiredReplicas,
       });
+    },
+
+    /**
+     * Points a development deployment at a new revision of its code, already unpacked and in the
+     * same Python environment: UPDATING, and the node live-reloads the replica; or, asleep,
+     * WAKING_UP with one replica, which starts on the new code. Returns whether it woke it.
+     */
+    async startRevision(input: { deploymentId: string; revision: number; config: ModelConfig }): Promise<{ woken: boolean }> {
+      const deployment = await requireDeployment(deps, input.deploymentId);
+      if (deployment.revision === input.revision) return { woken: deployment.status === 'WAKING_UP' }; // a retry
+      const asleep = deployment.desired_replicas === 0;
+      await deps.store.updateDeployment(input.deploymentId, {
+        revision: input.revision,
+        config: input.config,
+        status: asleep ? 'WAKING_UP' : 'UPDATING',
+        status_message: null,
+        desired_replicas: asleep ? 1 : undefined,
+      });
+      appendLog(deps.paths.logs, input.deploymentId, 'gantry', [`revision ${input.revision}: ${asleep ? 'waking the replica on the new code' : 'live-reloading the replica'}`]);
+      return { woken: asleep };
+    },
+
+    /**
+     * Removes what a development deployment no longer needs: the unpacked code of a revision that
+     * failed (its archive stays, so its number is never used again), or else the code and
+     * archives of revisions two or more behind the one serving.
+     */
+    async releaseRevisions(input: { deploymentId: string; serving: number; failed?: number }): Promise<void> {
+      const log = (line: string): void => appendLog(deps.paths.logs, input.deploymentId, 'gantry', [line]);
+      if (input.failed !== undefined) {
+        fs.rmSync(buildDir(deps.paths, input.deploymentId, input.failed), { recursive: true, force: true });
+        log(`revision ${input.failed} failed; revision ${input.serving} keeps serving`);
+        return;
+      }
+      log(`revision ${input.serving} serves`);
+      for (let old = input.serving - 2; old >= 1; old--) {
+        const dir = buildDir(deps.paths, input.deploymentId, old);
+        const archive = archivePath(deps.paths, input.deploymentId, old);
+        if (!fs.existsSync(dir) && !fs.existsSync(archive)) break;
+        fs.rmSync(dir, { recursive: true, force: true });
+        fs.rmSync(archive, { force: true });
+      }
     },
 
     /** Makes the deployment the environment's current one if it has none; returns whether it did. */

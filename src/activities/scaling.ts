@@ -46,21 +46,26 @@ export function createScalingActivities(deps: ActivityDeps) {
     },
 
     /**
-     * Waits until `replicas` replicas of the deployment are ready. Fails (non-retryable
-     * `ReplicasNotReady`) as soon as load() fails or a replica crash-loops, or when
-     * `deadlineMs` (epoch ms, fixed by the workflow so retries do not extend it) passes.
+     * Waits until `replicas` replicas of the deployment (at `revision` or later, if given) are
+     * ready. Fails (non-retryable `ReplicasNotReady`) as soon as load() fails, a replica
+     * crash-loops or the live reload to `revision` fails, or when `deadlineMs` (epoch ms, fixed by
+     * the workflow so retries do not extend it) passes.
      */
     async awaitReplicasReady(input: { deploymentId: string; replicas: number; deadlineMs: number; revision?: number }): Promise<void> {
       const context = Context.current();
       for (;;) {
         await requireDeployment(deps, input.deploymentId);
-        const observed = (await deps.store.listReplicas(input.deploymentId)).filter((replica) => replica.revision >= (input.revision ?? 0));
+        const all = await deps.store.listReplicas(input.deploymentId);
+        const observed = all.filter((replica) => replica.revision >= (input.revision ?? 0));
         const ready = observed.filter((replica) => replica.state === 'READY').length;
         context.heartbeat({ ready });
         if (ready >= input.replicas) {
           await deps.store.setStatusIf(input.deploymentId, 'WAKING_UP', 'ACTIVE', null);
           return;
         }
+        // A live reload that failed leaves the replica on the older revision, saying why.
+        const reloadFailed = input.revision === undefined ? undefined : all.find((replica) => replica.reload_error?.revision === input.revision);
+        if (reloadFailed) throw ApplicationFailure.nonRetryable(reloadFailed.reload_error!.error, REPLICAS_NOT_READY);
         const failure = replicaFailure(observed);
         if (failure) throw ApplicationFailure.nonRetryable(failure, REPLICAS_NOT_READY);
         if (Date.now() > input.deadlineMs) {

@@ -10,12 +10,11 @@ import { unpackArchive } from '../build/builder';
 import { readModelPackage, writeServerConfig } from '../build/model-package';
 import { cachedEnvironmentKey } from '../build/python-environments';
 import { archivePath, buildDir, type HomePaths } from '../home';
-import { appendLog } from '../logs/deployment-logs';
 import { DEVELOPMENT_AUTOSCALING, type PushOptions } from '../shared/schemas';
-import type { DeploymentRecord, ModelRecord, ObservedReplica, Store } from '../store/store';
-import type { WorkflowsClient } from '../temporal/workflows-client';
+import type { DeploymentRecord, ModelRecord, Store } from '../store/store';
+import { DevelopmentUpdateAlreadyRunning, type WorkflowsClient } from '../temporal/workflows-client';
 import { UPDATES_UNDER_WAY, type Actor, type DeploymentService } from './deployments';
-import { conflict, invalid, notFound } from './errors';
+import { conflict, invalid, notFound, unavailable } from './errors';
 import type { DeploymentView } from './views';
 
 /** What a development push did. */
@@ -45,8 +44,14 @@ export interface DevelopmentServiceDeps {
 }
 
 
+/** How long a push that starts a rebuild waits for it to show as UPDATING. */
+const STATUS_WAIT_MS = 10_000;
+
 /** Operations on development deployments. */
 export class DevelopmentService {
+  /** The push each model's development deployment is taking now (the next one waits for it). */
+  private readonly pushes = new Map<string, Promise<unknown>>();
+
   constructor(private readonly deps: DevelopmentServiceDeps) {}
 
   /** The model's development deployment, if it has one. */
@@ -54,8 +59,22 @@ export class DevelopmentService {
     return (await this.deps.store.listDeployments(model.id)).find((d) => d.kind === 'development');
   }
 
-  /** Creates the development deployment, or sends it new code. */
-  async push(upload: { archiveFile: string }, options: PushOptions, actor: Actor): Promise<DevelopmentPushResult> {
+  /**
+   * Creates the development deployment, or sends it new code. Pushes to one model's development
+   * deployment are taken one at a time, in the order they arrive.
+   */
+  push(upload: { archiveFile: string }, options: PushOptions, actor: Actor): Promise<DevelopmentPushResult> {
+    const previous = this.pushes.get(options.model_name) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(() => this.pushInTurn(upload, options, actor));
+    const settled = next.catch(() => undefined);
+    this.pushes.set(options.model_name, settled);
+    void settled.then(() => {
+      if (this.pushes.get(options.model_name) === settled) this.pushes.delete(options.model_name);
+    });
+    return next;
+  }
+
+  private async pushInTurn(upload: { archiveFile: string }, options: PushOptions, actor: Actor): Promise<DevelopmentPushResult> {
     const { store } = this.deps;
     const model = await this.deps.deployments.modelForPush(options.model_name);
     const existing = await this.find(model);
@@ -66,11 +85,11 @@ export class DevelopmentService {
     if (existing.status === 'INACTIVE' || existing.status === 'DEACTIVATING') {
       throw conflict('the development deployment is deactivated; activate it first');
     }
+    if (!existing.config || !existing.env_key) throw conflict('the development deployment has never been built; push again once it is done');
     // Revisions only go up: one that failed to load keeps its number (its archive marks it).
     let revision = existing.revision + 1;
     while (fs.existsSync(archivePath(this.deps.paths, existing.id, revision))) revision++;
     const dir = buildDir(this.deps.paths, existing.id, revision);
-    const log = (line: string): void => appendLog(this.deps.paths.logs, existing.id, 'gantry', [line]);
     let config;
     try {
       await unpackArchive(upload.archiveFile, dir);
@@ -84,45 +103,35 @@ export class DevelopmentService {
     }
     fs.mkdirSync(this.deps.paths.archives, { recursive: true });
     fs.renameSync(upload.archiveFile, archivePath(this.deps.paths, existing.id, revision));
-    await store.appendAudit({ model_id: model.id, actor: actor.name, action: 'UPDATE_DEVELOPMENT', target: existing.id, details: { revision } });
 
     const environment = await cachedEnvironmentKey(this.deps.paths.venvs, this.deps.basePython, config.requirements);
-    if (environment.key !== existing.env_key || !environment.built || !existing.config || !existing.env_key) {
-      log(`revision ${revision}: requirements changed; rebuilding (the replica restarts)`);
-      // UPDATING before answering, so that whoever waits sees the rebuild under way.
-      await store.updateDeployment(existing.id, { status: 'UPDATING', status_message: null });
-      await this.deps.workflows.startDevelopmentUpdate(model, existing, {
+    const reload = environment.key === existing.env_key && environment.built;
+    const started = Date.now();
+    let update;
+    try {
+      update = await this.deps.workflows.startDevelopmentUpdate(model, existing, {
         deploymentId: existing.id,
         revision,
-        previous: { revision: existing.revision, envKey: existing.env_key!, config: existing.config!, desiredReplicas: existing.desired_replicas },
+        previous: { revision: existing.revision, envKey: existing.env_key, config: existing.config, desiredReplicas: existing.desired_replicas },
         deployTimeoutSeconds: this.deps.deployTimeoutSeconds,
+        ...(reload ? { mode: 'reload' as const, config } : {}),
       });
-      return { deployment: await this.deps.deployments.view(model, (await store.getDeployment(existing.id))!), update: 'rebuilding', revision };
+    } catch (error) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      if (error instanceof DevelopmentUpdateAlreadyRunning) throw conflict('an update of the development deployment is under way; push again once it is done');
+      throw unavailable(`could not start the development update (is Temporal running?): ${(error as Error).message}`, error);
     }
-
-    const asleep = existing.desired_replicas === 0;
-    const started = Date.now();
-    log(`revision ${revision}: ${asleep ? 'waking the replica on the new code' : 'live-reloading the replica'}`);
-    await store.updateDeployment(existing.id, { revision, config, status: asleep ? 'WAKING_UP' : 'UPDATING', status_message: null, desired_replicas: asleep ? 1 : undefined });
-    const outcome = await this.awaitRevision(existing.id, revision);
+    await store.appendAudit({ model_id: model.id, actor: actor.name, action: 'UPDATE_DEVELOPMENT', target: existing.id, details: { revision, mode: reload ? 'reload' : 'rebuild' } });
+    const view = async () => this.deps.deployments.view(model, (await store.getDeployment(existing.id))!);
+    if (!reload) {
+      // Answer once the rebuild shows as UPDATING, so that whoever waits sees it under way.
+      await this.awaitStatus(existing.id, (status) => status !== existing.status);
+      return { deployment: await view(), update: 'rebuilding', revision };
+    }
+    const outcome = await update.result();
     const seconds = (Date.now() - started) / 1000;
-    if (outcome.ok) {
-      await store.updateDeployment(existing.id, { status: 'ACTIVE', status_message: null });
-      log(`revision ${revision} serves (${seconds.toFixed(2)} s)`);
-      this.releaseOldRevisions(existing.id, revision);
-      const view = await this.deps.deployments.view(model, (await store.getDeployment(existing.id))!);
-      return { deployment: view, update: asleep ? 'woken' : 'reloaded', revision, seconds };
-    }
-    // The replica keeps the previous revision: so does the record, so a restart runs it too.
-    await store.updateDeployment(existing.id, {
-      revision: existing.revision,
-      config: existing.config,
-      status: 'ACTIVE',
-      status_message: `revision ${revision} failed to load, revision ${existing.revision} serves: ${outcome.error}`,
-    });
-    log(`revision ${revision} failed to load; revision ${existing.revision} keeps serving: ${outcome.error}`);
-    const view = await this.deps.deployments.view(model, (await store.getDeployment(existing.id))!);
-    return { deployment: view, update: 'failed', revision, seconds, error: outcome.error };
+    if (outcome.status === 'UPDATED') return { deployment: await view(), update: outcome.woken ? 'woken' : 'reloaded', revision, seconds };
+    return { deployment: await view(), update: 'failed', revision, seconds, error: outcome.message };
   }
 
   private async create(
@@ -138,31 +147,28 @@ export class DevelopmentService {
       : await store.createDeployment({ model_id: model.id, name: 'development', kind: 'development', labels: options.labels, autoscaling: DEVELOPMENT_AUTOSCALING });
     fs.mkdirSync(this.deps.paths.archives, { recursive: true });
     fs.renameSync(upload.archiveFile, archivePath(this.deps.paths, deployment.id));
-    await this.deps.workflows.startDeploy(model, deployment, { deployTimeoutSeconds: this.deps.deployTimeoutSeconds, actor: actor.name });
+    try {
+      await this.deps.workflows.startDeploy(model, deployment, { deployTimeoutSeconds: this.deps.deployTimeoutSeconds, actor: actor.name });
+    } catch (error) {
+      // Nothing changes: a new deployment goes again, a failed one keeps its failure.
+      if (failed) await store.updateDeployment(failed.id, { status: failed.status, status_message: failed.status_message, labels: failed.labels });
+      else {
+        await store.discardDeployment(deployment.id);
+        fs.rmSync(archivePath(this.deps.paths, deployment.id), { force: true });
+      }
+      throw unavailable(`could not start the deploy workflow (is Temporal running?): ${(error as Error).message}`, error);
+    }
     await store.appendAudit({ model_id: model.id, actor: actor.name, action: 'PUSH_DEVELOPMENT', target: deployment.id, details: {} });
     return { deployment: await this.deps.deployments.view(model, deployment), update: 'created', revision: 0 };
   }
 
-  /** Waits until a replica runs the revision, or it failed to load, or the deploy timeout passes. */
-  private async awaitRevision(deploymentId: string, revision: number): Promise<{ ok: true } | { ok: false; error: string }> {
-    const deadline = Date.now() + this.deps.deployTimeoutSeconds * 1000;
-    for (;;) {
-      const replicas: ObservedReplica[] = await this.deps.store.listReplicas(deploymentId);
-      if (replicas.some((r) => r.revision >= revision && r.state === 'READY')) return { ok: true };
-      const failure = replicas.find((r) => r.reload_error?.revision === revision) ?? replicas.find((r) => r.revision >= revision && r.last_error);
-      if (failure) return { ok: false, error: failure.reload_error?.error ?? failure.last_error ?? 'the new code failed to load' };
-      if (Date.now() > deadline) return { ok: false, error: `no replica ran revision ${revision} within ${this.deps.deployTimeoutSeconds} s` };
+  /** Waits (a few seconds at most) until the deployment's status satisfies `done`. */
+  private async awaitStatus(deploymentId: string, done: (status: DeploymentRecord['status']) => boolean): Promise<void> {
+    const deadline = Date.now() + STATUS_WAIT_MS;
+    while (Date.now() < deadline) {
+      const deployment = await this.deps.store.getDeployment(deploymentId);
+      if (!deployment || done(deployment.status)) return;
       await new Promise((resolve) => setTimeout(resolve, this.deps.pollMs ?? 50));
-    }
-  }
-
-  /** Removes the unpacked code and archives of revisions two or more behind the current one. */
-  private releaseOldRevisions(deploymentId: string, current: number): void {
-    for (let old = current - 2; old >= 1; old--) {
-      const dir = buildDir(this.deps.paths, deploymentId, old);
-      if (!fs.existsSync(dir) && !fs.existsSync(archivePath(this.deps.paths, deploymentId, old))) break;
-      fs.rmSync(dir, { recursive: true, force: true });
-      fs.rmSync(archivePath(this.deps.paths, deploymentId, old), { force: true });
     }
   }
 

@@ -13,7 +13,7 @@ import {
 import { ConflictError, routeKey, type EnvironmentRecord, type ModelRecord, type Store } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
 import type { Actor, DeploymentService } from './deployments';
-import { conflict, invalid, notFound } from './errors';
+import { conflict, invalid, notFound, ServiceError } from './errors';
 import { PromotionService, type PromotionView } from './promotions';
 import type { DeploymentView } from './views';
 
@@ -135,7 +135,13 @@ export class EnvironmentService {
     await this.require(model, name);
     const inFlight = await this.deps.promotions.inFlight(model, name);
     if (inFlight) {
-      await this.deps.workflows.signalPromotion(model.id, name, 'FORCE_CANCEL', actor.name);
+      try {
+        await this.deps.promotions.act(model, name, 'force_cancel', actor, 0);
+      } catch (error) {
+        // Refused because it is completing or rolling back, or its workflow is gone (the repair
+        // loop ends its record): either way it ends by itself; wait for that below.
+        if (!(error instanceof ServiceError) || error.kind === 'unavailable') throw error;
+      }
       const deadline = Date.now() + DELETE_WAIT_MS;
       while (!(await this.deps.store.getPromotion(inFlight.id))?.ended_at) {
         if (Date.now() > deadline) throw conflict(`the promotion of ${name} did not finish cancelling in time; try again`);

@@ -6,8 +6,8 @@ import { newId } from '../shared/ids';
 import { workflowIds } from '../shared/constants';
 import type { PromotionAction } from '../shared/schemas';
 import { promotionInvolves, type DeploymentRecord, type ModelRecord, type PromotionRecord, type Store } from '../store/store';
-import { PromotionAlreadyRunning, type WorkflowsClient } from '../temporal/workflows-client';
-import { TERMINAL_PROMOTION_STATUSES, type PromotionStatus, type PromotionStatusName } from '../workflows/messages';
+import { PromotionActionRefused, PromotionAlreadyRunning, type WorkflowsClient } from '../temporal/workflows-client';
+import type { PromotionStatus, PromotionStatusName } from '../workflows/messages';
 import type { PromotionWorkflowInput } from '../workflows/promotion';
 import { actionRefusal, type PromotionActionName } from '../workflows/promotion-rules';
 import type { Actor } from './deployments';
@@ -44,27 +44,14 @@ export const ACTION_NAMES: Record<PromotionAction, PromotionActionName> = {
   force_roll_forward: 'FORCE_ROLL_FORWARD',
 };
 
-/** Whether the status shows the action has taken effect. */
-function tookEffect(action: PromotionActionName, status: PromotionStatusName): boolean {
-  const ended = TERMINAL_PROMOTION_STATUSES.includes(status);
-  switch (action) {
-    case 'PAUSE':
-      return status === 'PAUSED' || ended;
-    case 'RESUME':
-      return status !== 'PAUSED';
-    case 'GRACEFUL_CANCEL':
-      return status === 'RAMPING_DOWN' || ended;
-    case 'FORCE_CANCEL':
-    case 'FORCE_ROLL_FORWARD':
-      return ended;
-  }
-}
-
 /** How long a start waits for the environment's previous promotion workflow to close. */
 const START_RETRY_MS = 10_000;
 
 /** How long an action request waits for the action to take effect before answering with the pending status. */
 export const ACTION_WAIT_MS = 30_000;
+
+/** How long a promote waits for its workflow to record the promotion before answering with what it asked for. */
+const RECORD_WAIT_MS = 10_000;
 
 /** Shows a promotion record, merged with the live status when there is one. */
 export function promotionView(record: PromotionRecord, live?: PromotionStatus): PromotionView {
@@ -154,43 +141,33 @@ export class PromotionService {
     }
 
     const id = newId();
-    const record = await store.createPromotion({
-      id,
-      model_id: model.id,
+    const input: PromotionWorkflowInput = {
+      promotionId: id,
+      modelId: model.id,
       environment,
-      candidate_deployment_id: deployment.id,
-      previous_deployment_id: env.current_deployment_id,
-      status: 'RELEASING',
-      step: 0,
-      total_steps: 0,
-      percent_traffic_to_new_version: 0,
-      candidate_replicas: 0,
-      previous_replicas: 0,
+      candidateDeploymentId: deployment.id,
       settings: env.promotion_settings,
-      message: null,
       actor: actor.name,
-      workflow_id: workflowIds.promotion(model.id, environment),
-      started_at: new Date().toISOString(),
-    });
+      startedAt: new Date().toISOString(),
+    };
     try {
-      await this.startWorkflow(model, deployment, {
-        promotionId: id,
-        modelId: model.id,
-        environment,
-        candidateDeploymentId: deployment.id,
-        settings: env.promotion_settings,
-        actor: actor.name,
-      });
+      await this.startWorkflow(model, deployment, input);
     } catch (error) {
-      const ended = { status: 'FAILED' as const, ended_at: new Date().toISOString() };
-      if (error instanceof PromotionAlreadyRunning) {
-        await store.updatePromotion(id, { ...ended, message: 'not started: another promotion of this environment is running' });
-        throw conflict(`a promotion of ${environment} is already running`);
-      }
-      await store.updatePromotion(id, { ...ended, message: `not started: ${(error as Error).message}` });
+      if (error instanceof PromotionAlreadyRunning) throw conflict(`a promotion of ${environment} is already running`);
       throw unavailable(`could not start the promotion workflow (is Temporal running?): ${(error as Error).message}`, error);
     }
-    return promotionView(record);
+    // The workflow records the promotion in its first step (refusing it there if another one
+    // now controls these deployments); answer with that record once it is there.
+    const deadline = Date.now() + RECORD_WAIT_MS;
+    for (;;) {
+      const record = await store.getPromotion(id);
+      if (record?.ended_at && record.status === 'FAILED' && record.message?.startsWith('refused: ')) {
+        throw conflict(`cannot promote: ${record.message.slice('refused: '.length)}`, { promotion_id: id, recorded: true });
+      }
+      if (record) return promotionView(record);
+      if (Date.now() > deadline) return promotionView(requestedRecord(input, env.current_deployment_id));
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
   }
 
   /**
@@ -223,26 +200,61 @@ export class PromotionService {
   }
 
   /**
-   * Sends an action to the environment's in-flight promotion and waits (up to ACTION_WAIT_MS)
-   * until it has taken effect. Refuses, with the reason, an action that does not apply.
+   * Sends an action to the environment's in-flight promotion and waits (up to `waitMs`) until it
+   * has taken effect. Refuses, with the reason, an action the promotion's state does not allow.
    */
-  async act(model: ModelRecord, environment: string, action: PromotionAction, actor: Actor): Promise<{ done: boolean; promotion: PromotionView }> {
+  async act(model: ModelRecord, environment: string, action: PromotionAction, actor: Actor, waitMs = ACTION_WAIT_MS): Promise<{ done: boolean; promotion: PromotionView }> {
     const record = await this.inFlight(model, environment);
     if (!record) throw conflict(`environment ${environment} of model ${model.name} has no promotion in flight`);
     const name = ACTION_NAMES[action];
-    const live = await this.live(record);
-    if (!live) throw unavailable(`the promotion workflow of ${environment} does not answer (is the worker running?)`);
-    const refusal = actionRefusal({ status: live.status, pending: live.pending_action, pausedFrom: live.paused_from }, name);
-    if (refusal) throw conflict(`cannot ${action.replace(/_/g, ' ')}: ${refusal}`);
-    await this.deps.workflows.signalPromotion(model.id, environment, name, actor.name);
-    const deadline = Date.now() + ACTION_WAIT_MS;
-    for (;;) {
-      const now = await this.deps.store.getPromotion(record.id);
-      const status = now?.ended_at ? undefined : await this.live(record);
-      const view = promotionView(now ?? record, status);
-      if (tookEffect(name, view.status)) return { done: true, promotion: view };
-      if (Date.now() > deadline) return { done: false, promotion: view };
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    let live: PromotionStatus | undefined;
+    try {
+      live = await this.deps.workflows.promotionStatus(model.id, environment);
+    } catch (error) {
+      throw unavailable(`the promotion workflow of ${environment} does not answer (is Temporal running?): ${(error as Error).message}`, error);
     }
+    if (live?.promotion_id !== record.id) {
+      throw conflict(`the workflow of promotion ${record.id} is not running; the repair loop records its end within seconds`, { promotion_id: record.id });
+    }
+    if (live.version !== 2) {
+      // Started before actions were Updates: the signal, checked against the same table first.
+      const refusal = actionRefusal({ status: live.status, pending: live.pending_action, pausedFrom: live.paused_from }, name);
+      if (refusal) throw conflict(`cannot ${action.replace(/_/g, ' ')}: ${refusal}`);
+      await this.deps.workflows.signalPromotion(model.id, environment, name, actor.name);
+      return { done: false, promotion: await this.view(record) };
+    }
+    let result;
+    try {
+      result = await this.deps.workflows.actOnPromotion(model.id, environment, name, actor.name, waitMs);
+    } catch (error) {
+      if (error instanceof PromotionActionRefused) throw conflict(`cannot ${action.replace(/_/g, ' ')}: ${error.message}`);
+      throw unavailable(`the promotion workflow of ${environment} did not take the action (is the worker running?): ${(error as Error).message}`, error);
+    }
+    const now = (await this.deps.store.getPromotion(record.id)) ?? record;
+    return { done: result.done, promotion: promotionView(now, result.status ?? (await this.live(now))) };
   }
+}
+
+/** The record a promotion will have once its workflow writes it: what the API asked for, not started yet. */
+function requestedRecord(input: PromotionWorkflowInput, previousId: string | null): PromotionRecord {
+  return {
+    id: input.promotionId,
+    model_id: input.modelId,
+    environment: input.environment,
+    candidate_deployment_id: input.candidateDeploymentId,
+    previous_deployment_id: previousId,
+    status: 'RELEASING',
+    step: 0,
+    total_steps: 0,
+    percent_traffic_to_new_version: 0,
+    candidate_replicas: 0,
+    previous_replicas: 0,
+    settings: input.settings,
+    message: null,
+    actor: input.actor,
+    workflow_id: workflowIds.promotion(input.modelId, input.environment),
+    started_at: input.startedAt!,
+    updated_at: input.startedAt!,
+    ended_at: null,
+  };
 }

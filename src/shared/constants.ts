@@ -1,11 +1,17 @@
 /** The Temporal task queue every Gantry workflow and activity runs on. */
 export const TASK_QUEUE = 'gantry';
 
-/** Workflow ids: one deploy workflow per deployment (DESIGN §3). */
+/**
+ * Workflow ids: one deploy workflow per deployment (DESIGN §3), one promotion at a time per
+ * environment, and one update at a time per development deployment (Temporal refuses a second
+ * start while one runs, which serializes them).
+ */
 export const workflowIds = {
   deploy: (deploymentId: string): string => `deploy:${deploymentId}`,
   promotion: (modelId: string, environment: string): string => `promotion:${modelId}:${environment}`,
-  developmentUpdate: (deploymentId: string, revision: number): string => `development:${deploymentId}:${revision}`,
+  developmentUpdate: (deploymentId: string): string => `development:${deploymentId}`,
+  /** The id development updates had before they were one at a time per deployment (still running ones keep it). */
+  legacyDevelopmentUpdate: (deploymentId: string, revision: number): string => `development:${deploymentId}:${revision}`,
 } as const;
 
 /** The name of the environment every model has and that cannot be deleted. */

@@ -160,6 +160,9 @@ export interface AuditEntry {
   at: string;
 }
 
+/** An audit entry to append (`at` defaults to now). */
+export type NewAuditEntry = Omit<AuditEntry, 'id' | 'at'> & { at?: string };
+
 /** Replica-seconds and requests one deployment used during one minute. */
 export interface UsageSample {
   deployment_id: string;
@@ -207,8 +210,11 @@ export interface Store {
   listLiveDeployments(): Promise<DeploymentRecord[]>;
   /** Applies a patch and returns the updated deployment. */
   updateDeployment(id: string, patch: DeploymentPatch): Promise<DeploymentRecord>;
-  /** Applies a patch only if the deployment's status is still one of `statuses`; returns whether it did. */
-  updateDeploymentIfStatus(id: string, statuses: DeploymentStatus[], patch: DeploymentPatch): Promise<boolean>;
+  /**
+   * Applies a patch only if the deployment's status is still one of `statuses`, appending `audit`
+   * in the same transaction when it does; returns whether it did.
+   */
+  updateDeploymentIfStatus(id: string, statuses: DeploymentStatus[], patch: DeploymentPatch, audit?: NewAuditEntry): Promise<boolean>;
   /** Sets a deployment's status only if it is still `from`; returns whether it did. */
   setStatusIf(id: string, from: DeploymentStatus, to: DeploymentStatus, message: string | null): Promise<boolean>;
   /** Removes a deployment that never became usable (a push the workflow could not start for). */
@@ -234,6 +240,16 @@ export interface Store {
   adoptIfNoCurrentDeployment(modelId: string, environment: string, deploymentId: string): Promise<boolean>;
 
   createPromotion(promotion: Omit<PromotionRecord, 'updated_at' | 'ended_at'>): Promise<PromotionRecord>;
+  /**
+   * Creates a promotion in one transaction with the check that no other promotion in flight is of
+   * the same environment or controls one of `deploymentIds`; returns that promotion instead when one is.
+   */
+  createPromotionIfClear(
+    promotion: Omit<PromotionRecord, 'updated_at' | 'ended_at'>,
+    deploymentIds: string[],
+  ): Promise<{ promotion: PromotionRecord } | { clash: PromotionRecord }>;
+  /** Ends a promotion that has not ended yet, appending `audit` in the same transaction; returns whether it did. */
+  endPromotion(id: string, end: Pick<PromotionRecord, 'status' | 'message'>, audit: NewAuditEntry): Promise<boolean>;
   updatePromotion(id: string, patch: PromotionPatch): Promise<PromotionRecord>;
   getPromotion(id: string): Promise<PromotionRecord | undefined>;
   /** An environment's promotions, newest first. */
@@ -261,7 +277,7 @@ export interface Store {
   /** The hashes of every valid key, for the gateway's in-memory check. */
   listApiKeyHashes(): Promise<Map<string, string>>;
 
-  appendAudit(entry: Omit<AuditEntry, 'id' | 'at'> & { at?: string }): Promise<AuditEntry>;
+  appendAudit(entry: NewAuditEntry): Promise<AuditEntry>;
   listAudit(modelId: string, options?: { limit?: number }): Promise<AuditEntry[]>;
 
   /** Adds usage samples to what is already recorded for their deployment and minute. */

@@ -1,39 +1,83 @@
-/** Starts, signals and queries Gantry's workflows, with their ids, search attributes and summaries in one place. */
-import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
-import { TypedSearchAttributes } from '@temporalio/common';
+/** Starts, updates, signals, queries and describes Gantry's workflows, with their ids, search attributes and summaries in one place. */
+import {
+  Client,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type WorkflowExecutionStatusName,
+} from '@temporalio/client';
+import { ApplicationFailure, defaultPayloadConverter, TypedSearchAttributes } from '@temporalio/common';
 import { TASK_QUEUE, workflowIds } from '../shared/constants';
 import { GANTRY_DEPLOYMENT_ID, GANTRY_ENVIRONMENT, GANTRY_MODEL_ID } from '../shared/search-attributes';
 import type { DeploymentRecord, ModelRecord } from '../store/store';
 import {
+  ACTION_REFUSED,
   cancelPromotionSignal,
   forceCancelPromotionSignal,
   forceRollForwardPromotionSignal,
   pausePromotionSignal,
+  promotionActionUpdate,
   promotionStatusQuery,
   resumePromotionSignal,
   type PromotionStatus,
 } from '../workflows/messages';
-import type { DevelopmentUpdateInput } from '../workflows/development';
+import type { DevelopmentUpdateInput, DevelopmentUpdateOutcome } from '../workflows/development';
 import type { PromotionWorkflowInput } from '../workflows/promotion';
-import type { PromotionActionName } from '../workflows/promotion-rules';
+import { actionTookEffect, type PromotionActionName } from '../workflows/promotion-rules';
 
 /** A promotion workflow of this environment is already running. */
 export class PromotionAlreadyRunning extends Error {
   override name = 'PromotionAlreadyRunning';
 }
 
-/** The workflow operations the API and activities need. */
+/** An update of this development deployment is already running. */
+export class DevelopmentUpdateAlreadyRunning extends Error {
+  override name = 'DevelopmentUpdateAlreadyRunning';
+}
+
+/** The promotion refused the action (the state × action table); the message is the reason. */
+export class PromotionActionRefused extends Error {
+  override name = 'PromotionActionRefused';
+}
+
+/** What an action sent as an Update came to. */
+export interface PromotionActionResult {
+  /** Whether it took effect within the wait (else it is accepted and still pending). */
+  done: boolean;
+  /** The promotion's status when it took effect. */
+  status?: PromotionStatus;
+}
+
+/** A workflow execution as the repair loop needs to see it: the latest run of an id. */
+export interface WorkflowDescription {
+  status: WorkflowExecutionStatusName;
+  runId: string;
+  startTime: Date;
+  closeTime?: Date;
+  memo: Record<string, unknown>;
+}
+
+/** The workflow operations the API, activities and the repair loop need. */
 export interface WorkflowsClient {
-  /** Starts the deploy workflow of a new deployment (a second start of the same deployment is a no-op). */
+  /** Starts the deploy workflow of a new deployment (a second start while one runs is a no-op). */
   startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string }): Promise<void>;
-  /** Starts the rebuild of a development deployment at a new revision (its requirements changed). */
-  startDevelopmentUpdate(model: ModelRecord, deployment: DeploymentRecord, input: DevelopmentUpdateInput): Promise<void>;
+  /** Starts an update of a development deployment (throws DevelopmentUpdateAlreadyRunning while one runs) and returns its outcome once it ends. */
+  startDevelopmentUpdate(model: ModelRecord, deployment: DeploymentRecord, input: DevelopmentUpdateInput): Promise<{ result: () => Promise<DevelopmentUpdateOutcome> }>;
   /** Starts a promotion; throws PromotionAlreadyRunning when one of the environment is in flight. */
   startPromotion(model: ModelRecord, candidate: DeploymentRecord, input: PromotionWorkflowInput): Promise<void>;
-  /** Sends an action signal to the environment's promotion. */
+  /**
+   * Sends an action to the environment's promotion as an Update and waits up to `waitMs` for it
+   * to take effect; throws PromotionActionRefused with the reason when the promotion refuses it.
+   */
+  actOnPromotion(modelId: string, environment: string, action: PromotionActionName, actor: string, waitMs: number): Promise<PromotionActionResult>;
+  /** Sends an action signal to the environment's promotion (for promotions started before actions were Updates). */
   signalPromotion(modelId: string, environment: string, action: PromotionActionName, actor: string): Promise<void>;
   /** The live status of the environment's promotion workflow, or undefined when there is none. */
   promotionStatus(modelId: string, environment: string): Promise<PromotionStatus | undefined>;
+  /** The latest run of a workflow id, or undefined when there has never been one. */
+  describe(workflowId: string): Promise<WorkflowDescription | undefined>;
+  /** The input the latest run of a workflow id was started with, and how it was terminated if it was. */
+  startInputOf(workflowId: string): Promise<{ input: unknown; terminationReason?: string } | undefined>;
 }
 
 const SIGNALS = {
@@ -43,6 +87,9 @@ const SIGNALS = {
   FORCE_CANCEL: forceCancelPromotionSignal,
   FORCE_ROLL_FORWARD: forceRollForwardPromotionSignal,
 } as const;
+
+/** How long an Update may wait to be accepted (a worker must pick it up) before the caller hears Temporal is not answering. */
+const UPDATE_ACCEPT_TIMEOUT_MS = 15_000;
 
 /** WorkflowsClient over a Temporal client. */
 export class TemporalWorkflowsClient implements WorkflowsClient {
@@ -55,7 +102,8 @@ export class TemporalWorkflowsClient implements WorkflowsClient {
     arg: unknown,
     tags: { model: ModelRecord; deploymentId: string; environment?: string },
     summary: { staticSummary: string; staticDetails?: string },
-  ): Promise<unknown> {
+    memo?: Record<string, unknown>,
+  ) {
     return this.client.workflow.start(type, {
       taskQueue: TASK_QUEUE,
       workflowId,
@@ -65,6 +113,7 @@ export class TemporalWorkflowsClient implements WorkflowsClient {
         { key: GANTRY_DEPLOYMENT_ID, value: tags.deploymentId },
         ...(tags.environment ? [{ key: GANTRY_ENVIRONMENT, value: tags.environment }] : []),
       ]),
+      memo,
       ...summary,
     });
   }
@@ -87,10 +136,21 @@ export class TemporalWorkflowsClient implements WorkflowsClient {
     }
   }
 
-  async startDevelopmentUpdate(model: ModelRecord, deployment: DeploymentRecord, input: DevelopmentUpdateInput): Promise<void> {
-    await this.start('developmentUpdateWorkflow', workflowIds.developmentUpdate(deployment.id, input.revision), input, { model, deploymentId: deployment.id }, {
-      staticSummary: `Rebuild ${model.name} / development at revision ${input.revision}`,
-    });
+  async startDevelopmentUpdate(model: ModelRecord, deployment: DeploymentRecord, input: DevelopmentUpdateInput): Promise<{ result: () => Promise<DevelopmentUpdateOutcome> }> {
+    try {
+      const handle = await this.start(
+        'developmentUpdateWorkflow',
+        workflowIds.developmentUpdate(deployment.id),
+        input,
+        { model, deploymentId: deployment.id },
+        { staticSummary: `${input.mode === 'reload' ? 'Reload' : 'Rebuild'} ${model.name} / development at revision ${input.revision}` },
+        { revision: input.revision },
+      );
+      return { result: () => handle.result() as Promise<DevelopmentUpdateOutcome> };
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) throw new DevelopmentUpdateAlreadyRunning(error.message);
+      throw error;
+    }
   }
 
   async startPromotion(model: ModelRecord, candidate: DeploymentRecord, input: PromotionWorkflowInput): Promise<void> {
@@ -104,10 +164,36 @@ export class TemporalWorkflowsClient implements WorkflowsClient {
           staticSummary: `Promote ${model.name} / ${candidate.name} → ${input.environment}`,
           staticDetails: `promotion ${input.promotionId}: ${input.settings.rolling_deploy ? 'rolling' : 'instant'}, asked by ${input.actor}`,
         },
+        { promotion_id: input.promotionId },
       );
     } catch (error) {
       if (error instanceof WorkflowExecutionAlreadyStartedError) throw new PromotionAlreadyRunning(error.message);
       throw error;
+    }
+  }
+
+  async actOnPromotion(modelId: string, environment: string, action: PromotionActionName, actor: string, waitMs: number): Promise<PromotionActionResult> {
+    const handle = this.client.workflow.getHandle(workflowIds.promotion(modelId, environment));
+    const update = await this.client.withDeadline(Date.now() + UPDATE_ACCEPT_TIMEOUT_MS, () =>
+      handle.startUpdate(promotionActionUpdate, { args: [{ action, actor }], waitForStage: 'ACCEPTED' }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), waitMs)));
+    try {
+      const status = await Promise.race([update.result(), timeout]);
+      return status ? { done: true, status } : { done: false };
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure && error.cause.type === ACTION_REFUSED) {
+        throw new PromotionActionRefused(error.cause.message);
+      }
+      // The run that took the action closed (it continued as new, or ended) before its outcome was
+      // read: the action was accepted there; whether it took effect, the status of the latest run says.
+      if (!(error instanceof WorkflowNotFoundError)) throw error;
+      const status = await this.promotionStatus(modelId, environment);
+      const control = status && { status: status.status, pending: status.pending_action, pausedFrom: status.paused_from, finishing: status.finishing };
+      return control && actionTookEffect(action, control) ? { done: true, status } : { done: false, status };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -122,5 +208,38 @@ export class TemporalWorkflowsClient implements WorkflowsClient {
       if (error instanceof WorkflowNotFoundError) return undefined;
       throw error;
     }
+  }
+
+  async describe(workflowId: string): Promise<WorkflowDescription | undefined> {
+    try {
+      const description = await this.client.workflow.getHandle(workflowId).describe();
+      return {
+        status: description.status.name,
+        runId: description.runId,
+        startTime: description.startTime,
+        closeTime: description.closeTime,
+        memo: description.memo ?? {},
+      };
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  async startInputOf(workflowId: string): Promise<{ input: unknown; terminationReason?: string } | undefined> {
+    let history;
+    try {
+      history = await this.client.workflow.getHandle(workflowId).fetchHistory();
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return undefined;
+      throw error;
+    }
+    const events = history.events ?? [];
+    const payload = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    const terminated = events.at(-1)?.workflowExecutionTerminatedEventAttributes;
+    return {
+      input: payload ? defaultPayloadConverter.fromPayload(payload) : undefined,
+      terminationReason: terminated ? terminated.reason || 'no reason given' : undefined,
+    };
   }
 }

@@ -1,70 +1,115 @@
 /**
- * developmentUpdateWorkflow: a development deployment whose requirements changed is rebuilt
- * (a new Python environment) and its replica replaced — not zero-downtime, as for Baseten's
- * development deployments. UPDATING → ACTIVE; when the new code does not build or load, the
- * previous revision is put back and keeps serving, and the status message says why.
+ * developmentUpdateWorkflow: sends a new revision of a development deployment's code to its
+ * replica. With the same requirements (`mode: 'reload'`) the running replica live-reloads it
+ * (or, asleep, wakes on it); when the requirements changed the revision is rebuilt (a new Python
+ * environment) and the replica replaced — not zero-downtime, as for Baseten's development
+ * deployments. UPDATING → ACTIVE; when the new code does not build or load, the previous
+ * revision is put back and keeps serving, and the status message says why. A cancellation, or
+ * an unexpected failure, puts the previous revision back the same way.
  */
-import { ActivityFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { BUILD_FAILED, REPLICAS_NOT_READY } from '../activities/failures';
 import { builds, failureOfType, records, waits } from './activity-proxies';
 import type { ModelConfig } from '../shared/schemas';
 
-/** What a rebuild starts from. */
+/** What an update starts from. */
 export interface DevelopmentUpdateInput {
   deploymentId: string;
-  /** The revision to build (its archive is the deployment's latest upload). */
+  /** The revision to send (its archive is the deployment's latest upload). */
   revision: number;
   /** The revision serving now (and how many replicas it ran), put back if the new one fails. */
   previous: { revision: number; envKey: string; config: ModelConfig; desiredReplicas: number };
   deployTimeoutSeconds: number;
+  /**
+   * `reload`: the new revision's code, already unpacked, runs in the same Python environment and
+   * is live-reloaded; absent (as for updates started before reloads were workflows): a rebuild.
+   */
+  mode?: 'reload';
+  /** The new revision's config (a reload; a rebuild reads it from the build). */
+  config?: ModelConfig;
 }
 
-/** How a rebuild ended. */
+/** How an update ended. */
 export interface DevelopmentUpdateOutcome {
   deployment_id: string;
   revision: number;
   status: 'UPDATED' | 'FAILED';
   message?: string;
+  /** A reload that found the deployment asleep and started its replica on the new code. */
+  woken?: boolean;
 }
+
+/** The update ended without an outcome (cancelled or failed unexpectedly) after putting the previous revision back. */
+export const DEVELOPMENT_UPDATE_INTERRUPTED = 'DevelopmentUpdateInterrupted';
 
 /** The failure's message: the typed cause when it is one, else whatever ended the activity. */
 function causeOf(error: unknown, type: string): string | undefined {
-  if (!(error instanceof ActivityFailure)) return undefined;
+  if (!(error instanceof ActivityFailure) || isCancellation(error)) return undefined;
   return failureOfType(error, type)?.message ?? error.cause?.message ?? error.message;
 }
 
-/** Rebuilds a development deployment at a new revision and replaces its replica. */
+/** Sends a development deployment a new revision; see the module comment. */
 export async function developmentUpdateWorkflow(input: DevelopmentUpdateInput): Promise<DevelopmentUpdateOutcome> {
   const { deploymentId, revision } = input;
   const { desiredReplicas: previousReplicas, ...previousCode } = input.previous;
-  const failed = async (message: string): Promise<DevelopmentUpdateOutcome> => {
+  const failed = async (message: string, revisionApplied: boolean): Promise<DevelopmentUpdateOutcome> => {
+    if (revisionApplied) await records.applyRevision({ deploymentId, ...previousCode, desiredReplicas: previousReplicas });
     await records.setDeploymentStatus({
       deploymentId,
       status: previousReplicas > 0 ? 'ACTIVE' : 'SCALED_TO_ZERO',
       message: `update to revision ${revision} failed, the previous code ${previousReplicas > 0 ? 'serves' : 'stays (asleep)'}: ${message}`,
     });
+    if (input.mode === 'reload') await records.releaseRevisions({ deploymentId, serving: previousCode.revision, failed: revision });
     return { deployment_id: deploymentId, revision, status: 'FAILED', message };
   };
 
-  await records.setDeploymentStatus({ deploymentId, status: 'UPDATING' });
-  let built: Awaited<ReturnType<Activities['buildDeployment']>>;
+  let revisionApplied = false;
   try {
-    built = await builds.buildDeployment({ deploymentId, revision });
+    return input.mode === 'reload' ? await reload() : await rebuild();
   } catch (error) {
-    const message = causeOf(error, BUILD_FAILED);
-    if (message === undefined) throw error;
-    return failed(message);
+    const cancelled = isCancellation(error);
+    const cause = cancelled ? 'the update was cancelled' : `the update failed unexpectedly: ${(error as ActivityFailure).cause?.message ?? (error as Error).message}`;
+    await CancellationScope.nonCancellable(() => failed(cause, revisionApplied));
+    if (cancelled) throw error;
+    throw ApplicationFailure.create({ type: DEVELOPMENT_UPDATE_INTERRUPTED, message: cause, nonRetryable: true });
   }
-  await records.applyRevision({ deploymentId, revision, envKey: built.envKey, config: built.config, desiredReplicas: 1 });
-  try {
-    await waits.awaitReplicasReady({ deploymentId, replicas: 1, revision, deadlineMs: Date.now() + input.deployTimeoutSeconds * 1000 });
-  } catch (error) {
-    const message = causeOf(error, REPLICAS_NOT_READY);
-    if (message === undefined) throw error;
-    await records.applyRevision({ deploymentId, ...previousCode, desiredReplicas: previousReplicas });
-    return failed(message);
+
+  async function rebuild(): Promise<DevelopmentUpdateOutcome> {
+    await records.setDeploymentStatus({ deploymentId, status: 'UPDATING' });
+    let built: Awaited<ReturnType<Activities['buildDeployment']>>;
+    try {
+      built = await builds.buildDeployment({ deploymentId, revision });
+    } catch (error) {
+      const message = causeOf(error, BUILD_FAILED);
+      if (message === undefined) throw error;
+      return failed(message, false);
+    }
+    revisionApplied = true;
+    await records.applyRevision({ deploymentId, revision, envKey: built.envKey, config: built.config, desiredReplicas: 1 });
+    try {
+      await waits.awaitReplicasReady({ deploymentId, replicas: 1, revision, deadlineMs: Date.now() + input.deployTimeoutSeconds * 1000 });
+    } catch (error) {
+      const message = causeOf(error, REPLICAS_NOT_READY);
+      if (message === undefined) throw error;
+      return failed(message, true);
+    }
+    await records.setDeploymentStatus({ deploymentId, status: 'ACTIVE' });
+    return { deployment_id: deploymentId, revision, status: 'UPDATED' };
   }
-  await records.setDeploymentStatus({ deploymentId, status: 'ACTIVE' });
-  return { deployment_id: deploymentId, revision, status: 'UPDATED' };
+
+  async function reload(): Promise<DevelopmentUpdateOutcome> {
+    revisionApplied = true;
+    const { woken } = await records.startRevision({ deploymentId, revision, config: input.config! });
+    try {
+      await waits.awaitReplicasReady({ deploymentId, replicas: 1, revision, deadlineMs: Date.now() + input.deployTimeoutSeconds * 1000 });
+    } catch (error) {
+      const message = causeOf(error, REPLICAS_NOT_READY);
+      if (message === undefined) throw error;
+      return failed(message, true);
+    }
+    await records.setDeploymentStatus({ deploymentId, status: 'ACTIVE' });
+    await records.releaseRevisions({ deploymentId, serving: revision });
+    return { deployment_id: deploymentId, revision, status: 'UPDATED', woken };
+  }
 }

@@ -1,5 +1,5 @@
 /** Signals and queries of Gantry's workflows, shared by workflows, the API and the CLI. */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { DeploymentStatus } from '../shared/schemas';
 
 /** Where a deploy workflow is. */
@@ -20,10 +20,15 @@ export type PromotionStatusName = (typeof promotionStatuses)[number];
 /** The statuses a promotion ends in. */
 export const TERMINAL_PROMOTION_STATUSES: readonly PromotionStatusName[] = ['SUCCEEDED', 'FAILED', 'CANCELED'];
 
-/** Who asked for an action. Signals sent without one (the Temporal UI, `temporal workflow signal`) are attributed to `temporal`. */
+/** Who asked for an action. Signals sent without one (the Temporal UI, `temporal workflow signal`) are attributed to SIGNAL_ACTOR. */
 export interface ActionRequest {
   actor?: string;
 }
+
+/** The actor named for signals that carry none (the Temporal UI, `temporal workflow signal`). */
+export const SIGNAL_ACTOR = 'temporal (signal)';
+/** The actor named for a cancellation of the workflow itself (`temporal workflow cancel`, the UI's Cancel). */
+export const CANCEL_ACTOR = 'temporal (cancel)';
 
 /** One action taken on a promotion, as the status lists it. */
 export interface PromotionActionRecord {
@@ -35,6 +40,20 @@ export interface PromotionActionRecord {
   /** The status it arrived in. */
   status: PromotionStatusName;
 }
+
+/** An action a user can send, as the audit log names it. */
+export type PromotionActionName = Exclude<PromotionActionRecord['action'], 'PROMOTE'>;
+
+/** An action sent as a Workflow Update: which one, and who asked. */
+export interface PromotionActionRequest extends ActionRequest {
+  action: PromotionActionName;
+}
+
+/** The ApplicationFailure type of an action the state × action table refuses (the Update's validator). */
+export const ACTION_REFUSED = 'ActionRefused';
+
+/** What a promotion is doing when it can no longer take actions: moving all traffic one way, then ending. */
+export type PromotionFinishing = 'COMPLETING' | 'ROLLING_BACK';
 
 /** One side of a promotion. */
 export interface PromotionSide {
@@ -64,6 +83,10 @@ export interface PromotionStatus {
   started_at: string;
   updated_at: string;
   actions: PromotionActionRecord[];
+  /** Set while the promotion completes or rolls back: every action is refused then. Absent before version 2. */
+  finishing?: PromotionFinishing | null;
+  /** 2 for promotions that take actions as Updates; absent for those started before (signals only). */
+  version?: 2;
 }
 
 /** Pause at the next step boundary; the traffic split stays where it is. */
@@ -76,6 +99,13 @@ export const cancelPromotionSignal = defineSignal<[ActionRequest?]>('cancelPromo
 export const forceCancelPromotionSignal = defineSignal<[ActionRequest?]>('forceCancelPromotion');
 /** Candidate to full size and all traffic at once, then clean up the previous: SUCCEEDED. */
 export const forceRollForwardPromotionSignal = defineSignal<[ActionRequest?]>('forceRollForwardPromotion');
+
+/**
+ * Pause, resume, cancel, force-cancel or force-roll-forward, checked against the state × action
+ * table before it is accepted (a refusal is an ApplicationFailure of type ACTION_REFUSED with the
+ * reason, and changes nothing); answers the promotion's status once the action has taken effect.
+ */
+export const promotionActionUpdate = defineUpdate<PromotionStatus, [PromotionActionRequest]>('promotionAction');
 
 /** The status of a promotion workflow. */
 export const promotionStatusQuery = defineQuery<PromotionStatus>('promotionStatus');

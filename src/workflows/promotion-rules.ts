@@ -3,10 +3,9 @@
  * docs/promotion-states.md as code. Pure and deterministic, shared by the workflow (which
  * applies or ignores each signal) and the API (which answers 409 when an action does not apply).
  */
-import { TERMINAL_PROMOTION_STATUSES, type PromotionActionRecord, type PromotionStatusName } from './messages';
+import { TERMINAL_PROMOTION_STATUSES, type PromotionActionName, type PromotionFinishing, type PromotionStatusName } from './messages';
 
-/** An action a user can send, as the audit log names it. */
-export type PromotionActionName = Exclude<PromotionActionRecord['action'], 'PROMOTE'>;
+export type { PromotionActionName } from './messages';
 
 /** What decides whether an action applies. */
 export interface PromotionControlState {
@@ -15,6 +14,8 @@ export interface PromotionControlState {
   pending: PromotionActionName | null;
   /** The phase a PAUSED promotion returns to. */
   pausedFrom: 'RAMPING_UP' | 'RAMPING_DOWN' | null;
+  /** Set while it completes or rolls back (absent in promotions started before version 2). */
+  finishing?: PromotionFinishing | null;
 }
 
 const FORCED: readonly (PromotionActionName | null)[] = ['FORCE_CANCEL', 'FORCE_ROLL_FORWARD'];
@@ -22,6 +23,8 @@ const FORCED: readonly (PromotionActionName | null)[] = ['FORCE_CANCEL', 'FORCE_
 /** Why an action does not apply in this state, or undefined when it does. */
 export function actionRefusal(state: PromotionControlState, action: PromotionActionName): string | undefined {
   if (TERMINAL_PROMOTION_STATUSES.includes(state.status)) return `the promotion has already ${state.status}`;
+  if (state.finishing === 'COMPLETING') return 'the promotion is completing: all traffic is moving to the candidate';
+  if (state.finishing === 'ROLLING_BACK') return 'the promotion is rolling back: all traffic is moving back to the previous deployment';
   if (FORCED.includes(state.pending)) return `a ${state.pending} is already under way`;
   switch (action) {
     case 'PAUSE':
@@ -48,4 +51,24 @@ export function actionRefusal(state: PromotionControlState, action: PromotionAct
 export function acceptAction(state: PromotionControlState, action: PromotionActionName): PromotionControlState {
   if (action === 'RESUME') return { ...state, pending: state.status === 'PAUSED' ? 'RESUME' : null };
   return { ...state, pending: action };
+}
+
+/**
+ * Whether an accepted action has taken effect in this state: a pause once PAUSED, a resume once
+ * no longer paused (or the pending pause withdrawn), a cancel once RAMPING_DOWN, and any action
+ * once the promotion has ended.
+ */
+export function actionTookEffect(action: PromotionActionName, state: PromotionControlState): boolean {
+  if (TERMINAL_PROMOTION_STATUSES.includes(state.status)) return true;
+  switch (action) {
+    case 'PAUSE':
+      return state.status === 'PAUSED';
+    case 'RESUME':
+      return state.status !== 'PAUSED' && state.pending !== 'PAUSE' && state.pending !== 'RESUME';
+    case 'GRACEFUL_CANCEL':
+      return state.status === 'RAMPING_DOWN';
+    case 'FORCE_CANCEL':
+    case 'FORCE_ROLL_FORWARD':
+      return false;
+  }
 }

@@ -6,7 +6,7 @@
 import { Context, sleep } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../src/activities';
-import { REPLICAS_NOT_READY } from '../../src/activities/failures';
+import { REPLICAS_NOT_READY, ROUTE_NOT_APPLIED } from '../../src/activities/failures';
 import { promotionWeights } from '../../src/activities/promotions';
 import { DEFAULT_PROMOTION_SETTINGS, modelConfigSchema, type PromotionSettings } from '../../src/shared/schemas';
 import type { AuditEntry } from '../../src/store/store';
@@ -39,6 +39,12 @@ export class FakeCluster {
   audit: Omit<AuditEntry, 'id'>[] = [];
   /** Every traffic percent routed, in order. */
   routed: number[] = [];
+  /** Every scale and route write, in order (`scale prev 2`, `route 0`). */
+  writes: string[] = [];
+  /** Activities that fail, by name, with the failure they throw. */
+  failing = new Map<string, () => Error>();
+  /** A route generation that is never applied: awaitRouteApplied on it fails as when its deadline passed. */
+  neverApplied = new Set<number>();
   /** Gates: an armed key blocks the activity that hits it until released. */
   private readonly armed = new Set<string>();
   private readonly released = new Set<string>();
@@ -46,6 +52,8 @@ export class FakeCluster {
   failReady = new Set<string>();
   /** Replicas each side keeps because it serves another environment. */
   floors = { candidate: 0, previous: 0 };
+  /** Set: beginPromotion refuses the promotion with this reason (it would clash with another). */
+  refuseBegin: string | undefined;
 
   constructor(private readonly hasPrevious = true) {
     if (!hasPrevious) {
@@ -97,6 +105,7 @@ export class FakeCluster {
     return {
       beginPromotion: async () => {
         await this.gate('begin');
+        if (this.refuseBegin) return { previousDeploymentId: null, replicas: 0, previousReplicas: 0, floors: this.floors, refused: this.refuseBegin };
         return {
           previousDeploymentId: this.hasPrevious ? PREVIOUS : null,
           replicas: 2,
@@ -110,6 +119,7 @@ export class FakeCluster {
       },
       scaleDeployment: async ({ deploymentId, replicas }) => {
         this.replicas[deploymentId] = replicas;
+        this.writes.push(`scale ${deploymentId} ${replicas}`);
       },
       awaitReplicasReady: async ({ deploymentId }) => {
         const call = (this.readyCalls.get(deploymentId) ?? 0) + 1;
@@ -118,17 +128,26 @@ export class FakeCluster {
         if (call === this.armReadyOnCall.get(deploymentId)) this.arm(onCall);
         await this.gate(onCall);
         await this.gate(`ready:${deploymentId}`);
-        if (this.failReady.has(deploymentId)) {
+        if (this.failReady.has(deploymentId) || this.failReady.has(`${deploymentId}#${call}`)) {
           throw ApplicationFailure.create({ message: 'replica cand-1 failed to start: load() raised: OSError: weights missing', type: REPLICAS_NOT_READY, nonRetryable: true });
         }
       },
       setTraffic: async ({ candidateId, previousId, percent }) => {
+        const failure = this.failing.get('setTraffic');
+        if (failure) throw failure();
         this.weights = promotionWeights(candidateId, previousId, percent);
         this.routed.push(percent);
+        this.writes.push(`route ${percent}`);
         return this.routed.length;
       },
-      awaitRouteApplied: async () => {},
+      awaitRouteApplied: async ({ generation }) => {
+        await this.gate(`route:${generation}`);
+        if (this.neverApplied.has(generation)) {
+          throw ApplicationFailure.create({ message: `the route of staging at generation ${generation} was not applied in time: no node is live`, type: ROUTE_NOT_APPLIED, nonRetryable: true });
+        }
+      },
       setCurrentDeployment: async ({ deploymentId }) => {
+        await this.gate('switch');
         this.current = deploymentId;
         this.weights = { [deploymentId]: 100 };
         return 99;
@@ -166,6 +185,8 @@ export type DeployActivities = Pick<
   | 'awaitRouteApplied'
   | 'promoteAfterDeploy'
   | 'applyRevision'
+  | 'startRevision'
+  | 'releaseRevisions'
 >;
 
 /** A control plane in memory, behind typed mock activities. */
@@ -181,10 +202,12 @@ export class FakeControlPlane {
   revisions: number[] = [];
   /** Environments a push asked to be promoted to. */
   promotedTo: string[] = [];
+  /** What development revisions released (`serving 3`, `failed 4`). */
+  released: string[] = [];
 
   constructor(
     private readonly behaviour: {
-      build?: (attempt: number) => void;
+      build?: (attempt: number) => void | Promise<void>;
       ready?: () => Promise<void>;
       minReplica?: number;
       alreadyHasProduction?: boolean;
@@ -201,7 +224,7 @@ export class FakeControlPlane {
       },
       buildDeployment: async () => {
         this.buildAttempts++;
-        this.behaviour.build?.(this.buildAttempts);
+        await this.behaviour.build?.(this.buildAttempts);
         return { envKey: 'env', reusedEnvironment: false, config: modelConfigSchema.parse({}) };
       },
       scaleToMinReplicas: async () => {
@@ -230,6 +253,13 @@ export class FakeControlPlane {
       },
       applyRevision: async ({ revision }) => {
         this.revisions.push(revision);
+      },
+      startRevision: async ({ revision }) => {
+        this.revisions.push(revision);
+        return { woken: false };
+      },
+      releaseRevisions: async ({ serving, failed }) => {
+        this.released.push(failed === undefined ? `serving ${serving}` : `failed ${failed}`);
       },
     };
   }

@@ -3,12 +3,16 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { TEMPORAL_TEST_SERVER } from '../../src/stack/temporal-dev-server';
 
-/** Keeps the SDK's worker logs (TypeScript and native core) to errors so test output stays readable. */
+/**
+ * Keeps the SDK's worker logs (TypeScript and native core) to errors so test output stays
+ * readable; GANTRY_TEST_LOG_LEVEL (WARN, INFO, DEBUG) shows more when a test needs looking into.
+ */
 export function installQuietRuntime(): void {
+  const level = (process.env.GANTRY_TEST_LOG_LEVEL ?? 'ERROR') as 'ERROR' | 'WARN' | 'INFO' | 'DEBUG';
   try {
     Runtime.install({
-      logger: new DefaultLogger('ERROR'),
-      telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } },
+      logger: new DefaultLogger(level),
+      telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } },
     });
   } catch {
     // already installed by another test file in this process

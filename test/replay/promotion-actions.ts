@@ -1,6 +1,7 @@
 /** How the history recorder sends a control action to a running promotion. */
 import type { WorkflowHandle } from '@temporalio/client';
 import {
+  promotionActionUpdate,
   cancelPromotionSignal,
   forceCancelPromotionSignal,
   forceRollForwardPromotionSignal,
@@ -29,7 +30,11 @@ const SIGNALS = {
   force_roll_forward: forceRollForwardPromotionSignal,
 } as const;
 
-/** Sends the action as its signal, attributed to `actor`. */
-export async function sendAction(handle: WorkflowHandle, action: PromotionActionKey, actor: string): Promise<void> {
-  await handle.signal(SIGNALS[action], { actor });
+/**
+ * Sends the action, attributed to `actor`: as the API does (the `promotionAction` Update, not
+ * waiting for its effect: the recorder follows the status), or as the Temporal UI does (its signal).
+ */
+export async function sendAction(handle: WorkflowHandle, action: PromotionActionKey, actor: string, via: 'update' | 'signal' = 'update'): Promise<void> {
+  if (via === 'signal') await handle.signal(SIGNALS[action], { actor });
+  else await handle.startUpdate(promotionActionUpdate, { args: [{ action: PROMOTION_ACTIONS[action], actor }], waitForStage: 'ACCEPTED' });
 }

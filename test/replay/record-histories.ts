@@ -13,6 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -84,7 +85,7 @@ function promotion(
   };
 }
 
-const act = (handle: WorkflowHandle, action: PromotionActionKey): Promise<void> => sendAction(handle, action, 'bob');
+const act = (handle: WorkflowHandle, action: PromotionActionKey, via: 'update' | 'signal' = 'update'): Promise<void> => sendAction(handle, action, 'bob', via);
 
 /** After the first step (traffic at 50 %), while the long stabilization wait runs, sends `action`. */
 const afterFirstStep =
@@ -110,19 +111,57 @@ function deploy(behaviour: ConstructorParameters<typeof FakeControlPlane>[0], pr
   };
 }
 
-/** Runs a development rebuild against a fake control plane. */
-function developmentUpdate(behaviour: ConstructorParameters<typeof FakeControlPlane>[0]): Scenario {
+/** Runs a development update (a rebuild, or with `reload` a live reload) against a fake control plane; `cancel` cancels it while its replica is awaited. */
+function developmentUpdate(behaviour: ConstructorParameters<typeof FakeControlPlane>[0], mode?: 'reload', cancel = false): Scenario {
   return async ({ env, bundle, taskQueue }) => {
-    const plane = new FakeControlPlane(behaviour);
+    let waiting: (() => void) | undefined;
+    let release!: () => void;
+    const plane = new FakeControlPlane(cancel ? { ...behaviour, ready: () => new Promise<void>((resolve) => ((release = resolve), waiting?.())) } : behaviour);
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: plane.activities() });
-    const workflowId = `development:${taskQueue}:2`;
-    await worker.runUntil(
-      env.client.workflow.execute(developmentUpdateWorkflow, {
+    const workflowId = `development:${taskQueue}`;
+    await worker.runUntil(async () => {
+      const handle = await env.client.workflow.start(developmentUpdateWorkflow, {
         taskQueue,
         workflowId,
-        args: [{ deploymentId: taskQueue, revision: 2, previous: { revision: 1, envKey: 'env-old', config: modelConfigSchema.parse({}), desiredReplicas: 1 }, deployTimeoutSeconds: 60 }],
-      }),
-    );
+        args: [
+          {
+            deploymentId: taskQueue,
+            revision: 2,
+            previous: { revision: 1, envKey: 'env-old', config: modelConfigSchema.parse({}), desiredReplicas: 1 },
+            deployTimeoutSeconds: 60,
+            ...(mode ? { mode, config: modelConfigSchema.parse({}) } : {}),
+          },
+        ],
+      });
+      if (cancel) {
+        await new Promise<void>((resolve) => (waiting = resolve));
+        await handle.cancel();
+        await handle.result().catch(() => undefined);
+        release();
+      }
+      await handle.result().catch((error: unknown) => {
+        if (!cancel) throw error;
+      });
+    });
+    return workflowId;
+  };
+}
+
+/** Runs a deploy that is cancelled while it builds. */
+function cancelledDeploy(): Scenario {
+  return async ({ env, bundle, taskQueue }) => {
+    let building: (() => void) | undefined;
+    let release!: () => void;
+    const plane = new FakeControlPlane({ build: () => new Promise<void>((resolve) => ((release = resolve), building?.())) });
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: plane.activities() });
+    const workflowId = `deploy:${taskQueue}`;
+    await worker.runUntil(async () => {
+      const handle = await env.client.workflow.start(deployWorkflow, { taskQueue, workflowId, args: [{ deploymentId: taskQueue, deployTimeoutSeconds: 60, actor: 'alice' }] });
+      await new Promise<void>((resolve) => (building = resolve));
+      await handle.cancel();
+      await handle.result().catch(() => undefined);
+      release();
+    });
     return workflowId;
   };
 }
@@ -145,6 +184,7 @@ export const SCENARIOS: Record<string, Scenario> = {
     },
   }),
   'deploy-failed': deploy({ ready: notReady }),
+  'deploy-cancelled': cancelledDeploy(),
   'promotion-rolled-forward': promotion(settings({ stabilization: 1 })),
   'promotion-instant': promotion({ ...settings(), rolling_deploy: false }),
   'promotion-paused-resumed': promotion(settings(), async (handle, cluster) => {
@@ -154,7 +194,13 @@ export const SCENARIOS: Record<string, Scenario> = {
     await until(handle, (s) => s.status === 'PAUSED', 'PAUSED');
     await act(handle, 'resume');
   }, (cluster) => cluster.arm(`ready:${CANDIDATE}`)),
-  'promotion-action-ignored': promotion(settings({ stabilization: 60 }), afterFirstStep('resume', 'force_roll_forward')),
+  'promotion-action-ignored': promotion(settings({ stabilization: 60 }), async (handle) => {
+    // A resume that does not apply: refused as an Update (no trace), ignored and audited as a signal.
+    await until(handle, (s) => s.step >= 1 && s.percent_traffic_to_new_version === 50, 'the first step');
+    await act(handle, 'resume', 'signal');
+    await until(handle, (s) => s.actions.some((a) => a.action === 'RESUME'), 'the resume to be received');
+    await act(handle, 'force_roll_forward');
+  }),
   'promotion-cancelled': promotion(settings({ stabilization: 60 }), afterFirstStep('cancel')),
   'promotion-force-cancelled': promotion(settings({ stabilization: 60 }), afterFirstStep('force_cancel')),
   'promotion-forced-forward': promotion(settings({ stabilization: 60 }), afterFirstStep('force_roll_forward')),
@@ -164,6 +210,29 @@ export const SCENARIOS: Record<string, Scenario> = {
     await until(handle, (s) => s.pending_action === 'FORCE_CANCEL' || s.status === 'CANCELED', 'the force-cancel');
   }, (cluster) => cluster.arm(`ready:${CANDIDATE}`)),
   'promotion-rolled-back': promotion(settings(), async () => {}, (cluster) => cluster.failReady.add(CANDIDATE)),
+  'promotion-signals': promotion(settings({ stabilization: 60 }), async (handle) => {
+    await until(handle, (s) => s.step >= 1, 'the first step');
+    await act(handle, 'pause', 'signal');
+    await until(handle, (s) => s.status === 'PAUSED', 'PAUSED');
+    await act(handle, 'resume', 'signal');
+    await act(handle, 'force_roll_forward', 'signal');
+  }),
+  'promotion-workflow-cancelled': promotion(settings({ stabilization: 60 }), async (handle) => {
+    await until(handle, (s) => s.step >= 1, 'the first step');
+    await handle.cancel();
+  }),
+  'promotion-refused': promotion(settings(), async () => {}, (cluster) => (cluster.refuseBegin = 'promotion p0 of staging has not ended yet')),
+  'promotion-route-not-applied': promotion(settings(), async () => {}, (cluster) => cluster.neverApplied.add(1)),
+  'promotion-continued-as-new': promotion(settings({ stabilization: 600 }), async (handle) => {
+    await until(handle, (s) => s.step >= 1, 'the first step');
+    for (let cycle = 0; cycle < 120; cycle++) {
+      await act(handle, 'pause');
+      await until(handle, (s) => s.status === 'PAUSED', 'PAUSED');
+      await act(handle, 'resume');
+      await until(handle, (s) => s.status === 'RAMPING_UP', 'RAMPING_UP');
+    }
+    await act(handle, 'force_roll_forward');
+  }),
   'promotion-canary': promotion({ ...settings(), ramp_up_while_promoting: true, ramp_up_duration_seconds: 10 }, async (handle) => {
     await until(handle, (s) => s.step >= 2, 'the second canary stage');
     await act(handle, 'pause');
@@ -175,6 +244,9 @@ export const SCENARIOS: Record<string, Scenario> = {
   'development-updated': developmentUpdate({}),
   'development-build-failed': developmentUpdate({ build: buildFailed }),
   'development-not-ready': developmentUpdate({ ready: notReady }),
+  'development-reloaded': developmentUpdate({}, 'reload'),
+  'development-reload-failed': developmentUpdate({ ready: notReady }, 'reload'),
+  'development-reload-cancelled': developmentUpdate({}, 'reload', true),
 };
 
 async function main(): Promise<void> {
@@ -192,10 +264,17 @@ async function main(): Promise<void> {
       if (only.length > 0 && !only.includes(name)) continue;
       const workflowId = await scenario({ env, bundle, taskQueue: `record-${name}-${Date.now().toString(36)}` });
       // The CLI's JSON is the format replay tests read (historyFromJSON), as in Temporal's samples.
-      const json = execFileSync(TEMPORAL_CLI, ['workflow', 'show', '--address', env.address, '--workflow-id', workflowId, '--output', 'json'], { encoding: 'utf8' });
-      const history = JSON.parse(json) as { events: unknown[] };
-      fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(history) + '\n');
-      console.log(`recorded ${set}/${name}.json (${history.events.length} events)`);
+      // A workflow that continued as new is recorded twice: its last run, and the run before it.
+      let runId: string | undefined;
+      for (const file of [name, `${name}-run-before`]) {
+        const json = execFileSync(TEMPORAL_CLI, ['workflow', 'show', '--address', env.address, '--workflow-id', workflowId, ...(runId ? ['--run-id', runId] : []), '--output', 'json'], { encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
+        const history = JSON.parse(json) as { events: { workflowExecutionStartedEventAttributes?: { continuedExecutionRunId?: string } }[] };
+        // Gzipped: a history is kept to be replayed, not read, and compresses tenfold.
+        fs.writeFileSync(path.join(dir, `${file}.json.gz`), zlib.gzipSync(JSON.stringify(history) + '\n'));
+        console.log(`recorded ${set}/${file}.json.gz (${history.events.length} events)`);
+        runId = history.events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+        if (!runId) break;
+      }
     }
   } finally {
     await env.teardown();

@@ -8,6 +8,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createPromotionActivities } from '../../src/activities/promotions';
 import { createApp } from '../../src/api/app';
 import { hashApiKey } from '../../src/auth/api-keys';
 import { packModelDirectory } from '../../src/cli/package-archive';
@@ -44,14 +45,38 @@ describe('API boundary', () => {
       },
       async startDevelopmentUpdate(_model, deployment, input) {
         started.push(`development:${deployment.id}:${input.revision}`);
+        return { result: async () => ({ deployment_id: deployment.id, revision: input.revision, status: 'UPDATED' as const }) };
       },
-      async startPromotion(_model, candidate) {
+      async startPromotion(model, candidate, input) {
         started.push(`promotion:${candidate.id}`);
+        // What the worker does first: the workflow records its promotion (or refuses it there).
+        await createPromotionActivities({ store, paths: homePaths(dir), basePython: 'python3' }).beginPromotion({
+          promotionId: input.promotionId,
+          record: {
+            id: input.promotionId,
+            model_id: model.id,
+            environment: input.environment,
+            candidate_deployment_id: candidate.id,
+            settings: input.settings,
+            actor: input.actor,
+            workflow_id: `promotion:${model.id}:${input.environment}`,
+            started_at: input.startedAt!,
+          },
+        });
+      },
+      async actOnPromotion() {
+        throw new Error('no promotion runs in these tests');
       },
       async signalPromotion() {
         throw new Error('no promotion runs in these tests');
       },
       async promotionStatus() {
+        return undefined;
+      },
+      async describe() {
+        return undefined;
+      },
+      async startInputOf() {
         return undefined;
       },
     };

@@ -3,11 +3,13 @@
  * (ACTIVE, BUILD_FAILED, DEPLOY_FAILED), retries of transient failures, and the progress query.
  */
 import { strict as assert } from 'node:assert';
-import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/activities/failures';
+import { BUILD_FAILED, REPLICAS_NOT_READY, ROUTE_NOT_APPLIED } from '../../src/activities/failures';
 import { deployWorkflow } from '../../src/workflows';
+import { DEPLOY_INTERRUPTED } from '../../src/workflows/deploy';
 import { deployProgressQuery, type DeployProgress } from '../../src/workflows/messages';
 import { FakeControlPlane } from '../helpers/fake-cluster';
 import { startTimeSkipping } from '../helpers/time-skipping';
@@ -113,5 +115,82 @@ describe('deployWorkflow (time-skipping)', function () {
     });
     assert.equal(seen?.status, 'DEPLOYING');
     assert.equal(outcome.status, 'ACTIVE');
+  });
+
+  describe('endings that always land', () => {
+    /** A build (or readiness wait) that blocks until released, and the release. */
+    function blocking(): { wait: () => Promise<void>; release: () => void; started: () => boolean } {
+      let release!: () => void;
+      let started = false;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      return { wait: () => ((started = true), gate), release: () => release(), started: () => started };
+    }
+
+    async function cancelWhile(plane: FakeControlPlane, gate: ReturnType<typeof blocking>): Promise<unknown> {
+      const failure = await run(plane, 600, async (workflowId) => {
+        const handle = env.client.workflow.getHandle(workflowId);
+        for (let i = 0; i < 200 && !gate.started(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+        await handle.cancel();
+        await handle.result().catch(() => undefined);
+        gate.release(); // the activity ends too, so the worker can stop
+      }).then(
+        () => assert.fail('a cancelled deploy does not complete'),
+        (error: unknown) => error,
+      );
+      assert.ok(failure instanceof WorkflowFailedError && failure.cause instanceof CancelledFailure, String(failure));
+      return failure;
+    }
+
+    it('records a deploy cancelled while building as BUILD_FAILED, then ends cancelled', async () => {
+      const gate = blocking();
+      const plane = new FakeControlPlane({ build: gate.wait });
+      await cancelWhile(plane, gate);
+      assert.deepEqual(plane.statuses, ['BUILDING', 'BUILD_FAILED']);
+      assert.equal(plane.messages.at(-1), 'the deploy was cancelled');
+      assert.deepEqual(plane.desired, []);
+    });
+
+    it('records a deploy cancelled while its replicas come up as DEPLOY_FAILED, scaled to zero', async () => {
+      const gate = blocking();
+      const plane = new FakeControlPlane({ ready: gate.wait });
+      await cancelWhile(plane, gate);
+      assert.deepEqual(plane.statuses, ['BUILDING', 'DEPLOYING', 'DEPLOY_FAILED']);
+      assert.equal(plane.messages.at(-1), 'the deploy was cancelled');
+      assert.deepEqual(plane.desired, [1, 0]);
+    });
+
+    it('records an unexpected failure as DEPLOY_FAILED with the cause, and fails the workflow with a typed failure', async () => {
+      const plane = new FakeControlPlane({});
+      const activities = plane.activities();
+      activities.adoptIfNoCurrentDeployment = async () => {
+        throw ApplicationFailure.create({ message: 'the environments table is gone', type: 'StoreBroken', nonRetryable: true });
+      };
+      const taskQueue = `deploy-test-${++counter}`;
+      const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities });
+      const failure = await worker
+        .runUntil(env.client.workflow.execute(deployWorkflow, { taskQueue, workflowId: `deploy:test-${counter}`, args: [{ deploymentId: 'd', deployTimeoutSeconds: 60 }] }))
+        .then(
+          () => assert.fail('the workflow completed'),
+          (error: unknown) => error,
+        );
+      assert.ok(failure instanceof WorkflowFailedError && failure.cause instanceof ApplicationFailure && failure.cause.type === DEPLOY_INTERRUPTED, String(failure));
+      assert.deepEqual(plane.statuses, ['BUILDING', 'DEPLOYING', 'DEPLOY_FAILED']);
+      assert.equal(plane.messages.at(-1), 'the deploy failed unexpectedly: the environments table is gone');
+      assert.deepEqual(plane.desired, [1, 0]);
+    });
+
+    it('is ACTIVE, saying so, when the route it became production with is not applied before the deadline', async () => {
+      const plane = new FakeControlPlane({});
+      const activities = plane.activities();
+      activities.awaitRouteApplied = async () => {
+        throw ApplicationFailure.create({ message: 'the route of production at generation 7 was not applied in time: no node is live', type: ROUTE_NOT_APPLIED, nonRetryable: true });
+      };
+      const taskQueue = `deploy-test-${++counter}`;
+      const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities });
+      const outcome = await worker.runUntil(env.client.workflow.execute(deployWorkflow, { taskQueue, workflowId: `deploy:test-${counter}`, args: [{ deploymentId: 'd', deployTimeoutSeconds: 60 }] }));
+      assert.equal(outcome.status, 'ACTIVE');
+      assert.equal(outcome.became_production, true);
+      assert.match(plane.messages.at(-1) ?? '', /^serves production once a gateway applies its route: .*no node is live/);
+    });
   });
 });

@@ -4,7 +4,10 @@
  * instant promotions and hour-long stabilization timers skipped in milliseconds.
  */
 import { strict as assert } from 'node:assert';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { workflowIds } from '../../src/shared/constants';
+import { PromotionActionRefused, TemporalWorkflowsClient } from '../../src/temporal/workflows-client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { PromotionSettings } from '../../src/shared/schemas';
@@ -16,10 +19,11 @@ import {
   pausePromotionSignal,
   promotionStatusQuery,
   resumePromotionSignal,
+  type PromotionActionName,
   type PromotionStatus,
   type PromotionStatusName,
 } from '../../src/workflows/messages';
-import type { PromotionOutcome } from '../../src/workflows/promotion';
+import { HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW, type PromotionOutcome } from '../../src/workflows/promotion';
 import { CANDIDATE, FakeCluster, PREVIOUS, settings } from '../helpers/fake-cluster';
 import { startTimeSkipping } from '../helpers/time-skipping';
 
@@ -41,15 +45,15 @@ describe('promotionWorkflow (time-skipping)', function () {
   async function promote(
     cluster: FakeCluster,
     promotionSettings: PromotionSettings,
-    drive: (handle: WorkflowHandle<typeof promotionWorkflow>) => Promise<void> = async () => {},
+    drive: (handle: WorkflowHandleWithFirstExecutionRunId<typeof promotionWorkflow>) => Promise<void> = async () => {},
   ): Promise<PromotionOutcome> {
     const taskQueue = `promotion-test-${++counter}`;
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: cluster.activities() });
     return worker.runUntil(async () => {
       const handle = await env.client.workflow.start(promotionWorkflow, {
         taskQueue,
-        workflowId: `promotion:m:env-${counter}`,
-        args: [{ promotionId: `p${counter}`, modelId: 'm', environment: 'staging', candidateDeploymentId: CANDIDATE, settings: promotionSettings, actor: 'alice' }],
+        workflowId: workflowIds.promotion('m', `env-${counter}`),
+        args: [{ promotionId: `p${counter}`, modelId: 'm', environment: `env-${counter}`, candidateDeploymentId: CANDIDATE, settings: promotionSettings, actor: 'alice' }],
       });
       await drive(handle);
       return handle.result();
@@ -413,5 +417,166 @@ describe('promotionWorkflow (time-skipping)', function () {
       cluster.release(`ready:${CANDIDATE}#3`);
     });
     assertSucceeded(cluster, outcome);
+  });
+
+  describe('Updates, cancellation and endings that always land', () => {
+    /** Sends the action as the API does (the Update, through the API's client) and returns the status it took effect in. */
+    const act = async (handle: WorkflowHandle, action: PromotionActionName): Promise<PromotionStatus> => {
+      const environment = handle.workflowId.split(':')[2]!;
+      const result = await new TemporalWorkflowsClient(env.client).actOnPromotion('m', environment, action, 'bob', 60_000);
+      assert.ok(result.done && result.status, `${action} took effect`);
+      return result.status;
+    };
+    /** The reason an action was refused with, asserting the state × action table refused it. */
+    async function refusal(update: Promise<unknown>): Promise<string> {
+      const error = await update.then(
+        () => assert.fail('the action was accepted'),
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof PromotionActionRefused, String(error));
+      return error.message;
+    }
+
+    it('answers a pause Update once PAUSED and a cancel once RAMPING_DOWN, and refuses what the table refuses without a trace', async () => {
+      const cluster = new FakeCluster();
+      const outcome = await promote(cluster, settings({ stabilization: 3600 }), async (handle) => {
+        await until(handle, (s) => s.step >= 1, 'the first step');
+        const paused = await act(handle, 'PAUSE');
+        assert.equal(paused.status, 'PAUSED');
+        assert.equal(paused.percent_traffic_to_new_version, 50);
+        assert.equal(await refusal(act(handle, 'PAUSE')), 'the promotion is already paused');
+        assert.equal(await refusal(act(handle, 'GRACEFUL_CANCEL').then(() => act(handle, 'GRACEFUL_CANCEL'))), 'the promotion is already being cancelled');
+      });
+      assertCanceled(cluster, outcome);
+      assert.equal(cluster.audit.filter((e) => e.action === 'PAUSE').length, 1, 'a refused Update leaves no audit entry');
+    });
+
+    it('answers a force-cancel Update once the end is recorded', async () => {
+      const cluster = new FakeCluster();
+      await promote(cluster, settings({ stabilization: 3600 }), async (handle) => {
+        await until(handle, (s) => s.step >= 1, 'the first step');
+        const ended = await act(handle, 'FORCE_CANCEL');
+        assert.equal(ended.status, 'CANCELED');
+        assert.equal(cluster.audit.at(-1)?.action, 'PROMOTION_CANCELED', 'the audit trail is complete when the Update answers');
+      });
+    });
+
+    it('refuses every action while completing, and ignores the same signals (audited)', async () => {
+      const cluster = new FakeCluster();
+      cluster.arm('switch');
+      const outcome = await promote(cluster, settings({ stabilization: 3600 }), async (handle) => {
+        await until(handle, (s) => s.step >= 1, 'the first step');
+        void act(handle, 'FORCE_ROLL_FORWARD');
+        await blockedOn(cluster, 'switch')();
+        assert.equal((await handle.query(promotionStatusQuery)).finishing, 'COMPLETING');
+        for (const action of ['GRACEFUL_CANCEL', 'FORCE_CANCEL', 'PAUSE'] as const) {
+          assert.match(await refusal(act(handle, action)), /the promotion is completing/);
+        }
+        await handle.signal(cancelPromotionSignal, { actor: 'carol' });
+        await until(handle, (s) => s.actions.some((a) => a.actor === 'carol'), 'the signal');
+        cluster.release('switch');
+      });
+      assertSucceeded(cluster, outcome);
+      audited(cluster, 'GRACEFUL_CANCEL', 'ignored', 'carol');
+    });
+
+    it('refuses every action while rolling back, and takes traffic off a failed candidate before restoring the previous one', async () => {
+      const cluster = new FakeCluster();
+      cluster.armReadyOnCall.set(CANDIDATE, 2); // the second step's readiness wait: the candidate fails there
+      cluster.failReady.add(`${CANDIDATE}#2`);
+      cluster.arm(`ready:${PREVIOUS}`);
+      const outcome = await promote(cluster, settings(), async (handle) => {
+        await blockedOn(cluster, `ready:${CANDIDATE}#2`)();
+        cluster.release(`ready:${CANDIDATE}#2`);
+        await blockedOn(cluster, `ready:${PREVIOUS}`)();
+        const status = await handle.query(promotionStatusQuery);
+        assert.equal(status.finishing, 'ROLLING_BACK');
+        assert.equal(status.percent_traffic_to_new_version, 0, 'no traffic on the failed candidate while the previous deployment scales back up');
+        assert.match(await refusal(act(handle, 'FORCE_ROLL_FORWARD')), /the promotion is rolling back/);
+        cluster.release(`ready:${PREVIOUS}`);
+      });
+      assert.equal(outcome.status, 'FAILED');
+      const back = cluster.writes.lastIndexOf('route 0');
+      assert.ok(back >= 0 && back < cluster.writes.lastIndexOf(`scale ${PREVIOUS} 2`), `traffic first, then replicas: ${cluster.writes.join(', ')}`);
+      assert.equal(cluster.replicas[CANDIDATE], 0);
+    });
+
+    it('lets a force action interrupt a wait for a route to be applied', async () => {
+      const cluster = new FakeCluster();
+      cluster.arm('route:1');
+      const outcome = await promote(cluster, settings(), async (handle) => {
+        await blockedOn(cluster, 'route:1')();
+        const ended = await act(handle, 'FORCE_CANCEL');
+        assert.equal(ended.status, 'CANCELED');
+      });
+      assertCanceled(cluster, outcome);
+      assert.deepEqual(cluster.routed, [50, 0]);
+    });
+
+    it('fails, with traffic back, when a route is not applied before its deadline', async () => {
+      const cluster = new FakeCluster();
+      cluster.neverApplied.add(1);
+      const outcome = await promote(cluster, settings());
+      assert.equal(outcome.status, 'FAILED');
+      assert.match(outcome.message ?? '', /was not applied in time: no node is live; all traffic is back on the previous deployment/);
+      assert.equal(cluster.percent, 0);
+      assert.equal(cluster.replicas[CANDIDATE], 0);
+    });
+
+    it('ends FAILED with traffic back, not hanging, on an unexpected activity failure', async () => {
+      const cluster = new FakeCluster();
+      cluster.failing.set('setTraffic', () => ApplicationFailure.create({ message: 'deployment prev does not exist', type: 'DeploymentNotFound', nonRetryable: true }));
+      const outcome = await promote(cluster, settings());
+      assert.equal(outcome.status, 'FAILED');
+      assert.match(outcome.message ?? '', /^unexpected error: deployment prev does not exist/);
+      assert.equal(cluster.replicas[CANDIDATE], 0);
+      assert.equal(cluster.audit.at(-1)?.action, 'PROMOTION_FAILED');
+    });
+
+    it('takes a cancellation of the workflow itself as a graceful cancel: CANCELED with traffic back', async () => {
+      const cluster = new FakeCluster();
+      const outcome = await promote(cluster, settings({ stabilization: 3600 }), async (handle) => {
+        await until(handle, (s) => s.step >= 1, 'the first step');
+        await handle.cancel();
+      });
+      assertCanceled(cluster, outcome);
+      audited(cluster, 'GRACEFUL_CANCEL', 'applied', 'temporal (cancel)');
+    });
+
+    it('ends FAILED, recorded, when the start is refused (another promotion controls its deployments)', async () => {
+      const cluster = new FakeCluster();
+      cluster.refuseBegin = 'promotion p0 of production already controls the replicas of a deployment this promotion needs';
+      const outcome = await promote(cluster, settings());
+      assert.equal(outcome.status, 'FAILED');
+      assert.match(outcome.message ?? '', /^refused: promotion p0/);
+      assert.deepEqual(cluster.writes, [], 'nothing was scaled or routed');
+    });
+
+    it('stays bounded through 1,000 pauses and resumes (continuing as new with its state) and still succeeds', async function () {
+      this.timeout(600_000);
+      const cluster = new FakeCluster();
+      let firstRunId = '';
+      let workflowId = '';
+      const outcome = await promote(cluster, settings({ stabilization: 3600 }), async (handle) => {
+        firstRunId = handle.firstExecutionRunId;
+        workflowId = handle.workflowId;
+        await until(handle, (s) => s.step >= 1, 'the first step');
+        for (let cycle = 0; cycle < 1000; cycle++) {
+          assert.equal((await act(handle, 'PAUSE')).status, 'PAUSED');
+          assert.equal((await act(handle, 'RESUME')).status, 'RAMPING_UP');
+        }
+      });
+      assertSucceeded(cluster, outcome);
+      assert.equal(cluster.audit.filter((e) => e.action === 'PAUSE').length, 1000, 'every pause is audited');
+      // Follow the chain of runs from the first: each history stays bounded.
+      const lengths: number[] = [];
+      for (let runId: string | undefined = firstRunId; runId; ) {
+        const history = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
+        lengths.push(history.events!.length);
+        runId = history.events!.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+      }
+      assert.ok(lengths.length > 1, 'it continued as new');
+      assert.ok(Math.max(...lengths) <= HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW + 100, `history lengths: ${lengths.join(', ')}`);
+    });
   });
 });

@@ -7,12 +7,14 @@ import { DEFAULT_PROMOTION_SETTINGS, withAutoscalingDefaults, type PromotionSett
 import { migrations, type Migration } from '../migrations';
 import {
   ConflictError,
+  promotionInvolves,
   type ApiKeyRecord,
   type AuditEntry,
   type DeploymentPatch,
   type DeploymentRecord,
   type EnvironmentRecord,
   type ModelRecord,
+  type NewAuditEntry,
   type NewDeployment,
   type NodeStatus,
   type ObservedReplica,
@@ -230,13 +232,18 @@ export class SqliteStore implements Store {
     return { columns, values };
   }
 
-  async updateDeploymentIfStatus(id: string, statuses: DeploymentRecord['status'][], patch: DeploymentPatch): Promise<boolean> {
+  async updateDeploymentIfStatus(id: string, statuses: DeploymentRecord['status'][], patch: DeploymentPatch, audit?: NewAuditEntry): Promise<boolean> {
     const { columns, values } = this.patchColumns(patch);
-    const result = this.db
-      .prepare(`UPDATE deployments SET ${[...columns, 'updated_at = ?'].join(', ')} WHERE id = ? AND status IN (${statuses.map(() => '?').join(', ')})`)
-      .run(...values, now(), id, ...statuses);
-    if (result.changes > 0) this.changed();
-    return result.changes > 0;
+    const update = this.db.transaction((): boolean => {
+      const result = this.db
+        .prepare(`UPDATE deployments SET ${[...columns, 'updated_at = ?'].join(', ')} WHERE id = ? AND status IN (${statuses.map(() => '?').join(', ')})`)
+        .run(...values, now(), id, ...statuses);
+      if (result.changes > 0 && audit) this.insertAudit(audit);
+      return result.changes > 0;
+    });
+    const updated = update.immediate();
+    if (updated) this.changed();
+    return updated;
   }
 
   async updateDeployment(id: string, patch: DeploymentPatch): Promise<DeploymentRecord> {
@@ -353,6 +360,45 @@ export class SqliteStore implements Store {
   }
 
   async createPromotion(promotion: Omit<PromotionRecord, 'updated_at' | 'ended_at'>): Promise<PromotionRecord> {
+    this.insertPromotion(promotion);
+    this.changed();
+    return (await this.getPromotion(promotion.id))!;
+  }
+
+  async createPromotionIfClear(
+    promotion: Omit<PromotionRecord, 'updated_at' | 'ended_at'>,
+    deploymentIds: string[],
+  ): Promise<{ promotion: PromotionRecord } | { clash: PromotionRecord }> {
+    const create = this.db.transaction((): Row | undefined => {
+      const inFlight = this.db.prepare('SELECT * FROM promotions WHERE ended_at IS NULL AND model_id = ? AND id != ?').all(promotion.model_id, promotion.id) as Row[];
+      const clash = inFlight
+        .map(toPromotion)
+        .find((p) => p.environment === promotion.environment || deploymentIds.some((id) => promotionInvolves(p, id)));
+      if (clash) return inFlight.find((row) => row.id === clash.id);
+      this.insertPromotion(promotion);
+      return undefined;
+    });
+    const clash = create.immediate();
+    if (clash) return { clash: toPromotion(clash) };
+    this.changed();
+    return { promotion: (await this.getPromotion(promotion.id))! };
+  }
+
+  async endPromotion(id: string, end: Pick<PromotionRecord, 'status' | 'message'>, audit: NewAuditEntry): Promise<boolean> {
+    const finish = this.db.transaction((): boolean => {
+      const at = now();
+      const result = this.db
+        .prepare('UPDATE promotions SET status = ?, message = ?, ended_at = ?, updated_at = ? WHERE id = ? AND ended_at IS NULL')
+        .run(end.status, end.message, at, at, id);
+      if (result.changes > 0) this.insertAudit(audit);
+      return result.changes > 0;
+    });
+    const ended = finish.immediate();
+    if (ended) this.changed();
+    return ended;
+  }
+
+  private insertPromotion(promotion: Omit<PromotionRecord, 'updated_at' | 'ended_at'>): void {
     this.db
       .prepare(
         `INSERT INTO promotions (id, model_id, environment, candidate_deployment_id, previous_deployment_id, status, step, total_steps,
@@ -361,8 +407,6 @@ export class SqliteStore implements Store {
            @percent_traffic_to_new_version, @candidate_replicas, @previous_replicas, @settings, @message, @actor, @workflow_id, @started_at, @started_at)`,
       )
       .run({ ...promotion, settings: JSON.stringify(promotion.settings) });
-    this.changed();
-    return (await this.getPromotion(promotion.id))!;
   }
 
   async updatePromotion(id: string, patch: PromotionPatch): Promise<PromotionRecord> {
@@ -495,12 +539,17 @@ export class SqliteStore implements Store {
     return new Map(rows.map((row) => [row.secret_hash, row.name]));
   }
 
-  async appendAudit(entry: Omit<AuditEntry, 'id' | 'at'> & { at?: string }): Promise<AuditEntry> {
+  async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
+    const appended = this.insertAudit(entry);
+    this.changed();
+    return appended;
+  }
+
+  private insertAudit(entry: NewAuditEntry): AuditEntry {
     const at = entry.at ?? now();
     const result = this.db
       .prepare('INSERT INTO audit_log (model_id, actor, action, target, details, at) VALUES (?, ?, ?, ?, ?, ?)')
       .run(entry.model_id, entry.actor, entry.action, entry.target, JSON.stringify(entry.details), at);
-    this.changed();
     return { ...entry, id: Number(result.lastInsertRowid), at };
   }
 
