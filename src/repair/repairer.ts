@@ -1,0 +1,250 @@
+/**
+ * The repair loop (run by the worker): wherever the store says work is under way — a deployment
+ * BUILDING, DEPLOYING or UPDATING, a promotion without an end — it asks Temporal whether the
+ * workflow doing that work is running, and when it is not, it repairs the record: a deploy that
+ * never started is started again; one whose workflow was terminated fails with the cause; an
+ * interrupted development update puts the previous revision back; a promotion whose workflow
+ * closed without recording its end is ended FAILED (CANCELED for a cancellation), with all
+ * traffic on the previous deployment unless the candidate already served all of it. Every repair
+ * is audited `REPAIRED` with its cause. Level-triggered and idempotent: a pass can run at any
+ * moment, any number of times, and a repair cut short is finished by the next pass.
+ */
+import type { HomePaths } from '../home';
+import { appendLog } from '../logs/deployment-logs';
+import { workflowIds } from '../shared/constants';
+import { scalePatch } from '../shared/replica-status';
+import type { DeploymentPatch, DeploymentRecord, PromotionRecord, Store } from '../store/store';
+import type { WorkflowDescription, WorkflowsClient } from '../temporal/workflows-client';
+import type { DevelopmentUpdateInput } from '../workflows/development';
+
+/** The actor of every repair in the audit log. */
+export const REPAIR_ACTOR = 'gantry (repair)';
+
+/** A record younger than this is left alone when its workflow is missing: the API may be starting it right now. */
+export const DEFAULT_REPAIR_GRACE_MS = 10_000;
+
+/** What the repair loop works with. */
+export interface RepairerDeps {
+  store: Store;
+  workflows: WorkflowsClient;
+  paths: HomePaths;
+  /** The deploy timeout a restarted deploy workflow gets (GANTRY_DEPLOY_TIMEOUT_SECONDS). */
+  deployTimeoutSeconds: number;
+  graceMs?: number;
+  log?: (line: string) => void;
+}
+
+/** One repair a pass made. */
+export interface Repair {
+  kind: 'deploy' | 'development-update' | 'promotion';
+  id: string;
+  cause: string;
+  action: string;
+}
+
+/** How a closed workflow ended, in words for a status message. */
+function ended(workflow: WorkflowDescription | undefined, reason?: string): string {
+  if (!workflow) return 'its workflow was never started';
+  const how = { TERMINATED: 'terminated', CANCELLED: 'cancelled', FAILED: 'failed', TIMED_OUT: 'timed out', COMPLETED: 'completed' }[workflow.status as string] ?? workflow.status.toLowerCase();
+  return `its workflow was ${how}${reason ? ` (${reason})` : ''}`;
+}
+
+/** Repairs records whose workflows are not running; see the module comment. */
+export class Repairer {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<Repair[]> | undefined;
+  private lastError = '';
+
+  constructor(private readonly deps: RepairerDeps) {}
+
+  private log(line: string): void {
+    (this.deps.log ?? console.log)(`repair: ${line}`);
+  }
+
+  /** Runs a pass now and then every `intervalMs` until stopped. */
+  start(intervalMs: number): void {
+    const tick = (): void => {
+      void this.pass().finally(() => {
+        if (this.timer !== undefined) this.timer = setTimeout(tick, intervalMs);
+      });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  /** Stops the loop and waits for a pass under way. */
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** One pass over every record that says work is under way; resolves with the repairs it made. Never rejects. */
+  pass(): Promise<Repair[]> {
+    this.running ??= this.passOnce().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async passOnce(): Promise<Repair[]> {
+    const repairs: Repair[] = [];
+    try {
+      const deployments = await this.deps.store.listLiveDeployments();
+      for (const deployment of deployments) {
+        if (deployment.status === 'BUILDING' || deployment.status === 'DEPLOYING') await this.add(repairs, this.repairDeploy(deployment));
+        else if (deployment.status === 'UPDATING') await this.add(repairs, this.repairDevelopmentUpdate(deployment));
+      }
+      for (const promotion of await this.deps.store.listPromotionsInFlight()) await this.add(repairs, this.repairPromotion(promotion));
+      this.lastError = '';
+    } catch (error) {
+      // Temporal or the store is unreachable: nothing can be known, so nothing is repaired.
+      const message = (error as Error).message;
+      if (message !== this.lastError) this.log(`pass stopped: ${message}`);
+      this.lastError = message;
+    }
+    return repairs;
+  }
+
+  private async add(repairs: Repair[], repair: Promise<Repair | undefined>): Promise<void> {
+    const done = await repair;
+    if (!done) return;
+    repairs.push(done);
+    this.log(`${done.kind} ${done.id}: ${done.cause}; ${done.action}`);
+  }
+
+  private recent(updatedAt: string): boolean {
+    return Date.now() - Date.parse(updatedAt) < (this.deps.graceMs ?? DEFAULT_REPAIR_GRACE_MS);
+  }
+
+  /** A deployment BUILDING or DEPLOYING: its deploy workflow runs, or is started again, or the deployment fails. */
+  private async repairDeploy(deployment: DeploymentRecord): Promise<Repair | undefined> {
+    const workflowId = workflowIds.deploy(deployment.id);
+    const workflow = await this.deps.workflows.describe(workflowId);
+    if (workflow?.status === 'RUNNING' || this.recent(deployment.updated_at)) return undefined;
+    const { store } = this.deps;
+    if (!workflow || workflow.status === 'COMPLETED') {
+      // Never started (the API stopped, or Temporal was unreachable, between the record and the
+      // start), or an earlier run that completed before this push reset the record: start it.
+      const model = await store.getModel(deployment.model_id);
+      if (!model) return undefined;
+      await this.deps.workflows.startDeploy(model, deployment, { deployTimeoutSeconds: this.deps.deployTimeoutSeconds, actor: REPAIR_ACTOR });
+      const cause = workflow ? `it was ${deployment.status} but its last deploy workflow had completed` : 'it was never started';
+      const action = 'started its deploy workflow again';
+      await store.appendAudit({ model_id: deployment.model_id, actor: REPAIR_ACTOR, action: 'REPAIRED', target: deployment.id, details: { deployment_id: deployment.id, workflow_id: workflowId, cause, action } });
+      return { kind: 'deploy', id: deployment.id, cause, action };
+    }
+    const reason = workflow.status === 'TERMINATED' ? (await this.deps.workflows.startInputOf(workflowId))?.terminationReason : undefined;
+    const cause = ended(workflow, reason);
+    const failed = deployment.status === 'BUILDING' ? 'BUILD_FAILED' : 'DEPLOY_FAILED';
+    const action = `marked ${failed} and scaled to zero`;
+    const repaired = await store.updateDeploymentIfStatus(
+      deployment.id,
+      [deployment.status],
+      { status: failed, status_message: `the deploy did not finish: ${cause}`, desired_replicas: 0 },
+      { model_id: deployment.model_id, actor: REPAIR_ACTOR, action: 'REPAIRED', target: deployment.id, details: { deployment_id: deployment.id, workflow_id: workflowId, cause, action } },
+    );
+    if (!repaired) return undefined;
+    appendLog(this.deps.paths.logs, deployment.id, 'gantry', [`status ${failed}: the deploy did not finish: ${cause} (repaired)`]);
+    return { kind: 'deploy', id: deployment.id, cause, action };
+  }
+
+  /** A development deployment UPDATING: its update runs, or the previous revision is put back. */
+  private async repairDevelopmentUpdate(deployment: DeploymentRecord): Promise<Repair | undefined> {
+    const workflowId = workflowIds.developmentUpdate(deployment.id);
+    const workflow = await this.deps.workflows.describe(workflowId);
+    if (workflow?.status === 'RUNNING' || this.recent(deployment.updated_at)) return undefined;
+    // Rebuilds started before updates were one at a time per deployment had the revision in their id.
+    for (const legacy of [deployment.revision + 1, deployment.revision]) {
+      if ((await this.deps.workflows.describe(workflowIds.legacyDevelopmentUpdate(deployment.id, legacy)))?.status === 'RUNNING') return undefined;
+    }
+    const started = workflow ? await this.deps.workflows.startInputOf(workflowId) : undefined;
+    const cause = ended(workflow, started?.terminationReason);
+    const input = started?.input as DevelopmentUpdateInput | undefined;
+    const previous = input?.previous;
+    const asleep = (previous?.desiredReplicas ?? deployment.desired_replicas) === 0;
+    const patch: DeploymentPatch = previous
+      ? {
+          revision: previous.revision,
+          env_key: previous.envKey,
+          config: previous.config,
+          desired_replicas: previous.desiredReplicas,
+          status: asleep ? 'SCALED_TO_ZERO' : 'ACTIVE',
+          status_message: `the update to revision ${input!.revision} did not finish (${cause}); revision ${previous.revision} ${asleep ? 'stays (asleep)' : 'serves'}`,
+        }
+      : { status: asleep ? 'SCALED_TO_ZERO' : 'ACTIVE', status_message: `an update did not finish (${cause})` };
+    const action = previous ? `put revision ${previous.revision} back` : 'left the current revision in place';
+    const repaired = await this.deps.store.updateDeploymentIfStatus(deployment.id, ['UPDATING'], patch, {
+      model_id: deployment.model_id,
+      actor: REPAIR_ACTOR,
+      action: 'REPAIRED',
+      target: deployment.id,
+      details: { deployment_id: deployment.id, workflow_id: workflowId, cause, action },
+    });
+    if (!repaired) return undefined;
+    appendLog(this.deps.paths.logs, deployment.id, 'gantry', [`status ${patch.status}: ${patch.status_message} (repaired)`]);
+    return { kind: 'development-update', id: deployment.id, cause, action };
+  }
+
+  /** A promotion without an end: its workflow runs it, or the promotion is ended with traffic where it safely belongs. */
+  private async repairPromotion(promotion: PromotionRecord): Promise<Repair | undefined> {
+    const workflow = await this.deps.workflows.describe(promotion.workflow_id);
+    // Promotions started before version 2 carry no memo; at most one of those runs per environment.
+    const runsThis = workflow !== undefined && (workflow.memo.promotion_id === undefined || workflow.memo.promotion_id === promotion.id);
+    if (workflow?.status === 'RUNNING') {
+      if (runsThis) return undefined;
+      // A newer promotion of the environment runs: this one must not touch its traffic.
+      return this.endPromotion(promotion, 'FAILED', 'its workflow ended without recording it, and a newer promotion of the environment runs', 'left the traffic to the newer promotion');
+    }
+    if (!runsThis && this.recent(promotion.updated_at)) return undefined;
+    const reason = runsThis && workflow.status === 'TERMINATED' ? (await this.deps.workflows.startInputOf(promotion.workflow_id))?.terminationReason : undefined;
+    const cause = ended(runsThis ? workflow : undefined, reason);
+    const traffic = await this.restoreTraffic(promotion);
+    return this.endPromotion(promotion, runsThis && workflow.status === 'CANCELLED' ? 'CANCELED' : 'FAILED', cause, traffic);
+  }
+
+  /**
+   * Puts the environment's traffic where it belongs after a promotion that ended without saying
+   * so: on the candidate if it already had all of it (it becomes the current deployment), else
+   * on the previous deployment, with its replicas restored and the candidate scaled to zero
+   * unless another environment still needs it. Returns what it did, in words.
+   */
+  private async restoreTraffic(promotion: PromotionRecord): Promise<string> {
+    const { store } = this.deps;
+    const environment = await store.getEnvironment(promotion.model_id, promotion.environment);
+    if (!environment) return 'the environment no longer exists';
+    const candidateId = promotion.candidate_deployment_id;
+    const route = await store.getRoute(promotion.model_id, promotion.environment);
+    const weights = route?.weights ?? {};
+    const candidateServesAll = environment.current_deployment_id === candidateId || (weights[candidateId] === 100 && Object.keys(weights).length === 1);
+    if (candidateServesAll) {
+      if (environment.current_deployment_id !== candidateId) await store.setCurrentDeployment(promotion.model_id, promotion.environment, candidateId);
+      return 'the candidate already served all traffic and stays the current deployment';
+    }
+    const previousId = environment.current_deployment_id;
+    const previous = previousId ? await store.getDeployment(previousId) : undefined;
+    if (previous && !previous.deleted_at) {
+      const wanted = Math.max(1, previous.autoscaling.min_replica, previous.desired_replicas);
+      if (previous.desired_replicas < wanted) await store.updateDeployment(previous.id, scalePatch(previous, wanted));
+      if (!(weights[previous.id] === 100 && Object.keys(weights).length === 1)) await store.writeRoute(promotion.model_id, promotion.environment, { [previous.id]: 100 });
+    } else if (weights[candidateId]) {
+      await store.writeRoute(promotion.model_id, promotion.environment, {});
+    }
+    const candidate = await store.getDeployment(candidateId);
+    const servesElsewhere = (await store.listEnvironments(promotion.model_id)).some((env) => env.current_deployment_id === candidateId);
+    if (candidate && !candidate.deleted_at && !servesElsewhere && candidate.desired_replicas > 0) await store.updateDeployment(candidateId, scalePatch(candidate, 0));
+    return previous ? `all traffic is back on deployment ${previous.name}, the candidate scaled to zero` : 'the environment has no previous deployment to send traffic to; the candidate scaled to zero';
+  }
+
+  private async endPromotion(promotion: PromotionRecord, outcome: 'FAILED' | 'CANCELED', cause: string, action: string): Promise<Repair | undefined> {
+    const repaired = await this.deps.store.endPromotion(
+      promotion.id,
+      { status: outcome, message: `${cause}; repaired: ${action}` },
+      {
+        model_id: promotion.model_id,
+        actor: REPAIR_ACTOR,
+        action: 'REPAIRED',
+        target: promotion.environment,
+        details: { promotion_id: promotion.id, workflow_id: promotion.workflow_id, outcome, cause, action },
+      },
+    );
+    return repaired ? { kind: 'promotion', id: promotion.id, cause, action: `ended ${outcome}: ${action}` } : undefined;
+  }
+}
