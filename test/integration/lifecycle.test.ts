@@ -112,6 +112,35 @@ describe('deployment lifecycle (real stack)', function () {
       await eventually('the session to end', async () => (/stopped watching/.test(output) ? true : undefined));
     });
 
+    it('serves a change saved while the first build runs', async () => {
+      const slow = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-watch-build-'));
+      fs.cpSync(fixture('slow-import'), slow, { recursive: true });
+      fs.writeFileSync(path.join(slow, 'config.yaml'), 'model_name: watched-during-build\nenvironment_variables:\n  IMPORT_SECONDS: "2"\n');
+      let log = '';
+      const session = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'gantry.js'), 'push', slow, '--watch'], {
+        env: { ...stack.env, GANTRY_URL: stack.apiUrl, GANTRY_GATEWAY_URL: stack.gatewayUrl, GANTRY_API_KEY: stack.apiKey },
+      });
+      session.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()));
+      session.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
+      try {
+        await eventually('the first push', async () => (/creating the development deployment/.test(log) ? true : undefined), 60_000, 20);
+        const building = await stack.api('GET', '/v1/models/watched-during-build/deployments/development');
+        assert.equal(building.body.status, 'BUILDING', 'the change is saved while the first build runs');
+        const modelFile = path.join(slow, 'model', 'model.py');
+        fs.writeFileSync(modelFile, fs.readFileSync(modelFile, 'utf8').replace('"imported_slowly": True', '"imported_slowly": True, "saved": "during the first build"'));
+        const modelId = building.body.model_id;
+        const served = await eventually('the saved change to be served', async () => {
+          const answer = await stack.predict(`/models/${modelId}/development/predict`, {});
+          return answer.status === 200 && answer.body.saved ? answer.body : undefined;
+        }, 120_000, 250);
+        assert.equal(served.saved, 'during the first build');
+        await eventually('the reload to be printed', async () => (/revision 1 live-reloaded/.test(log) ? true : undefined));
+      } finally {
+        session.kill('SIGINT');
+        fs.rmSync(slow, { recursive: true, force: true });
+      }
+    });
+
     it('refuses to rename the development deployment', async () => {
       const rename = await stack.api('PATCH', `/v1/models/${modelId}/deployments/development`, { name: 'other' });
       assert.equal(rename.status, 409);
