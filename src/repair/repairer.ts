@@ -13,7 +13,7 @@ import type { HomePaths } from '../home';
 import { appendLog } from '../logs/deployment-logs';
 import { workflowIds } from '../shared/constants';
 import { scalePatch } from '../shared/replica-status';
-import type { DeploymentPatch, DeploymentRecord, PromotionRecord, Store } from '../store/store';
+import type { DeploymentPatch, DeploymentRecord, PromotionPatch, PromotionRecord, Store } from '../store/store';
 import type { WorkflowDescription, WorkflowsClient } from '../temporal/workflows-client';
 import type { DevelopmentUpdateInput } from '../workflows/development';
 
@@ -33,6 +33,9 @@ export interface RepairerDeps {
   graceMs?: number;
   log?: (line: string) => void;
 }
+
+/** Where a repair left a promotion's traffic and replicas, and what it did, in words. */
+type RestoredTraffic = { action: string } & Pick<PromotionPatch, 'percent_traffic_to_new_version' | 'candidate_replicas' | 'previous_replicas'>;
 
 /** One repair a pass made. */
 export interface Repair {
@@ -191,7 +194,7 @@ export class Repairer {
     if (workflow?.status === 'RUNNING') {
       if (runsThis) return undefined;
       // A newer promotion of the environment runs: this one must not touch its traffic.
-      return this.endPromotion(promotion, 'FAILED', 'its workflow ended without recording it, and a newer promotion of the environment runs', 'left the traffic to the newer promotion');
+      return this.endPromotion(promotion, 'FAILED', 'its workflow ended without recording it, and a newer promotion of the environment runs', { action: 'left the traffic to the newer promotion' });
     }
     if (!runsThis && this.recent(promotion.updated_at)) return undefined;
     const reason = runsThis && workflow.status === 'TERMINATED' ? (await this.deps.workflows.startInputOf(promotion.workflow_id))?.terminationReason : undefined;
@@ -206,22 +209,24 @@ export class Repairer {
    * on the previous deployment, with its replicas restored and the candidate scaled to zero
    * unless another environment still needs it. Returns what it did, in words.
    */
-  private async restoreTraffic(promotion: PromotionRecord): Promise<string> {
+  private async restoreTraffic(promotion: PromotionRecord): Promise<RestoredTraffic> {
     const { store } = this.deps;
     const environment = await store.getEnvironment(promotion.model_id, promotion.environment);
-    if (!environment) return 'the environment no longer exists';
+    if (!environment) return { action: 'the environment no longer exists' };
     const candidateId = promotion.candidate_deployment_id;
     const route = await store.getRoute(promotion.model_id, promotion.environment);
     const weights = route?.weights ?? {};
     const candidateServesAll = environment.current_deployment_id === candidateId || (weights[candidateId] === 100 && Object.keys(weights).length === 1);
     if (candidateServesAll) {
       if (environment.current_deployment_id !== candidateId) await store.setCurrentDeployment(promotion.model_id, promotion.environment, candidateId);
-      return 'the candidate already served all traffic and stays the current deployment';
+      return { action: 'the candidate already served all traffic and stays the current deployment', percent_traffic_to_new_version: 100 };
     }
     const previousId = environment.current_deployment_id;
     const previous = previousId ? await store.getDeployment(previousId) : undefined;
+    let previousReplicas: number | undefined;
     if (previous && !previous.deleted_at) {
       const wanted = Math.max(1, previous.autoscaling.min_replica, previous.desired_replicas);
+      previousReplicas = wanted;
       if (previous.desired_replicas < wanted) await store.updateDeployment(previous.id, scalePatch(previous, wanted));
       if (!(weights[previous.id] === 100 && Object.keys(weights).length === 1)) await store.writeRoute(promotion.model_id, promotion.environment, { [previous.id]: 100 });
     } else if (weights[candidateId]) {
@@ -230,13 +235,19 @@ export class Repairer {
     const candidate = await store.getDeployment(candidateId);
     const servesElsewhere = (await store.listEnvironments(promotion.model_id)).some((env) => env.current_deployment_id === candidateId);
     if (candidate && !candidate.deleted_at && !servesElsewhere && candidate.desired_replicas > 0) await store.updateDeployment(candidateId, scalePatch(candidate, 0));
-    return previous ? `all traffic is back on deployment ${previous.name}, the candidate scaled to zero` : 'the environment has no previous deployment to send traffic to; the candidate scaled to zero';
+    return {
+      action: previous ? `all traffic is back on deployment ${previous.name}, the candidate scaled to zero` : 'the environment has no previous deployment to send traffic to; the candidate scaled to zero',
+      percent_traffic_to_new_version: 0,
+      candidate_replicas: servesElsewhere ? candidate?.desired_replicas : 0,
+      previous_replicas: previousReplicas,
+    };
   }
 
-  private async endPromotion(promotion: PromotionRecord, outcome: 'FAILED' | 'CANCELED', cause: string, action: string): Promise<Repair | undefined> {
+  private async endPromotion(promotion: PromotionRecord, outcome: 'FAILED' | 'CANCELED', cause: string, traffic: RestoredTraffic): Promise<Repair | undefined> {
+    const { action, ...left } = traffic;
     const repaired = await this.deps.store.endPromotion(
       promotion.id,
-      { status: outcome, message: `${cause}; repaired: ${action}` },
+      { status: outcome, message: `${cause}; repaired: ${action}`, ...left },
       {
         model_id: promotion.model_id,
         actor: REPAIR_ACTOR,

@@ -248,8 +248,8 @@ export interface Store {
     promotion: Omit<PromotionRecord, 'updated_at' | 'ended_at'>,
     deploymentIds: string[],
   ): Promise<{ promotion: PromotionRecord } | { clash: PromotionRecord }>;
-  /** Ends a promotion that has not ended yet, appending `audit` in the same transaction; returns whether it did. */
-  endPromotion(id: string, end: Pick<PromotionRecord, 'status' | 'message'>, audit: NewAuditEntry): Promise<boolean>;
+  /** Ends a promotion that has not ended yet (with what it left behind), appending `audit` in the same transaction; returns whether it did. */
+  endPromotion(id: string, end: Pick<PromotionRecord, 'status' | 'message'> & Omit<PromotionPatch, 'ended_at'>, audit: NewAuditEntry): Promise<boolean>;
   updatePromotion(id: string, patch: PromotionPatch): Promise<PromotionRecord>;
   getPromotion(id: string): Promise<PromotionRecord | undefined>;
   /** An environment's promotions, newest first. */

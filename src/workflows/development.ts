@@ -75,6 +75,18 @@ export async function developmentUpdateWorkflow(input: DevelopmentUpdateInput): 
     throw ApplicationFailure.create({ type: DEVELOPMENT_UPDATE_INTERRUPTED, message: cause, nonRetryable: true });
   }
 
+  /** Waits until a replica runs the new revision; the cause when it does not (in time, or at all). */
+  async function revisionNotReady(): Promise<string | undefined> {
+    try {
+      await waits.awaitReplicasReady({ deploymentId, replicas: 1, revision, deadlineMs: Date.now() + input.deployTimeoutSeconds * 1000 });
+      return undefined;
+    } catch (error) {
+      const message = causeOf(error, REPLICAS_NOT_READY);
+      if (message === undefined) throw error;
+      return message;
+    }
+  }
+
   async function rebuild(): Promise<DevelopmentUpdateOutcome> {
     await records.setDeploymentStatus({ deploymentId, status: 'UPDATING' });
     let built: Awaited<ReturnType<Activities['buildDeployment']>>;
@@ -87,13 +99,8 @@ export async function developmentUpdateWorkflow(input: DevelopmentUpdateInput): 
     }
     revisionApplied = true;
     await records.applyRevision({ deploymentId, revision, envKey: built.envKey, config: built.config, desiredReplicas: 1 });
-    try {
-      await waits.awaitReplicasReady({ deploymentId, replicas: 1, revision, deadlineMs: Date.now() + input.deployTimeoutSeconds * 1000 });
-    } catch (error) {
-      const message = causeOf(error, REPLICAS_NOT_READY);
-      if (message === undefined) throw error;
-      return failed(message, true);
-    }
+    const notReady = await revisionNotReady();
+    if (notReady !== undefined) return failed(notReady, true);
     await records.setDeploymentStatus({ deploymentId, status: 'ACTIVE' });
     return { deployment_id: deploymentId, revision, status: 'UPDATED' };
   }
@@ -101,13 +108,8 @@ export async function developmentUpdateWorkflow(input: DevelopmentUpdateInput): 
   async function reload(): Promise<DevelopmentUpdateOutcome> {
     revisionApplied = true;
     const { woken } = await records.startRevision({ deploymentId, revision, config: input.config! });
-    try {
-      await waits.awaitReplicasReady({ deploymentId, replicas: 1, revision, deadlineMs: Date.now() + input.deployTimeoutSeconds * 1000 });
-    } catch (error) {
-      const message = causeOf(error, REPLICAS_NOT_READY);
-      if (message === undefined) throw error;
-      return failed(message, true);
-    }
+    const notReady = await revisionNotReady();
+    if (notReady !== undefined) return failed(notReady, true);
     await records.setDeploymentStatus({ deploymentId, status: 'ACTIVE' });
     await records.releaseRevisions({ deploymentId, serving: revision });
     return { deployment_id: deploymentId, revision, status: 'UPDATED', woken };

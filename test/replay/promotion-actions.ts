@@ -1,4 +1,4 @@
-/** How the history recorder sends a control action to a running promotion. */
+/** How the history recorder and the workflow tests send a control action to a running promotion. */
 import type { WorkflowHandle } from '@temporalio/client';
 import {
   promotionActionUpdate,
@@ -22,7 +22,8 @@ export const PROMOTION_ACTIONS = {
 /** An action the recorder can send. */
 export type PromotionActionKey = keyof typeof PROMOTION_ACTIONS;
 
-const SIGNALS = {
+/** The signal of each action, as the Temporal UI sends it. */
+export const PROMOTION_SIGNALS = {
   pause: pausePromotionSignal,
   resume: resumePromotionSignal,
   cancel: cancelPromotionSignal,
@@ -35,6 +36,6 @@ const SIGNALS = {
  * waiting for its effect: the recorder follows the status), or as the Temporal UI does (its signal).
  */
 export async function sendAction(handle: WorkflowHandle, action: PromotionActionKey, actor: string, via: 'update' | 'signal' = 'update'): Promise<void> {
-  if (via === 'signal') await handle.signal(SIGNALS[action], { actor });
+  if (via === 'signal') await handle.signal(PROMOTION_SIGNALS[action], { actor });
   else await handle.startUpdate(promotionActionUpdate, { args: [{ action: PROMOTION_ACTIONS[action], actor }], waitForStage: 'ACCEPTED' });
 }

@@ -26,6 +26,7 @@ import {
 import { HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW, type PromotionOutcome } from '../../src/workflows/promotion';
 import { CANDIDATE, FakeCluster, PREVIOUS, settings } from '../helpers/fake-cluster';
 import { startTimeSkipping } from '../helpers/time-skipping';
+import { PROMOTION_SIGNALS } from '../replay/promotion-actions';
 
 describe('promotionWorkflow (time-skipping)', function () {
   this.timeout(120_000);
@@ -79,13 +80,7 @@ describe('promotionWorkflow (time-skipping)', function () {
     }
   };
 
-  const SIGNALS = {
-    pause: pausePromotionSignal,
-    resume: resumePromotionSignal,
-    cancel: cancelPromotionSignal,
-    force_cancel: forceCancelPromotionSignal,
-    force_roll_forward: forceRollForwardPromotionSignal,
-  } as const;
+  const SIGNALS = PROMOTION_SIGNALS;
   type Action = keyof typeof SIGNALS;
 
   /** The action's audit entry, asserting it was recorded with the right outcome and actor. */

@@ -384,12 +384,13 @@ export class SqliteStore implements Store {
     return { promotion: (await this.getPromotion(promotion.id))! };
   }
 
-  async endPromotion(id: string, end: Pick<PromotionRecord, 'status' | 'message'>, audit: NewAuditEntry): Promise<boolean> {
+  async endPromotion(id: string, end: Pick<PromotionRecord, 'status' | 'message'> & Omit<PromotionPatch, 'ended_at'>, audit: NewAuditEntry): Promise<boolean> {
     const finish = this.db.transaction((): boolean => {
       const at = now();
+      const entries = Object.entries(end).filter(([, value]) => value !== undefined);
       const result = this.db
-        .prepare('UPDATE promotions SET status = ?, message = ?, ended_at = ?, updated_at = ? WHERE id = ? AND ended_at IS NULL')
-        .run(end.status, end.message, at, at, id);
+        .prepare(`UPDATE promotions SET ${[...entries.map(([key]) => `${key} = ?`), 'ended_at = ?', 'updated_at = ?'].join(', ')} WHERE id = ? AND ended_at IS NULL`)
+        .run(...entries.map(([, value]) => value), at, at, id);
       if (result.changes > 0) this.insertAudit(audit);
       return result.changes > 0;
     });
