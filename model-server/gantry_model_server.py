@@ -1023,7 +1023,24 @@ def _exit_now(code: int, events: Events) -> None:
     os._exit(code)
 
 
+def _parent_pid() -> int:
+    """The process this server belongs to: GANTRY_NODE_PID (the node that started it) when set,
+    so that a parent that died before the server started watching is noticed too."""
+    try:
+        return int(os.environ.get("GANTRY_NODE_PID", "")) or os.getppid()
+    except ValueError:
+        return os.getppid()
+
+
 def serve(args: argparse.Namespace) -> None:
+    # First of all: die with the node. A node killed while this interpreter started is gone
+    # before the death signal is set, and the parent-pid check below catches that.
+    _set_parent_death_signal()
+    parent_pid = _parent_pid()
+    if os.getppid() != parent_pid:
+        log("the node (pid %d) is gone before this replica started; exiting" % parent_pid)
+        sys.stdout.flush()
+        os._exit(EXIT_OK)
     events = Events()
     package_dir = os.path.abspath(args.package)
     try:
@@ -1066,8 +1083,6 @@ def serve(args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    _set_parent_death_signal()
-    parent_pid = os.getppid()
 
     def watch_parent() -> None:
         while not shutdown_requested.wait(1.0):

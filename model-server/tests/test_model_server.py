@@ -519,6 +519,36 @@ class ShutdownTests(unittest.TestCase):
         self.assertLess(time.monotonic() - started, 8)
 
 
+    def test_a_node_gone_before_the_server_started_watching_still_ends_it(self):
+        pkg = make_package(self, model_py("class Model:\n    def predict(self, x):\n        return x\n"))
+        read_fd, write_fd = os.pipe()
+        # The parent starts the server and exits at once: it is gone before the server can set
+        # its death signal. GANTRY_NODE_PID names it, so the server notices and exits.
+        launcher = textwrap.dedent(
+            """
+            import os, subprocess, sys
+            fd = int(os.environ["GANTRY_EVENTS_FD"])
+            env = dict(os.environ, GANTRY_NODE_PID=str(os.getpid()))
+            subprocess.Popen([sys.executable, "-u", sys.argv[1], "serve", "--package", sys.argv[2]],
+                             pass_fds=(fd,), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            """
+        )
+        env = dict(os.environ, GANTRY_EVENTS_FD=str(write_fd))
+        parent = subprocess.Popen([sys.executable, "-c", launcher, SERVER, pkg], env=env, pass_fds=(write_fd,))
+        os.close(write_fd)
+        self.assertEqual(parent.wait(10), 0)
+        ended = threading.Event()
+
+        def drain():
+            with os.fdopen(read_fd) as stream:  # EOF once the server (last writer) is gone
+                for _ in stream:
+                    pass
+            ended.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        self.assertTrue(ended.wait(10), "the orphaned server is still running")
+
+
 class ReloadTests(unittest.TestCase):
     """POST /reload on development replicas (a new package directory each time)."""
 

@@ -89,7 +89,7 @@ export class ReplicaProcess {
       ['-u', MODEL_SERVER_SCRIPT, 'serve', '--package', spec.packageDir, '--host', '127.0.0.1', '--port', '0', '--kind', spec.kind],
       {
         cwd: spec.packageDir,
-        env: modelEnvironment(process.env, spec.environment, { GANTRY_EVENTS_FD: '3', PYTHONDONTWRITEBYTECODE: '1', GANTRY_REPLICA_ID: id }),
+        env: modelEnvironment(process.env, spec.environment, { GANTRY_EVENTS_FD: '3', PYTHONDONTWRITEBYTECODE: '1', GANTRY_REPLICA_ID: id, GANTRY_NODE_PID: String(process.pid) }),
         stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
         // Its own process group: a Ctrl-C in the terminal reaches the node, which stops replicas in order.
         detached: true,
