@@ -1,6 +1,8 @@
 /**
  * A child process of the stack, kept running: its output is prefixed line by line, and when
- * it dies unexpectedly it is restarted with exponential backoff, saying so in the log.
+ * it dies unexpectedly it is restarted with exponential backoff, saying so in the log. Each
+ * child runs in a process group of its own, and whatever it leaves there when it exits is
+ * killed, so a restart never finds its predecessor's processes in the way.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { LineSplitter } from '../logs/deployment-logs';
@@ -26,6 +28,19 @@ export interface RestartPolicy {
 
 /** The policy `npm start` uses. */
 export const DEFAULT_RESTART_POLICY: RestartPolicy = { baseMs: 1000, maxMs: 30_000, stableAfterMs: 60_000 };
+
+/**
+ * Kills what a child that died left in its process group: the Temporal dev server, say, whose
+ * wrapper was killed outright, would otherwise keep the port and make every restart fail.
+ */
+function killLeftovers(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // nothing left in the group
+  }
+}
 
 /** One supervised child. */
 export class SupervisedChild {
@@ -77,6 +92,7 @@ export class SupervisedChild {
     child.once('error', (error) => this.write(`${this.prefix()} could not start: ${error.message}`));
     child.once('exit', (code, signal) => {
       this.child = undefined;
+      killLeftovers(child.pid);
       const how = signal ? `signal ${signal}` : `exit code ${code}`;
       if (this.stopping) {
         this.write(`${this.prefix()} stopped (${how})`);
