@@ -9,6 +9,9 @@ import type { ActivityDeps } from './deps';
 import { BUILD_FAILED } from './failures';
 import { requireDeployment } from './records';
 
+/** How often a build says it is alive (its heartbeat timeout is 20 s). */
+const BUILD_HEARTBEAT_MS = 5_000;
+
 /** What a build reports back to the deploy workflow. */
 export interface BuildOutcome {
   envKey: string;
@@ -30,6 +33,8 @@ export function createBuildActivities(deps: ActivityDeps) {
       const heartbeat = (): void => Context.current().heartbeat();
       const attempt = Context.current().info.attempt;
       log(attempt > 1 ? `build started (attempt ${attempt})` : 'build started');
+      // Alive as long as the build runs, whatever step it is in (unpacking a large archive too).
+      const beat = setInterval(heartbeat, BUILD_HEARTBEAT_MS);
       try {
         const result = await buildModelPackage({
           archive: archivePath(deps.paths, input.deploymentId, revision),
@@ -50,6 +55,8 @@ export function createBuildActivities(deps: ActivityDeps) {
         }
         log(`build attempt failed: ${(error as Error).message}`);
         throw error;
+      } finally {
+        clearInterval(beat);
       }
     },
   };

@@ -13,10 +13,13 @@ export const records = proxyActivities<Activities>({
   retry: { maximumInterval: '10 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
 });
 
-/** Builds: up to 30 minutes with heartbeats; three attempts for failures that are not the package's. */
+/**
+ * Builds: up to 30 minutes, heartbeating every 5 s (a worker that dies mid-build is noticed
+ * within 20 s); three attempts for failures that are not the package's.
+ */
 export const builds = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
+  heartbeatTimeout: '20 seconds',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
 });
 
