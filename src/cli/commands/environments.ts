@@ -117,13 +117,25 @@ export function progressLine(p: PromotionView, ready?: { candidate?: number; pre
 
 const ENDED = new Set(['SUCCEEDED', 'FAILED', 'CANCELED']);
 
+/** How long `--follow` waits for a promotion to be recorded by its workflow (the worker may be restarting). */
+const RECORD_WAIT_MS = 120_000;
+
 /** Follows a promotion until it ends, drawing progress; exit code 0 only for SUCCEEDED. */
 export async function followPromotion(client: ApiClient, model: string, env: string, promotionId: string): Promise<number> {
   const tty = process.stdout.isTTY;
   let last = '';
+  const recordedBy = Date.now() + RECORD_WAIT_MS;
   for (;;) {
     const p = await client.request<PromotionView>('GET', `${envPath(model, env)}/promotion`);
-    if (p.id !== promotionId) throw new Error(`promotion ${promotionId} is no longer the environment's latest`);
+    if (p.id !== promotionId) {
+      // The promotion records itself when the worker picks it up: until then the environment's
+      // latest is an earlier one that has ended.
+      if (!p.ended_at || Date.now() > recordedBy) throw new Error(`promotion ${promotionId} is no longer the environment's latest`);
+      if (!last) console.log(`waiting for the worker to start promotion ${promotionId}…`);
+      last = last || 'waiting';
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      continue;
+    }
     const ready = async (id: string | null): Promise<number | undefined> =>
       id ? (await client.getDeployment(model, id).catch(() => undefined))?.replicas.ready : undefined;
     const line = progressLine(p, { candidate: await ready(p.candidate_deployment_id), previous: await ready(p.previous_deployment_id) });
