@@ -23,7 +23,7 @@ import {
   type PromotionStatus,
   type PromotionStatusName,
 } from '../../src/workflows/messages';
-import { HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW, type PromotionOutcome } from '../../src/workflows/promotion';
+import type { PromotionOutcome } from '../../src/workflows/promotion';
 import { CANDIDATE, FakeCluster, PREVIOUS, settings } from '../helpers/fake-cluster';
 import { startTimeSkipping } from '../helpers/time-skipping';
 import { PROMOTION_SIGNALS } from '../replay/promotion-actions';
@@ -503,6 +503,9 @@ describe('promotionWorkflow (time-skipping)', function () {
         await blockedOn(cluster, 'route:1')();
         const ended = await act(handle, 'FORCE_CANCEL');
         assert.equal(ended.status, 'CANCELED');
+        // The interrupted wait was abandoned by the workflow; end the activity too, or it holds
+        // the test server's time skipping for the tests after this one.
+        cluster.release('route:1');
       });
       assertCanceled(cluster, outcome);
       assert.deepEqual(cluster.routed, [50, 0]);
@@ -545,33 +548,6 @@ describe('promotionWorkflow (time-skipping)', function () {
       assert.equal(outcome.status, 'FAILED');
       assert.match(outcome.message ?? '', /^refused: promotion p0/);
       assert.deepEqual(cluster.writes, [], 'nothing was scaled or routed');
-    });
-
-    it('stays bounded through 1,000 pauses and resumes (continuing as new with its state) and still succeeds', async function () {
-      this.timeout(600_000);
-      const cluster = new FakeCluster();
-      let firstRunId = '';
-      let workflowId = '';
-      const outcome = await promote(cluster, settings({ stabilization: 3600 }), async (handle) => {
-        firstRunId = handle.firstExecutionRunId;
-        workflowId = handle.workflowId;
-        await until(handle, (s) => s.step >= 1, 'the first step');
-        for (let cycle = 0; cycle < 1000; cycle++) {
-          assert.equal((await act(handle, 'PAUSE')).status, 'PAUSED');
-          assert.equal((await act(handle, 'RESUME')).status, 'RAMPING_UP');
-        }
-      });
-      assertSucceeded(cluster, outcome);
-      assert.equal(cluster.audit.filter((e) => e.action === 'PAUSE').length, 1000, 'every pause is audited');
-      // Follow the chain of runs from the first: each history stays bounded.
-      const lengths: number[] = [];
-      for (let runId: string | undefined = firstRunId; runId; ) {
-        const history = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
-        lengths.push(history.events!.length);
-        runId = history.events!.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
-      }
-      assert.ok(lengths.length > 1, 'it continued as new');
-      assert.ok(Math.max(...lengths) <= HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW + 100, `history lengths: ${lengths.join(', ')}`);
     });
   });
 });
