@@ -3,8 +3,7 @@
  * gateway reports the generation it applied; "applied" is verified, never assumed.
  */
 import { ApplicationFailure, Context, sleep } from '@temporalio/activity';
-import { NODE_STALE_AFTER_MS } from '../shared/constants';
-import { routeKey } from '../store/store';
+import { liveNodes, nodesBehind, routeKey } from '../store/store';
 import type { ActivityDeps } from './deps';
 import { ROUTE_NOT_APPLIED } from './failures';
 
@@ -21,9 +20,8 @@ export function createTrafficActivities(deps: ActivityDeps) {
     async awaitRouteApplied(input: { modelId: string; environment: string; generation: number; deadlineMs?: number }): Promise<void> {
       const key = routeKey(input.modelId, input.environment);
       for (;;) {
-        const nodes = await deps.store.listNodes();
-        const live = nodes.filter((node) => Date.now() - Date.parse(node.heartbeat_at) < NODE_STALE_AFTER_MS);
-        const behind = live.filter((node) => (node.applied_routes[key] ?? 0) < input.generation);
+        const live = liveNodes(await deps.store.listNodes());
+        const behind = nodesBehind(live, key, input.generation);
         Context.current().heartbeat({ behind: behind.map((node) => node.id) });
         if (live.length > 0 && behind.length === 0) return;
         if (input.deadlineMs !== undefined && Date.now() > input.deadlineMs) {

@@ -13,12 +13,15 @@ import type { HomePaths } from '../home';
 import { appendLog } from '../logs/deployment-logs';
 import { workflowIds } from '../shared/constants';
 import { scalePatch } from '../shared/replica-status';
-import type { DeploymentPatch, DeploymentRecord, PromotionPatch, PromotionRecord, Store } from '../store/store';
+import { liveNodes, nodesBehind, routeKey, type DeploymentPatch, type DeploymentRecord, type PromotionPatch, type PromotionRecord, type Store } from '../store/store';
 import type { WorkflowDescription, WorkflowsClient } from '../temporal/workflows-client';
 import type { DevelopmentUpdateInput } from '../workflows/development';
 
 /** The actor of every repair in the audit log. */
 export const REPAIR_ACTOR = 'gantry (repair)';
+
+/** How long a repair waits for the gateways to apply the route it wrote before it ends the promotion. */
+const ROUTE_APPLY_WAIT_MS = 10_000;
 
 /** A record younger than this is left alone when its workflow is missing: the API may be starting it right now. */
 export const DEFAULT_REPAIR_GRACE_MS = 10_000;
@@ -218,7 +221,7 @@ export class Repairer {
     const weights = route?.weights ?? {};
     const candidateServesAll = environment.current_deployment_id === candidateId || (weights[candidateId] === 100 && Object.keys(weights).length === 1);
     if (candidateServesAll) {
-      if (environment.current_deployment_id !== candidateId) await store.setCurrentDeployment(promotion.model_id, promotion.environment, candidateId);
+      if (environment.current_deployment_id !== candidateId) await this.awaitRouteApplied(promotion, await store.setCurrentDeployment(promotion.model_id, promotion.environment, candidateId));
       return { action: 'the candidate already served all traffic and stays the current deployment', percent_traffic_to_new_version: 100 };
     }
     const previousId = environment.current_deployment_id;
@@ -228,9 +231,11 @@ export class Repairer {
       const wanted = Math.max(1, previous.autoscaling.min_replica, previous.desired_replicas);
       previousReplicas = wanted;
       if (previous.desired_replicas < wanted) await store.updateDeployment(previous.id, scalePatch(previous, wanted));
-      if (!(weights[previous.id] === 100 && Object.keys(weights).length === 1)) await store.writeRoute(promotion.model_id, promotion.environment, { [previous.id]: 100 });
+      if (!(weights[previous.id] === 100 && Object.keys(weights).length === 1)) {
+        await this.awaitRouteApplied(promotion, await store.writeRoute(promotion.model_id, promotion.environment, { [previous.id]: 100 }));
+      }
     } else if (weights[candidateId]) {
-      await store.writeRoute(promotion.model_id, promotion.environment, {});
+      await this.awaitRouteApplied(promotion, await store.writeRoute(promotion.model_id, promotion.environment, {}));
     }
     const candidate = await store.getDeployment(candidateId);
     const servesElsewhere = (await store.listEnvironments(promotion.model_id)).some((env) => env.current_deployment_id === candidateId);
@@ -241,6 +246,20 @@ export class Repairer {
       candidate_replicas: servesElsewhere ? candidate?.desired_replicas : 0,
       previous_replicas: previousReplicas,
     };
+  }
+
+  /**
+   * Waits until every live gateway serves the route at `generation` (set, then verify), so that
+   * a promotion ended by a repair has its traffic where its record says; at most
+   * ROUTE_APPLY_WAIT_MS (with no live node there is nobody to wait for).
+   */
+  private async awaitRouteApplied(promotion: PromotionRecord, generation: number): Promise<void> {
+    const key = routeKey(promotion.model_id, promotion.environment);
+    const deadline = Date.now() + ROUTE_APPLY_WAIT_MS;
+    while (Date.now() < deadline) {
+      if (nodesBehind(liveNodes(await this.deps.store.listNodes()), key, generation).length === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   private async endPromotion(promotion: PromotionRecord, outcome: 'FAILED' | 'CANCELED', cause: string, traffic: RestoredTraffic): Promise<Repair | undefined> {

@@ -2,7 +2,7 @@
  * Environments: production (always there) and custom ones, their promotion settings, and
  * what each serves. Knows the store and the workflows; knows nothing of HTTP.
  */
-import { NODE_STALE_AFTER_MS, PRODUCTION } from '../shared/constants';
+import { PRODUCTION } from '../shared/constants';
 import {
   DEFAULT_PROMOTION_SETTINGS,
   describeIssues,
@@ -10,7 +10,7 @@ import {
   type PromotionSettings,
   type PromotionSettingsPatch,
 } from '../shared/schemas';
-import { ConflictError, routeKey, type EnvironmentRecord, type ModelRecord, type Store } from '../store/store';
+import { ConflictError, liveNodes, routeKey, type EnvironmentRecord, type ModelRecord, type Store } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
 import type { Actor, DeploymentService } from './deployments';
 import { conflict, invalid, notFound, ServiceError } from './errors';
@@ -123,7 +123,7 @@ export class EnvironmentService {
     const deadline = Date.now() + ROUTE_GONE_WAIT_MS;
     for (;;) {
       const nodes = await this.deps.store.listNodes();
-      const serving = nodes.filter((node) => Date.now() - Date.parse(node.heartbeat_at) < NODE_STALE_AFTER_MS && key in node.applied_routes);
+      const serving = liveNodes(nodes).filter((node) => key in node.applied_routes);
       if (serving.length === 0 || Date.now() > deadline) return;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

@@ -3,6 +3,7 @@
  * worker and the node. SQLite (src/store/sqlite) is the embedded implementation; the
  * interface is asynchronous so that a networked database can stand behind it too.
  */
+import { NODE_STALE_AFTER_MS } from '../shared/constants';
 import type { AutoscalingSettings, DeploymentStatus, Labels, ModelConfig, PromotionSettings } from '../shared/schemas';
 import type { PromotionStatusName } from '../workflows/messages';
 
@@ -138,6 +139,16 @@ export interface NodeStatus {
 /** The key of a route in a node's applied routes. */
 export function routeKey(modelId: string, environment: string): string {
   return `${modelId}/${environment}`;
+}
+
+/** The nodes whose heartbeat is recent enough to count as serving. */
+export function liveNodes(nodes: NodeStatus[], now = Date.now()): NodeStatus[] {
+  return nodes.filter((node) => now - Date.parse(node.heartbeat_at) < NODE_STALE_AFTER_MS);
+}
+
+/** Of the live nodes, those whose gateway does not yet serve the route at `generation` or later. */
+export function nodesBehind(live: NodeStatus[], key: string, generation: number): NodeStatus[] {
+  return live.filter((node) => (node.applied_routes[key] ?? 0) < generation);
 }
 
 /** An API key's public part; the secret is kept only as a hash. */
