@@ -71,6 +71,11 @@ describe('promotionWorkflow history (time-skipping)', function () {
       runId = history.events!.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
     }
     assert.ok(lengths.length > 1, 'it continued as new');
-    assert.ok(Math.max(...lengths) <= HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW + 100, `history lengths: ${lengths.join(', ')}`);
+    // A run continues as new at its first quiet moment past the threshold; back-to-back actions
+    // (the next one arriving while the last one's audit entry is written) can put that a few
+    // cycles later on a busy machine, never tens of thousands of events later as without it.
+    const total = lengths.reduce((sum, length) => sum + length, 0);
+    assert.ok(total > 10 * HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW, `1,000 cycles make a long history in all (${total} events)`);
+    assert.ok(Math.max(...lengths) <= HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW * 1.25, `history lengths: ${lengths.join(', ')}`);
   });
 });
