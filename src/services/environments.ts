@@ -14,20 +14,10 @@ import { ConflictError, liveNodes, routeKey, type EnvironmentRecord, type ModelR
 import type { WorkflowsClient } from '../temporal/workflows-client';
 import type { Actor, DeploymentService } from './deployments';
 import { conflict, invalid, notFound, ServiceError } from './errors';
-import { PromotionService, type PromotionView } from './promotions';
-import type { DeploymentView } from './views';
+import type { PromotionService } from './promotions';
+import type { DeploymentView, EnvironmentView } from '../shared/views';
 
-/** An environment as the API shows it. */
-export interface EnvironmentView {
-  model_id: string;
-  name: string;
-  promotion_settings: PromotionSettings;
-  current_deployment: DeploymentView | null;
-  candidate_deployment: DeploymentView | null;
-  in_progress_promotion: PromotionView | null;
-  created_at: string;
-  updated_at: string;
-}
+export type { EnvironmentView } from '../shared/views';
 
 /** Applies a partial change to settings and checks the result (exactly one of surge/unavailable, ranges). */
 export function mergePromotionSettings(current: PromotionSettings, patch: PromotionSettingsPatch | undefined): PromotionSettings {

@@ -4,36 +4,17 @@
  */
 import { newId } from '../shared/ids';
 import { workflowIds } from '../shared/constants';
-import type { PromotionAction } from '../shared/schemas';
+import { promotionActions, type PromotionAction } from '../shared/schemas';
 import { promotionInvolves, type DeploymentRecord, type ModelRecord, type PromotionRecord, type Store } from '../store/store';
 import { PromotionActionRefused, PromotionAlreadyRunning, type WorkflowsClient } from '../temporal/workflows-client';
-import type { PromotionStatus, PromotionStatusName } from '../workflows/messages';
+import type { PromotionView } from '../shared/views';
+import type { PromotionStatus } from '../workflows/messages';
 import type { PromotionWorkflowInput } from '../workflows/promotion';
 import { actionRefusal, type PromotionActionName } from '../workflows/promotion-rules';
 import type { Actor } from './deployments';
 import { conflict, invalid, notFound, unavailable } from './errors';
 
-/** A promotion as the API shows it: its record, with the live workflow state while in flight. */
-export interface PromotionView {
-  id: string;
-  model_id: string;
-  environment: string;
-  status: PromotionStatusName;
-  candidate_deployment_id: string;
-  previous_deployment_id: string | null;
-  step: number;
-  total_steps: number;
-  percent_traffic_to_new_version: number;
-  candidate_replicas: number;
-  previous_replicas: number;
-  pending_action: string | null;
-  message: string | null;
-  actor: string;
-  started_at: string;
-  updated_at: string;
-  ended_at: string | null;
-  actions?: PromotionStatus['actions'];
-}
+export type { PromotionView } from '../shared/views';
 
 /** The API's action names → the audit log's. */
 export const ACTION_NAMES: Record<PromotionAction, PromotionActionName> = {
@@ -75,7 +56,14 @@ export function promotionView(record: PromotionRecord, live?: PromotionStatus): 
     updated_at: useLive ? live.updated_at : record.updated_at,
     ended_at: record.ended_at,
     ...(useLive ? { actions: live.actions } : {}),
+    allowed_actions: useLive ? allowedActions(live) : [],
   };
+}
+
+/** The actions the state × action table accepts in this live status, in the API's names. */
+export function allowedActions(live: PromotionStatus): PromotionAction[] {
+  const state = { status: live.status, pending: live.pending_action, pausedFrom: live.paused_from, finishing: live.finishing };
+  return promotionActions.filter((action) => actionRefusal(state, ACTION_NAMES[action]) === undefined);
 }
 
 /** What the promotion service needs. */

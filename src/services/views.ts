@@ -1,37 +1,9 @@
 /** The JSON shapes the API returns for models and deployments, built from store records. */
 import { PRODUCTION } from '../shared/constants';
-import type { AutoscalingSettings, DeploymentStatus, Labels } from '../shared/schemas';
+import type { DeploymentView, ModelView } from '../shared/views';
 import type { DeploymentRecord, EnvironmentRecord, ModelRecord, ObservedReplica } from '../store/store';
 
-/** A deployment as the API shows it. */
-export interface DeploymentView {
-  id: string;
-  model_id: string;
-  name: string;
-  kind: DeploymentRecord['kind'];
-  is_production: boolean;
-  is_development: boolean;
-  status: DeploymentStatus;
-  status_message: string | null;
-  labels: Labels;
-  autoscaling_settings: AutoscalingSettings;
-  /** Environments whose current deployment this is. */
-  environments: string[];
-  replicas: { desired: number; ready: number; starting: number };
-  active_replica_count: number;
-  created_at: string;
-  updated_at: string;
-}
-
-/** A model as the API shows it. */
-export interface ModelView {
-  id: string;
-  name: string;
-  production_deployment_id: string | null;
-  development_deployment_id: string | null;
-  deployment_count: number;
-  created_at: string;
-}
+export type { DeploymentView, ModelView } from '../shared/views';
 
 /** Shows a deployment with the environments it serves and its replica counts. */
 export function deploymentView(

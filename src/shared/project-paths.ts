@@ -16,3 +16,6 @@ export const MODEL_SERVER_SCRIPT = path.join(PROJECT_ROOT, 'model-server', 'gant
 
 /** The project's virtual environment, where `npm install` puts the Temporal binaries. */
 export const PROJECT_VENV_BIN = path.join(PROJECT_ROOT, '.venv', 'bin');
+
+/** The dashboard as `npm run build` bundles it (dashboard/ → dist/dashboard). */
+export const DASHBOARD_DIR = path.join(PROJECT_ROOT, 'dist', 'dashboard');

@@ -4,6 +4,7 @@
  * interface is asynchronous so that a networked database can stand behind it too.
  */
 import { NODE_STALE_AFTER_MS } from '../shared/constants';
+import type { AuditEntry, DeploymentKind } from '../shared/views';
 import type { AutoscalingSettings, DeploymentStatus, Labels, ModelConfig, PromotionSettings } from '../shared/schemas';
 import type { PromotionStatusName } from '../workflows/messages';
 
@@ -15,7 +16,7 @@ export interface ModelRecord {
 }
 
 /** Published deployments are immutable; a model has at most one development deployment. */
-export type DeploymentKind = 'published' | 'development';
+export type { DeploymentKind } from '../shared/views';
 
 /** One version of a model's code and config. */
 export interface DeploymentRecord {
@@ -160,16 +161,7 @@ export interface ApiKeyRecord {
   created_at: string;
 }
 
-/** One line of a model's audit log. */
-export interface AuditEntry {
-  id: number;
-  model_id: string | null;
-  actor: string;
-  action: string;
-  target: string | null;
-  details: Record<string, unknown>;
-  at: string;
-}
+export type { AuditEntry } from '../shared/views';
 
 /** An audit entry to append (`at` defaults to now). */
 export type NewAuditEntry = Omit<AuditEntry, 'id' | 'at'> & { at?: string };

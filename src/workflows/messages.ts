@@ -1,6 +1,9 @@
 /** Signals and queries of Gantry's workflows, shared by workflows, the API and the CLI. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { PromotionActionName, PromotionActionRecord, PromotionStatusName } from '../shared/promotion-status';
 import type { DeploymentStatus } from '../shared/schemas';
+
+export { promotionStatuses, TERMINAL_PROMOTION_STATUSES, type PromotionActionName, type PromotionActionRecord, type PromotionStatusName } from '../shared/promotion-status';
 
 /** Where a deploy workflow is. */
 export interface DeployProgress {
@@ -13,13 +16,6 @@ export interface DeployProgress {
 /** The progress of a deploy workflow. */
 export const deployProgressQuery = defineQuery<DeployProgress>('deployProgress');
 
-/** Every status a promotion can be in (DESIGN §1). */
-export const promotionStatuses = ['RELEASING', 'RAMPING_UP', 'PAUSED', 'RAMPING_DOWN', 'SUCCEEDED', 'FAILED', 'CANCELED'] as const;
-/** A promotion's status. */
-export type PromotionStatusName = (typeof promotionStatuses)[number];
-/** The statuses a promotion ends in. */
-export const TERMINAL_PROMOTION_STATUSES: readonly PromotionStatusName[] = ['SUCCEEDED', 'FAILED', 'CANCELED'];
-
 /** Who asked for an action. Signals sent without one (the Temporal UI, `temporal workflow signal`) are attributed to SIGNAL_ACTOR. */
 export interface ActionRequest {
   actor?: string;
@@ -29,20 +25,6 @@ export interface ActionRequest {
 export const SIGNAL_ACTOR = 'temporal (signal)';
 /** The actor named for a cancellation of the workflow itself (`temporal workflow cancel`, the UI's Cancel). */
 export const CANCEL_ACTOR = 'temporal (cancel)';
-
-/** One action taken on a promotion, as the status lists it. */
-export interface PromotionActionRecord {
-  action: 'PROMOTE' | 'PAUSE' | 'RESUME' | 'GRACEFUL_CANCEL' | 'FORCE_CANCEL' | 'FORCE_ROLL_FORWARD';
-  actor: string;
-  at: string;
-  /** Whether the workflow applied it (`applied`) or it did not apply in the state it arrived in (`ignored`). */
-  outcome: 'applied' | 'ignored';
-  /** The status it arrived in. */
-  status: PromotionStatusName;
-}
-
-/** An action a user can send, as the audit log names it. */
-export type PromotionActionName = Exclude<PromotionActionRecord['action'], 'PROMOTE'>;
 
 /** An action sent as a Workflow Update: which one, and who asked. */
 export interface PromotionActionRequest extends ActionRequest {

@@ -1,0 +1,108 @@
+/**
+ * The JSON shapes the API answers with, and the events of its live stream: the contract between
+ * the API, the CLI and the dashboard. Types only, so that the browser bundle can use them too.
+ */
+import type { PromotionActionRecord, PromotionStatusName } from './promotion-status';
+import type { AutoscalingSettings, DeploymentStatus, Labels, PromotionAction, PromotionSettings } from './schemas';
+
+/** Published deployments are immutable; a model's one development deployment is live-reloaded. */
+export type DeploymentKind = 'published' | 'development';
+
+/** A deployment as the API shows it. */
+export interface DeploymentView {
+  id: string;
+  model_id: string;
+  name: string;
+  kind: DeploymentKind;
+  is_production: boolean;
+  is_development: boolean;
+  status: DeploymentStatus;
+  status_message: string | null;
+  labels: Labels;
+  autoscaling_settings: AutoscalingSettings;
+  /** Environments whose current deployment this is. */
+  environments: string[];
+  replicas: { desired: number; ready: number; starting: number };
+  active_replica_count: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A model as the API shows it. */
+export interface ModelView {
+  id: string;
+  name: string;
+  production_deployment_id: string | null;
+  development_deployment_id: string | null;
+  deployment_count: number;
+  created_at: string;
+}
+
+/** An environment as the API shows it. */
+export interface EnvironmentView {
+  model_id: string;
+  name: string;
+  promotion_settings: PromotionSettings;
+  current_deployment: DeploymentView | null;
+  candidate_deployment: DeploymentView | null;
+  in_progress_promotion: PromotionView | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A promotion as the API shows it: its record, with the live workflow state while in flight. */
+export interface PromotionView {
+  id: string;
+  model_id: string;
+  environment: string;
+  status: PromotionStatusName;
+  candidate_deployment_id: string;
+  previous_deployment_id: string | null;
+  step: number;
+  total_steps: number;
+  percent_traffic_to_new_version: number;
+  candidate_replicas: number;
+  previous_replicas: number;
+  pending_action: string | null;
+  message: string | null;
+  actor: string;
+  started_at: string;
+  updated_at: string;
+  ended_at: string | null;
+  actions?: PromotionActionRecord[];
+  /** The actions the state × action table accepts now (none once ended, or while its workflow cannot be asked). */
+  allowed_actions: PromotionAction[];
+}
+
+/** One line of a model's audit log. */
+export interface AuditEntry {
+  id: number;
+  model_id: string | null;
+  actor: string;
+  action: string;
+  target: string | null;
+  details: Record<string, unknown>;
+  at: string;
+}
+
+/** A model with every deployment it has, as the models page lists it. */
+export interface ModelOverview {
+  model: ModelView;
+  deployments: DeploymentView[];
+}
+
+/** Everything the model page shows that changes as the model is worked on. */
+export interface ModelDetail {
+  model: ModelView;
+  deployments: DeploymentView[];
+  environments: EnvironmentView[];
+  /** The newest entries of the model's audit log, newest first. */
+  audit_logs: AuditEntry[];
+}
+
+/** One event of `GET /v1/events`: its SSE event name and its JSON data. */
+export type LiveEvent =
+  /** Every model (the stream without a `model` filter), sent at once and whenever it changes. */
+  | { event: 'models'; data: { models: ModelOverview[] } }
+  /** One model (the stream with `?model=`), sent at once and whenever it changes. */
+  | { event: 'model'; data: ModelDetail };

@@ -1,0 +1,142 @@
+/**
+ * The dashboard end to end: the real stack, a real headless Chromium (the one the npm package
+ * @sparticuz/chromium ships, driven by playwright-core), real replicas and steady load. Every
+ * check reads the page as a user sees it, and what the API then says.
+ */
+import { strict as assert } from 'node:assert';
+import * as path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { LoadGenerator } from '../../bench/loadgen';
+import { PROJECT_ROOT } from '../../src/shared/project-paths';
+import { launchBrowser } from '../helpers/browser';
+import { eventually } from '../helpers/ports';
+import { TestStack } from '../helpers/stack';
+
+const example = (name: string): string => path.join(PROJECT_ROOT, 'examples', name);
+/** Where the tests save the pictures the README shows. */
+const SCREENSHOTS = path.join(PROJECT_ROOT, 'docs', 'images');
+
+describe('dashboard (real stack, real browser)', function () {
+  this.timeout(600_000);
+  let stack: TestStack;
+  let browser: Browser;
+  let page: Page;
+
+  async function push(dir: string, ...flags: string[]): Promise<{ id: string; model_id: string; name: string }> {
+    const result = await stack.cli(['push', dir, '--output', 'json', ...flags]);
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    return JSON.parse(result.stdout);
+  }
+
+  async function signIn(key = stack.apiKey): Promise<void> {
+    await page.goto(stack.apiUrl);
+    await page.getByLabel('API key').fill(key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  }
+
+  before(async () => {
+    stack = await TestStack.create();
+    await stack.start();
+    browser = await launchBrowser();
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stack?.destroy();
+  });
+
+  it('says a wrong key is wrong, signs in with the right one, and signs out', async () => {
+    await signIn('gtk_not-a-key');
+    await page.getByRole('alert').filter({ hasText: 'invalid API key' }).waitFor();
+    await signIn();
+    await page.getByRole('heading', { name: 'Models' }).waitFor();
+    assert.equal(await page.evaluate('sessionStorage.getItem("gantry.api-key")'), stack.apiKey);
+    assert.ok(!page.url().includes(stack.apiKey), 'the key is never in the URL');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API key').waitFor();
+    assert.equal(await page.evaluate('sessionStorage.getItem("gantry.api-key")'), null);
+  });
+
+  it('shows a model pushed by the CLI, and it turns ACTIVE without a reload', async () => {
+    await signIn();
+    await page.getByText('live', { exact: true }).waitFor();
+    const pushed = await push(example('echo'), '--model-name', 'echo');
+    const row = page.locator('tr[data-model="echo"]');
+    await row.locator('[data-column="production"] [data-status="ACTIVE"]').waitFor({ timeout: 120_000 });
+    assert.equal(await page.evaluate('performance.getEntriesByType("navigation").length'), 1, 'the page was not reloaded');
+    assert.match(await row.innerText(), new RegExp(pushed.name));
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard-models.png') });
+  });
+
+  it('renames and relabels a deployment inline, and the API agrees', async () => {
+    await page.locator('tr[data-model="echo"] a').click();
+    const row = page.locator('tr[data-deployment="deployment-1"]');
+    await row.getByRole('button', { name: 'Rename deployment-1' }).click();
+    await page.getByLabel('New name of deployment-1').fill('blue');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    const renamed = page.locator('tr[data-deployment="blue"]');
+    await renamed.waitFor();
+    await renamed.getByRole('button', { name: 'Edit the labels of blue' }).click();
+    await page.getByLabel('Labels of blue, one key: value per line').fill('team: ml\ntier: gold');
+    await page.getByRole('button', { name: 'Save labels' }).click();
+    await renamed.getByText('tier: gold').waitFor();
+    const model = (await stack.api('GET', '/v1/models/echo')).body;
+    const deployment = (await stack.api('GET', `/v1/models/${model.id}/deployments/blue`)).body;
+    assert.deepEqual(deployment.labels, { team: 'ml', tier: 'gold' });
+  });
+
+  it('shows the API reason when a delete is refused, and deactivates then activates', async () => {
+    const row = page.locator('tr[data-deployment="blue"]');
+    await row.getByRole('button', { name: 'Delete blue' }).click();
+    await page.getByRole('button', { name: 'Delete blue', exact: true }).last().click();
+    await page.getByRole('alert').filter({ hasText: /production/ }).waitFor();
+    await row.getByRole('button', { name: 'Deactivate blue' }).click();
+    await row.locator('[data-status="INACTIVE"]').waitFor();
+    await row.getByRole('button', { name: 'Activate blue' }).click();
+    await row.locator('[data-status="ACTIVE"]').waitFor({ timeout: 60_000 });
+  });
+
+  it('pauses, resumes and cancels a rolling promotion with its buttons under load, the traffic bar following', async () => {
+    const model = (await stack.api('GET', '/v1/models/echo')).body;
+    const settings = await stack.api('PATCH', `/v1/models/${model.id}/environments/production`, {
+      promotion_settings: { rolling_deploy_config: { max_surge_percent: 50, stabilization_time_seconds: 3 } },
+    });
+    assert.equal(settings.status, 200, JSON.stringify(settings.body));
+    const scaled = await stack.api('PATCH', `/v1/models/${model.id}/deployments/blue/autoscaling_settings`, { min_replica: 2, max_replica: 2 });
+    assert.equal(scaled.status, 200);
+    await eventually('two ready replicas', async () => ((await stack.api('GET', `/v1/models/${model.id}/deployments/blue`)).body.replicas.ready === 2 ? true : undefined));
+    const candidate = await push(example('echo'), '--model-name', 'echo', '--wait');
+    const load = new LoadGenerator({ url: `${stack.gatewayUrl}/models/${model.id}/production/predict`, apiKey: stack.apiKey, rate: 20 });
+    load.start();
+    let stopped = false;
+    try {
+      const row = page.locator(`tr[data-deployment="${candidate.name}"]`);
+      await row.getByLabel(`Environment to promote ${candidate.name} to`).selectOption('production');
+      await row.getByRole('button', { name: `Promote ${candidate.name}` }).click();
+      const card = page.locator('article[data-environment="production"]');
+      const bar = card.getByRole('meter', { name: 'Traffic to the new deployment' });
+      await eventually('50% on the bar', async () => ((await bar.getAttribute('aria-valuenow')) === '50' ? true : undefined), 120_000, 50);
+      assert.equal(await card.locator('button[data-action="resume"]').isDisabled(), true, 'resume is refused while ramping up');
+      await card.locator('button[data-action="pause"]').click();
+      await card.locator('[data-status="PAUSED"]').first().waitFor();
+      await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard-promotion.png'), fullPage: true });
+      assert.equal(await card.locator('button[data-action="pause"]').isDisabled(), true, 'pause is refused while paused');
+      assert.equal((await stack.api('GET', `/v1/models/${model.id}/environments/production/promotion`)).body.status, 'PAUSED');
+      await card.locator('button[data-action="resume"]').click();
+      await eventually('not paused', async () => ((await card.locator('.promotion').getAttribute('data-status')) !== 'PAUSED' ? true : undefined));
+      await card.locator('button[data-action="cancel"]').click();
+      await card.getByText('No promotion in flight.').waitFor({ timeout: 120_000 });
+      assert.equal(await bar.count(), 0);
+      const ended = (await stack.api('GET', `/v1/models/${model.id}/environments/production/promotion`)).body;
+      assert.equal(ended.status, 'CANCELED');
+      const summary = await load.stop();
+      stopped = true;
+      assert.equal(summary.failed, 0, `failed requests: ${JSON.stringify(summary.byStatus)}`);
+      const audit = (await stack.api('GET', `/v1/models/${model.id}/audit_logs`)).body.audit_logs.map((e: { action: string }) => e.action);
+      for (const action of ['PAUSE', 'RESUME', 'GRACEFUL_CANCEL']) assert.ok(audit.includes(action), `${action} is audited`);
+    } finally {
+      if (!stopped) await load.stop();
+    }
+  });
+});
