@@ -15,6 +15,8 @@ export const configSchema = z.object({
     .regex(/^[^:\s]+:\d{1,5}$/, 'must be host:port')
     .default('127.0.0.1:7233'),
   GANTRY_TEMPORAL_UI_PORT: port.default(8233),
+  /** The Temporal Web UI the dashboard links workflows to (set by `npm start` when it serves one). */
+  GANTRY_TEMPORAL_UI_URL: z.url().optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   GANTRY_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   GANTRY_PYTHON: z.string().min(1).default('python3'),
@@ -34,6 +36,8 @@ export interface GantryConfig {
   gatewayPort: number;
   temporalAddress: string;
   temporalUiPort: number;
+  /** The Temporal Web UI, when one is known (the dashboard links to it). */
+  temporalUiUrl: string | undefined;
   temporalNamespace: string;
   apiKey: string | undefined;
   python: string;
@@ -73,6 +77,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     gatewayPort: c.GANTRY_GATEWAY_PORT,
     temporalAddress: c.TEMPORAL_ADDRESS,
     temporalUiPort: c.GANTRY_TEMPORAL_UI_PORT,
+    temporalUiUrl: c.GANTRY_TEMPORAL_UI_URL,
     temporalNamespace: c.TEMPORAL_NAMESPACE,
     apiKey: c.GANTRY_API_KEY,
     python: c.GANTRY_PYTHON,

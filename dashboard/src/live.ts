@@ -116,5 +116,70 @@ async function pollModel(modelId: string): Promise<ModelDetail> {
     api<{ environments: ModelDetail['environments'] }>('GET', `/v1/models/${modelId}/environments`),
     api<{ audit_logs: ModelDetail['audit_logs'] }>('GET', `/v1/models/${modelId}/audit_logs`),
   ]);
-  return { model, deployments: deployments.deployments, environments: environments.environments, audit_logs: audit.audit_logs.slice(0, 100) };
+  return { model, temporal_ui: null, deployments: deployments.deployments, environments: environments.environments, audit_logs: audit.audit_logs.slice(0, 100) };
+}
+
+/** One line of a deployment's log, as `GET …/logs` answers it. */
+export interface LogLine {
+  ts: string;
+  source: string;
+  message: string;
+}
+
+/**
+ * Follows a deployment's log (`GET …/logs?follow=true`): `reset` with the tail on each
+ * (re)connection, then `append` with each new line. Returns a stop function.
+ */
+export function followLogs(
+  modelId: string,
+  deploymentId: string,
+  handlers: { reset(lines: LogLine[]): void; append(lines: LogLine[]): void; state(state: LiveState): void; refused(error: ApiError): void },
+): () => void {
+  let stopped = false;
+  let controller: AbortController | undefined;
+  const connect = async (): Promise<void> => {
+    while (!stopped) {
+      controller = new AbortController();
+      handlers.state('connecting');
+      try {
+        const response = await fetch(`/v1/models/${modelId}/deployments/${deploymentId}/logs?follow=true&tail=500`, {
+          headers: { ...authHeaders(), Accept: 'text/event-stream' },
+          signal: controller.signal,
+        });
+        if (response.status === 401 || response.status === 404) {
+          const body = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+          handlers.refused(new ApiError(response.status, body.error?.code ?? 'error', body.error?.message ?? response.statusText));
+          return;
+        }
+        if (!response.ok || !response.body) throw new Error(`the log stream answered ${response.status}`);
+        let first = true;
+        handlers.state('live');
+        const parser = createParser({
+          onEvent(message) {
+            if (message.event !== 'log') return;
+            const { entries } = JSON.parse(message.data) as { entries: LogLine[] };
+            if (first) handlers.reset(entries);
+            else handlers.append(entries);
+            first = false;
+          },
+        });
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          parser.feed(value);
+        }
+      } catch {
+        // dropped: reconnect
+      }
+      if (stopped) return;
+      handlers.state('polling');
+      await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+    }
+  };
+  void connect();
+  return () => {
+    stopped = true;
+    controller?.abort();
+  };
 }

@@ -7,6 +7,7 @@ import { EnvironmentService } from '../services/environments';
 import { PromotionService } from '../services/promotions';
 import { UsageService } from '../services/usage';
 import { ModelService } from '../services/models';
+import type { TemporalUiLink } from '../shared/views';
 import type { Store } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
 import { DASHBOARD_DIR } from '../shared/project-paths';
@@ -17,6 +18,7 @@ import { errorHandler, routeNotFound } from './errors';
 import { deploymentRoutes } from './routes/deployments';
 import { environmentRoutes } from './routes/environments';
 import { eventRoutes } from './routes/events';
+import { playgroundRoutes } from './routes/playground';
 import { modelRoutes } from './routes/models';
 
 /** What the API is built from. */
@@ -28,6 +30,10 @@ export interface AppDeps {
   maxArchiveBytes: number;
   /** The interpreter development updates compare Python environments on. */
   basePython: string;
+  /** Where the gateway listens, for predictions sent through the API (the dashboard's playground). */
+  gatewayUrl?: string;
+  /** The Temporal Web UI and namespace, for the dashboard's links to workflows (none when no UI is known). */
+  temporalUi?: TemporalUiLink;
   /** Where the bundled dashboard is (DASHBOARD_DIR unless a test says otherwise). */
   dashboardDir?: string;
 }
@@ -51,7 +57,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(deploymentRoutes({ deployments, development, usage: new UsageService(deps.store), paths: deps.paths, maxArchiveBytes: deps.maxArchiveBytes }));
   app.use(environmentRoutes({ store: deps.store, deployments, environments, promotions }));
   app.use(modelRoutes(new ModelService(deps.store)));
-  app.use(eventRoutes({ store: deps.store, deployments, live: new LiveViews({ store: deps.store, deployments, environments }) }));
+  if (deps.gatewayUrl) app.use(playgroundRoutes({ deployments, gatewayUrl: deps.gatewayUrl }));
+  app.use(eventRoutes({ store: deps.store, deployments, live: new LiveViews({ store: deps.store, deployments, environments, temporalUi: deps.temporalUi }) }));
 
   app.use(routeNotFound);
   app.use(errorHandler);

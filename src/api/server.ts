@@ -20,6 +20,8 @@ async function main(): Promise<void> {
     deployTimeoutSeconds: config.deployTimeoutSeconds,
     maxArchiveBytes: config.maxArchiveBytes,
     basePython: config.python,
+    gatewayUrl: `http://${config.host}:${config.gatewayPort}`,
+    temporalUi: config.temporalUiUrl ? { url: config.temporalUiUrl, namespace: config.temporalNamespace } : undefined,
   });
   const server = app.listen(config.apiPort, config.host);
   await new Promise<void>((resolve, reject) => {

@@ -59,12 +59,73 @@ export class LineSplitter {
 
 /** The last `count` entries of a deployment's log, oldest first; empty when there is none. */
 export function readLogTail(logsDir: string, deploymentId: string, count: number): LogEntry[] {
+  return readLogTailWithEnd(logsDir, deploymentId, count).entries;
+}
+
+/** The size of a deployment's log file (0 when there is none). */
+function logSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
+}
+
+/** Parses whole JSON lines, skipping any that are not an entry. */
+function parseEntries(lines: string[]): LogEntry[] {
+  return lines.flatMap((line) => {
+    try {
+      return [JSON.parse(line) as LogEntry];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
+ * Follows a deployment's log: the last `count` entries now, then every entry appended after
+ * them, read from the byte where the tail ended (so none is sent twice or missed). The file is
+ * polled every `intervalMs`: it is appended by other processes, and a stat is cheap.
+ */
+export function followLog(logsDir: string, deploymentId: string, count: number, onEntries: (entries: LogEntry[]) => void, intervalMs = 250): () => void {
+  const file = logFile(logsDir, deploymentId);
+  const first = readLogTailWithEnd(logsDir, deploymentId, count);
+  let offset = first.end;
+  let partial = '';
+  if (first.entries.length > 0) onEntries(first.entries);
+  const timer = setInterval(() => {
+    try {
+      const size = logSize(file);
+      if (size <= offset) return;
+      const fd = fs.openSync(file, 'r');
+      try {
+        const buffer = Buffer.alloc(size - offset);
+        fs.readSync(fd, buffer, 0, buffer.length, offset);
+        offset = size;
+        const lines = (partial + buffer.toString('utf8')).split('\n');
+        partial = lines.pop() ?? '';
+        const entries = parseEntries(lines.filter((line) => line.length > 0));
+        if (entries.length > 0) onEntries(entries);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (error) {
+      console.error(`logs: cannot read ${file}: ${(error as Error).message}`);
+    }
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** The tail, and the byte offset of the file it was read up to. */
+function readLogTailWithEnd(logsDir: string, deploymentId: string, count: number): { entries: LogEntry[]; end: number } {
   const file = logFile(logsDir, deploymentId);
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], end: 0 };
     throw error;
   }
   try {
@@ -82,15 +143,12 @@ export function readLogTail(logsDir: string, deploymentId: string, count: number
       for (const byte of buffer) if (byte === 10) newlines++;
       tail = Buffer.concat([buffer, tail]);
     }
-    const lines = tail.toString('utf8').split('\n').filter((line) => line.length > 0);
+    // Only whole lines: one being appended right now is read by the follower, from `end` on.
+    const text = tail.toString('utf8');
+    const whole = text.slice(0, text.lastIndexOf('\n') + 1);
+    const lines = whole.split('\n').filter((line) => line.length > 0);
     if (position > 0) lines.shift(); // the first line may be cut
-    return lines.slice(-count).flatMap((line) => {
-      try {
-        return [JSON.parse(line) as LogEntry];
-      } catch {
-        return [];
-      }
-    });
+    return { entries: parseEntries(lines.slice(-count)), end: size - Buffer.byteLength(text.slice(whole.length)) };
   } finally {
     fs.closeSync(fd);
   }

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { archivePath, type HomePaths } from '../home';
-import { readLogTail, type LogEntry } from '../logs/deployment-logs';
+import { followLog, readLogTail, type LogEntry } from '../logs/deployment-logs';
 import { looksLikeId } from '../shared/ids';
 import { wakePatch } from '../shared/replica-status';
 import {
@@ -274,5 +274,11 @@ export class DeploymentService {
   async logs(model: ModelRecord, ref: string, tail: number): Promise<{ deployment_id: string; entries: LogEntry[] }> {
     const deployment = await this.resolve(model, ref);
     return { deployment_id: deployment.id, entries: readLogTail(this.deps.paths.logs, deployment.id, tail) };
+  }
+
+  /** Hands over the last `tail` entries of a deployment's log, then every new one; returns a stop function. */
+  async followLogs(model: ModelRecord, ref: string, tail: number, onEntries: (entries: LogEntry[]) => void): Promise<() => void> {
+    const deployment = await this.resolve(model, ref);
+    return followLog(this.deps.paths.logs, deployment.id, tail, onEntries);
   }
 }

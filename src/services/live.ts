@@ -2,7 +2,7 @@
  * What the dashboard's live stream sends: every model at a glance, or one model in full. Built
  * from the same services as the API's answers, so an event and a GET always agree.
  */
-import type { ModelDetail, ModelOverview } from '../shared/views';
+import type { ModelDetail, ModelOverview, TemporalUiLink } from '../shared/views';
 import type { ModelRecord, Store } from '../store/store';
 import type { DeploymentService } from './deployments';
 import type { EnvironmentService } from './environments';
@@ -16,6 +16,7 @@ export interface LiveViewDeps {
   store: Store;
   deployments: DeploymentService;
   environments: EnvironmentService;
+  temporalUi?: TemporalUiLink;
 }
 
 /** Builds the live stream's views. */
@@ -44,6 +45,7 @@ export class LiveViews {
     ]);
     return {
       model: modelView(model, records, environmentRecords),
+      temporal_ui: this.deps.temporalUi ?? null,
       deployments: await deployments.views(model, records),
       environments: await environments.list(model),
       audit_logs: audit,

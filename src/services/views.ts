@@ -32,6 +32,7 @@ export function deploymentView(
       starting: own.filter((replica) => replica.state === 'STARTING' || replica.state === 'EXITED' || replica.state === 'UNHEALTHY').length,
     },
     active_replica_count: ready,
+    revision: deployment.revision,
     created_at: deployment.created_at,
     updated_at: deployment.updated_at,
   };

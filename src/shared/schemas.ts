@@ -126,6 +126,8 @@ export function withAutoscalingDefaults(stored: Partial<AutoscalingSettings>): A
 /** `?tail=` on the logs endpoint. */
 export const logsQuerySchema = z.strictObject({
   tail: z.coerce.number().int().min(1).max(100_000).default(1000),
+  /** `true`: answer server-sent `log` events, the tail first, then each new line as it is written. */
+  follow: z.enum(['true', 'false']).default('false').transform((value) => value === 'true'),
 });
 
 const envValue = z.union([z.string(), z.number(), z.boolean()]).transform(String);

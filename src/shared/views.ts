@@ -24,6 +24,8 @@ export interface DeploymentView {
   environments: string[];
   replicas: { desired: number; ready: number; starting: number };
   active_replica_count: number;
+  /** The code revision it serves: 0 for a published deployment, counting up with each development update. */
+  revision: number;
   created_at: string;
   updated_at: string;
 }
@@ -91,9 +93,17 @@ export interface ModelOverview {
   deployments: DeploymentView[];
 }
 
+/** Where the Temporal Web UI shows a workflow: `{url}/namespaces/{namespace}/workflows/{workflow id}`. */
+export interface TemporalUiLink {
+  url: string;
+  namespace: string;
+}
+
 /** Everything the model page shows that changes as the model is worked on. */
 export interface ModelDetail {
   model: ModelView;
+  /** The Temporal Web UI, when the stack knows one. */
+  temporal_ui: TemporalUiLink | null;
   deployments: DeploymentView[];
   environments: EnvironmentView[];
   /** The newest entries of the model's audit log, newest first. */

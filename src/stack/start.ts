@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   }
   await prepareNamespace(config);
 
-  const env = childEnv(config);
+  const env = { ...childEnv(config), ...(uiUrl ? { GANTRY_TEMPORAL_UI_URL: uiUrl } : {}) };
   const specs: ChildSpec[] = [
     { name: 'api', command: process.execPath, args: [require.resolve('../api/server')], env, color: 36 },
     { name: 'node', command: process.execPath, args: [require.resolve('../node/main')], env, color: 33 },
@@ -151,6 +151,7 @@ async function main(): Promise<void> {
   await waitFor('the gateway', () => httpOk(`${gatewayUrl}/healthz`), 60_000);
 
   say('Gantry is up.');
+  say(`  Dashboard    ${apiUrl}/`);
   say(`  API          ${apiUrl}`);
   say(`  Gateway      ${gatewayUrl}`);
   say(`  Temporal UI  ${uiUrl ?? `(served by the Temporal server at ${config.temporalAddress})`}`);

@@ -97,6 +97,38 @@ describe('dashboard (real stack, real browser)', function () {
     await row.locator('[data-status="ACTIVE"]').waitFor({ timeout: 60_000 });
   });
 
+  it('tails a deployment\'s logs live: a line the model printed, filtered, and new lines without a reload', async () => {
+    const logs = page.locator('section[aria-labelledby="logs-title"]');
+    await logs.scrollIntoViewIfNeeded();
+    await logs.getByLabel('Deployment').selectOption({ label: 'blue' });
+    await logs.getByLabel('Filter lines').fill('echo model loaded');
+    const printed = logs.locator('.log-line', { hasText: "echo model loaded (GREETING='hello')" });
+    await printed.first().waitFor();
+    const before = await printed.count();
+    assert.equal(await logs.locator('.log-line').count(), before, 'the filter leaves only matching lines');
+    await logs.screenshot({ path: path.join(SCREENSHOTS, 'dashboard-logs.png') });
+    // A replica restarted by deactivate and activate prints the line again: it arrives on its own.
+    const model = (await stack.api('GET', '/v1/models/echo')).body;
+    assert.equal((await stack.api('POST', `/v1/models/${model.id}/deployments/blue/deactivate`)).status, 200);
+    await eventually('the replica stopped', async () => ((await stack.api('GET', `/v1/models/${model.id}/deployments/blue`)).body.replicas.ready === 0 ? true : undefined));
+    assert.equal((await stack.api('POST', `/v1/models/${model.id}/deployments/blue/activate`)).status, 200);
+    await eventually('the new replica\'s line', async () => ((await printed.count()) > before ? true : undefined), 60_000, 100);
+  });
+
+  it('answers in the predict playground, saying which deployment served', async () => {
+    const playground = page.locator('section[aria-labelledby="playground-title"]');
+    await playground.scrollIntoViewIfNeeded();
+    await playground.getByLabel('Deployment').selectOption({ label: 'blue' });
+    await playground.getByLabel('Request body (JSON)').fill('{"text": "from the browser"}');
+    await playground.getByRole('button', { name: 'Predict' }).click();
+    await playground.getByTestId('predict-status').filter({ hasText: '200' }).waitFor({ timeout: 60_000 });
+    assert.equal(await playground.getByTestId('predict-served-by').innerText(), 'blue');
+    assert.deepEqual(JSON.parse(await playground.getByTestId('predict-answer').innerText()).echo, { text: 'from the browser' });
+    await playground.getByLabel('Request body (JSON)').fill('{not json');
+    await playground.getByRole('button', { name: 'Predict' }).click();
+    await playground.getByRole('alert').filter({ hasText: 'the body is not JSON' }).waitFor();
+  });
+
   it('pauses, resumes and cancels a rolling promotion with its buttons under load, the traffic bar following', async () => {
     const model = (await stack.api('GET', '/v1/models/echo')).body;
     const settings = await stack.api('PATCH', `/v1/models/${model.id}/environments/production`, {

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureAdminKey, hashApiKey, keyFromAuthorization } from '../../src/auth/api-keys';
 import { environmentKey, normaliseRequirements, pipFailureCause } from '../../src/build/python-environments';
-import { appendLog, LineSplitter, readLogTail } from '../../src/logs/deployment-logs';
+import { appendLog, followLog, LineSplitter, logFile, readLogTail, type LogEntry } from '../../src/logs/deployment-logs';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 
 describe('Python environment keys', () => {
@@ -37,6 +37,25 @@ describe('deployment logs', () => {
     assert.ok(tail.every((entry) => entry.message.includes('ünïcode ✓')));
     assert.equal(readLogTail(dir, 'd1', 10_000).length, 3000);
     assert.deepEqual(readLogTail(dir, 'missing', 5), []);
+  });
+
+  it('follows a log from where its tail ended: every appended line once, a half-written one once whole', async () => {
+    appendLog(dir, 'd1', 'build', ['one', 'two', 'three']);
+    const got: string[][] = [];
+    const stop = followLog(dir, 'd1', 2, (entries: LogEntry[]) => got.push(entries.map((entry) => entry.message)), 20);
+    try {
+      assert.deepEqual(got, [['two', 'three']], 'the tail first');
+      appendLog(dir, 'd1', 'replica-x', ['four', 'five']);
+      const half = JSON.stringify({ ts: new Date().toISOString(), source: 'replica-x', message: 'six' });
+      fs.appendFileSync(logFile(dir, 'd1'), half.slice(0, 10));
+      const deadline = Date.now() + 5000;
+      while (got.flat().length < 4 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      fs.appendFileSync(logFile(dir, 'd1'), half.slice(10) + '\n');
+      while (got.flat().length < 5 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(got.flat(), ['two', 'three', 'four', 'five', 'six']);
+    } finally {
+      stop();
+    }
   });
 
   it('splits streamed chunks into whole lines', () => {

@@ -1,7 +1,8 @@
 /** One environment: what it serves, and its promotion in flight, live and steerable. */
 import { useEffect, useState } from 'preact/hooks';
 import type { PromotionAction } from '../../../src/shared/schemas';
-import type { EnvironmentView, PromotionView } from '../../../src/shared/views';
+import { workflowIds } from '../../../src/shared/constants';
+import type { EnvironmentView, PromotionView, TemporalUiLink } from '../../../src/shared/views';
 import { api, describeError } from '../api';
 import { StatusBadge } from './badges';
 
@@ -41,7 +42,7 @@ function TrafficBar({ percent }: { percent: number }) {
 }
 
 /** A promotion in flight with its controls. */
-function LivePromotion({ modelId, environment }: { modelId: string; environment: EnvironmentView }) {
+function LivePromotion({ modelId, environment, temporalUi }: { modelId: string; environment: EnvironmentView; temporalUi: TemporalUiLink | null }) {
   const promotion = environment.in_progress_promotion as PromotionView;
   const [error, setError] = useState<string | null>(null);
   const [sending, setSending] = useState<PromotionAction | null>(null);
@@ -70,6 +71,11 @@ function LivePromotion({ modelId, environment }: { modelId: string; environment:
         </span>
         {promotion.pending_action && <span class="pending">pending: {promotion.pending_action}</span>}
         <span class="muted">for {elapsed}</span>
+        {temporalUi && (
+          <a href={`${temporalUi.url}/namespaces/${encodeURIComponent(temporalUi.namespace)}/workflows/${encodeURIComponent(workflowIds.promotion(modelId, environment.name))}`} target="_blank" rel="noreferrer">
+            workflow in Temporal
+          </a>
+        )}
       </div>
       <TrafficBar percent={promotion.percent_traffic_to_new_version} />
       <dl class="sides">
@@ -111,7 +117,7 @@ function LivePromotion({ modelId, environment }: { modelId: string; environment:
 }
 
 /** An environment card. */
-export function EnvironmentCard({ modelId, environment }: { modelId: string; environment: EnvironmentView }) {
+export function EnvironmentCard({ modelId, environment, temporalUi }: { modelId: string; environment: EnvironmentView; temporalUi: TemporalUiLink | null }) {
   const [error, setError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState(false);
   const current = environment.current_deployment;
@@ -139,7 +145,7 @@ export function EnvironmentCard({ modelId, environment }: { modelId: string; env
       <p class="muted settings">
         {environment.promotion_settings.rolling_deploy ? 'Rolling' : 'Instant'} promotions; afterwards the previous deployment is {CLEANUP_WORDS[environment.promotion_settings.promotion_cleanup_strategy]}.
       </p>
-      {environment.in_progress_promotion ? <LivePromotion modelId={modelId} environment={environment} /> : <p class="muted">No promotion in flight.</p>}
+      {environment.in_progress_promotion ? <LivePromotion modelId={modelId} environment={environment} temporalUi={temporalUi} /> : <p class="muted">No promotion in flight.</p>}
       {environment.name !== 'production' &&
         (confirming ? (
           <div class="confirm" role="group" aria-label={`Confirm deleting the environment ${environment.name}`}>

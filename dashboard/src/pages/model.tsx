@@ -5,7 +5,10 @@ import type { ApiError } from '../api';
 import { api, describeError } from '../api';
 import { Time } from '../components/badges';
 import { DeploymentRow } from '../components/deployment-row';
+import { DevelopmentPanel } from '../components/development-panel';
 import { EnvironmentCard } from '../components/environment-card';
+import { LogTail } from '../components/log-tail';
+import { Playground } from '../components/playground';
 import { followModel } from '../live';
 import { LiveIndicator, useLive } from '../use-live';
 
@@ -39,6 +42,16 @@ function NewEnvironment({ modelId }: { modelId: string }) {
   );
 }
 
+/** Scrolls to a section without touching the hash (the hash is the page's route). */
+function jump(event: MouseEvent): void {
+  event.preventDefault();
+  const id = (event.currentTarget as HTMLAnchorElement).getAttribute('href')!.slice(1);
+  const target = document.getElementById(id);
+  target?.scrollIntoView({ behavior: 'smooth' });
+  target?.setAttribute('tabindex', '-1');
+  target?.focus({ preventScroll: true });
+}
+
 /** The model page. */
 export function ModelPage({ modelId, onExpired }: { modelId: string; onExpired(): void }) {
   const [gone, setGone] = useState<string | null>(null);
@@ -60,6 +73,10 @@ export function ModelPage({ modelId, onExpired }: { modelId: string; onExpired()
         </h1>
         <LiveIndicator state={state} />
       </div>
+      <nav class="sections" aria-label="Sections of this model">
+        <a href="#deployments-title" onClick={jump}>Deployments</a> <a href="#environments-title" onClick={jump}>Environments</a> <a href="#development-title" onClick={jump}>Development</a>{' '}
+        <a href="#playground-title" onClick={jump}>Predict</a> <a href="#logs-title" onClick={jump}>Logs</a> <a href="#audit-title" onClick={jump}>Audit log</a>
+      </nav>
 
       <section aria-labelledby="deployments-title">
         <h2 id="deployments-title">Deployments</h2>
@@ -89,10 +106,25 @@ export function ModelPage({ modelId, onExpired }: { modelId: string; onExpired()
         <h2 id="environments-title">Environments</h2>
         <div class="environments">
           {data.environments.map((environment) => (
-            <EnvironmentCard key={environment.name} modelId={data.model.id} environment={environment} />
+            <EnvironmentCard key={environment.name} modelId={data.model.id} environment={environment} temporalUi={data.temporal_ui} />
           ))}
         </div>
         <NewEnvironment modelId={data.model.id} />
+      </section>
+
+      <section aria-labelledby="development-title">
+        <h2 id="development-title">Development</h2>
+        <DevelopmentPanel modelId={data.model.id} modelName={data.model.name} development={data.deployments.find((d) => d.is_development)} />
+      </section>
+
+      <section aria-labelledby="playground-title">
+        <h2 id="playground-title">Predict</h2>
+        <Playground modelId={data.model.id} deployments={data.deployments} />
+      </section>
+
+      <section aria-labelledby="logs-title">
+        <h2 id="logs-title">Logs</h2>
+        <LogTail modelId={data.model.id} deployments={data.deployments} />
       </section>
 
       <section aria-labelledby="audit-title">

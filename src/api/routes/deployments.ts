@@ -103,9 +103,21 @@ export function deploymentRoutes({ deployments, development, usage, paths, maxAr
   });
 
   router.get('/v1/models/:model/deployments/:ref/logs', async (req, res) => {
-    const { tail } = parseInput(logsQuerySchema, req.query, 'logs query');
+    const { tail, follow } = parseInput(logsQuerySchema, req.query, 'logs query');
     const model = await deployments.requireModel(req.params.model);
-    res.json(await deployments.logs(model, req.params.ref, tail));
+    if (!follow) {
+      res.json(await deployments.logs(model, req.params.ref, tail));
+      return;
+    }
+    let stop: (() => void) | undefined;
+    res.on('close', () => stop?.());
+    const headers = { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' };
+    stop = await deployments.followLogs(model, req.params.ref, tail, (entries) => {
+      if (!res.headersSent) res.writeHead(200, headers);
+      if (!res.destroyed) res.write(`event: log\ndata: ${JSON.stringify({ entries })}\n\n`);
+    });
+    if (!res.headersSent) res.writeHead(200, headers).write(': following\n\n');
+    if (res.destroyed) stop();
   });
 
   router.patch('/v1/models/:model/deployments/:ref/autoscaling_settings', async (req, res) => {

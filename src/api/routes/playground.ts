@@ -1,0 +1,43 @@
+/**
+ * `POST /v1/models/{model}/deployments/{ref}/predict`: a prediction sent through the API to the
+ * gateway, for the dashboard's playground (same origin as the page, so the browser needs no
+ * CORS grant on the gateway). It goes the way any client's request goes: the caller's key, the
+ * deployment's path on the gateway, the gateway's answer and `x-gantry-deployment-id` as they are.
+ */
+import { Router } from 'express';
+import type { DeploymentService } from '../../services/deployments';
+import { DEPLOYMENT_ID_HEADER } from '../../shared/constants';
+import { ApiError } from '../errors';
+
+/** What the playground route needs. */
+export interface PlaygroundRoutesDeps {
+  deployments: DeploymentService;
+  /** Where the gateway listens, e.g. http://127.0.0.1:8081. */
+  gatewayUrl: string;
+}
+
+/** /v1/models/{m}/deployments/{ref}/predict. */
+export function playgroundRoutes({ deployments, gatewayUrl }: PlaygroundRoutesDeps): Router {
+  const router = Router();
+  router.post('/v1/models/:model/deployments/:ref/predict', async (req, res) => {
+    const model = await deployments.requireModel(req.params.model);
+    const deployment = await deployments.resolve(model, req.params.ref);
+    const controller = new AbortController();
+    res.on('close', () => controller.abort());
+    let answer: Response;
+    try {
+      answer = await fetch(`${gatewayUrl}/models/${model.id}/deployment/${deployment.id}/predict`, {
+        method: 'POST',
+        headers: { authorization: req.header('authorization') ?? '', 'content-type': 'application/json' },
+        body: JSON.stringify(req.body ?? null),
+        signal: controller.signal,
+      });
+    } catch (error) {
+      throw new ApiError(502, 'gateway_unreachable', `the gateway at ${gatewayUrl} did not answer: ${(error as Error).message}`);
+    }
+    const servedBy = answer.headers.get(DEPLOYMENT_ID_HEADER);
+    if (servedBy) res.setHeader(DEPLOYMENT_ID_HEADER, servedBy);
+    res.status(answer.status).type(answer.headers.get('content-type') ?? 'application/octet-stream').send(Buffer.from(await answer.arrayBuffer()));
+  });
+  return router;
+}
