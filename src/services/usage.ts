@@ -1,26 +1,8 @@
 /** The usage log: replica-seconds and requests per deployment per hour, deleted deployments included. */
-import type { Labels } from '../shared/schemas';
+import type { DeploymentUsage, UsageReport } from '../shared/views';
 import type { Store } from '../store/store';
 
-/** One deployment's usage over a range, by hour. */
-export interface DeploymentUsage {
-  deployment_id: string;
-  deployment_name: string;
-  model_id: string;
-  model_name: string;
-  labels: Labels;
-  deleted_at: string | null;
-  replica_seconds: number;
-  requests: number;
-  hours: { hour: string; replica_seconds: number; requests: number }[];
-}
-
-/** What GET /v1/usage answers. */
-export interface UsageReport {
-  start: string;
-  end: string;
-  deployments: DeploymentUsage[];
-}
+export type { DeploymentUsage, UsageReport } from '../shared/views';
 
 const round = (n: number): number => Math.round(n * 10) / 10;
 

@@ -87,6 +87,26 @@ export interface AuditEntry {
   at: string;
 }
 
+/** One deployment's usage over a range, by hour. */
+export interface DeploymentUsage {
+  deployment_id: string;
+  deployment_name: string;
+  model_id: string;
+  model_name: string;
+  labels: Labels;
+  deleted_at: string | null;
+  replica_seconds: number;
+  requests: number;
+  hours: { hour: string; replica_seconds: number; requests: number }[];
+}
+
+/** What GET /v1/usage answers. */
+export interface UsageReport {
+  start: string;
+  end: string;
+  deployments: DeploymentUsage[];
+}
+
 /** A model with every deployment it has, as the models page lists it. */
 export interface ModelOverview {
   model: ModelView;

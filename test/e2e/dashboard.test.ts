@@ -35,10 +35,12 @@ describe('dashboard (real stack, real browser)', function () {
   }
 
   before(async () => {
-    stack = await TestStack.create();
+    // Usage written every 2 s instead of every minute, so that the usage chart has data to show.
+    stack = await TestStack.create({ GANTRY_USAGE_FLUSH_SECONDS: '2' });
     await stack.start();
     browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // A browser's own locale: the sandbox's (en-US@posix) is not a valid language tag for Intl.
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
   });
 
   after(async () => {
@@ -170,5 +172,71 @@ describe('dashboard (real stack, real browser)', function () {
     } finally {
       if (!stopped) await load.stop();
     }
+  });
+  it('starts a canary from the promotion settings form and cancels it with its button', async () => {
+    const card = page.locator('article[data-environment="production"]');
+    await card.getByRole('button', { name: 'Edit the promotion settings of production' }).click();
+    const form = card.getByRole('form', { name: 'Promotion settings of production' });
+    await form.getByLabel('Canary: move traffic in 10 equal stages').check();
+    await form.getByLabel('Canary duration (s)').fill('600');
+    await form.getByRole('button', { name: 'Save settings' }).click();
+    await card.getByText(/Canary promotions: traffic in 10 stages over 600 s/).waitFor();
+    const model = (await stack.api('GET', '/v1/models/echo')).body;
+    const production = (await stack.api('GET', `/v1/models/${model.id}/environments/production`)).body;
+    assert.equal(production.promotion_settings.ramp_up_while_promoting, true);
+    assert.equal(production.promotion_settings.ramp_up_duration_seconds, 600);
+
+    const row = page.locator('tr[data-deployment="deployment-2"]');
+    await row.getByLabel('Environment to promote deployment-2 to').selectOption('production');
+    await row.getByRole('button', { name: 'Promote deployment-2' }).click();
+    const bar = card.getByRole('meter', { name: 'Traffic to the new deployment' });
+    await eventually('the first canary stage', async () => ((await bar.getAttribute('aria-valuenow')) === '10' ? true : undefined), 120_000, 50);
+    await card.locator('button[data-action="force_cancel"]').click();
+    await card.getByText('No promotion in flight.').waitFor({ timeout: 60_000 });
+    assert.equal((await stack.api('GET', `/v1/models/${model.id}/environments/production/promotion`)).body.status, 'CANCELED');
+  });
+
+  it('charts replica-hours per deployment, and marks a deleted deployment', async () => {
+    const row = page.locator('tr[data-deployment="deployment-2"]');
+    await row.getByRole('button', { name: 'Delete deployment-2' }).click();
+    await page.getByRole('button', { name: 'Delete deployment-2', exact: true }).last().click();
+    await row.waitFor({ state: 'detached' });
+    const usage = page.locator('section[aria-labelledby="usage-title"]');
+    await usage.scrollIntoViewIfNeeded();
+    // The chart loads its data when the range is picked (and once a minute).
+    await eventually('usage of both deployments', async () => {
+      await usage.getByLabel('Range').selectOption({ label: 'Last 7 days' });
+      await usage.getByLabel('Range').selectOption({ label: 'Last 24 hours' });
+      return (await usage.locator('tr[data-usage-deployment="deployment-2"]').count()) === 1 ? true : undefined;
+    }, 60_000, 1000);
+    assert.match(await usage.locator('tr[data-usage-deployment="deployment-2"]').innerText(), /deleted/);
+    assert.ok(Number((await usage.locator('tr[data-usage-deployment="blue"] td').first().innerText()).trim()) > 0, 'blue used replica-hours');
+    assert.equal(await usage.locator('.chart canvas').count(), 1, 'uPlot drew the chart');
+    assert.match(await usage.locator('.u-legend').innerText(), /deployment-2 \(deleted\)/);
+  });
+  it('is readable at 390 px without sideways scrolling, follows the dark setting, and is reachable by keyboard', async () => {
+    const model = (await stack.api('GET', '/v1/models/echo')).body;
+    for (const route of ['#/', `#/models/${model.id}`]) {
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.goto(`${stack.apiUrl}/${route}`);
+      await page.locator('.live.live').first().waitFor();
+      assert.equal(await page.evaluate('document.documentElement.scrollWidth'), 390, `${route} fits 390 px`);
+    }
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard-model-390px.png') });
+    const background = (): Promise<unknown> => page.evaluate('getComputedStyle(document.body).backgroundColor');
+    await page.emulateMedia({ colorScheme: 'light' });
+    const light = await background();
+    await page.emulateMedia({ colorScheme: 'dark' });
+    assert.notEqual(await background(), light, 'the dark setting changes the page');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    // From the top of the page, Tab reaches sign-out, then the first deployment's Rename.
+    await page.getByRole('link', { name: 'Gantry' }).focus();
+    const reached: string[] = [];
+    for (let i = 0; i < 20 && !reached.includes('Rename'); i++) {
+      await page.keyboard.press('Tab');
+      reached.push(String(await page.evaluate('document.activeElement?.textContent?.trim()')));
+    }
+    assert.ok(reached.includes('Sign out') && reached.includes('Rename'), `Tab went through: ${reached.join(' | ')}`);
   });
 });

@@ -4,6 +4,7 @@ import type { Labels } from '../../../src/shared/schemas';
 import type { DeploymentView } from '../../../src/shared/views';
 import { api, describeError } from '../api';
 import { LabelChips, Replicas, StatusBadge, Time } from './badges';
+import { AutoscalingForm } from './settings-forms';
 
 /** Reads `key: value` lines (or `key=value`) into labels; throws on a line that is neither. */
 export function parseLabelLines(text: string): Labels {
@@ -16,7 +17,7 @@ export function parseLabelLines(text: string): Labels {
   return labels;
 }
 
-type Editing = 'none' | 'rename' | 'labels' | 'delete';
+type Editing = 'none' | 'rename' | 'labels' | 'delete' | 'autoscaling';
 
 /** A deployment row: rename inline, edit labels, deactivate or activate, delete (confirmed), promote. */
 export function DeploymentRow({ modelId, deployment, environments }: { modelId: string; deployment: DeploymentView; environments: string[] }) {
@@ -128,6 +129,9 @@ export function DeploymentRow({ modelId, deployment, environments }: { modelId: 
               Deactivate
             </button>
           )}
+          <button type="button" onClick={() => setEditing('autoscaling')} aria-label={`Autoscaling of ${deployment.name}`}>
+            Autoscaling
+          </button>
           <button type="button" class="danger" onClick={() => setEditing('delete')} aria-label={`Delete ${deployment.name}`}>
             Delete
           </button>
@@ -156,9 +160,10 @@ export function DeploymentRow({ modelId, deployment, environments }: { modelId: 
           )}
         </td>
       </tr>
-      {(editing === 'delete' || error) && (
+      {(editing === 'delete' || editing === 'autoscaling' || error) && (
         <tr class="row-detail">
           <td colSpan={7}>
+            {editing === 'autoscaling' && <AutoscalingForm path={path} name={deployment.name} settings={deployment.autoscaling_settings} onClose={() => setEditing('none')} />}
             {editing === 'delete' && (
               <div class="confirm" role="group" aria-label={`Confirm deleting ${deployment.name}`}>
                 Delete {deployment.name}? Its replicas stop and it cannot be served again; it stays in the usage log.{' '}

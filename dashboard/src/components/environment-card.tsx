@@ -1,10 +1,11 @@
 /** One environment: what it serves, and its promotion in flight, live and steerable. */
 import { useEffect, useState } from 'preact/hooks';
-import type { PromotionAction } from '../../../src/shared/schemas';
+import type { PromotionAction, PromotionSettings } from '../../../src/shared/schemas';
 import { workflowIds } from '../../../src/shared/constants';
 import type { EnvironmentView, PromotionView, TemporalUiLink } from '../../../src/shared/views';
 import { api, describeError } from '../api';
 import { StatusBadge } from './badges';
+import { PromotionSettingsForm } from './settings-forms';
 
 /** The buttons of a promotion, in the order a user reads them. */
 const ACTIONS: { action: PromotionAction; label: string; danger?: boolean }[] = [
@@ -17,6 +18,16 @@ const ACTIONS: { action: PromotionAction; label: string; danger?: boolean }[] = 
 
 /** What happens to the previous deployment once a promotion succeeds. */
 const CLEANUP_WORDS = { SCALE_TO_ZERO: 'scaled to zero', KEEP: 'kept running', DEACTIVATE: 'deactivated' } as const;
+
+/** The settings in one sentence. */
+function describeSettings(settings: PromotionSettings): string {
+  const cleanup = `afterwards the previous deployment is ${CLEANUP_WORDS[settings.promotion_cleanup_strategy]}`;
+  if (!settings.rolling_deploy) return `Instant promotions; ${cleanup}.`;
+  if (settings.ramp_up_while_promoting) return `Canary promotions: traffic in 10 stages over ${settings.ramp_up_duration_seconds} s; ${cleanup}.`;
+  const config = settings.rolling_deploy_config;
+  const mode = config.max_surge_percent > 0 ? `${config.max_surge_percent}% surge` : `${config.max_unavailable_percent}% unavailable`;
+  return `Rolling promotions (${mode}, ${config.stabilization_time_seconds} s per step); ${cleanup}.`;
+}
 
 /** "3 min 12 s" since a moment, ticking every second. */
 function useElapsed(since: string): string {
@@ -120,6 +131,7 @@ function LivePromotion({ modelId, environment, temporalUi }: { modelId: string; 
 export function EnvironmentCard({ modelId, environment, temporalUi }: { modelId: string; environment: EnvironmentView; temporalUi: TemporalUiLink | null }) {
   const [error, setError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState(false);
+  const [editing, setEditing] = useState(false);
   const current = environment.current_deployment;
   const remove = async (): Promise<void> => {
     setError(null);
@@ -142,8 +154,15 @@ export function EnvironmentCard({ modelId, environment, temporalUi }: { modelId:
           <span class="muted">nothing yet</span>
         )}
       </p>
+      {editing ? (
+        <PromotionSettingsForm modelId={modelId} environment={environment.name} settings={environment.promotion_settings} onClose={() => setEditing(false)} />
+      ) : (
+        <button type="button" class="quiet" onClick={() => setEditing(true)} aria-label={`Edit the promotion settings of ${environment.name}`}>
+          Promotion settings
+        </button>
+      )}
       <p class="muted settings">
-        {environment.promotion_settings.rolling_deploy ? 'Rolling' : 'Instant'} promotions; afterwards the previous deployment is {CLEANUP_WORDS[environment.promotion_settings.promotion_cleanup_strategy]}.
+        {describeSettings(environment.promotion_settings)}
       </p>
       {environment.in_progress_promotion ? <LivePromotion modelId={modelId} environment={environment} temporalUi={temporalUi} /> : <p class="muted">No promotion in flight.</p>}
       {environment.name !== 'production' &&

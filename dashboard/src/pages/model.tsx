@@ -9,6 +9,7 @@ import { DevelopmentPanel } from '../components/development-panel';
 import { EnvironmentCard } from '../components/environment-card';
 import { LogTail } from '../components/log-tail';
 import { Playground } from '../components/playground';
+import { UsageChart } from '../components/usage-chart';
 import { followModel } from '../live';
 import { LiveIndicator, useLive } from '../use-live';
 
@@ -40,6 +41,17 @@ function NewEnvironment({ modelId }: { modelId: string }) {
       )}
     </form>
   );
+}
+
+/** Where an audited action came from, read from its actor: Gantry's own actors are named for it, anything else is an API key. */
+function sourceOf(actor: string): string {
+  const own: Record<string, string> = {
+    'temporal (signal)': 'Temporal signal',
+    'temporal (cancel)': 'Temporal cancel',
+    'gantry (repair)': 'repair loop',
+    gantry: 'Gantry',
+  };
+  return own[actor] ?? 'API (CLI or dashboard)';
 }
 
 /** Scrolls to a section without touching the hash (the hash is the page's route). */
@@ -75,7 +87,7 @@ export function ModelPage({ modelId, onExpired }: { modelId: string; onExpired()
       </div>
       <nav class="sections" aria-label="Sections of this model">
         <a href="#deployments-title" onClick={jump}>Deployments</a> <a href="#environments-title" onClick={jump}>Environments</a> <a href="#development-title" onClick={jump}>Development</a>{' '}
-        <a href="#playground-title" onClick={jump}>Predict</a> <a href="#logs-title" onClick={jump}>Logs</a> <a href="#audit-title" onClick={jump}>Audit log</a>
+        <a href="#playground-title" onClick={jump}>Predict</a> <a href="#logs-title" onClick={jump}>Logs</a> <a href="#usage-title" onClick={jump}>Usage</a> <a href="#audit-title" onClick={jump}>Audit log</a>
       </nav>
 
       <section aria-labelledby="deployments-title">
@@ -127,6 +139,11 @@ export function ModelPage({ modelId, onExpired }: { modelId: string; onExpired()
         <LogTail modelId={data.model.id} deployments={data.deployments} />
       </section>
 
+      <section aria-labelledby="usage-title">
+        <h2 id="usage-title">Usage</h2>
+        <UsageChart modelId={data.model.id} />
+      </section>
+
       <section aria-labelledby="audit-title">
         <h2 id="audit-title">Audit log</h2>
         <div class="table-wrap">
@@ -135,6 +152,7 @@ export function ModelPage({ modelId, onExpired }: { modelId: string; onExpired()
               <tr>
                 <th scope="col">When</th>
                 <th scope="col">Who</th>
+                <th scope="col">From</th>
                 <th scope="col">What</th>
                 <th scope="col">On</th>
                 <th scope="col">Details</th>
@@ -147,6 +165,7 @@ export function ModelPage({ modelId, onExpired }: { modelId: string; onExpired()
                     <Time at={entry.at} />
                   </td>
                   <td>{entry.actor}</td>
+                  <td>{sourceOf(entry.actor)}</td>
                   <td>{entry.action}</td>
                   <td>{entry.target ?? ''}</td>
                   <td class="mono details">{JSON.stringify(entry.details)}</td>
