@@ -3,6 +3,8 @@
  * sessionStorage in `Authorization: Api-Key`, never in a URL; errors carry the API's own words.
  */
 
+import { CLIENT_HEADER } from '../../src/shared/views';
+
 const KEY_ITEM = 'gantry.api-key';
 
 /** The API key this tab signed in with, if any. */
@@ -33,7 +35,8 @@ export class ApiError extends Error {
 
 /** The headers every API call sends. */
 export function authHeaders(key = storedKey()): Record<string, string> {
-  return key ? { Authorization: `Api-Key ${key}` } : {};
+  // The dashboard names itself, so that the audit log can say an action came from it.
+  return { [CLIENT_HEADER]: 'dashboard', ...(key ? { Authorization: `Api-Key ${key}` } : {}) };
 }
 
 /** Reads an error answer as the API words it ({"error": {"code", "message"}}), or its status line. */

@@ -7,7 +7,8 @@ import { PromotionService } from '../services/promotions';
 import { ServiceError } from '../services/errors';
 import { scalePatch } from '../shared/replica-status';
 import type { CleanupStrategy } from '../shared/schemas';
-import type { AuditEntry, DeploymentRecord, EnvironmentRecord, PromotionPatch, PromotionRecord } from '../store/store';
+import type { ApiClientSource } from '../services/deployments';
+import type { NewAuditEntry, DeploymentRecord, EnvironmentRecord, PromotionPatch, PromotionRecord } from '../store/store';
 import type { ActivityDeps } from './deps';
 import { requireDeployment } from './records';
 
@@ -122,7 +123,7 @@ export function createPromotionActivities(deps: ActivityDeps) {
     },
 
     /** Appends audit entries (actions and outcomes), in order. */
-    async recordAudit(input: { entries: Omit<AuditEntry, 'id'>[] }): Promise<void> {
+    async recordAudit(input: { entries: NewAuditEntry[] }): Promise<void> {
       for (const entry of input.entries) await deps.store.appendAudit(entry);
     },
 
@@ -144,7 +145,7 @@ export function createPromotionActivities(deps: ActivityDeps) {
      * Starts the promotion a push asked for. A refusal (another promotion in flight, the
      * deployment already current) is reported, not retried: the deployment itself is fine.
      */
-    async promoteAfterDeploy(input: { deploymentId: string; environment: string; actor: string }): Promise<{ promotionId?: string; refused?: string }> {
+    async promoteAfterDeploy(input: { deploymentId: string; environment: string; actor: string; actorSource?: ApiClientSource }): Promise<{ promotionId?: string; refused?: string }> {
       if (!deps.workflows) throw new Error('this worker cannot start workflows (no Temporal client in its activity deps)');
       const deployment = await requireDeployment(deps, input.deploymentId);
       const model = await deps.store.getModel(deployment.model_id);
@@ -155,7 +156,7 @@ export function createPromotionActivities(deps: ActivityDeps) {
       const mine = inFlight.find((p) => p.candidate_deployment_id === deployment.id && p.environment === input.environment);
       if (mine) return { promotionId: mine.id }; // a retry after the start succeeded
       try {
-        const promotion = await new PromotionService({ store: deps.store, workflows: deps.workflows }).promote(model, input.environment, deployment, { name: input.actor });
+        const promotion = await new PromotionService({ store: deps.store, workflows: deps.workflows }).promote(model, input.environment, deployment, { name: input.actor, source: input.actorSource });
         return { promotionId: promotion.id };
       } catch (error) {
         if (error instanceof ServiceError && error.kind !== 'unavailable') {

@@ -2,6 +2,7 @@
 import type { LogEntry } from '../logs/deployment-logs';
 import type { DeploymentView, ModelView } from '../services/views';
 import type { Credentials } from './credentials';
+import { CLIENT_HEADER } from '../shared/views';
 
 /** An error answer from the API or gateway, with its status and message. */
 export class ApiClientError extends Error {
@@ -28,7 +29,7 @@ export class ApiClient {
   constructor(readonly credentials: Credentials) {}
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return { ...(this.credentials.apiKey ? { authorization: `Api-Key ${this.credentials.apiKey}` } : {}), ...extra };
+    return { ...(this.credentials.apiKey ? { authorization: `Api-Key ${this.credentials.apiKey}` } : {}), [CLIENT_HEADER]: 'cli', ...extra };
   }
 
   /** Calls the management API and returns its JSON, or throws ApiClientError. */

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { archivePath, type HomePaths } from '../home';
+import type { API_CLIENT_SOURCES } from '../shared/views';
 import { followLog, readLogTail, type LogEntry } from '../logs/deployment-logs';
 import { looksLikeId } from '../shared/ids';
 import { wakePatch } from '../shared/replica-status';
@@ -25,7 +26,12 @@ export const UPDATES_UNDER_WAY: readonly DeploymentRecord['status'][] = ['BUILDI
 /** Who is asking: the API key's name, for the audit log. */
 export interface Actor {
   name: string;
+  /** How the call reached the API: the CLI, the dashboard, or any other client (absent for Gantry's own actors). */
+  source?: ApiClientSource;
 }
+
+/** How an API call was made. */
+export type ApiClientSource = 'api' | (typeof API_CLIENT_SOURCES)[number];
 
 /** What the deployment service needs. */
 export interface DeploymentServiceDeps {
@@ -132,6 +138,7 @@ export class DeploymentService {
         deployTimeoutSeconds: this.deps.deployTimeoutSeconds,
         promoteTo: options.environment,
         actor: actor.name,
+        actorSource: actor.source,
       });
     } catch (error) {
       await store.discardDeployment(deployment.id);
@@ -140,7 +147,7 @@ export class DeploymentService {
     }
     await store.appendAudit({
       model_id: model.id,
-      actor: actor.name,
+      actor: actor.name, source: actor.source,
       action: 'PUSH',
       target: deployment.id,
       details: { deployment_name: deployment.name, labels: deployment.labels, ...(options.environment ? { promote_to: options.environment } : {}) },
@@ -172,7 +179,7 @@ export class DeploymentService {
     });
     await this.deps.store.appendAudit({
       model_id: model.id,
-      actor: actor.name,
+      actor: actor.name, source: actor.source,
       action: 'UPDATE_AUTOSCALING',
       target: deployment.id,
       details: { ...settings },
@@ -206,7 +213,7 @@ export class DeploymentService {
     }
     await this.deps.store.appendAudit({
       model_id: model.id,
-      actor: actor.name,
+      actor: actor.name, source: actor.source,
       action: 'UPDATE_DEPLOYMENT',
       target: deployment.id,
       details: { ...(update.name !== undefined ? { name: { from: deployment.name, to: update.name } } : {}), ...(update.labels ? { labels: update.labels } : {}) },
@@ -227,7 +234,7 @@ export class DeploymentService {
       throw conflict(`deployment ${deployment.name} is ${deployment.status}; deactivate it once that is done`);
     }
     const updated = await this.deps.store.updateDeployment(deployment.id, { status: 'DEACTIVATING', status_message: null, desired_replicas: 0 });
-    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, action: 'DEACTIVATE', target: deployment.id, details: { previous_status: deployment.status } });
+    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, source: actor.source, action: 'DEACTIVATE', target: deployment.id, details: { previous_status: deployment.status } });
     return this.view(model, updated);
   }
 
@@ -239,7 +246,7 @@ export class DeploymentService {
     }
     if (!deployment.config || !deployment.env_key) throw conflict(`deployment ${deployment.name} was never built; push it again`);
     const updated = await this.deps.store.updateDeployment(deployment.id, wakePatch(deployment));
-    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, action: 'ACTIVATE', target: deployment.id, details: {} });
+    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, source: actor.source, action: 'ACTIVATE', target: deployment.id, details: {} });
     return this.view(model, updated);
   }
 
@@ -267,7 +274,7 @@ export class DeploymentService {
     for (const file of fs.existsSync(this.deps.paths.archives) ? fs.readdirSync(this.deps.paths.archives) : []) {
       if (file === `${deployment.id}.tar.gz` || file.startsWith(`${deployment.id}.r`)) fs.rmSync(path.join(this.deps.paths.archives, file), { force: true });
     }
-    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, action: 'DELETE', target: deployment.id, details: { name: deployment.name } });
+    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, source: actor.source, action: 'DELETE', target: deployment.id, details: { name: deployment.name } });
   }
 
   /** The last `tail` lines of a deployment's build and replica logs. */

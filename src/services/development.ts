@@ -121,7 +121,7 @@ export class DevelopmentService {
       if (error instanceof DevelopmentUpdateAlreadyRunning) throw conflict('an update of the development deployment is under way; push again once it is done');
       throw unavailable(`could not start the development update (is Temporal running?): ${(error as Error).message}`, error);
     }
-    await store.appendAudit({ model_id: model.id, actor: actor.name, action: 'UPDATE_DEVELOPMENT', target: existing.id, details: { revision, mode: reload ? 'reload' : 'rebuild' } });
+    await store.appendAudit({ model_id: model.id, actor: actor.name, source: actor.source, action: 'UPDATE_DEVELOPMENT', target: existing.id, details: { revision, mode: reload ? 'reload' : 'rebuild' } });
     const view = async () => this.deps.deployments.view(model, (await store.getDeployment(existing.id))!);
     if (!reload) {
       // Answer once the rebuild shows as UPDATING, so that whoever waits sees it under way.
@@ -158,7 +158,7 @@ export class DevelopmentService {
       }
       throw unavailable(`could not start the deploy workflow (is Temporal running?): ${(error as Error).message}`, error);
     }
-    await store.appendAudit({ model_id: model.id, actor: actor.name, action: 'PUSH_DEVELOPMENT', target: deployment.id, details: {} });
+    await store.appendAudit({ model_id: model.id, actor: actor.name, source: actor.source, action: 'PUSH_DEVELOPMENT', target: deployment.id, details: {} });
     return { deployment: await this.deps.deployments.view(model, deployment), update: 'created', revision: 0 };
   }
 
@@ -199,10 +199,10 @@ export class DevelopmentService {
       autoscaling: { ...development.autoscaling, min_replica: 1, max_replica: 1 },
     });
     fs.copyFileSync(source, archivePath(this.deps.paths, published.id));
-    await this.deps.workflows.startDeploy(model, published, { deployTimeoutSeconds: this.deps.deployTimeoutSeconds, promoteTo: 'production', actor: actor.name });
+    await this.deps.workflows.startDeploy(model, published, { deployTimeoutSeconds: this.deps.deployTimeoutSeconds, promoteTo: 'production', actor: actor.name, actorSource: actor.source });
     await this.deps.store.appendAudit({
       model_id: model.id,
-      actor: actor.name,
+      actor: actor.name, source: actor.source,
       action: 'PROMOTE_DEVELOPMENT',
       target: published.id,
       details: { development_deployment_id: development.id, revision: development.revision },

@@ -94,7 +94,7 @@ export class EnvironmentService {
       if (error instanceof ConflictError) throw conflict(`model ${model.name} already has an environment named ${name}`);
       throw error;
     }
-    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, action: 'CREATE_ENVIRONMENT', target: name, details: { promotion_settings: merged } });
+    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, source: actor.source, action: 'CREATE_ENVIRONMENT', target: name, details: { promotion_settings: merged } });
     return this.view(model, environment);
   }
 
@@ -103,7 +103,7 @@ export class EnvironmentService {
     const environment = await this.require(model, name);
     const merged = mergePromotionSettings(environment.promotion_settings, patch);
     const updated = await this.deps.store.updatePromotionSettings(model.id, name, merged);
-    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, action: 'UPDATE_PROMOTION_SETTINGS', target: name, details: { promotion_settings: merged } });
+    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, source: actor.source, action: 'UPDATE_PROMOTION_SETTINGS', target: name, details: { promotion_settings: merged } });
     return this.view(model, updated);
   }
 
@@ -140,6 +140,6 @@ export class EnvironmentService {
     }
     await this.deps.store.deleteEnvironment(model.id, name);
     await this.awaitRouteGone(model.id, name);
-    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, action: 'DELETE_ENVIRONMENT', target: name, details: {} });
+    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, source: actor.source, action: 'DELETE_ENVIRONMENT', target: name, details: {} });
   }
 }

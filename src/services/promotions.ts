@@ -136,6 +136,7 @@ export class PromotionService {
       candidateDeploymentId: deployment.id,
       settings: env.promotion_settings,
       actor: actor.name,
+      actorSource: actor.source,
       startedAt: new Date().toISOString(),
     };
     try {
@@ -213,7 +214,7 @@ export class PromotionService {
     }
     let result;
     try {
-      result = await this.deps.workflows.actOnPromotion(model.id, environment, name, actor.name, waitMs);
+      result = await this.deps.workflows.actOnPromotion(model.id, environment, name, actor.name, waitMs, actor.source);
     } catch (error) {
       if (error instanceof PromotionActionRefused) throw conflict(`cannot ${action.replace(/_/g, ' ')}: ${error.message}`);
       throw unavailable(`the promotion workflow of ${environment} did not take the action (is the worker running?): ${(error as Error).message}`, error);

@@ -1,6 +1,6 @@
 /**
  * The JSON shapes the API answers with, and the events of its live stream: the contract between
- * the API, the CLI and the dashboard. Types only, so that the browser bundle can use them too.
+ * the API, the CLI and the dashboard. Types and constants only, so that the browser bundle can use them too.
  */
 import type { PromotionActionRecord, PromotionStatusName } from './promotion-status';
 import type { AutoscalingSettings, DeploymentStatus, Labels, PromotionAction, PromotionSettings } from './schemas';
@@ -76,6 +76,15 @@ export interface PromotionView {
   allowed_actions: PromotionAction[];
 }
 
+/** Where an audited action came from: an API key through the API (`api`), the CLI or the dashboard; a Temporal signal or cancel; the repair loop; Gantry itself. */
+export type AuditSource = 'api' | 'cli' | 'dashboard' | 'temporal' | 'repair' | 'gantry';
+
+/** The sources an API client names itself as (`X-Gantry-Client`); any other caller is `api`. */
+export const API_CLIENT_SOURCES = ['cli', 'dashboard'] as const;
+
+/** The header a client names itself in. */
+export const CLIENT_HEADER = 'x-gantry-client';
+
 /** One line of a model's audit log. */
 export interface AuditEntry {
   id: number;
@@ -84,6 +93,8 @@ export interface AuditEntry {
   action: string;
   target: string | null;
   details: Record<string, unknown>;
+  /** Where it came from. */
+  source: AuditSource;
   at: string;
 }
 

@@ -4,7 +4,7 @@
  * interface is asynchronous so that a networked database can stand behind it too.
  */
 import { NODE_STALE_AFTER_MS } from '../shared/constants';
-import type { AuditEntry, DeploymentKind } from '../shared/views';
+import type { AuditEntry, AuditSource, DeploymentKind } from '../shared/views';
 import type { AutoscalingSettings, DeploymentStatus, Labels, ModelConfig, PromotionSettings } from '../shared/schemas';
 import type { PromotionStatusName } from '../workflows/messages';
 
@@ -164,7 +164,15 @@ export interface ApiKeyRecord {
 export type { AuditEntry } from '../shared/views';
 
 /** An audit entry to append (`at` defaults to now). */
-export type NewAuditEntry = Omit<AuditEntry, 'id' | 'at'> & { at?: string };
+export type NewAuditEntry = Omit<AuditEntry, 'id' | 'at' | 'source'> & { at?: string; source?: AuditSource };
+
+/** Where an entry came from when its writer did not say: read from Gantry's own actors, else an API call. */
+export function defaultAuditSource(actor: string): AuditSource {
+  if (actor.startsWith('temporal (')) return 'temporal';
+  if (actor === 'gantry (repair)') return 'repair';
+  if (actor === 'gantry') return 'gantry';
+  return 'api';
+}
 
 /** Replica-seconds and requests one deployment used during one minute. */
 export interface UsageSample {

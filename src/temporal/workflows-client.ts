@@ -9,6 +9,7 @@ import {
 import { ApplicationFailure, defaultPayloadConverter, TypedSearchAttributes } from '@temporalio/common';
 import { TASK_QUEUE, workflowIds } from '../shared/constants';
 import { GANTRY_DEPLOYMENT_ID, GANTRY_ENVIRONMENT, GANTRY_MODEL_ID } from '../shared/search-attributes';
+import type { AuditSource } from '../shared/views';
 import type { DeploymentRecord, ModelRecord } from '../store/store';
 import {
   ACTION_REFUSED,
@@ -60,7 +61,7 @@ export interface WorkflowDescription {
 /** The workflow operations the API, activities and the repair loop need. */
 export interface WorkflowsClient {
   /** Starts the deploy workflow of a new deployment (a second start while one runs is a no-op). */
-  startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string }): Promise<void>;
+  startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string; actorSource?: 'api' | 'cli' | 'dashboard' }): Promise<void>;
   /** Starts an update of a development deployment (throws DevelopmentUpdateAlreadyRunning while one runs) and returns its outcome once it ends. */
   startDevelopmentUpdate(model: ModelRecord, deployment: DeploymentRecord, input: DevelopmentUpdateInput): Promise<{ result: () => Promise<DevelopmentUpdateOutcome> }>;
   /** Starts a promotion; throws PromotionAlreadyRunning when one of the environment is in flight. */
@@ -69,7 +70,7 @@ export interface WorkflowsClient {
    * Sends an action to the environment's promotion as an Update and waits up to `waitMs` for it
    * to take effect; throws PromotionActionRefused with the reason when the promotion refuses it.
    */
-  actOnPromotion(modelId: string, environment: string, action: PromotionActionName, actor: string, waitMs: number): Promise<PromotionActionResult>;
+  actOnPromotion(modelId: string, environment: string, action: PromotionActionName, actor: string, waitMs: number, source?: AuditSource): Promise<PromotionActionResult>;
   /** Sends an action signal to the environment's promotion (for promotions started before actions were Updates). */
   signalPromotion(modelId: string, environment: string, action: PromotionActionName, actor: string): Promise<void>;
   /** The live status of the environment's promotion workflow, or undefined when there is none. */
@@ -118,13 +119,13 @@ export class TemporalWorkflowsClient implements WorkflowsClient {
     });
   }
 
-  async startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string }): Promise<void> {
+  async startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string; actorSource?: 'api' | 'cli' | 'dashboard' }): Promise<void> {
     const { promoteTo } = options;
     try {
       await this.start(
         'deployWorkflow',
         workflowIds.deploy(deployment.id),
-        { deploymentId: deployment.id, deployTimeoutSeconds: options.deployTimeoutSeconds, promoteTo, actor: options.actor },
+        { deploymentId: deployment.id, deployTimeoutSeconds: options.deployTimeoutSeconds, promoteTo, actor: options.actor, ...(options.actorSource ? { actorSource: options.actorSource } : {}) },
         { model, deploymentId: deployment.id },
         {
           staticSummary: `Deploy ${model.name} / ${deployment.name}${promoteTo ? `, then promote to ${promoteTo}` : ''}`,
@@ -172,10 +173,10 @@ export class TemporalWorkflowsClient implements WorkflowsClient {
     }
   }
 
-  async actOnPromotion(modelId: string, environment: string, action: PromotionActionName, actor: string, waitMs: number): Promise<PromotionActionResult> {
+  async actOnPromotion(modelId: string, environment: string, action: PromotionActionName, actor: string, waitMs: number, source?: AuditSource): Promise<PromotionActionResult> {
     const handle = this.client.workflow.getHandle(workflowIds.promotion(modelId, environment));
     const update = await this.client.withDeadline(Date.now() + UPDATE_ACCEPT_TIMEOUT_MS, () =>
-      handle.startUpdate(promotionActionUpdate, { args: [{ action, actor }], waitForStage: 'ACCEPTED' }),
+      handle.startUpdate(promotionActionUpdate, { args: [{ action, actor, ...(source ? { source } : {}) }], waitForStage: 'ACCEPTED' }),
     );
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), waitMs)));

@@ -20,6 +20,8 @@ export interface DeployWorkflowInput {
   promoteTo?: string;
   /** Who pushed (the API key's name), for the promotion's audit trail. */
   actor?: string;
+  /** How the push was made (the API, the CLI, the dashboard), for the audit entry of the promotion it asks for. */
+  actorSource?: 'api' | 'cli' | 'dashboard';
 }
 
 /** How a deploy ended. */
@@ -122,7 +124,7 @@ async function deploy(input: DeployWorkflowInput, progress: DeployProgress): Pro
   await enter('ACTIVE', unverified);
   const outcome: DeployOutcome = { deployment_id: input.deploymentId, status: 'ACTIVE', became_production: adoption.adopted };
   if (input.promoteTo && !(adoption.adopted && input.promoteTo === PRODUCTION)) {
-    const started = await records.promoteAfterDeploy({ deploymentId: input.deploymentId, environment: input.promoteTo, actor: input.actor ?? 'gantry' });
+    const started = await records.promoteAfterDeploy({ deploymentId: input.deploymentId, environment: input.promoteTo, actor: input.actor ?? 'gantry', ...(input.actorSource ? { actorSource: input.actorSource } : {}) });
     outcome.promotion = { promotion_id: started.promotionId, refused: started.refused };
   }
   return outcome;

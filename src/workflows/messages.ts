@@ -2,6 +2,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { PromotionActionName, PromotionActionRecord, PromotionStatusName } from '../shared/promotion-status';
 import type { DeploymentStatus } from '../shared/schemas';
+import type { AuditSource } from '../shared/views';
 
 export { promotionStatuses, TERMINAL_PROMOTION_STATUSES, type PromotionActionName, type PromotionActionRecord, type PromotionStatusName } from '../shared/promotion-status';
 
@@ -29,6 +30,8 @@ export const CANCEL_ACTOR = 'temporal (cancel)';
 /** An action sent as a Workflow Update: which one, and who asked. */
 export interface PromotionActionRequest extends ActionRequest {
   action: PromotionActionName;
+  /** How the action was sent (the API, the CLI, the dashboard), for the audit log. */
+  source?: AuditSource;
 }
 
 /** The ApplicationFailure type of an action the state × action table refuses (the Update's validator). */

@@ -33,7 +33,8 @@ import type { PromotionStart } from '../activities/promotions';
 import { failureOfType, promotionSteps as quick, promotionWaits as waits } from './activity-proxies';
 import { promotionWorkflowV1 } from './legacy/promotion-v1';
 import type { PromotionSettings } from '../shared/schemas';
-import type { AuditEntry, PromotionPatch } from '../store/store';
+import type { AuditSource } from '../shared/views';
+import type { NewAuditEntry, PromotionPatch } from '../store/store';
 import {
   ACTION_REFUSED,
   CANCEL_ACTOR,
@@ -78,6 +79,8 @@ export interface PromotionWorkflowInput {
   settings: PromotionSettings;
   /** The API key name (or `gantry`) that asked. */
   actor: string;
+  /** How the promotion was asked for (the API, the CLI, the dashboard), for the audit log. Absent: from the actor. */
+  actorSource?: AuditSource;
   /** When the promotion was asked for (the record's `started_at`). */
   startedAt?: string;
   /** The state a run that continued as new carries over. */
@@ -95,7 +98,7 @@ export interface PromotionContinuation {
   /** When the stabilization wait after the last step ends (epoch ms). */
   stabilizedAt: number;
   /** Audit entries not written yet. */
-  unaudited: Omit<AuditEntry, 'id'>[];
+  unaudited: NewAuditEntry[];
 }
 
 /** How a promotion ended. */
@@ -161,7 +164,7 @@ async function promote(input: PromotionWorkflowInput, root: CancellationScope): 
   let endRecorded = false;
   /** The status the store's record shows (an Update waits for its effect to be recorded). */
   let recordedStatus: PromotionStatusName = carried?.status.status ?? 'RELEASING';
-  const unaudited: Omit<AuditEntry, 'id'>[] = carried?.unaudited ?? [];
+  const unaudited: NewAuditEntry[] = carried?.unaudited ?? [];
   let plan: RolloutPlan | undefined;
   let start: PromotionStart | undefined = carried?.start;
 
@@ -174,20 +177,20 @@ async function promote(input: PromotionWorkflowInput, root: CancellationScope): 
     status.finishing = control.finishing ?? null;
   };
 
-  const audit = (action: string, actor: string, details: Record<string, unknown>): void => {
-    unaudited.push({ model_id: input.modelId, actor, action, target: input.environment, details: { promotion_id: input.promotionId, ...details }, at: iso() });
+  const audit = (action: string, actor: string, details: Record<string, unknown>, source?: AuditSource): void => {
+    unaudited.push({ model_id: input.modelId, actor, action, target: input.environment, details: { promotion_id: input.promotionId, ...details }, at: iso(), ...(source ? { source } : {}) });
   };
 
   const isEnded = (): boolean => status.status === 'SUCCEEDED' || status.status === 'FAILED' || status.status === 'CANCELED';
 
   // ---- handlers ----
   /** Takes an action the table allows (else records it ignored); returns the refusal, if any. */
-  const receive = (action: PromotionActionName, actor: string): string | undefined => {
+  const receive = (action: PromotionActionName, actor: string, source?: AuditSource): string | undefined => {
     const refusal = actionRefusal(control, action);
     const record: PromotionActionRecord = { action, actor, at: iso(), outcome: refusal ? 'ignored' : 'applied', status: control.status };
     status.actions.push(record);
     if (status.actions.length > ACTIONS_KEPT) status.actions.splice(1, status.actions.length - ACTIONS_KEPT);
-    audit(action, actor, { outcome: record.outcome, status: control.status, ...(refusal ? { reason: refusal } : {}) });
+    audit(action, actor, { outcome: record.outcome, status: control.status, ...(refusal ? { reason: refusal } : {}) }, source);
     if (!refusal) setControl(acceptAction(control, action));
     return refusal;
   };
@@ -198,8 +201,8 @@ async function promote(input: PromotionWorkflowInput, root: CancellationScope): 
   setHandler(forceRollForwardPromotionSignal, (request) => void receive('FORCE_ROLL_FORWARD', request?.actor ?? SIGNAL_ACTOR));
   setHandler(
     promotionActionUpdate,
-    async ({ action, actor }) => {
-      receive(action, actor ?? SIGNAL_ACTOR);
+    async ({ action, actor, source }) => {
+      receive(action, actor ?? SIGNAL_ACTOR, source);
       // An effect counts once it is recorded (an ending too), so whoever hears "done" finds it in the store.
       // (Handlers run in the workflow's root scope: a cancellation of the workflow must not end the wait.)
       await CancellationScope.nonCancellable(() =>
@@ -472,7 +475,7 @@ async function promote(input: PromotionWorkflowInput, root: CancellationScope): 
         await flushAudit();
         return { promotion_id: input.promotionId, status: 'FAILED', message: status.message };
       }
-      audit('PROMOTE', input.actor, { candidate_deployment_id: input.candidateDeploymentId, settings: input.settings });
+      audit('PROMOTE', input.actor, { candidate_deployment_id: input.candidateDeploymentId, settings: input.settings }, input.actorSource);
       status.previous = { deployment_id: start.previousDeploymentId, replicas: start.previousReplicas };
     }
     // A previous deployment that sleeps serves nothing: there is no traffic to move step by step.

@@ -169,6 +169,12 @@ describe('dashboard (real stack, real browser)', function () {
       assert.equal(summary.failed, 0, `failed requests: ${JSON.stringify(summary.byStatus)}`);
       const audit = (await stack.api('GET', `/v1/models/${model.id}/audit_logs`)).body.audit_logs.map((e: { action: string }) => e.action);
       for (const action of ['PAUSE', 'RESUME', 'GRACEFUL_CANCEL']) assert.ok(audit.includes(action), `${action} is audited`);
+      // Where each came from: the buttons (through the Update, recorded by the workflow), the CLI push.
+      const entries: { action: string; source: string }[] = (await stack.api('GET', `/v1/models/${model.id}/audit_logs`)).body.audit_logs;
+      for (const action of ['PROMOTE', 'PAUSE', 'RESUME', 'GRACEFUL_CANCEL']) assert.equal(entries.find((e) => e.action === action)?.source, 'dashboard', `${action} came from the dashboard`);
+      assert.equal(entries.find((e) => e.action === 'PUSH')?.source, 'cli');
+      const auditTable = page.locator('section[aria-labelledby="audit-title"] table');
+      await auditTable.locator('tr', { hasText: 'GRACEFUL_CANCEL' }).getByText('dashboard', { exact: true }).first().waitFor();
     } finally {
       if (!stopped) await load.stop();
     }

@@ -9,7 +9,7 @@ import type { Activities } from '../../src/activities';
 import { REPLICAS_NOT_READY, ROUTE_NOT_APPLIED } from '../../src/activities/failures';
 import { promotionWeights } from '../../src/activities/promotions';
 import { DEFAULT_PROMOTION_SETTINGS, modelConfigSchema, type PromotionSettings } from '../../src/shared/schemas';
-import type { AuditEntry } from '../../src/store/store';
+import type { NewAuditEntry } from '../../src/store/store';
 
 /** The activities a promotion calls. */
 export type PromotionActivities = Pick<
@@ -36,7 +36,7 @@ export class FakeCluster {
   weights: Record<string, number> = { [PREVIOUS]: 100 };
   current: string | null = PREVIOUS;
   cleanedUp: string | undefined;
-  audit: Omit<AuditEntry, 'id'>[] = [];
+  audit: NewAuditEntry[] = [];
   /** Every traffic percent routed, in order. */
   routed: number[] = [];
   /** Every scale and route write, in order (`scale prev 2`, `route 0`). */

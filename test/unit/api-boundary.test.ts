@@ -122,6 +122,24 @@ describe('API boundary', () => {
     assert.equal(audit[0]?.actor, 'tester');
   });
 
+  it('records where each audited action came from: the CLI, the dashboard, or any other client', async () => {
+    const model = await store.findOrCreateModel('echo');
+    const create = (name: string, client?: string) =>
+      fetch(`${url}/v1/models/echo/environments`, {
+        method: 'POST',
+        headers: { authorization: `Api-Key ${KEY}`, 'content-type': 'application/json', ...(client ? { 'x-gantry-client': client } : {}) },
+        body: JSON.stringify({ name }),
+      });
+    assert.equal((await create('from-cli', 'cli')).status, 201);
+    assert.equal((await create('from-dashboard', 'dashboard')).status, 201);
+    assert.equal((await create('from-curl')).status, 201);
+    assert.equal((await create('from-anything', 'something-else')).status, 201);
+    await store.appendAudit({ model_id: model.id, actor: 'gantry (repair)', action: 'REPAIRED', target: null, details: {} });
+    await store.appendAudit({ model_id: model.id, actor: 'temporal (signal)', action: 'PAUSE', target: null, details: {} });
+    const sources = Object.fromEntries((await store.listAudit(model.id)).map((entry) => [entry.target ?? entry.action, entry.source]));
+    assert.deepEqual(sources, { 'from-cli': 'cli', 'from-dashboard': 'dashboard', 'from-curl': 'api', 'from-anything': 'api', REPAIRED: 'repair', PAUSE: 'temporal' });
+  });
+
   it('answers 401 without a valid key', async () => {
     assert.equal((await push({ model_name: 'echo' }, undefined, 'wrong-key-wrong-key')).status, 401);
     const none = await fetch(`${url}/v1/models`);

@@ -1,6 +1,6 @@
 /** A model's page: its deployments, its environments with their live promotions, and its audit log. */
 import { useState } from 'preact/hooks';
-import type { ModelDetail } from '../../../src/shared/views';
+import type { AuditSource, ModelDetail } from '../../../src/shared/views';
 import type { ApiError } from '../api';
 import { api, describeError } from '../api';
 import { Time } from '../components/badges';
@@ -43,16 +43,15 @@ function NewEnvironment({ modelId }: { modelId: string }) {
   );
 }
 
-/** Where an audited action came from, read from its actor: Gantry's own actors are named for it, anything else is an API key. */
-function sourceOf(actor: string): string {
-  const own: Record<string, string> = {
-    'temporal (signal)': 'Temporal signal',
-    'temporal (cancel)': 'Temporal cancel',
-    'gantry (repair)': 'repair loop',
-    gantry: 'Gantry',
-  };
-  return own[actor] ?? 'API (CLI or dashboard)';
-}
+/** An audit entry's source in words. */
+const SOURCE_WORDS: Record<AuditSource, string> = {
+  api: 'API',
+  cli: 'CLI',
+  dashboard: 'dashboard',
+  temporal: 'Temporal',
+  repair: 'repair loop',
+  gantry: 'Gantry',
+};
 
 /** Scrolls to a section without touching the hash (the hash is the page's route). */
 function jump(event: MouseEvent): void {
@@ -165,7 +164,7 @@ export function ModelPage({ modelId, onExpired }: { modelId: string; onExpired()
                     <Time at={entry.at} />
                   </td>
                   <td>{entry.actor}</td>
-                  <td>{sourceOf(entry.actor)}</td>
+                  <td>{SOURCE_WORDS[entry.source] ?? entry.source}</td>
                   <td>{entry.action}</td>
                   <td>{entry.target ?? ''}</td>
                   <td class="mono details">{JSON.stringify(entry.details)}</td>

@@ -141,4 +141,11 @@ export const migrations: Migration[] = [
       ALTER TABLE replicas ADD COLUMN reload_error TEXT;
     `,
   },
+  {
+    version: 4,
+    name: 'audit entries say where they came from',
+    sql: `
+      ALTER TABLE audit_log ADD COLUMN source TEXT;
+    `,
+  },
 ];

@@ -9,6 +9,7 @@ import {
   ConflictError,
   promotionInvolves,
   type ApiKeyRecord,
+  defaultAuditSource,
   type AuditEntry,
   type DeploymentPatch,
   type DeploymentRecord,
@@ -79,7 +80,8 @@ function toRoute(row: Row): RouteRecord {
 }
 
 function toAudit(row: Row): AuditEntry {
-  return { ...(row as unknown as AuditEntry), details: JSON.parse(row.details as string) };
+  const entry = row as unknown as AuditEntry;
+  return { ...entry, details: JSON.parse(row.details as string), source: entry.source ?? defaultAuditSource(entry.actor) };
 }
 
 const MODEL_COLUMNS = 'id, name, created_at';
@@ -548,10 +550,11 @@ export class SqliteStore implements Store {
 
   private insertAudit(entry: NewAuditEntry): AuditEntry {
     const at = entry.at ?? now();
+    const source = entry.source ?? defaultAuditSource(entry.actor);
     const result = this.db
-      .prepare('INSERT INTO audit_log (model_id, actor, action, target, details, at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(entry.model_id, entry.actor, entry.action, entry.target, JSON.stringify(entry.details), at);
-    return { ...entry, id: Number(result.lastInsertRowid), at };
+      .prepare('INSERT INTO audit_log (model_id, actor, action, target, details, source, at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(entry.model_id, entry.actor, entry.action, entry.target, JSON.stringify(entry.details), source, at);
+    return { ...entry, source, id: Number(result.lastInsertRowid), at };
   }
 
   async listAudit(modelId: string, options: { limit?: number } = {}): Promise<AuditEntry[]> {

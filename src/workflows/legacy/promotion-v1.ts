@@ -18,7 +18,7 @@ import {
 } from '@temporalio/workflow';
 import { REPLICAS_NOT_READY } from '../../activities/failures';
 import { failureOfType, promotionSteps as quick, promotionWaits as waits } from '../activity-proxies';
-import type { AuditEntry, PromotionPatch } from '../../store/store';
+import type { NewAuditEntry, PromotionPatch } from '../../store/store';
 import {
   cancelPromotionSignal,
   forceCancelPromotionSignal,
@@ -65,7 +65,7 @@ export async function promotionWorkflowV1(input: PromotionWorkflowInput): Promis
     actions: [{ action: 'PROMOTE', actor: input.actor, at: startedAt, outcome: 'applied', status: 'RELEASING' }],
   };
   let control: PromotionControlState = { status: 'RELEASING', pending: null, pausedFrom: null };
-  const unaudited: Omit<AuditEntry, 'id'>[] = [];
+  const unaudited: NewAuditEntry[] = [];
   let plan: RolloutPlan | undefined;
   let floors = { candidate: 0, previous: 0 };
 
