@@ -3,7 +3,7 @@
  * Authorization header, and the key never goes in a URL), parsed by eventsource-parser, and
  * reconnected after a drop. While the stream is down, the same view is polled from the API.
  */
-import { createParser } from 'eventsource-parser';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type { LiveEvent, ModelDetail, ModelOverview, ModelView } from '../../src/shared/views';
 import { api, ApiError, authHeaders } from './api';
 
@@ -21,6 +21,33 @@ export interface LiveHandlers<T> {
 /** How long to wait before reconnecting, and how often to poll meanwhile. */
 const RECONNECT_MS = 2_000;
 const POLL_MS = 2_000;
+
+/**
+ * Reads a server-sent event stream at `path` until it ends or drops, handing each event over.
+ * Answers the API's error when it refused for good (401: the key is no longer valid; 404: gone),
+ * or undefined when the stream ended or dropped (the caller reconnects).
+ */
+async function readStream(path: string, signal: AbortSignal, onEvent: (message: EventSourceMessage) => void): Promise<ApiError | undefined> {
+  try {
+    const response = await fetch(path, { headers: { ...authHeaders(), Accept: 'text/event-stream' }, signal });
+    if (response.status === 401 || response.status === 404) {
+      const body = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+      return new ApiError(response.status, body.error?.code ?? 'error', body.error?.message ?? response.statusText);
+    }
+    if (!response.ok || !response.body) return undefined;
+    const parser = createParser({ onEvent });
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return undefined;
+      parser.feed(value);
+    }
+  } catch {
+    return undefined; // dropped, or aborted by the caller
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Follows `GET /v1/events[?model=]` and hands each event's data over; returns a stop function. */
 function follow<T>(
@@ -48,34 +75,17 @@ function follow<T>(
   const connect = async (): Promise<void> => {
     while (!stopped) {
       controller = new AbortController();
-      try {
-        const response = await fetch(`/v1/events${query}`, { headers: { ...authHeaders(), Accept: 'text/event-stream' }, signal: controller.signal });
-        if (response.status === 401 || response.status === 404) {
-          const body = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
-          handlers.refused(new ApiError(response.status, body.error?.code ?? 'error', body.error?.message ?? response.statusText));
-          return;
-        }
-        if (!response.ok || !response.body) throw new Error(`the event stream answered ${response.status}`);
-        const parser = createParser({
-          onEvent(message) {
-            if (message.event !== event) return;
-            stopPolling();
-            handlers.state('live');
-            handlers.data(JSON.parse(message.data));
-          },
-        });
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          parser.feed(value);
-        }
-      } catch {
-        // dropped or refused: poll until the stream is back
-      }
+      const refusal = await readStream(`/v1/events${query}`, controller.signal, (message) => {
+        if (message.event !== event) return;
+        stopPolling();
+        handlers.state('live');
+        handlers.data(JSON.parse(message.data));
+      });
+      if (refusal) return handlers.refused(refusal);
       if (stopped) return;
+      // Dropped: poll until the stream is back.
       startPolling();
-      await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+      await sleep(RECONNECT_MS);
     }
   };
 
@@ -141,40 +151,19 @@ export function followLogs(
     while (!stopped) {
       controller = new AbortController();
       handlers.state('connecting');
-      try {
-        const response = await fetch(`/v1/models/${modelId}/deployments/${deploymentId}/logs?follow=true&tail=500`, {
-          headers: { ...authHeaders(), Accept: 'text/event-stream' },
-          signal: controller.signal,
-        });
-        if (response.status === 401 || response.status === 404) {
-          const body = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
-          handlers.refused(new ApiError(response.status, body.error?.code ?? 'error', body.error?.message ?? response.statusText));
-          return;
-        }
-        if (!response.ok || !response.body) throw new Error(`the log stream answered ${response.status}`);
-        let first = true;
+      let first = true;
+      const refusal = await readStream(`/v1/models/${modelId}/deployments/${deploymentId}/logs?follow=true&tail=500`, controller.signal, (message) => {
+        if (message.event !== 'log') return;
+        const { entries } = JSON.parse(message.data) as { entries: LogLine[] };
         handlers.state('live');
-        const parser = createParser({
-          onEvent(message) {
-            if (message.event !== 'log') return;
-            const { entries } = JSON.parse(message.data) as { entries: LogLine[] };
-            if (first) handlers.reset(entries);
-            else handlers.append(entries);
-            first = false;
-          },
-        });
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          parser.feed(value);
-        }
-      } catch {
-        // dropped: reconnect
-      }
+        if (first) handlers.reset(entries);
+        else handlers.append(entries);
+        first = false;
+      });
+      if (refusal) return handlers.refused(refusal);
       if (stopped) return;
       handlers.state('polling');
-      await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+      await sleep(RECONNECT_MS);
     }
   };
   void connect();

@@ -217,7 +217,8 @@ describe('dashboard (real stack, real browser)', function () {
     }, 60_000, 1000);
     assert.match(await usage.locator('tr[data-usage-deployment="deployment-2"]').innerText(), /deleted/);
     assert.ok(Number((await usage.locator('tr[data-usage-deployment="blue"] td').first().innerText()).trim()) > 0, 'blue used replica-hours');
-    assert.equal(await usage.locator('.chart canvas').count(), 1, 'uPlot drew the chart');
+    await usage.locator('.chart canvas').waitFor(); // uPlot is loaded with the panel
+    assert.equal(await usage.locator('.chart canvas').count(), 1, 'one chart');
     assert.match(await usage.locator('.u-legend').innerText(), /deployment-2 \(deleted\)/);
   });
   it('is readable at 390 px without sideways scrolling, follows the dark setting, and is reachable by keyboard', async () => {

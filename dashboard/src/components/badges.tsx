@@ -56,3 +56,13 @@ export function Time({ at }: { at: string }) {
     </time>
   );
 }
+
+/** An error as the API (or the page) words it, announced to screen readers; nothing when there is none. */
+export function ErrorMessage({ error }: { error: string | null }) {
+  if (!error) return null;
+  return (
+    <p class="error" role="alert">
+      {error}
+    </p>
+  );
+}

@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 import type { Labels } from '../../../src/shared/schemas';
 import type { DeploymentView } from '../../../src/shared/views';
 import { api, describeError } from '../api';
-import { LabelChips, Replicas, StatusBadge, Time } from './badges';
+import { ErrorMessage, LabelChips, Replicas, StatusBadge, Time } from './badges';
 import { AutoscalingForm } from './settings-forms';
 
 /** Reads `key: value` lines (or `key=value`) into labels; throws on a line that is neither. */
@@ -175,11 +175,7 @@ export function DeploymentRow({ modelId, deployment, environments }: { modelId: 
                 </button>
               </div>
             )}
-            {error && (
-              <p class="error" role="alert">
-                {error}
-              </p>
-            )}
+            <ErrorMessage error={error} />
           </td>
         </tr>
       )}

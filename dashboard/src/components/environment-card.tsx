@@ -4,7 +4,7 @@ import type { PromotionAction, PromotionSettings } from '../../../src/shared/sch
 import { workflowIds } from '../../../src/shared/constants';
 import type { EnvironmentView, PromotionView, TemporalUiLink } from '../../../src/shared/views';
 import { api, describeError } from '../api';
-import { StatusBadge } from './badges';
+import { ErrorMessage, StatusBadge } from './badges';
 import { PromotionSettingsForm } from './settings-forms';
 
 /** The buttons of a promotion, in the order a user reads them. */
@@ -118,11 +118,7 @@ function LivePromotion({ modelId, environment, temporalUi }: { modelId: string; 
           </button>
         ))}
       </div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorMessage error={error} />
     </div>
   );
 }
@@ -181,11 +177,7 @@ export function EnvironmentCard({ modelId, environment, temporalUi }: { modelId:
             Delete environment
           </button>
         ))}
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorMessage error={error} />
     </article>
   );
 }

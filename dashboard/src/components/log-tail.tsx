@@ -4,6 +4,7 @@ import type { DeploymentView } from '../../../src/shared/views';
 import { describeError } from '../api';
 import { followLogs, type LiveState, type LogLine } from '../live';
 import { LiveIndicator } from '../use-live';
+import { ErrorMessage } from './badges';
 
 /** How many lines the page keeps. */
 const KEPT_LINES = 2000;
@@ -57,11 +58,7 @@ export function LogTail({ modelId, deployments }: { modelId: string; deployments
         </label>
         <LiveIndicator state={state} />
       </div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorMessage error={error} />
       <div class="log-box" ref={box} tabIndex={0} role="log" aria-label="Log lines" aria-live="off">
         {shown.length === 0 ? (
           <p class="muted">{lines.length === 0 ? 'No log lines yet.' : 'No line matches the filter.'}</p>

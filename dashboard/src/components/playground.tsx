@@ -2,6 +2,7 @@
 import { useState } from 'preact/hooks';
 import type { DeploymentView } from '../../../src/shared/views';
 import { authHeaders, describeError } from '../api';
+import { ErrorMessage } from './badges';
 
 /** What the last call answered. */
 interface Answer {
@@ -76,11 +77,7 @@ export function Playground({ modelId, deployments }: { modelId: string; deployme
       <button type="submit" disabled={sending || deploymentId === ''}>
         {sending ? 'Predicting…' : 'Predict'}
       </button>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorMessage error={error} />
       {answer && (
         <div class="answer" aria-live="polite">
           <p>

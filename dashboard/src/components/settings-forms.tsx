@@ -6,6 +6,7 @@
 import { useState } from 'preact/hooks';
 import type { AutoscalingSettings, PromotionSettings } from '../../../src/shared/schemas';
 import { api, describeError } from '../api';
+import { ErrorMessage } from './badges';
 
 /** A labelled number input. */
 function NumberField({ label, value, onChange, min, max }: { label: string; value: number; onChange(value: number): void; min?: number; max?: number }) {
@@ -14,6 +15,23 @@ function NumberField({ label, value, onChange, min, max }: { label: string; valu
       {label}
       <input type="number" value={value} min={min} max={max} onInput={(e) => onChange(Number(e.currentTarget.value))} />
     </label>
+  );
+}
+
+/** Save and Cancel, and what went wrong. */
+function FormFooter({ save, busy, error, onCancel }: { save: string; busy: boolean; error: string | null; onCancel(): void }) {
+  return (
+    <>
+      <div class="buttons">
+        <button type="submit" disabled={busy}>
+          {save}
+        </button>
+        <button type="button" class="quiet" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+      <ErrorMessage error={error} />
+    </>
   );
 }
 
@@ -84,19 +102,7 @@ export function PromotionSettingsForm({ modelId, environment, settings, onClose 
         <input type="checkbox" checked={draft.ramp_up_while_promoting} onChange={(e) => set({ ramp_up_while_promoting: e.currentTarget.checked })} /> Canary: move traffic in 10 equal stages
       </label>
       {draft.ramp_up_while_promoting && <NumberField label="Canary duration (s)" value={draft.ramp_up_duration_seconds} min={10} max={86400} onChange={(v) => set({ ramp_up_duration_seconds: v })} />}
-      <div class="buttons">
-        <button type="submit" disabled={busy}>
-          Save settings
-        </button>
-        <button type="button" class="quiet" onClick={onClose}>
-          Cancel
-        </button>
-      </div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormFooter save="Save settings" busy={busy} error={error} onCancel={onClose} />
     </form>
   );
 }
@@ -113,19 +119,7 @@ export function AutoscalingForm({ path, name, settings, onClose }: { path: strin
       <NumberField label="Concurrency target" value={draft.concurrency_target} min={1} max={1024} onChange={(v) => set({ concurrency_target: v })} />
       <NumberField label="Autoscaling window (s)" value={draft.autoscaling_window} min={10} max={3600} onChange={(v) => set({ autoscaling_window: v })} />
       <NumberField label="Scale-down delay (s)" value={draft.scale_down_delay} min={0} max={3600} onChange={(v) => set({ scale_down_delay: v })} />
-      <div class="buttons">
-        <button type="submit" disabled={busy}>
-          Save autoscaling
-        </button>
-        <button type="button" class="quiet" onClick={onClose}>
-          Cancel
-        </button>
-      </div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormFooter save="Save autoscaling" busy={busy} error={error} onCancel={onClose} />
     </form>
   );
 }

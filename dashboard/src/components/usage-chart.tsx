@@ -7,6 +7,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type uPlot from 'uplot';
 import type { DeploymentUsage, UsageReport } from '../../../src/shared/views';
 import { api, describeError } from '../api';
+import { ErrorMessage } from './badges';
 
 /** The ranges a user can pick. */
 const RANGES = [
@@ -116,11 +117,7 @@ export function UsageChart({ modelId }: { modelId: string }) {
           ))}
         </select>
       </label>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorMessage error={error} />
       {report && deployments.length === 0 && <p class="muted">No usage recorded in this range yet (usage is written once a minute).</p>}
       <div class="chart" ref={holder} role="img" aria-label="Replica-hours per deployment, by hour" />
       {deployments.length > 0 && (

@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 import type { AuditSource, ModelDetail } from '../../../src/shared/views';
 import type { ApiError } from '../api';
 import { api, describeError } from '../api';
-import { Time } from '../components/badges';
+import { ErrorMessage, Time } from '../components/badges';
 import { DeploymentRow } from '../components/deployment-row';
 import { DevelopmentPanel } from '../components/development-panel';
 import { EnvironmentCard } from '../components/environment-card';
@@ -34,11 +34,7 @@ function NewEnvironment({ modelId }: { modelId: string }) {
       <button type="submit" disabled={name.trim() === ''}>
         Create
       </button>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorMessage error={error} />
     </form>
   );
 }

@@ -1,6 +1,7 @@
 /** Sign-in with an API key: checked against the API before it is kept for this tab. */
 import { useState } from 'preact/hooks';
 import { api, describeError } from '../api';
+import { ErrorMessage } from '../components/badges';
 
 /** The sign-in page. */
 export function SignIn({ notice, onSignedIn }: { notice: string | null; onSignedIn(key: string): void }) {
@@ -35,11 +36,7 @@ export function SignIn({ notice, onSignedIn }: { notice: string | null; onSigned
         <button type="submit" disabled={checking || key.trim() === ''}>
           {checking ? 'Checking…' : 'Sign in'}
         </button>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <ErrorMessage error={error} />
       </form>
     </main>
   );

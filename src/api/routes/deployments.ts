@@ -116,7 +116,8 @@ export function deploymentRoutes({ deployments, development, usage, paths, maxAr
       if (!res.headersSent) res.writeHead(200, headers);
       if (!res.destroyed) res.write(`event: log\ndata: ${JSON.stringify({ entries })}\n\n`);
     });
-    if (!res.headersSent) res.writeHead(200, headers).write(': following\n\n');
+    // An empty log still answers its first event, so the reader knows it is following.
+    if (!res.headersSent) res.writeHead(200, headers).write(`event: log\ndata: ${JSON.stringify({ entries: [] })}\n\n`);
     if (res.destroyed) stop();
   });
 
