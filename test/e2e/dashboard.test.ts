@@ -49,6 +49,7 @@ describe('dashboard (real stack, real browser)', function () {
   });
 
   it('says a wrong key is wrong, signs in with the right one, and signs out', async () => {
+    assert.match(stack.log, new RegExp(`Dashboard +${stack.apiUrl.replace(/[.]/g, '\\.')}/`), 'npm start prints the dashboard URL');
     await signIn('gtk_not-a-key');
     await page.getByRole('alert').filter({ hasText: 'invalid API key' }).waitFor();
     await signIn();
@@ -154,6 +155,8 @@ describe('dashboard (real stack, real browser)', function () {
       assert.equal(await card.locator('button[data-action="resume"]').isDisabled(), true, 'resume is refused while ramping up');
       await card.locator('button[data-action="pause"]').click();
       await card.locator('[data-status="PAUSED"]').first().waitFor();
+      const workflowLink = card.getByRole('link', { name: 'workflow in Temporal' });
+      assert.match(String(await workflowLink.getAttribute('href')), new RegExp(`^http://127\\.0\\.0\\.1:\\d+/namespaces/default/workflows/promotion%3A${model.id}%3Aproduction$`));
       await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard-promotion.png'), fullPage: true });
       assert.equal(await card.locator('button[data-action="pause"]').isDisabled(), true, 'pause is refused while paused');
       assert.equal((await stack.api('GET', `/v1/models/${model.id}/environments/production/promotion`)).body.status, 'PAUSED');
@@ -245,5 +248,20 @@ describe('dashboard (real stack, real browser)', function () {
       reached.push(String(await page.evaluate('document.activeElement?.textContent?.trim()')));
     }
     assert.ok(reached.includes('Sign out') && reached.includes('Rename'), `Tab went through: ${reached.join(' | ')}`);
+  });
+  it('creates a custom environment and deletes it, after a confirmation', async () => {
+    await page.getByLabel('New environment').fill('staging');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    const card = page.locator('article[data-environment="staging"]');
+    await card.waitFor();
+    const model = (await stack.api('GET', '/v1/models/echo')).body;
+    assert.equal((await stack.api('GET', `/v1/models/${model.id}/environments/staging`)).status, 200);
+    await page.getByLabel('New environment').fill('Bad_Name');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await page.getByRole('alert').filter({ hasText: /name/ }).first().waitFor();
+    await card.getByRole('button', { name: 'Delete environment' }).click();
+    await card.getByRole('button', { name: 'Delete staging' }).click();
+    await card.waitFor({ state: 'detached' });
+    assert.equal((await stack.api('GET', `/v1/models/${model.id}/environments/staging`)).status, 404);
   });
 });
