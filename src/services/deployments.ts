@@ -284,8 +284,7 @@ export class DeploymentService {
   }
 
   /** Hands over the last `tail` entries of a deployment's log, then every new one; returns a stop function. */
-  async followLogs(model: ModelRecord, ref: string, tail: number, onEntries: (entries: LogEntry[]) => void): Promise<() => void> {
-    const deployment = await this.resolve(model, ref);
+  followLogs(deployment: DeploymentRecord, tail: number, onEntries: (entries: LogEntry[]) => void): () => void {
     return followLog(this.deps.paths.logs, deployment.id, tail, onEntries);
   }
 }

@@ -6,7 +6,7 @@ import type { ModelDetail, ModelOverview, TemporalUiLink } from '../shared/views
 import type { ModelRecord, Store } from '../store/store';
 import type { DeploymentService } from './deployments';
 import type { EnvironmentService } from './environments';
-import { modelView } from './views';
+import { deploymentView, modelView } from './views';
 
 /** How many audit entries a model's live view carries. */
 export const LIVE_AUDIT_ENTRIES = 100;
@@ -25,12 +25,13 @@ export class LiveViews {
 
   /** Every model, oldest first, with its deployments. */
   async overview(): Promise<ModelOverview[]> {
-    const { store, deployments } = this.deps;
-    const models = await store.listModels();
+    const { store } = this.deps;
+    // Built on every change the store reports: the replicas are read once for all models.
+    const [models, replicas] = await Promise.all([store.listModels(), store.listReplicas()]);
     return Promise.all(
       models.map(async (model) => {
-        const [records, environments] = await Promise.all([deployments.listOf(model), store.listEnvironments(model.id)]);
-        return { model: modelView(model, records, environments), deployments: await deployments.views(model, records) };
+        const [records, environments] = await Promise.all([store.listDeployments(model.id), store.listEnvironments(model.id)]);
+        return { model: modelView(model, records, environments), deployments: records.map((record) => deploymentView(record, environments, replicas)) };
       }),
     );
   }

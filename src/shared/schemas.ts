@@ -124,6 +124,12 @@ export function withAutoscalingDefaults(stored: Partial<AutoscalingSettings>): A
 }
 
 /** `?tail=` on the logs endpoint. */
+/** GET /v1/events: every model, or one model by id or name. */
+export const eventsQuerySchema = z.strictObject({
+  model: z.string().min(1).optional(),
+});
+
+/** GET …/logs. */
 export const logsQuerySchema = z.strictObject({
   tail: z.coerce.number().int().min(1).max(100_000).default(1000),
   /** `true`: answer server-sent `log` events, the tail first, then each new line as it is written. */

@@ -117,13 +117,15 @@ describe('live events (GET /v1/events)', () => {
     return { model, deployment };
   };
 
-  it('answers 401 without a key and a JSON 404 for an unknown model, not a stream', async () => {
+  it('answers 401 without a key, a JSON 404 for an unknown model and 422 for an unknown query, not a stream', async () => {
     const none = await fetch(`${url}/v1/events`);
     assert.equal(none.status, 401);
     assert.equal(((await none.json()) as any).error.code, 'unauthorized');
     const unknown = await fetch(`${url}/v1/events?model=nope`, { headers: { authorization: `Api-Key ${KEY}` } });
     assert.equal(unknown.status, 404);
     assert.match(((await unknown.json()) as any).error.message, /model nope not found/);
+    const surprise = await fetch(`${url}/v1/events?models=echo`, { headers: { authorization: `Api-Key ${KEY}` } });
+    assert.equal(surprise.status, 422);
   });
 
   it('sends every model at once, then again on each change, and nothing when nothing changed', async () => {

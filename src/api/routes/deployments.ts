@@ -16,6 +16,7 @@ import type { UsageService } from '../../services/usage';
 import { actorOf } from '../auth';
 import { ApiError } from '../errors';
 import { receivePush } from '../push-upload';
+import { openEventStream, sendEvent } from '../sse';
 import { parseInput } from '../validation';
 
 /** What the deployment routes need. */
@@ -109,16 +110,16 @@ export function deploymentRoutes({ deployments, development, usage, paths, maxAr
       res.json(await deployments.logs(model, req.params.ref, tail));
       return;
     }
-    let stop: (() => void) | undefined;
-    res.on('close', () => stop?.());
-    const headers = { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' };
-    stop = await deployments.followLogs(model, req.params.ref, tail, (entries) => {
-      if (!res.headersSent) res.writeHead(200, headers);
-      if (!res.destroyed) res.write(`event: log\ndata: ${JSON.stringify({ entries })}\n\n`);
+    const deployment = await deployments.resolve(model, req.params.ref);
+    openEventStream(res);
+    let sent = false;
+    const stop = deployments.followLogs(deployment, tail, (entries) => {
+      sent = true;
+      sendEvent(res, 'log', JSON.stringify({ entries }));
     });
     // An empty log still answers its first event, so the reader knows it is following.
-    if (!res.headersSent) res.writeHead(200, headers).write(`event: log\ndata: ${JSON.stringify({ entries: [] })}\n\n`);
-    if (res.destroyed) stop();
+    if (!sent) sendEvent(res, 'log', JSON.stringify({ entries: [] }));
+    res.on('close', stop);
   });
 
   router.patch('/v1/models/:model/deployments/:ref/autoscaling_settings', async (req, res) => {

@@ -7,12 +7,10 @@ import { Router, type Response } from 'express';
 import type { DeploymentService } from '../../services/deployments';
 import type { LiveViews } from '../../services/live';
 import type { LiveEvent } from '../../shared/views';
+import { eventsQuerySchema } from '../../shared/schemas';
 import type { ModelRecord, Store } from '../../store/store';
-
-/** How often an idle stream sends a comment, so that a dead connection is noticed and proxies keep it open. */
-const KEEP_ALIVE_MS = 15_000;
-/** What a client waits before reconnecting (the SSE `retry` field). */
-const RETRY_MS = 2_000;
+import { openEventStream, sendEvent } from '../sse';
+import { parseInput } from '../validation';
 
 /** What the events route needs. */
 export interface EventRoutesDeps {
@@ -68,30 +66,21 @@ export function eventRoutes({ store, deployments, live }: EventRoutesDeps): Rout
   };
 
   const send = (subscriber: Subscriber, event: LiveEvent): void => {
-    if (subscriber.res.destroyed) return;
     const data = JSON.stringify(event.data);
     if (data === subscriber.lastSent) return;
     subscriber.lastSent = data;
-    subscriber.res.write(`event: ${event.event}\ndata: ${data}\n\n`);
+    sendEvent(subscriber.res, event.event, data);
   };
 
   router.get('/v1/events', async (req, res) => {
-    const filter = typeof req.query.model === 'string' && req.query.model !== '' ? req.query.model : undefined;
-    const subscriber: Subscriber = { res, model: filter === undefined ? undefined : await deployments.requireModel(filter) };
-    res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache, no-transform',
-      Connection: 'keep-alive',
-      'X-Accel-Buffering': 'no',
-    });
-    res.write(`retry: ${RETRY_MS}\n\n`);
+    const { model } = parseInput(eventsQuerySchema, req.query, 'events query');
+    const subscriber: Subscriber = { res, model: model === undefined ? undefined : await deployments.requireModel(model) };
+    openEventStream(res);
     // Subscribed before the first view is built, so that no change can fall between the two.
     subscribers.add(subscriber);
     unwatch ??= store.watch(() => void sendChanges());
     void sendChanges();
-    const keepAlive = setInterval(() => res.destroyed || res.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
     res.on('close', () => {
-      clearInterval(keepAlive);
       subscribers.delete(subscriber);
       if (subscribers.size === 0) {
         unwatch?.();
