@@ -7,7 +7,7 @@ import { PromotionService } from '../services/promotions';
 import { ServiceError } from '../services/errors';
 import { scalePatch } from '../shared/replica-status';
 import type { CleanupStrategy } from '../shared/schemas';
-import type { ApiClientSource } from '../services/deployments';
+import type { ApiClientSource } from '../shared/views';
 import type { NewAuditEntry, DeploymentRecord, EnvironmentRecord, PromotionPatch, PromotionRecord } from '../store/store';
 import type { ActivityDeps } from './deps';
 import { requireDeployment } from './records';

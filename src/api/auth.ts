@@ -1,8 +1,8 @@
 /** `Authorization: Api-Key <key>` on every route but /healthz. */
 import type { RequestHandler, Response } from 'express';
 import { hashApiKey, keyFromAuthorization } from '../auth/api-keys';
-import type { Actor, ApiClientSource } from '../services/deployments';
-import { API_CLIENT_SOURCES, CLIENT_HEADER } from '../shared/views';
+import type { Actor } from '../services/deployments';
+import { API_CLIENT_SOURCES, CLIENT_HEADER, type ApiClientSource } from '../shared/views';
 import type { Store } from '../store/store';
 import { ApiError } from './errors';
 

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { archivePath, type HomePaths } from '../home';
-import type { API_CLIENT_SOURCES } from '../shared/views';
+import type { ApiClientSource } from '../shared/views';
 import { followLog, readLogTail, type LogEntry } from '../logs/deployment-logs';
 import { looksLikeId } from '../shared/ids';
 import { wakePatch } from '../shared/replica-status';
@@ -30,8 +30,6 @@ export interface Actor {
   source?: ApiClientSource;
 }
 
-/** How an API call was made. */
-export type ApiClientSource = 'api' | (typeof API_CLIENT_SOURCES)[number];
 
 /** What the deployment service needs. */
 export interface DeploymentServiceDeps {

@@ -82,6 +82,9 @@ export type AuditSource = 'api' | 'cli' | 'dashboard' | 'temporal' | 'repair' | 
 /** The sources an API client names itself as (`X-Gantry-Client`); any other caller is `api`. */
 export const API_CLIENT_SOURCES = ['cli', 'dashboard'] as const;
 
+/** How an API call was made: the CLI, the dashboard, or any other client. */
+export type ApiClientSource = 'api' | (typeof API_CLIENT_SOURCES)[number];
+
 /** The header a client names itself in. */
 export const CLIENT_HEADER = 'x-gantry-client';
 

@@ -9,7 +9,7 @@ import {
 import { ApplicationFailure, defaultPayloadConverter, TypedSearchAttributes } from '@temporalio/common';
 import { TASK_QUEUE, workflowIds } from '../shared/constants';
 import { GANTRY_DEPLOYMENT_ID, GANTRY_ENVIRONMENT, GANTRY_MODEL_ID } from '../shared/search-attributes';
-import type { AuditSource } from '../shared/views';
+import type { ApiClientSource, AuditSource } from '../shared/views';
 import type { DeploymentRecord, ModelRecord } from '../store/store';
 import {
   ACTION_REFUSED,
@@ -61,7 +61,7 @@ export interface WorkflowDescription {
 /** The workflow operations the API, activities and the repair loop need. */
 export interface WorkflowsClient {
   /** Starts the deploy workflow of a new deployment (a second start while one runs is a no-op). */
-  startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string; actorSource?: 'api' | 'cli' | 'dashboard' }): Promise<void>;
+  startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string; actorSource?: ApiClientSource }): Promise<void>;
   /** Starts an update of a development deployment (throws DevelopmentUpdateAlreadyRunning while one runs) and returns its outcome once it ends. */
   startDevelopmentUpdate(model: ModelRecord, deployment: DeploymentRecord, input: DevelopmentUpdateInput): Promise<{ result: () => Promise<DevelopmentUpdateOutcome> }>;
   /** Starts a promotion; throws PromotionAlreadyRunning when one of the environment is in flight. */
@@ -119,7 +119,7 @@ export class TemporalWorkflowsClient implements WorkflowsClient {
     });
   }
 
-  async startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string; actorSource?: 'api' | 'cli' | 'dashboard' }): Promise<void> {
+  async startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string; actorSource?: ApiClientSource }): Promise<void> {
     const { promoteTo } = options;
     try {
       await this.start(

@@ -10,6 +10,7 @@ import { builds, failureOfType, records, waits } from './activity-proxies';
 import { PRODUCTION } from '../shared/constants';
 import type { DeploymentStatus } from '../shared/schemas';
 import { deployProgressQuery, type DeployProgress } from './messages';
+import type { ApiClientSource } from '../shared/views';
 
 /** What starts a deploy. */
 export interface DeployWorkflowInput {
@@ -21,7 +22,7 @@ export interface DeployWorkflowInput {
   /** Who pushed (the API key's name), for the promotion's audit trail. */
   actor?: string;
   /** How the push was made (the API, the CLI, the dashboard), for the audit entry of the promotion it asks for. */
-  actorSource?: 'api' | 'cli' | 'dashboard';
+  actorSource?: ApiClientSource;
 }
 
 /** How a deploy ended. */
