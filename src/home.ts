@@ -6,6 +6,8 @@ export interface HomePaths {
   database: string;
   temporalDatabase: string;
   adminKeyFile: string;
+  /** The generated secret async webhooks are signed with when GANTRY_WEBHOOK_SECRET is unset. */
+  webhookSecretFile: string;
   archives: string;
   builds: string;
   venvs: string;
@@ -20,6 +22,7 @@ export function homePaths(home: string): HomePaths {
     database: path.join(home, 'gantry.db'),
     temporalDatabase: path.join(home, 'temporal.db'),
     adminKeyFile: path.join(home, 'admin-api-key'),
+    webhookSecretFile: path.join(home, 'webhook-secret'),
     archives: path.join(home, 'archives'),
     builds: path.join(home, 'builds'),
     venvs: path.join(home, 'venvs'),
