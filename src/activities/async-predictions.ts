@@ -110,7 +110,12 @@ export function createAsyncPredictionActivities(deps: ActivityDeps) {
       const request = await requireRequest(input.requestId);
       if (request.status !== 'IN_PROGRESS') return { status: request.status };
       const attempt = Context.current().info.attempt;
-      await store.transitionAsyncRequest(request.id, ['IN_PROGRESS'], { attempts: attempt });
+      await store.transitionAsyncRequest(request.id, ['IN_PROGRESS'], { attempts: attempt, errors: [] });
+      // The error (which may quote the input) goes to the record; the failure Temporal keeps says only the status.
+      const failWith = async (code: AsyncRequestErrorCode, message: string, summary: string, retryable: boolean): Promise<never> => {
+        await store.transitionAsyncRequest(request.id, ['IN_PROGRESS'], { errors: [{ code, message }] });
+        throw retryable ? ApplicationFailure.retryable(summary, code) : ApplicationFailure.nonRetryable(summary, code);
+      };
       const node = liveNodes(await store.listNodes())[0];
       if (!node) throw ApplicationFailure.retryable('no live node serves inference', 'MODEL_UNAVAILABLE');
       const url = `${node.gateway_url}/models/${encodeURIComponent(request.model_id)}/deployment/${encodeURIComponent(request.deployment_id)}/predict`;
@@ -124,7 +129,8 @@ export function createAsyncPredictionActivities(deps: ActivityDeps) {
             signal: Context.current().cancellationSignal,
           });
         } catch (error) {
-          throw ApplicationFailure.retryable(`calling the gateway failed: ${(error as Error).message}`, 'INTERNAL_SERVER_ERROR');
+          const message = `calling the gateway failed: ${(error as Error).message}`;
+          return failWith('INTERNAL_SERVER_ERROR', message, message, true);
         }
         return { status: response.status, contentType: response.headers.get('content-type'), body: await response.text() };
       });
@@ -139,16 +145,15 @@ export function createAsyncPredictionActivities(deps: ActivityDeps) {
         return { status: 'SUCCEEDED' };
       }
       const code = errorCodeOf(answer.status);
-      const message = `the model answered ${answer.status}: ${answer.body.slice(0, 500)}`;
-      if (NON_RETRYABLE_CALL_FAILURES.includes(code)) throw ApplicationFailure.nonRetryable(message, code);
-      throw ApplicationFailure.retryable(message, code);
+      return failWith(code, `the model answered ${answer.status}: ${answer.body.slice(0, 500)}`, `the model answered ${answer.status}`, !NON_RETRYABLE_CALL_FAILURES.includes(code));
     },
 
-    /** Ends an IN_PROGRESS request FAILED with its error. */
+    /** Ends an IN_PROGRESS request FAILED: with the error its last attempt recorded, else the one given (a timeout). */
     async failAsyncRequest(input: { requestId: string; error: AsyncRequestError }): Promise<void> {
+      const request = await requireRequest(input.requestId);
       await store.transitionAsyncRequest(input.requestId, ['IN_PROGRESS'], {
         status: 'FAILED',
-        errors: [input.error],
+        errors: request.errors.length > 0 && request.errors[0]!.code === input.error.code ? request.errors : [input.error],
         ended_at: new Date().toISOString(),
       });
     },

@@ -5,7 +5,8 @@
  * request SUCCEEDED, delivered exactly once, its output readable; the queue drains to zero; the
  * deployment wakes for the queue and goes back to sleep after. Then, on a deployment with room
  * for one request at a time: priority order, a cancel (never delivered), an expiry, and a request
- * whose workflow was terminated ended FAILED by the repair loop. And every
+ * whose workflow was terminated ended FAILED by the repair loop; a model that raises ends FAILED
+ * after its retries, the error in the record and the webhook but no input in Temporal. And every
  * bad input answers 4xx JSON without creating a request.
  */
 import { strict as assert } from 'node:assert';
@@ -360,7 +361,7 @@ describe('async inference (real stack)', function () {
     const low = await submit(route, { model_input: { which: 'low' }, priority: 2 });
     const expiring = await submit(route, { model_input: { which: 'expiring' }, priority: 2, max_time_in_queue_seconds: 10, webhook_endpoint: receiver.url });
     const canceled = await submit(route, { model_input: { which: 'canceled' }, priority: 1, webhook_endpoint: receiver.url });
-    const high = await submit(route, { model_input: { which: 'high' }, priority: 0 });
+    const high = await submit(route, { model_input: { which: 'high', marker: 'input-marker-7f3a' }, priority: 0 });
     // A request whose workflow is terminated behind Gantry's back is ended by the repair loop.
     const orphan = await submit(route, { model_input: { which: 'orphan' }, priority: 2 });
     const client = await stack.temporalClient();
@@ -404,6 +405,29 @@ describe('async inference (real stack)', function () {
     const entry = audit.find((e) => e.action === 'REPAIRED' && e.target === orphan);
     assert.ok(entry, 'the repair is audited');
     assert.equal(entry.details.cause, 'its workflow was terminated');
+    // A model that raises: retried by the policy, then FAILED with the error in the record (and the webhook), not in Temporal.
+    const failing = await submit(route, { model_input: { sleep: 'not-a-number-5c1e' }, webhook_endpoint: receiver.url, inference_retry_config: { max_attempts: 2, initial_delay_ms: 100 } });
+    const failed = await eventually('the failing request to end', async () => {
+      const s = await status(failing);
+      return s.status === 'FAILED' ? s : undefined;
+    }, 60_000, 200);
+    assert.equal(failed.attempts, 2);
+    assert.equal(failed.errors.length, 1);
+    assert.equal(failed.errors[0]!.code, 'MODEL_PREDICT_ERROR');
+    assert.match(failed.errors[0]!.message, /^the model answered 500: .*not-a-number-5c1e/);
+    await eventually('the failure to be delivered', async () => (receiver.delivered.get(failing) === 1 ? true : undefined), 30_000, 100);
+    assert.equal(receiver.payloads.get(failing).data, null);
+    assert.deepEqual(receiver.payloads.get(failing).errors, failed.errors);
+    const temporal = await stack.temporalClient();
+    try {
+      for (const [id, marker] of [[high, 'input-marker-7f3a'], [failing, 'not-a-number-5c1e']] as const) {
+        const history = JSON.stringify(await temporal.workflow.getHandle(`async:${id}`).fetchHistory());
+        assert.ok(history.includes(id), 'the history is the request\'s');
+        assert.ok(!history.includes(marker), `the input of ${id} is not in its workflow history`);
+      }
+    } finally {
+      await temporal.connection.close();
+    }
     const drained = await stack.api('GET', `/models/${m}/deployment/${single.id}/async_queue_status`);
     assert.deepEqual(drained.body, { model_id: m, deployment_id: single.id, num_queued_requests: 0, num_in_progress_requests: 0 });
     assert.equal(receiver.delivered.get(canceled), undefined, 'a canceled request is never delivered');
