@@ -14,6 +14,9 @@ DIR holds the user's model package plus ``gantry-config.json``, written by the b
 while ``GET /health`` answers 503 ``loading``; once loaded it answers ``POST /predict``.
 Development replicas (``--kind development``) also answer ``POST /reload``, which imports
 and loads a new package directory in this process and swaps it in (see the README).
+With ``--secrets-stdin`` the server first reads ``{"secrets": {name: value}}`` from standard
+input (the node writes it once and closes the pipe) and gives the model ``secrets`` with those
+values; a ``/reload`` body may carry ``"secrets"`` for the new model. Values are never logged.
 If the environment variable ``GANTRY_EVENTS_FD`` names an inherited file descriptor, the
 server writes one JSON object per line to it:
 
@@ -287,6 +290,48 @@ def _accepted_kwargs(fn: Any, available: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in available.items() if k in names}
 
 
+def _named_kwargs(fn: Any, available: Dict[str, Any]) -> Dict[str, Any]:
+    """The subset of ``available`` that ``fn`` names as parameters (``**kwargs`` does not count)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    names = {
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    return {k: v for k, v in available.items() if k in names}
+
+
+class SecretsError(Exception):
+    """Secrets handed over by the node that cannot be used (the message never holds a value)."""
+
+
+def parse_secrets(value: Any) -> Dict[str, str]:
+    """A ``{name: value}`` object of strings, checked; the error names no value."""
+    if not isinstance(value, dict):
+        raise SecretsError('"secrets" must be an object of strings')
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise SecretsError("secret %r must be a string" % (key,))
+    return dict(value)
+
+
+def read_secrets(stream: Any) -> Dict[str, str]:
+    """Reads ``{"secrets": {name: value}}`` from ``stream`` (the node writes it once and closes it)."""
+    raw = stream.read()
+    if not raw or not raw.strip():
+        return {}
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        raise SecretsError("the secrets on standard input are not valid JSON") from None
+    if not isinstance(message, dict):
+        raise SecretsError('the secrets on standard input must be {"secrets": {...}}')
+    return parse_secrets(message.get("secrets", {}))
+
+
 # --------------------------------------------------------------------------- running user code
 
 
@@ -328,22 +373,26 @@ class AsyncRunner:
 class ModelRunner:
     """The instantiated model and how to call its predict."""
 
-    def __init__(self, loaded: LoadedModule, package_dir: str, config: Dict[str, Any], runner: AsyncRunner) -> None:
+    def __init__(self, loaded: LoadedModule, package_dir: str, config: Dict[str, Any], runner: AsyncRunner,
+                 secrets: Optional[Dict[str, str]] = None) -> None:
         self.loaded = loaded
         self.package_dir = package_dir
         self.config = config
         self.async_runner = runner
+        # The values of the secrets config.yaml declares (from the node, through a pipe): never logged.
+        self.secrets: Dict[str, str] = dict(secrets or {})
         self._predict: Optional[Callable[[Any], Any]] = None
 
     def load(self) -> None:
         data_dir = os.path.abspath(os.path.join(self.package_dir, str(self.config.get("data_dir") or "data")))
-        available = {"config": self.config, "data_dir": data_dir, "secrets": {}}
+        available = {"config": self.config, "data_dir": data_dir, "secrets": dict(self.secrets)}
         if self.loaded.layout == "class":
             cls = self.loaded.target
             instance = cls(**_accepted_kwargs(cls, available))
             load_fn = getattr(instance, "load", None)
             if callable(load_fn):
-                self.async_runner.resolve(load_fn())
+                # load() gets the secrets too when it names a ``secrets`` parameter (Truss's takes none).
+                self.async_runner.resolve(load_fn(**_named_kwargs(load_fn, {"secrets": available["secrets"]})))
             self._predict = instance.predict
         else:
             if self.loaded.load_fn is not None:
@@ -613,18 +662,20 @@ class Reloader:
         self._lock = threading.Lock()
         self._generation = 0
 
-    def reload(self, package_dir: str, environment: Optional[Dict[str, str]]) -> Tuple[int, Dict[str, Any]]:
+    def reload(self, package_dir: str, environment: Optional[Dict[str, str]],
+               secrets: Optional[Dict[str, str]] = None) -> Tuple[int, Dict[str, Any]]:
         """(HTTP status, answer): 200 swapped, 422 the new package failed (old one kept),
-        503 draining or still loading."""
+        503 draining or still loading. ``secrets`` (None: the current model's) go to the new model."""
         with self._lock:
             if self.state.draining:
                 return 503, {"error": "replica is draining"}
             old, _ = self.state.current()
             if old is None:
                 return 503, {"error": "model is loading"}
-            return self._reload(old, package_dir, environment)
+            return self._reload(old, package_dir, environment, old.secrets if secrets is None else secrets)
 
-    def _reload(self, old: ModelRunner, package_dir: str, environment: Optional[Dict[str, str]]) -> Tuple[int, Dict[str, Any]]:
+    def _reload(self, old: ModelRunner, package_dir: str, environment: Optional[Dict[str, str]],
+                secrets: Dict[str, str]) -> Tuple[int, Dict[str, Any]]:
         started = time.monotonic()
         self._generation += 1
         old_tree = _Tree(old.package_dir)
@@ -648,7 +699,7 @@ class Reloader:
                 os.chdir(package_dir)  # the runtime starts replicas in their package directory
             importlib.invalidate_caches()
             loaded = import_model(package_dir, config, name_suffix="_r%d" % self._generation)
-            runner = ModelRunner(loaded, package_dir, config, self.async_runner)
+            runner = ModelRunner(loaded, package_dir, config, self.async_runner, secrets)
             runner.load()
         except BaseException as exc:  # noqa: BLE001 - SystemExit in the new code is a failed reload too
             self._roll_back(package_dir, saved_modules, saved_path, saved_cwd, saved_env)
@@ -956,10 +1007,11 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
                 return
             try:
                 package_dir, environment = parse_reload_request(request)
-            except ReloadRequestError as exc:
+                secrets = parse_secrets(request["secrets"]) if "secrets" in request else None
+            except (ReloadRequestError, SecretsError) as exc:
                 self._send_json(400, {"reloaded": False, "error": one_line(str(exc))})
                 return
-            status, payload = reloader.reload(package_dir, environment)
+            status, payload = reloader.reload(package_dir, environment, secrets)
             self._send_json(status, payload)
 
         def _predict_failed(self, exc: BaseException) -> None:
@@ -1051,6 +1103,23 @@ def serve(args: argparse.Namespace) -> None:
         _exit_now(EXIT_IMPORT_FAILED, events)
         return
 
+    secrets: Dict[str, str] = {}
+    if args.secrets_stdin:
+        try:
+            secrets = read_secrets(sys.stdin.buffer)
+        except (SecretsError, OSError) as exc:
+            cause = "could not read the secrets: %s" % one_line(str(exc))
+            log(cause)
+            events.emit("load_failed", error=cause)
+            _exit_now(EXIT_LOAD_FAILED, events)
+            return
+        # Nothing else comes on standard input: the model reading it sees end of file at once.
+        try:
+            sys.stdin.close()
+            sys.stdin = open(os.devnull, "r")
+        except OSError:
+            pass
+
     state = State(predict_concurrency(config), args.kind)
     async_runner = AsyncRunner()
     reloader = None
@@ -1110,7 +1179,7 @@ def serve(args: argparse.Namespace) -> None:
             outcome["exit"] = EXIT_IMPORT_FAILED
             shutdown_requested.set()
             return
-        runner = ModelRunner(loaded, package_dir, config, async_runner)
+        runner = ModelRunner(loaded, package_dir, config, async_runner, secrets)
         try:
             runner.load()
         except BaseException as exc:  # noqa: BLE001 - SystemExit in load() is a load failure too
@@ -1211,6 +1280,8 @@ def main(argv: Optional[list] = None) -> int:
     serve_p.add_argument("--host", default="127.0.0.1")
     serve_p.add_argument("--port", type=int, default=0, help="0 lets the OS pick a free port")
     serve_p.add_argument("--kind", choices=("published", "development"), default="published")
+    serve_p.add_argument("--secrets-stdin", action="store_true",
+                         help='read {"secrets": {name: value}} from standard input (the node writes it once, then closes it)')
     check_p = sub.add_parser("check", help="import the model module and check its shape")
     check_p.add_argument("--package", required=True, help="the model package directory")
     args = parser.parse_args(argv)

@@ -6,6 +6,8 @@ export interface HomePaths {
   database: string;
   temporalDatabase: string;
   adminKeyFile: string;
+  /** The AES-256 key secret values are encrypted with (mode 0600; back it up). */
+  secretsKeyFile: string;
   archives: string;
   builds: string;
   venvs: string;
@@ -20,6 +22,7 @@ export function homePaths(home: string): HomePaths {
     database: path.join(home, 'gantry.db'),
     temporalDatabase: path.join(home, 'temporal.db'),
     adminKeyFile: path.join(home, 'admin-api-key'),
+    secretsKeyFile: path.join(home, 'secrets.key'),
     archives: path.join(home, 'archives'),
     builds: path.join(home, 'builds'),
     venvs: path.join(home, 'venvs'),

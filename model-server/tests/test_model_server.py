@@ -7,6 +7,7 @@ Every test starts the real server as a subprocess on port 0 with an events pipe
 """
 
 import http.client
+import hashlib
 import json
 import os
 import queue
@@ -76,7 +77,7 @@ def model_py(body):
 class Server:
     """The server as a subprocess, with its events read into a queue."""
 
-    def __init__(self, testcase, package, extra_env=None, kind=None):
+    def __init__(self, testcase, package, extra_env=None, kind=None, secrets_stdin=None):
         self.testcase = testcase
         read_fd, write_fd = os.pipe()
         env = dict(os.environ)
@@ -87,9 +88,15 @@ class Server:
         args = [sys.executable, "-u", SERVER, "serve", "--package", package, "--port", "0"]
         if kind:
             args += ["--kind", kind]
+        if secrets_stdin is not None:
+            args += ["--secrets-stdin"]
         self.proc = subprocess.Popen(
-            args, env=env, pass_fds=(write_fd,), stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            args, env=env, pass_fds=(write_fd,), stdout=self.log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL if secrets_stdin is None else subprocess.PIPE,
         )
+        if secrets_stdin is not None:
+            self.proc.stdin.write(secrets_stdin)
+            self.proc.stdin.close()
         os.close(write_fd)
         testcase.addCleanup(self._kill)
         self.events = queue.Queue()
@@ -547,6 +554,81 @@ class ShutdownTests(unittest.TestCase):
 
         threading.Thread(target=drain, daemon=True).start()
         self.assertTrue(ended.wait(10), "the orphaned server is still running")
+
+
+class SecretsTests(unittest.TestCase):
+    """--secrets-stdin: the values reach Model(secrets=...) and load(secrets=...), never the log."""
+
+    MODEL = """
+        import hashlib, sys
+
+        class Model:
+            def __init__(self, secrets):
+                self._secrets = secrets
+
+            def load(self):
+                self.token = self._secrets["hf_access_token"]  # raises without it
+                self.stdin = sys.stdin.read()
+
+            def predict(self, model_input):
+                return {"sha256": hashlib.sha256(self.token.encode()).hexdigest(), "keys": sorted(self._secrets),
+                        "stdin": self.stdin, "version": VERSION}
+    """
+
+    def package(self, version=1):
+        return make_package(self, {"model/model.py": "VERSION = %d\n" % version + textwrap.dedent(self.MODEL)})
+
+    def test_secrets_from_stdin_reach_the_model_and_no_log(self):
+        value = "s3cr3t-" + "x" * 40
+        server = Server(self, self.package(), secrets_stdin=json.dumps({"secrets": {"hf_access_token": value}}).encode(),
+                        kind="development").start()
+        status, body, _ = server.predict(1)
+        self.assertEqual(status, 200)
+        self.assertEqual(body["sha256"], hashlib.sha256(value.encode()).hexdigest())
+        self.assertEqual(body["keys"], ["hf_access_token"])
+        self.assertEqual(body["stdin"], "")  # the pipe is spent: the model reads end of file
+
+        # A reload carries the new revision's secrets; one without keeps the current ones.
+        rotated = "r0tated-" + "y" * 40
+        status, answer, _ = server.request("POST", "/reload", {"package": self.package(2), "secrets": {"hf_access_token": rotated}}, timeout=20)
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(server.predict(1)[1]["sha256"], hashlib.sha256(rotated.encode()).hexdigest())
+        status, answer, _ = server.request("POST", "/reload", {"package": self.package(3)}, timeout=20)
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(server.predict(1)[1], {"sha256": hashlib.sha256(rotated.encode()).hexdigest(), "keys": ["hf_access_token"], "stdin": "", "version": 3})
+        # Bad secrets in a reload: 400, naming no value, and the model keeps serving.
+        status, answer, _ = server.request("POST", "/reload", {"package": self.package(4), "secrets": {"hf_access_token": 5}}, timeout=20)
+        self.assertEqual(status, 400)
+        self.assertIn("hf_access_token", answer["error"])
+        self.assertEqual(server.predict(1)[1]["version"], 3)
+        self.assertNotIn(value, server.output())
+        self.assertNotIn(rotated, server.output())
+
+    def test_without_the_secret_load_fails_naming_only_the_key(self):
+        server = Server(self, self.package(), secrets_stdin=b'{"secrets": {}}')
+        server.expect_event("listening")
+        event = server.expect_event("load_failed")
+        self.assertEqual(event["error"], "KeyError: 'hf_access_token'")
+        self.assertEqual(server.wait_exit(), 3)
+
+    def test_load_gets_secrets_when_it_names_them(self):
+        pkg = make_package(self, model_py("""
+            class Model:
+                def load(self, secrets):
+                    self.names = sorted(secrets)
+
+                def predict(self, model_input):
+                    return self.names
+        """))
+        server = Server(self, pkg, secrets_stdin=b'{"secrets": {"a": "1", "b": "2"}}').start()
+        self.assertEqual(server.predict(0)[:2], (200, ["a", "b"]))
+
+    def test_unreadable_secrets_fail_the_load_without_echoing_them(self):
+        server = Server(self, self.package(), secrets_stdin=b'{"secrets": not-json-hunter2')
+        event = server.expect_event("load_failed")
+        self.assertIn("not valid JSON", event["error"])
+        self.assertEqual(server.wait_exit(), 3)
+        self.assertNotIn("hunter2", server.output())
 
 
 class ReloadTests(unittest.TestCase):

@@ -15,6 +15,7 @@ import { deploymentsCommand, logsCommand, modelsCommand } from './commands/inspe
 import { deleteDeploymentCommand, switchDeploymentCommand, updateDeploymentCommand, usageCommand } from './commands/lifecycle';
 import { predictCommand } from './commands/predict';
 import { pushCommand } from './commands/push';
+import { deleteSecretCommand, listSecretsCommand, setSecretCommand } from './commands/secrets';
 import { resolveCredentials, saveCredentials } from './credentials';
 
 const outputOption = (): Option => new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
@@ -210,6 +211,25 @@ export function buildProgram(): Command {
     .option('-n, --tail <lines>', 'how many lines', '200')
     .addOption(outputOption())
     .action(run((client, model: string, ref: string, options) => logsCommand(client, model, ref, options)));
+
+  const secrets = program.command('secrets').description('set, list and delete the secrets models declare in config.yaml');
+  secrets
+    .command('set')
+    .description('create or rotate a secret; the value is read from standard input, or a hidden prompt on a terminal')
+    .argument('<name>', 'secret name')
+    .argument('[value...]', 'refused: a value is never given on the command line')
+    .addOption(outputOption())
+    .action(run((client, name: string, extra: string[], options) => setSecretCommand(client, name, extra, options)));
+  secrets
+    .command('list')
+    .description('list secrets (names, ids and dates; never values)')
+    .addOption(outputOption())
+    .action(run((client, options) => listSecretsCommand(client, options)));
+  secrets
+    .command('delete')
+    .description('delete a secret')
+    .argument('<name>', 'secret name')
+    .action(run((client, name: string) => deleteSecretCommand(client, name)));
 
   return program;
 }

@@ -9,6 +9,7 @@ import type { HomePaths } from '../home';
 import type { Store } from '../store/store';
 import { wakePatch } from '../shared/replica-status';
 import { Autoscaler } from './autoscaler';
+import { storeSecretResolver } from '../secrets/secret-values';
 import { Gateway, type WaitLimits } from './gateway/gateway';
 import { Reconciler } from './reconciler';
 import { describeError, formatSeconds, RetriedTask } from './retried-task';
@@ -66,6 +67,7 @@ export class Node {
       timings: options.timings,
       onChange: () => this.scheduleReport(),
       log,
+      resolveSecrets: storeSecretResolver(options.store, options.paths.secretsKeyFile),
     });
     this.reconciler = new Reconciler({ store: options.store, runtime: this.runtime, paths: options.paths, log });
     this.usage = new UsageMeter(options.store);

@@ -148,4 +148,19 @@ export const migrations: Migration[] = [
       ALTER TABLE audit_log ADD COLUMN source TEXT;
     `,
   },
+  {
+    version: 5,
+    name: 'secrets, encrypted at rest (AES-256-GCM; the key is GANTRY_HOME/secrets.key)',
+    sql: `
+      CREATE TABLE secrets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        ciphertext BLOB NOT NULL,
+        iv BLOB NOT NULL,
+        auth_tag BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+    `,
+  },
 ];
