@@ -33,8 +33,17 @@ export class ApiClient {
   }
 
   /** Calls the management API and returns its JSON, or throws ApiClientError. */
-  async request<T>(method: string, route: string, body?: unknown | FormData): Promise<T> {
-    const url = `${this.credentials.apiUrl}${route}`;
+  request<T>(method: string, route: string, body?: unknown | FormData): Promise<T> {
+    return this.call(this.credentials.apiUrl, 'the Gantry API', method, route, body);
+  }
+
+  /** Calls a JSON route of the inference gateway (wake, the async routes) and returns its JSON, or throws ApiClientError. */
+  gatewayRequest<T>(method: string, route: string, body?: unknown): Promise<T> {
+    return this.call(this.credentials.gatewayUrl, 'the Gantry gateway', method, route, body);
+  }
+
+  private async call<T>(base: string, what: string, method: string, route: string, body?: unknown | FormData): Promise<T> {
+    const url = `${base}${route}`;
     let response: Response;
     try {
       response = await fetch(url, {
@@ -43,7 +52,7 @@ export class ApiClient {
         body: body === undefined ? undefined : body instanceof FormData ? body : JSON.stringify(body),
       });
     } catch (error) {
-      throw new ApiClientError(0, 'unreachable', `cannot reach the Gantry API at ${this.credentials.apiUrl} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is it running (npm start)?`);
+      throw new ApiClientError(0, 'unreachable', `cannot reach ${what} at ${base} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is it running (npm start)?`);
     }
     const text = await response.text();
     let json: unknown;

@@ -11,7 +11,7 @@ export interface PredictCommandOptions {
 }
 
 /** The request body: `--data JSON`, `--data @file.json`, or `--data -` for standard input. */
-function readData(data: string | undefined): string {
+export function readData(data: string | undefined): string {
   if (data === undefined) throw new Error('give the model input with --data JSON (or @file, or - for stdin)');
   const text = data === '-' ? fs.readFileSync(0, 'utf8') : data.startsWith('@') ? fs.readFileSync(data.slice(1), 'utf8') : data;
   try {
