@@ -51,7 +51,7 @@ export function Playground({ modelId, deployments }: { modelId: string; deployme
       // A streamed answer (a generator model) is shown as it arrives, chunk by chunk.
       const servedBy = response.headers.get('x-gantry-deployment-id');
       const decoder = new TextDecoder();
-      const reader = response.body?.getReader();
+      const reader = response.headers.get('content-length') === null ? response.body?.getReader() : undefined;
       let text = '';
       while (reader) {
         const { done, value } = await reader.read();
@@ -59,7 +59,7 @@ export function Playground({ modelId, deployments }: { modelId: string; deployme
         setAnswer({ status: response.status, servedBy, body: text, seconds: (performance.now() - started) / 1000 });
         if (done) break;
       }
-      if (!reader) setAnswer({ status: response.status, servedBy, body: text, seconds: (performance.now() - started) / 1000 });
+      if (!reader) setAnswer({ status: response.status, servedBy, body: await response.text(), seconds: (performance.now() - started) / 1000 });
     } catch (failure) {
       setError(describeError(failure));
     } finally {
