@@ -11,7 +11,9 @@ runtime inside the deployment's virtual environment:
 DIR holds the user's model package plus ``gantry-config.json``, written by the builder.
 
 ``serve`` binds its socket first, then imports and loads the model in a background thread
-while ``GET /health`` answers 503 ``loading``; once loaded it answers ``POST /predict``.
+while ``GET /health`` answers 503 ``loading``; once loaded it answers ``POST /predict``
+(a predict that returns a generator or async generator is streamed, one chunk per yielded
+item; the model's optional ``preprocess``/``postprocess`` run around predict, as in Truss).
 Development replicas (``--kind development``) also answer ``POST /reload``, which imports
 and loads a new package directory in this process and swaps it in (see the README).
 If the environment variable ``GANTRY_EVENTS_FD`` names an inherited file descriptor, the
