@@ -853,6 +853,27 @@ class ReloadTests(unittest.TestCase):
         body["package"] = package
         return server.request("POST", "/reload", body, timeout=20)[:2]
 
+    def test_a_stream_under_way_finishes_on_the_old_model_and_hooks_follow_a_reload(self):
+        source = """
+            import time
+            class Model:
+                def preprocess(self, model_input):
+                    return {"n": model_input, "tag": TAG}
+
+                def predict(self, request):
+                    for i in range(request["n"]):
+                        time.sleep(0.2)
+                        yield "%s%d " % (request["tag"], i)
+        """
+        old = make_package(self, model_py('TAG = "old"\n' + textwrap.dedent(source)))
+        new = make_package(self, model_py('TAG = "new"\n' + textwrap.dedent(source)))
+        server = Server(self, old, kind="development").start()
+        answer = RawStream(self, server.port, 4)
+        self.assertEqual(answer.next_chunk(), b"old0 ")
+        self.assertEqual(self.reload(server, new), (200, {"reloaded": True, "load_seconds": unittest.mock.ANY}))
+        self.assertEqual(answer.read_all(), [b"old0 ", b"old1 ", b"old2 ", b"old3 "])
+        self.assertEqual(RawStream(self, server.port, 2).read_all(), [b"new0 ", b"new1 "])
+
     def test_reload_picks_up_new_predict_and_siblings_in_the_same_process(self):
         v1 = self.siblings_package(1, 2, "lazy-1")
         server = Server(self, v1, kind="development").start()
