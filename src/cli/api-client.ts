@@ -91,6 +91,7 @@ export class ApiClient {
     return (await this.request<{ entries: LogEntry[] }>('GET', route)).entries;
   }
 
+  /** POSTs a JSON body to the gateway; an unreachable gateway is an ApiClientError. */
   private async postToGateway(path: string, body: string): Promise<Response> {
     try {
       return await fetch(`${this.credentials.gatewayUrl}${path}`, {
@@ -116,10 +117,18 @@ export class ApiClient {
     async function* chunks(): AsyncGenerator<Uint8Array> {
       if (!stream) return;
       const reader = stream.getReader();
+      let received = 0;
       for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        yield value;
+        let next: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          next = await reader.read();
+        } catch (error) {
+          const cause = (error as Error & { cause?: Error }).cause?.message ?? (error as Error).message;
+          throw new ApiClientError(0, 'answer_cut', `the answer stopped before its end, after ${received} bytes (${cause})`);
+        }
+        if (next.done) return;
+        received += next.value.length;
+        yield next.value;
       }
     }
     return { status: response.status, deploymentId: response.headers.get('x-gantry-deployment-id'), chunks: chunks() };

@@ -9,6 +9,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
 import { eventually } from '../helpers/ports';
+import { replicaProcesses } from '../helpers/processes';
 import { TestStack } from '../helpers/stack';
 
 const fixture = path.join(PROJECT_ROOT, 'test', 'fixtures', 'models', 'streaming');
@@ -160,6 +161,34 @@ describe('streaming: a generator model streams through the gateway, the API and 
     // predict_concurrency is 1: the next stream runs only if the slot was given back.
     const next = await postAndRecord(`${stack.gatewayUrl}${gatewayPath()}`, stack.apiKey, { chunks: 2, gap: 0 });
     assert.equal(next.status, 200);
+    assert.deepEqual(lines(next.pieces.map((piece) => piece.text).join('')).map((line) => line.index), [0, 1]);
+  });
+
+  it('gantry predict says so and exits 1 when the stream is cut (its replica killed mid-stream)', async () => {
+    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'gantry.js'), 'predict', 'fixture-streaming', '--data', '{"chunks": 50, "gap": 0.2}'], {
+      env: { ...stack.env, GANTRY_URL: stack.apiUrl, GANTRY_GATEWAY_URL: stack.gatewayUrl, GANTRY_API_KEY: stack.apiKey },
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    const [replica] = replicaProcesses(stack);
+    assert.ok(replica, 'a replica process');
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (stdout === '') process.kill(replica.pid, 'SIGKILL');
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    assert.equal(code, 1);
+    assert.match(stderr, /^error: the answer stopped before its end, after \d+ bytes/);
+    assert.equal(lines(stdout)[0].index, 0);
+    assert.ok(lines(stdout).length < 50);
+    // The node restarts the replica; the next stream is served in full.
+    const next = await eventually('a stream from the restarted replica', async () => {
+      const answer = await postAndRecord(`${stack.gatewayUrl}${gatewayPath()}`, stack.apiKey, { chunks: 2, gap: 0 });
+      return answer.status === 200 ? answer : undefined;
+    }, 60_000);
     assert.deepEqual(lines(next.pieces.map((piece) => piece.text).join('')).map((line) => line.index), [0, 1]);
   });
 
