@@ -11,7 +11,9 @@ runtime inside the deployment's virtual environment:
 DIR holds the user's model package plus ``gantry-config.json``, written by the builder.
 
 ``serve`` binds its socket first, then imports and loads the model in a background thread
-while ``GET /health`` answers 503 ``loading``; once loaded it answers ``POST /predict``.
+while ``GET /health`` answers 503 ``loading``; once loaded it answers ``POST /predict``
+(a predict that returns a generator or async generator is streamed, one chunk per yielded
+item; the model's optional ``preprocess``/``postprocess`` run around predict, as in Truss).
 Development replicas (``--kind development``) also answer ``POST /reload``, which imports
 and loads a new package directory in this process and swaps it in (see the README).
 With ``--secrets-stdin`` the server first reads ``{"secrets": {name: value}}`` from standard
@@ -369,6 +371,63 @@ class AsyncRunner:
 
         return asyncio.run_coroutine_threadsafe(wait_for_it(), loop).result()
 
+    def next_item(self, agen: Any) -> Tuple[bool, Any]:
+        """``(False, item)`` for the async generator's next item, ``(True, None)`` at its end;
+        the step runs on the loop, so other requests' coroutines keep running meanwhile."""
+        loop = self._ensure()
+
+        async def step() -> Tuple[bool, Any]:
+            try:
+                return False, await agen.__anext__()
+            except StopAsyncIteration:
+                return True, None
+
+        return asyncio.run_coroutine_threadsafe(step(), loop).result()
+
+    def close_generator(self, agen: Any) -> None:
+        """Runs the async generator's ``aclose()`` on the loop (its ``finally`` blocks run)."""
+        loop = self._ensure()
+        asyncio.run_coroutine_threadsafe(agen.aclose(), loop).result(timeout=30)
+
+
+def is_stream(value: Any) -> bool:
+    """Whether predict's result is streamed: a generator or an async generator."""
+    return inspect.isgenerator(value) or inspect.isasyncgen(value)
+
+
+class ModelStream:
+    """The generator (or async generator) predict returned, read one item at a time."""
+
+    def __init__(self, source: Any, runner: AsyncRunner) -> None:
+        self.source = source
+        self.runner = runner
+        self.is_async = inspect.isasyncgen(source)
+
+    def next_item(self) -> Tuple[bool, Any]:
+        """``(False, item)`` or ``(True, None)`` once exhausted; raises what the model raised."""
+        if self.is_async:
+            return self.runner.next_item(self.source)
+        try:
+            return False, next(self.source)
+        except StopIteration:
+            return True, None
+
+    def close(self) -> None:
+        """Closes the generator (GeneratorExit at its ``yield``); a failure to close is logged."""
+        try:
+            if self.is_async:
+                self.runner.close_generator(self.source)
+            else:
+                self.source.close()
+        except BaseException as exc:  # noqa: BLE001 - a generator that refuses to close
+            log("closing the stream's generator failed: %s" % describe_exception(exc))
+
+
+def _hook(instance: Any, name: str) -> Optional[Callable[[Any], Any]]:
+    """The model's optional ``preprocess``/``postprocess`` method, if it defines one."""
+    method = getattr(instance, name, None)
+    return method if callable(method) else None
+
 
 class ModelRunner:
     """The instantiated model and how to call its predict."""
@@ -382,6 +441,8 @@ class ModelRunner:
         # The values of the secrets config.yaml declares (from the node, through a pipe): never logged.
         self.secrets: Dict[str, str] = dict(secrets or {})
         self._predict: Optional[Callable[[Any], Any]] = None
+        self._preprocess: Optional[Callable[[Any], Any]] = None
+        self._postprocess: Optional[Callable[[Any], Any]] = None
 
     def load(self) -> None:
         data_dir = os.path.abspath(os.path.join(self.package_dir, str(self.config.get("data_dir") or "data")))
@@ -394,6 +455,8 @@ class ModelRunner:
                 # load() gets the secrets too when it names a ``secrets`` parameter (Truss's takes none).
                 self.async_runner.resolve(load_fn(**_named_kwargs(load_fn, {"secrets": available["secrets"]})))
             self._predict = instance.predict
+            self._preprocess = _hook(instance, "preprocess")
+            self._postprocess = _hook(instance, "postprocess")
         else:
             if self.loaded.load_fn is not None:
                 load_fn = self.loaded.load_fn
@@ -401,8 +464,25 @@ class ModelRunner:
             self._predict = self.loaded.target
 
     def predict(self, model_input: Any) -> Any:
+        """predict's result: a value, or a generator / async generator to stream."""
         assert self._predict is not None
         return self.async_runner.resolve(self._predict(model_input))
+
+    def preprocess(self, model_input: Any) -> Any:
+        """The model's ``preprocess(model_input)`` (Truss's hook), or the input as is."""
+        if self._preprocess is None:
+            return model_input
+        return self.async_runner.resolve(self._preprocess(model_input))
+
+    @property
+    def has_postprocess(self) -> bool:
+        return self._postprocess is not None
+
+    def postprocess(self, output: Any) -> Any:
+        """The model's ``postprocess(output)`` (Truss's hook), or the output as is."""
+        if self._postprocess is None:
+            return output
+        return self.async_runner.resolve(self._postprocess(output))
 
 
 def _json_default(obj: Any) -> Any:
@@ -444,6 +524,36 @@ def encode_result(result: Any) -> bytes:
     except (TypeError, ValueError, RecursionError):
         text = json.dumps(_sanitize(result), allow_nan=False, separators=(",", ":"))
     return text.encode("utf-8")
+
+
+STREAM_CONTENT_TYPE = "application/octet-stream"  # what Truss sends for a streamed predict
+
+
+def encode_chunk(item: Any) -> bytes:
+    """One yielded item as it goes on the wire: ``bytes`` as is, ``str`` as UTF-8, anything
+    else (a dict, a list, a number) as one JSON line."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    return encode_result(item) + b"\n"
+
+
+class ModelDefinitionError(Exception):
+    """The model's methods do not fit together (a streaming predict with a postprocess)."""
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The formatted traceback of ``exc`` from the first frame of the user's code on
+    (this file's, asyncio's and concurrent.futures' frames in front are left out)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        name = tb.tb_frame.f_code.co_filename
+        ours = name == __file__ or os.sep + "asyncio" + os.sep in name or os.sep + "concurrent" + os.sep in name
+        if not ours:
+            break
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -970,20 +1080,49 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
             except (UnicodeDecodeError, ValueError) as exc:
                 self._send_json(400, {"error": "request body is not valid JSON: %s" % one_line(str(exc))})
                 return
+            model: Optional[ModelRunner] = None
+            prepared: Any = None
             while True:
                 # A reload may swap the model while this request waits for a slot: then it
-                # runs on the new model (retired gates refuse their waiters).
-                model, gate = state.current()
-                assert model is not None
+                # runs on the new model (retired gates refuse their waiters). preprocess runs
+                # outside the gate, as in Truss, on the model that then predicts.
+                current, gate = state.current()
+                assert current is not None
+                if current is not model:
+                    model = current
+                    try:
+                        prepared = model.preprocess(model_input)
+                    except BaseException as exc:  # noqa: BLE001
+                        self._predict_failed(exc, "preprocess")
+                        return
                 if gate.acquire():
                     break
             try:
-                result = model.predict(model_input)
+                result = model.predict(prepared)
             except BaseException as exc:  # noqa: BLE001 - even SystemExit becomes a 500
+                gate.release()
                 self._predict_failed(exc)
                 return
-            finally:
-                gate.release()
+            if is_stream(result):
+                # The slot stays taken until the stream ends (or its client goes away).
+                try:
+                    stream = ModelStream(result, model.async_runner)
+                    if model.has_postprocess:
+                        stream.close()
+                        self._predict_failed(ModelDefinitionError(
+                            "predict returned a generator (streaming) and the model defines postprocess: "
+                            "Truss does not allow both; do all processing in predict"))
+                        return
+                    self._send_stream(stream)
+                finally:
+                    gate.release()
+                return
+            gate.release()
+            try:
+                result = model.postprocess(result)
+            except BaseException as exc:  # noqa: BLE001
+                self._predict_failed(exc, "postprocess")
+                return
             try:
                 body = encode_result(result)
             except Exception as exc:  # noqa: BLE001
@@ -991,6 +1130,59 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
                 self._send_json(500, {"error": "predict returned a value that is not JSON-serializable: %s" % describe_exception(exc)})
                 return
             self._send_json(200, body=body)
+
+        def _write_piece(self, data: bytes, chunked: bool) -> None:
+            """Sends one piece of a stream at once (a chunk, or raw bytes on HTTP/1.0)."""
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+            self.wfile.flush()
+
+        def _send_stream(self, stream: ModelStream) -> None:
+            """Answers 200 with each item the model yields sent as it comes (chunked transfer).
+            A model that raises mid-stream gets its error as the last line, then the stream ends
+            properly; a client that goes away closes the generator."""
+            chunked = self.request_version != "HTTP/1.0"
+            self.send_response(200)
+            self.send_header("Content-Type", STREAM_CONTENT_TYPE)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            if state.draining or not chunked:
+                self.close_connection = True
+                self.send_header("Connection", "close")
+            sent = 0
+            last = b"\n"
+            try:
+                self.end_headers()
+                self.wfile.flush()
+                while True:
+                    try:
+                        done, item = stream.next_item()
+                        if done:
+                            break
+                        data = encode_chunk(item)
+                    except BaseException as exc:  # noqa: BLE001 - the model raised mid-stream
+                        formatted = user_traceback(exc)
+                        log("predict raised %s mid-stream after %d chunk(s); the error is the stream's last line\n%s"
+                            % (describe_exception(exc), sent, formatted.rstrip()))
+                        payload: Dict[str, Any] = {"error": describe_exception(exc)}
+                        if state.kind == "development":
+                            payload["traceback"] = formatted
+                        line = json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n"
+                        self._write_piece(line if last.endswith(b"\n") else b"\n" + line, chunked)
+                        stream.close()
+                        break
+                    if not data:
+                        continue  # an empty chunk would end the stream
+                    self._write_piece(data, chunked)
+                    sent += 1
+                    last = data
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+            except OSError as exc:  # the client went away: stop the model's generator
+                self.close_connection = True
+                log("the client went away after %d chunk(s) of a stream (%s); closing the generator"
+                    % (sent, describe_exception(exc)))
+                stream.close()
 
         def _reload(self) -> None:
             assert reloader is not None
@@ -1014,12 +1206,9 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
             status, payload = reloader.reload(package_dir, environment, secrets)
             self._send_json(status, payload)
 
-        def _predict_failed(self, exc: BaseException) -> None:
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
-                tb = tb.tb_next  # start the traceback at the user's code
-            formatted = "".join(traceback.format_exception(type(exc), exc, tb))
-            log("predict raised %s\n%s" % (describe_exception(exc), formatted.rstrip()))
+        def _predict_failed(self, exc: BaseException, where: str = "predict") -> None:
+            formatted = user_traceback(exc)
+            log("%s raised %s\n%s" % (where, describe_exception(exc), formatted.rstrip()))
             payload: Dict[str, Any] = {"error": describe_exception(exc)}
             if state.kind == "development":
                 payload["traceback"] = formatted
