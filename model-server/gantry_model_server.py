@@ -11,9 +11,14 @@ runtime inside the deployment's virtual environment:
 DIR holds the user's model package plus ``gantry-config.json``, written by the builder.
 
 ``serve`` binds its socket first, then imports and loads the model in a background thread
-while ``GET /health`` answers 503 ``loading``; once loaded it answers ``POST /predict``.
+while ``GET /health`` answers 503 ``loading``; once loaded it answers ``POST /predict``
+(a predict that returns a generator or async generator is streamed, one chunk per yielded
+item; the model's optional ``preprocess``/``postprocess`` run around predict, as in Truss).
 Development replicas (``--kind development``) also answer ``POST /reload``, which imports
 and loads a new package directory in this process and swaps it in (see the README).
+With ``--secrets-stdin`` the server first reads ``{"secrets": {name: value}}`` from standard
+input (the node writes it once and closes the pipe) and gives the model ``secrets`` with those
+values; a ``/reload`` body may carry ``"secrets"`` for the new model. Values are never logged.
 If the environment variable ``GANTRY_EVENTS_FD`` names an inherited file descriptor, the
 server writes one JSON object per line to it:
 
@@ -287,6 +292,48 @@ def _accepted_kwargs(fn: Any, available: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in available.items() if k in names}
 
 
+def _named_kwargs(fn: Any, available: Dict[str, Any]) -> Dict[str, Any]:
+    """The subset of ``available`` that ``fn`` names as parameters (``**kwargs`` does not count)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    names = {
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    return {k: v for k, v in available.items() if k in names}
+
+
+class SecretsError(Exception):
+    """Secrets handed over by the node that cannot be used (the message never holds a value)."""
+
+
+def parse_secrets(value: Any) -> Dict[str, str]:
+    """A ``{name: value}`` object of strings, checked; the error names no value."""
+    if not isinstance(value, dict):
+        raise SecretsError('"secrets" must be an object of strings')
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise SecretsError("secret %r must be a string" % (key,))
+    return dict(value)
+
+
+def read_secrets(stream: Any) -> Dict[str, str]:
+    """Reads ``{"secrets": {name: value}}`` from ``stream`` (the node writes it once and closes it)."""
+    raw = stream.read()
+    if not raw or not raw.strip():
+        return {}
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        raise SecretsError("the secrets on standard input are not valid JSON") from None
+    if not isinstance(message, dict):
+        raise SecretsError('the secrets on standard input must be {"secrets": {...}}')
+    return parse_secrets(message.get("secrets", {}))
+
+
 # --------------------------------------------------------------------------- running user code
 
 
@@ -324,27 +371,92 @@ class AsyncRunner:
 
         return asyncio.run_coroutine_threadsafe(wait_for_it(), loop).result()
 
+    def next_item(self, agen: Any) -> Tuple[bool, Any]:
+        """``(False, item)`` for the async generator's next item, ``(True, None)`` at its end;
+        the step runs on the loop, so other requests' coroutines keep running meanwhile."""
+        loop = self._ensure()
+
+        async def step() -> Tuple[bool, Any]:
+            try:
+                return False, await agen.__anext__()
+            except StopAsyncIteration:
+                return True, None
+
+        return asyncio.run_coroutine_threadsafe(step(), loop).result()
+
+    def close_generator(self, agen: Any) -> None:
+        """Runs the async generator's ``aclose()`` on the loop (its ``finally`` blocks run)."""
+        loop = self._ensure()
+        asyncio.run_coroutine_threadsafe(agen.aclose(), loop).result(timeout=30)
+
+
+def is_stream(value: Any) -> bool:
+    """Whether predict's result is streamed: a generator or an async generator."""
+    return inspect.isgenerator(value) or inspect.isasyncgen(value)
+
+
+class ModelStream:
+    """The generator (or async generator) predict returned, read one item at a time."""
+
+    def __init__(self, source: Any, runner: AsyncRunner) -> None:
+        self.source = source
+        self.runner = runner
+        self.is_async = inspect.isasyncgen(source)
+
+    def next_item(self) -> Tuple[bool, Any]:
+        """``(False, item)`` or ``(True, None)`` once exhausted; raises what the model raised."""
+        if self.is_async:
+            return self.runner.next_item(self.source)
+        try:
+            return False, next(self.source)
+        except StopIteration:
+            return True, None
+
+    def close(self) -> None:
+        """Closes the generator (GeneratorExit at its ``yield``); a failure to close is logged."""
+        try:
+            if self.is_async:
+                self.runner.close_generator(self.source)
+            else:
+                self.source.close()
+        except BaseException as exc:  # noqa: BLE001 - a generator that refuses to close
+            log("closing the stream's generator failed: %s" % describe_exception(exc))
+
+
+def _hook(instance: Any, name: str) -> Optional[Callable[[Any], Any]]:
+    """The model's optional ``preprocess``/``postprocess`` method, if it defines one."""
+    method = getattr(instance, name, None)
+    return method if callable(method) else None
+
 
 class ModelRunner:
     """The instantiated model and how to call its predict."""
 
-    def __init__(self, loaded: LoadedModule, package_dir: str, config: Dict[str, Any], runner: AsyncRunner) -> None:
+    def __init__(self, loaded: LoadedModule, package_dir: str, config: Dict[str, Any], runner: AsyncRunner,
+                 secrets: Optional[Dict[str, str]] = None) -> None:
         self.loaded = loaded
         self.package_dir = package_dir
         self.config = config
         self.async_runner = runner
+        # The values of the secrets config.yaml declares (from the node, through a pipe): never logged.
+        self.secrets: Dict[str, str] = dict(secrets or {})
         self._predict: Optional[Callable[[Any], Any]] = None
+        self._preprocess: Optional[Callable[[Any], Any]] = None
+        self._postprocess: Optional[Callable[[Any], Any]] = None
 
     def load(self) -> None:
         data_dir = os.path.abspath(os.path.join(self.package_dir, str(self.config.get("data_dir") or "data")))
-        available = {"config": self.config, "data_dir": data_dir, "secrets": {}}
+        available = {"config": self.config, "data_dir": data_dir, "secrets": dict(self.secrets)}
         if self.loaded.layout == "class":
             cls = self.loaded.target
             instance = cls(**_accepted_kwargs(cls, available))
             load_fn = getattr(instance, "load", None)
             if callable(load_fn):
-                self.async_runner.resolve(load_fn())
+                # load() gets the secrets too when it names a ``secrets`` parameter (Truss's takes none).
+                self.async_runner.resolve(load_fn(**_named_kwargs(load_fn, {"secrets": available["secrets"]})))
             self._predict = instance.predict
+            self._preprocess = _hook(instance, "preprocess")
+            self._postprocess = _hook(instance, "postprocess")
         else:
             if self.loaded.load_fn is not None:
                 load_fn = self.loaded.load_fn
@@ -352,8 +464,25 @@ class ModelRunner:
             self._predict = self.loaded.target
 
     def predict(self, model_input: Any) -> Any:
+        """predict's result: a value, or a generator / async generator to stream."""
         assert self._predict is not None
         return self.async_runner.resolve(self._predict(model_input))
+
+    def preprocess(self, model_input: Any) -> Any:
+        """The model's ``preprocess(model_input)`` (Truss's hook), or the input as is."""
+        if self._preprocess is None:
+            return model_input
+        return self.async_runner.resolve(self._preprocess(model_input))
+
+    @property
+    def has_postprocess(self) -> bool:
+        return self._postprocess is not None
+
+    def postprocess(self, output: Any) -> Any:
+        """The model's ``postprocess(output)`` (Truss's hook), or the output as is."""
+        if self._postprocess is None:
+            return output
+        return self.async_runner.resolve(self._postprocess(output))
 
 
 def _json_default(obj: Any) -> Any:
@@ -395,6 +524,36 @@ def encode_result(result: Any) -> bytes:
     except (TypeError, ValueError, RecursionError):
         text = json.dumps(_sanitize(result), allow_nan=False, separators=(",", ":"))
     return text.encode("utf-8")
+
+
+STREAM_CONTENT_TYPE = "application/octet-stream"  # what Truss sends for a streamed predict
+
+
+def encode_chunk(item: Any) -> bytes:
+    """One yielded item as it goes on the wire: ``bytes`` as is, ``str`` as UTF-8, anything
+    else (a dict, a list, a number) as one JSON line."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    return encode_result(item) + b"\n"
+
+
+class ModelDefinitionError(Exception):
+    """The model's methods do not fit together (a streaming predict with a postprocess)."""
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The formatted traceback of ``exc`` from the first frame of the user's code on
+    (this file's, asyncio's and concurrent.futures' frames in front are left out)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        name = tb.tb_frame.f_code.co_filename
+        ours = name == __file__ or os.sep + "asyncio" + os.sep in name or os.sep + "concurrent" + os.sep in name
+        if not ours:
+            break
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -613,18 +772,20 @@ class Reloader:
         self._lock = threading.Lock()
         self._generation = 0
 
-    def reload(self, package_dir: str, environment: Optional[Dict[str, str]]) -> Tuple[int, Dict[str, Any]]:
+    def reload(self, package_dir: str, environment: Optional[Dict[str, str]],
+               secrets: Optional[Dict[str, str]] = None) -> Tuple[int, Dict[str, Any]]:
         """(HTTP status, answer): 200 swapped, 422 the new package failed (old one kept),
-        503 draining or still loading."""
+        503 draining or still loading. ``secrets`` (None: the current model's) go to the new model."""
         with self._lock:
             if self.state.draining:
                 return 503, {"error": "replica is draining"}
             old, _ = self.state.current()
             if old is None:
                 return 503, {"error": "model is loading"}
-            return self._reload(old, package_dir, environment)
+            return self._reload(old, package_dir, environment, old.secrets if secrets is None else secrets)
 
-    def _reload(self, old: ModelRunner, package_dir: str, environment: Optional[Dict[str, str]]) -> Tuple[int, Dict[str, Any]]:
+    def _reload(self, old: ModelRunner, package_dir: str, environment: Optional[Dict[str, str]],
+                secrets: Dict[str, str]) -> Tuple[int, Dict[str, Any]]:
         started = time.monotonic()
         self._generation += 1
         old_tree = _Tree(old.package_dir)
@@ -648,7 +809,7 @@ class Reloader:
                 os.chdir(package_dir)  # the runtime starts replicas in their package directory
             importlib.invalidate_caches()
             loaded = import_model(package_dir, config, name_suffix="_r%d" % self._generation)
-            runner = ModelRunner(loaded, package_dir, config, self.async_runner)
+            runner = ModelRunner(loaded, package_dir, config, self.async_runner, secrets)
             runner.load()
         except BaseException as exc:  # noqa: BLE001 - SystemExit in the new code is a failed reload too
             self._roll_back(package_dir, saved_modules, saved_path, saved_cwd, saved_env)
@@ -919,20 +1080,49 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
             except (UnicodeDecodeError, ValueError) as exc:
                 self._send_json(400, {"error": "request body is not valid JSON: %s" % one_line(str(exc))})
                 return
+            model: Optional[ModelRunner] = None
+            prepared: Any = None
             while True:
                 # A reload may swap the model while this request waits for a slot: then it
-                # runs on the new model (retired gates refuse their waiters).
-                model, gate = state.current()
-                assert model is not None
+                # runs on the new model (retired gates refuse their waiters). preprocess runs
+                # outside the gate, as in Truss, on the model that then predicts.
+                current, gate = state.current()
+                assert current is not None
+                if current is not model:
+                    model = current
+                    try:
+                        prepared = model.preprocess(model_input)
+                    except BaseException as exc:  # noqa: BLE001
+                        self._predict_failed(exc, "preprocess")
+                        return
                 if gate.acquire():
                     break
             try:
-                result = model.predict(model_input)
+                result = model.predict(prepared)
             except BaseException as exc:  # noqa: BLE001 - even SystemExit becomes a 500
+                gate.release()
                 self._predict_failed(exc)
                 return
-            finally:
-                gate.release()
+            if is_stream(result):
+                # The slot stays taken until the stream ends (or its client goes away).
+                try:
+                    stream = ModelStream(result, model.async_runner)
+                    if model.has_postprocess:
+                        stream.close()
+                        self._predict_failed(ModelDefinitionError(
+                            "predict returned a generator (streaming) and the model defines postprocess: "
+                            "Truss does not allow both; do all processing in predict"))
+                        return
+                    self._send_stream(stream)
+                finally:
+                    gate.release()
+                return
+            gate.release()
+            try:
+                result = model.postprocess(result)
+            except BaseException as exc:  # noqa: BLE001
+                self._predict_failed(exc, "postprocess")
+                return
             try:
                 body = encode_result(result)
             except Exception as exc:  # noqa: BLE001
@@ -940,6 +1130,59 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
                 self._send_json(500, {"error": "predict returned a value that is not JSON-serializable: %s" % describe_exception(exc)})
                 return
             self._send_json(200, body=body)
+
+        def _write_piece(self, data: bytes, chunked: bool) -> None:
+            """Sends one piece of a stream at once (a chunk, or raw bytes on HTTP/1.0)."""
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+            self.wfile.flush()
+
+        def _send_stream(self, stream: ModelStream) -> None:
+            """Answers 200 with each item the model yields sent as it comes (chunked transfer).
+            A model that raises mid-stream gets its error as the last line, then the stream ends
+            properly; a client that goes away closes the generator."""
+            chunked = self.request_version != "HTTP/1.0"
+            self.send_response(200)
+            self.send_header("Content-Type", STREAM_CONTENT_TYPE)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            if state.draining or not chunked:
+                self.close_connection = True
+                self.send_header("Connection", "close")
+            sent = 0
+            last = b"\n"
+            try:
+                self.end_headers()
+                self.wfile.flush()
+                while True:
+                    try:
+                        done, item = stream.next_item()
+                        if done:
+                            break
+                        data = encode_chunk(item)
+                    except BaseException as exc:  # noqa: BLE001 - the model raised mid-stream
+                        formatted = user_traceback(exc)
+                        log("predict raised %s mid-stream after %d chunk(s); the error is the stream's last line\n%s"
+                            % (describe_exception(exc), sent, formatted.rstrip()))
+                        payload: Dict[str, Any] = {"error": describe_exception(exc)}
+                        if state.kind == "development":
+                            payload["traceback"] = formatted
+                        line = json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n"
+                        self._write_piece(line if last.endswith(b"\n") else b"\n" + line, chunked)
+                        stream.close()
+                        break
+                    if not data:
+                        continue  # an empty chunk would end the stream
+                    self._write_piece(data, chunked)
+                    sent += 1
+                    last = data
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+            except OSError as exc:  # the client went away: stop the model's generator
+                self.close_connection = True
+                log("the client went away after %d chunk(s) of a stream (%s); closing the generator"
+                    % (sent, describe_exception(exc)))
+                stream.close()
 
         def _reload(self) -> None:
             assert reloader is not None
@@ -956,18 +1199,16 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
                 return
             try:
                 package_dir, environment = parse_reload_request(request)
-            except ReloadRequestError as exc:
+                secrets = parse_secrets(request["secrets"]) if "secrets" in request else None
+            except (ReloadRequestError, SecretsError) as exc:
                 self._send_json(400, {"reloaded": False, "error": one_line(str(exc))})
                 return
-            status, payload = reloader.reload(package_dir, environment)
+            status, payload = reloader.reload(package_dir, environment, secrets)
             self._send_json(status, payload)
 
-        def _predict_failed(self, exc: BaseException) -> None:
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
-                tb = tb.tb_next  # start the traceback at the user's code
-            formatted = "".join(traceback.format_exception(type(exc), exc, tb))
-            log("predict raised %s\n%s" % (describe_exception(exc), formatted.rstrip()))
+        def _predict_failed(self, exc: BaseException, where: str = "predict") -> None:
+            formatted = user_traceback(exc)
+            log("%s raised %s\n%s" % (where, describe_exception(exc), formatted.rstrip()))
             payload: Dict[str, Any] = {"error": describe_exception(exc)}
             if state.kind == "development":
                 payload["traceback"] = formatted
@@ -1051,6 +1292,23 @@ def serve(args: argparse.Namespace) -> None:
         _exit_now(EXIT_IMPORT_FAILED, events)
         return
 
+    secrets: Dict[str, str] = {}
+    if args.secrets_stdin:
+        try:
+            secrets = read_secrets(sys.stdin.buffer)
+        except (SecretsError, OSError) as exc:
+            cause = "could not read the secrets: %s" % one_line(str(exc))
+            log(cause)
+            events.emit("load_failed", error=cause)
+            _exit_now(EXIT_LOAD_FAILED, events)
+            return
+        # Nothing else comes on standard input: the model reading it sees end of file at once.
+        try:
+            sys.stdin.close()
+            sys.stdin = open(os.devnull, "r")
+        except OSError:
+            pass
+
     state = State(predict_concurrency(config), args.kind)
     async_runner = AsyncRunner()
     reloader = None
@@ -1110,7 +1368,7 @@ def serve(args: argparse.Namespace) -> None:
             outcome["exit"] = EXIT_IMPORT_FAILED
             shutdown_requested.set()
             return
-        runner = ModelRunner(loaded, package_dir, config, async_runner)
+        runner = ModelRunner(loaded, package_dir, config, async_runner, secrets)
         try:
             runner.load()
         except BaseException as exc:  # noqa: BLE001 - SystemExit in load() is a load failure too
@@ -1211,6 +1469,8 @@ def main(argv: Optional[list] = None) -> int:
     serve_p.add_argument("--host", default="127.0.0.1")
     serve_p.add_argument("--port", type=int, default=0, help="0 lets the OS pick a free port")
     serve_p.add_argument("--kind", choices=("published", "development"), default="published")
+    serve_p.add_argument("--secrets-stdin", action="store_true",
+                         help='read {"secrets": {name: value}} from standard input (the node writes it once, then closes it)')
     check_p = sub.add_parser("check", help="import the model module and check its shape")
     check_p.add_argument("--package", required=True, help="the model package directory")
     args = parser.parse_args(argv)

@@ -6,6 +6,8 @@ export interface HomePaths {
   database: string;
   temporalDatabase: string;
   adminKeyFile: string;
+  /** The AES-256 key secret values are encrypted with (mode 0600; back it up). */
+  secretsKeyFile: string;
   /** The generated secret async webhooks are signed with when GANTRY_WEBHOOK_SECRET is unset. */
   webhookSecretFile: string;
   archives: string;
@@ -22,6 +24,7 @@ export function homePaths(home: string): HomePaths {
     database: path.join(home, 'gantry.db'),
     temporalDatabase: path.join(home, 'temporal.db'),
     adminKeyFile: path.join(home, 'admin-api-key'),
+    secretsKeyFile: path.join(home, 'secrets.key'),
     webhookSecretFile: path.join(home, 'webhook-secret'),
     archives: path.join(home, 'archives'),
     builds: path.join(home, 'builds'),

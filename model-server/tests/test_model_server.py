@@ -7,6 +7,7 @@ Every test starts the real server as a subprocess on port 0 with an events pipe
 """
 
 import http.client
+import hashlib
 import json
 import os
 import queue
@@ -76,7 +77,7 @@ def model_py(body):
 class Server:
     """The server as a subprocess, with its events read into a queue."""
 
-    def __init__(self, testcase, package, extra_env=None, kind=None):
+    def __init__(self, testcase, package, extra_env=None, kind=None, secrets_stdin=None):
         self.testcase = testcase
         read_fd, write_fd = os.pipe()
         env = dict(os.environ)
@@ -87,9 +88,15 @@ class Server:
         args = [sys.executable, "-u", SERVER, "serve", "--package", package, "--port", "0"]
         if kind:
             args += ["--kind", kind]
+        if secrets_stdin is not None:
+            args += ["--secrets-stdin"]
         self.proc = subprocess.Popen(
-            args, env=env, pass_fds=(write_fd,), stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            args, env=env, pass_fds=(write_fd,), stdout=self.log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL if secrets_stdin is None else subprocess.PIPE,
         )
+        if secrets_stdin is not None:
+            self.proc.stdin.write(secrets_stdin)
+            self.proc.stdin.close()
         os.close(write_fd)
         testcase.addCleanup(self._kill)
         self.events = queue.Queue()
@@ -377,6 +384,280 @@ class ServeTests(unittest.TestCase):
         self.assertIn("Traceback", body["traceback"])
 
 
+class RawStream:
+    """A POST /predict read straight off the socket: the status, the headers and each chunk of a
+    chunked answer with the time it arrived (so a test sees whether chunks came one by one)."""
+
+    def __init__(self, testcase, port, model_input, timeout=10):
+        self.testcase = testcase
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        testcase.addCleanup(self.sock.close)
+        self.reader = self.sock.makefile("rb")
+        self.send(model_input)
+
+    def send(self, model_input):
+        """Sends a request (again, on the same connection) and reads its status and headers."""
+        body = json.dumps(model_input).encode()
+        self.sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        self.started = time.monotonic()
+        status_line = self.reader.readline().decode()
+        self.status = int(status_line.split()[1])
+        self.headers = {}
+        while True:
+            line = self.reader.readline().decode().strip()
+            if not line:
+                break
+            name, value = line.split(":", 1)
+            self.headers[name.strip().lower()] = value.strip()
+        self.chunks = []  # (seconds since the request, bytes)
+
+    def next_chunk(self):
+        """The next chunk's data, or None at the terminating zero-length chunk."""
+        size = int(self.reader.readline().split(b";")[0].strip(), 16)
+        if size == 0:
+            self.testcase.assertEqual(self.reader.readline(), b"\r\n")
+            return None
+        data = self.reader.read(size)
+        self.testcase.assertEqual(self.reader.readline(), b"\r\n")
+        self.chunks.append((time.monotonic() - self.started, data))
+        return data
+
+    def read_all(self):
+        """Every chunk's data, up to the end of the stream."""
+        while self.next_chunk() is not None:
+            pass
+        return [data for _, data in self.chunks]
+
+    def close(self):
+        self.reader.close()
+        self.sock.close()
+
+
+class StreamingTests(unittest.TestCase):
+    def stream(self, server, model_input):
+        answer = RawStream(self, server.port, model_input)
+        self.assertEqual(answer.status, 200)
+        self.assertEqual(answer.headers.get("transfer-encoding"), "chunked")
+        self.assertEqual(answer.headers.get("content-type"), "application/octet-stream")
+        self.assertNotIn("content-length", answer.headers)
+        return answer
+
+    def test_sync_generator_streams_each_item_as_it_is_yielded(self):
+        source = """
+            import time
+            class Model:
+                def predict(self, model_input):
+                    for item in ["text ", b"bytes ", {"n": 1, "word": "caf\u00e9"}, [1, 2], 3, "", "end"]:
+                        yield item
+                        time.sleep(model_input["gap"])
+        """
+        server = Server(self, make_package(self, model_py(source))).start()
+        answer = self.stream(server, {"gap": 0.3})
+        chunks = answer.read_all()
+        # The empty string is not sent (an empty chunk would end the stream).
+        self.assertEqual(chunks, [b"text ", b"bytes ", b'{"n":1,"word":"caf\\u00e9"}\n', b"[1,2]\n", b"3\n", b"end"])
+        times = [at for at, _ in answer.chunks]
+        self.assertGreaterEqual(times[-1] - times[0], 5 * 0.3 - 0.1, times)  # each came when it was yielded
+        self.assertLess(times[0], 0.3, times)
+        # The connection stays usable after a complete stream (keep-alive, as the gateway's agent uses it).
+        answer.send({"gap": 0})
+        self.assertEqual(answer.status, 200)
+        self.assertEqual(answer.read_all(), chunks)
+
+    def test_async_generator_runs_on_the_loop_without_blocking_other_requests(self):
+        source = """
+            import asyncio
+            class Model:
+                async def predict(self, model_input):
+                    if model_input.get("quick"):
+                        yield "quick"
+                        return
+                    for i in range(4):
+                        await asyncio.sleep(0.3)
+                        yield {"i": i}
+        """
+        server = Server(self, make_package(self, model_py(source), runtime={"predict_concurrency": 2})).start()
+        slow = self.stream(server, {})
+        self.assertEqual(slow.next_chunk(), b'{"i":0}\n')
+        # While the first stream sleeps on the loop, another request streams to its end.
+        started = time.monotonic()
+        quick = self.stream(server, {"quick": True})
+        self.assertEqual(quick.read_all(), [b"quick"])
+        self.assertLess(time.monotonic() - started, 0.25)
+        self.assertEqual(slow.read_all(), [b'{"i":0}\n', b'{"i":1}\n', b'{"i":2}\n', b'{"i":3}\n'])
+
+    def test_async_predict_returning_a_generator_streams(self):
+        source = """
+            class Model:
+                async def predict(self, model_input):
+                    return (str(i) for i in range(model_input))
+        """
+        server = Server(self, make_package(self, model_py(source))).start()
+        self.assertEqual(self.stream(server, 3).read_all(), [b"0", b"1", b"2"])
+
+    def test_error_mid_stream_is_the_last_chunk_and_is_logged(self):
+        source = """
+            class Model:
+                def predict(self, model_input):
+                    yield "one\\n"
+                    yield "two"
+                    raise ValueError("the tokenizer broke")
+        """
+        server = Server(self, make_package(self, model_py(source))).start()
+        answer = self.stream(server, {})
+        chunks = answer.read_all()  # ends with the terminating chunk: the stream ended properly
+        self.assertEqual(chunks[:2], [b"one\n", b"two"])
+        self.assertEqual(chunks[2], b'\n{"error":"ValueError: the tokenizer broke"}\n')  # on its own line
+        self.assertEqual(len(chunks), 3)
+        output = server.output()
+        self.assertIn("predict raised ValueError: the tokenizer broke mid-stream after 2 chunk(s)", output)
+        self.assertIn('raise ValueError("the tokenizer broke")', output)  # the traceback, at the user's line
+        self.assertEqual(server.request("GET", "/health")[:2], (200, {"status": "ready"}))
+        self.assertEqual(self.stream(server, {}).read_all()[0], b"one\n")  # the slot was released
+
+    def test_error_mid_stream_development_carries_the_traceback(self):
+        source = """
+            class Model:
+                async def predict(self, model_input):
+                    yield {"a": 1}
+                    raise KeyError("gone")
+        """
+        server = Server(self, make_package(self, model_py(source)), kind="development").start()
+        chunks = self.stream(server, {}).read_all()
+        self.assertEqual(chunks[0], b'{"a":1}\n')
+        last = json.loads(chunks[1])
+        self.assertEqual(last["error"], "KeyError: 'gone'")
+        self.assertIn("Traceback", last["traceback"])
+        self.assertNotIn("asyncio", last["traceback"])
+
+    def test_preprocess_and_postprocess_run_around_predict(self):
+        source = """
+            import asyncio
+            class Model:
+                def preprocess(self, model_input):
+                    return {"words": model_input["text"].split()}
+
+                async def predict(self, model_input):
+                    await asyncio.sleep(0)
+                    return {"count": len(model_input["words"])}
+
+                async def postprocess(self, output):
+                    return {"result": output, "postprocessed": True}
+        """
+        server = Server(self, make_package(self, model_py(source))).start()
+        self.assertEqual(server.predict({"text": "a b c"})[:2], (200, {"result": {"count": 3}, "postprocessed": True}))
+        status, body, _ = server.predict({"no_text": 1})
+        self.assertEqual((status, body), (500, {"error": "KeyError: 'text'"}))
+        self.assertIn("preprocess raised KeyError: 'text'", server.output())
+
+    def test_preprocess_feeds_a_streaming_predict(self):
+        source = """
+            class Model:
+                async def preprocess(self, model_input):
+                    return model_input["text"].upper()
+
+                def predict(self, text):
+                    for word in text.split():
+                        yield word + "\\n"
+        """
+        server = Server(self, make_package(self, model_py(source))).start()
+        self.assertEqual(self.stream(server, {"text": "hello streaming world"}).read_all(), [b"HELLO\n", b"STREAMING\n", b"WORLD\n"])
+
+    def test_streaming_predict_with_postprocess_is_refused_as_truss_does(self):
+        source = """
+            import os
+            class Model:
+                def predict(self, model_input):
+                    try:
+                        yield "never sent"
+                    finally:
+                        open(os.path.join(os.environ["MARK_DIR"], "closed"), "w").close()
+
+                def postprocess(self, output):
+                    return output
+        """
+        marks = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, marks, True)
+        server = Server(self, make_package(self, model_py(source)), extra_env={"MARK_DIR": marks}).start()
+        status, body, _ = server.predict({})
+        self.assertEqual(status, 500)
+        self.assertIn("ModelDefinitionError", body["error"])
+        self.assertIn("postprocess", body["error"])
+        self.assertIn("predict raised ModelDefinitionError", server.output())
+        self.assertEqual(server.predict({})[0], 500)  # the slot was released
+
+    def check_disconnect_closes_generator(self, source):
+        marks = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, marks, True)
+        server = Server(self, make_package(self, model_py(source), runtime={"predict_concurrency": 1}),
+                        extra_env={"MARK_DIR": marks}).start()
+        answer = self.stream(server, {"forever": True})
+        self.assertEqual(answer.next_chunk(), b"tick")
+        answer.close()  # the client goes away mid-stream
+        closed = os.path.join(marks, "closed")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(closed) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(os.path.exists(closed), "the generator was not closed:\n" + server.output())
+        # The single slot is free again: the next stream runs at once.
+        self.assertEqual(self.stream(server, {"forever": False}).read_all(), [b"tick"])
+        self.assertIn("the client went away after", server.output())
+        self.assertIn("closing the generator", server.output())
+
+    def test_client_disconnect_closes_a_sync_generator_and_frees_the_slot(self):
+        self.check_disconnect_closes_generator("""
+            import os, time
+            class Model:
+                def predict(self, model_input):
+                    try:
+                        yield "tick"
+                        while model_input["forever"]:
+                            time.sleep(0.05)
+                            yield "tick"
+                    finally:
+                        open(os.path.join(os.environ["MARK_DIR"], "closed"), "w").close()
+        """)
+
+    def test_client_disconnect_closes_an_async_generator_and_frees_the_slot(self):
+        self.check_disconnect_closes_generator("""
+            import asyncio, os
+            class Model:
+                async def predict(self, model_input):
+                    try:
+                        yield "tick"
+                        while model_input["forever"]:
+                            await asyncio.sleep(0.05)
+                            yield "tick"
+                    finally:
+                        open(os.path.join(os.environ["MARK_DIR"], "closed"), "w").close()
+        """)
+
+    def test_slot_is_held_until_the_stream_ends(self):
+        source = """
+            import time
+            class Model:
+                def predict(self, model_input):
+                    if model_input == "plain":
+                        return {"plain": True}
+                    def generate():
+                        for i in range(3):
+                            time.sleep(0.3)
+                            yield str(i)
+                    return generate()
+        """
+        server = Server(self, make_package(self, model_py(source), runtime={"predict_concurrency": 1})).start()
+        answer = self.stream(server, "stream")
+        self.assertEqual(answer.next_chunk(), b"0")
+        started = time.monotonic()
+        self.assertEqual(server.predict("plain")[:2], (200, {"plain": True}))
+        waited = time.monotonic() - started
+        self.assertEqual(answer.read_all(), [b"0", b"1", b"2"])
+        self.assertGreaterEqual(waited, 0.45)  # it waited for the two chunks still to come
+
+
 class ExampleTests(unittest.TestCase):
     def test_echo_example(self):
         pkg = make_package(
@@ -549,6 +830,81 @@ class ShutdownTests(unittest.TestCase):
         self.assertTrue(ended.wait(10), "the orphaned server is still running")
 
 
+class SecretsTests(unittest.TestCase):
+    """--secrets-stdin: the values reach Model(secrets=...) and load(secrets=...), never the log."""
+
+    MODEL = """
+        import hashlib, sys
+
+        class Model:
+            def __init__(self, secrets):
+                self._secrets = secrets
+
+            def load(self):
+                self.token = self._secrets["hf_access_token"]  # raises without it
+                self.stdin = sys.stdin.read()
+
+            def predict(self, model_input):
+                return {"sha256": hashlib.sha256(self.token.encode()).hexdigest(), "keys": sorted(self._secrets),
+                        "stdin": self.stdin, "version": VERSION}
+    """
+
+    def package(self, version=1):
+        return make_package(self, {"model/model.py": "VERSION = %d\n" % version + textwrap.dedent(self.MODEL)})
+
+    def test_secrets_from_stdin_reach_the_model_and_no_log(self):
+        value = "s3cr3t-" + "x" * 40
+        server = Server(self, self.package(), secrets_stdin=json.dumps({"secrets": {"hf_access_token": value}}).encode(),
+                        kind="development").start()
+        status, body, _ = server.predict(1)
+        self.assertEqual(status, 200)
+        self.assertEqual(body["sha256"], hashlib.sha256(value.encode()).hexdigest())
+        self.assertEqual(body["keys"], ["hf_access_token"])
+        self.assertEqual(body["stdin"], "")  # the pipe is spent: the model reads end of file
+
+        # A reload carries the new revision's secrets; one without keeps the current ones.
+        rotated = "r0tated-" + "y" * 40
+        status, answer, _ = server.request("POST", "/reload", {"package": self.package(2), "secrets": {"hf_access_token": rotated}}, timeout=20)
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(server.predict(1)[1]["sha256"], hashlib.sha256(rotated.encode()).hexdigest())
+        status, answer, _ = server.request("POST", "/reload", {"package": self.package(3)}, timeout=20)
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(server.predict(1)[1], {"sha256": hashlib.sha256(rotated.encode()).hexdigest(), "keys": ["hf_access_token"], "stdin": "", "version": 3})
+        # Bad secrets in a reload: 400, naming no value, and the model keeps serving.
+        status, answer, _ = server.request("POST", "/reload", {"package": self.package(4), "secrets": {"hf_access_token": 5}}, timeout=20)
+        self.assertEqual(status, 400)
+        self.assertIn("hf_access_token", answer["error"])
+        self.assertEqual(server.predict(1)[1]["version"], 3)
+        self.assertNotIn(value, server.output())
+        self.assertNotIn(rotated, server.output())
+
+    def test_without_the_secret_load_fails_naming_only_the_key(self):
+        server = Server(self, self.package(), secrets_stdin=b'{"secrets": {}}')
+        server.expect_event("listening")
+        event = server.expect_event("load_failed")
+        self.assertEqual(event["error"], "KeyError: 'hf_access_token'")
+        self.assertEqual(server.wait_exit(), 3)
+
+    def test_load_gets_secrets_when_it_names_them(self):
+        pkg = make_package(self, model_py("""
+            class Model:
+                def load(self, secrets):
+                    self.names = sorted(secrets)
+
+                def predict(self, model_input):
+                    return self.names
+        """))
+        server = Server(self, pkg, secrets_stdin=b'{"secrets": {"a": "1", "b": "2"}}').start()
+        self.assertEqual(server.predict(0)[:2], (200, ["a", "b"]))
+
+    def test_unreadable_secrets_fail_the_load_without_echoing_them(self):
+        server = Server(self, self.package(), secrets_stdin=b'{"secrets": not-json-hunter2')
+        event = server.expect_event("load_failed")
+        self.assertIn("not valid JSON", event["error"])
+        self.assertEqual(server.wait_exit(), 3)
+        self.assertNotIn("hunter2", server.output())
+
+
 class ReloadTests(unittest.TestCase):
     """POST /reload on development replicas (a new package directory each time)."""
 
@@ -578,6 +934,27 @@ class ReloadTests(unittest.TestCase):
         body = dict(extra)
         body["package"] = package
         return server.request("POST", "/reload", body, timeout=20)[:2]
+
+    def test_a_stream_under_way_finishes_on_the_old_model_and_hooks_follow_a_reload(self):
+        source = """
+            import time
+            class Model:
+                def preprocess(self, model_input):
+                    return {"n": model_input, "tag": TAG}
+
+                def predict(self, request):
+                    for i in range(request["n"]):
+                        time.sleep(0.2)
+                        yield "%s%d " % (request["tag"], i)
+        """
+        old = make_package(self, model_py('TAG = "old"\n' + textwrap.dedent(source)))
+        new = make_package(self, model_py('TAG = "new"\n' + textwrap.dedent(source)))
+        server = Server(self, old, kind="development").start()
+        answer = RawStream(self, server.port, 4)
+        self.assertEqual(answer.next_chunk(), b"old0 ")
+        self.assertEqual(self.reload(server, new), (200, {"reloaded": True, "load_seconds": unittest.mock.ANY}))
+        self.assertEqual(answer.read_all(), [b"old0 ", b"old1 ", b"old2 ", b"old3 "])
+        self.assertEqual(RawStream(self, server.port, 2).read_all(), [b"new0 ", b"new1 "])
 
     def test_reload_picks_up_new_predict_and_siblings_in_the_same_process(self):
         v1 = self.siblings_package(1, 2, "lazy-1")

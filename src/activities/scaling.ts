@@ -6,6 +6,7 @@ import { ApplicationFailure, Context, sleep } from '@temporalio/activity';
 import { readLogTail } from '../logs/deployment-logs';
 import type { ObservedReplica } from '../store/store';
 import { scalePatch } from '../shared/replica-status';
+import { declaredSecretNames, isMissingSecretMessage, missingSecretMessage } from '../shared/secrets';
 import type { ActivityDeps } from './deps';
 import { REPLICAS_NOT_READY } from './failures';
 import { requireDeployment } from './records';
@@ -16,6 +17,8 @@ export const CRASH_LOOP_RESTARTS = 3;
 /** Why replicas are not (yet) ready, or undefined while it may still come. */
 export function replicaFailure(replicas: ObservedReplica[]): string | undefined {
   const failedLoad = replicas.find((replica) => replica.last_error);
+  // A declared secret that is not set is said as it is: `secret "x" is not set`.
+  if (failedLoad && isMissingSecretMessage(failedLoad.last_error!)) return failedLoad.last_error!;
   if (failedLoad) return `replica ${failedLoad.id} failed to start: ${failedLoad.last_error}`;
   const looping = replicas.find((replica) => replica.state !== 'READY' && replica.restarts >= CRASH_LOOP_RESTARTS);
   if (looping) {
@@ -54,7 +57,14 @@ export function createScalingActivities(deps: ActivityDeps) {
     async awaitReplicasReady(input: { deploymentId: string; replicas: number; deadlineMs: number; revision?: number }): Promise<void> {
       const context = Context.current();
       for (;;) {
-        await requireDeployment(deps, input.deploymentId);
+        const deployment = await requireDeployment(deps, input.deploymentId);
+        // Names only: a declared secret that is not set fails the deploy before any replica tries.
+        const declared = declaredSecretNames(deployment.config);
+        if (declared.length > 0) {
+          const set = new Set((await deps.store.listSecrets()).map((secret) => secret.name));
+          const missing = declared.find((name) => !set.has(name));
+          if (missing !== undefined) throw ApplicationFailure.nonRetryable(missingSecretMessage(missing), REPLICAS_NOT_READY);
+        }
         const all = await deps.store.listReplicas(input.deploymentId);
         const observed = all.filter((replica) => replica.revision >= (input.revision ?? 0));
         const ready = observed.filter((replica) => replica.state === 'READY').length;

@@ -22,6 +22,8 @@ import { environmentRoutes } from './routes/environments';
 import { eventRoutes } from './routes/events';
 import { playgroundRoutes } from './routes/playground';
 import { modelRoutes } from './routes/models';
+import { secretRoutes } from './routes/secrets';
+import { SecretService } from '../services/secrets';
 
 /** What the API is built from. */
 export interface AppDeps {
@@ -62,6 +64,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(environmentRoutes({ store: deps.store, deployments, environments, promotions }));
   app.use(modelRoutes(new ModelService(deps.store)));
   if (deps.gatewayUrl) app.use(playgroundRoutes({ deployments, gatewayUrl: deps.gatewayUrl }));
+  app.use(secretRoutes({ store: deps.store, secrets: new SecretService(deps) }));
   app.use(eventRoutes({ store: deps.store, deployments, live: new LiveViews({ store: deps.store, deployments, environments, temporalUi: deps.temporalUi }) }));
 
   if (deps.asyncPredictions) {

@@ -24,6 +24,14 @@ export interface PredictAnswer {
   body: string;
 }
 
+/** An inference answer whose body is read as it arrives (a streaming model's chunks one by one). */
+export interface PredictStream {
+  status: number;
+  deploymentId: string | null;
+  /** The body's bytes, chunk by chunk as the gateway sends them. */
+  chunks: AsyncIterable<Uint8Array>;
+}
+
 /** Talks to one Gantry stack with one key. */
 export class ApiClient {
   constructor(readonly credentials: Credentials) {}
@@ -33,8 +41,17 @@ export class ApiClient {
   }
 
   /** Calls the management API and returns its JSON, or throws ApiClientError. */
-  async request<T>(method: string, route: string, body?: unknown | FormData): Promise<T> {
-    const url = `${this.credentials.apiUrl}${route}`;
+  request<T>(method: string, route: string, body?: unknown | FormData): Promise<T> {
+    return this.call(this.credentials.apiUrl, 'the Gantry API', method, route, body);
+  }
+
+  /** Calls a JSON route of the inference gateway (wake, the async routes) and returns its JSON, or throws ApiClientError. */
+  gatewayRequest<T>(method: string, route: string, body?: unknown): Promise<T> {
+    return this.call(this.credentials.gatewayUrl, 'the Gantry gateway', method, route, body);
+  }
+
+  private async call<T>(base: string, what: string, method: string, route: string, body?: unknown | FormData): Promise<T> {
+    const url = `${base}${route}`;
     let response: Response;
     try {
       response = await fetch(url, {
@@ -43,7 +60,7 @@ export class ApiClient {
         body: body === undefined ? undefined : body instanceof FormData ? body : JSON.stringify(body),
       });
     } catch (error) {
-      throw new ApiClientError(0, 'unreachable', `cannot reach the Gantry API at ${this.credentials.apiUrl} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is it running (npm start)?`);
+      throw new ApiClientError(0, 'unreachable', `cannot reach ${what} at ${base} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is it running (npm start)?`);
     }
     const text = await response.text();
     let json: unknown;
@@ -83,11 +100,10 @@ export class ApiClient {
     return (await this.request<{ entries: LogEntry[] }>('GET', route)).entries;
   }
 
-  /** Posts to an inference path on the gateway (`/models/{id}/...`). */
-  async predict(path: string, body: string): Promise<PredictAnswer> {
-    let response: Response;
+  /** POSTs a JSON body to the gateway; an unreachable gateway is an ApiClientError. */
+  private async postToGateway(path: string, body: string): Promise<Response> {
     try {
-      response = await fetch(`${this.credentials.gatewayUrl}${path}`, {
+      return await fetch(`${this.credentials.gatewayUrl}${path}`, {
         method: 'POST',
         headers: this.headers({ 'content-type': 'application/json' }),
         body,
@@ -95,6 +111,35 @@ export class ApiClient {
     } catch (error) {
       throw new ApiClientError(0, 'unreachable', `cannot reach the Gantry gateway at ${this.credentials.gatewayUrl} (${(error as Error).message})`);
     }
+  }
+
+  /** Posts to an inference path on the gateway (`/models/{id}/...`). */
+  async predict(path: string, body: string): Promise<PredictAnswer> {
+    const response = await this.postToGateway(path, body);
     return { status: response.status, deploymentId: response.headers.get('x-gantry-deployment-id'), body: await response.text() };
+  }
+
+  /** Posts to an inference path on the gateway and hands back the body as it streams in. */
+  async predictStream(path: string, body: string): Promise<PredictStream> {
+    const response = await this.postToGateway(path, body);
+    const stream = response.body;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      if (!stream) return;
+      const reader = stream.getReader();
+      let received = 0;
+      for (;;) {
+        let next: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          next = await reader.read();
+        } catch (error) {
+          const cause = (error as Error & { cause?: Error }).cause?.message ?? (error as Error).message;
+          throw new ApiClientError(0, 'answer_cut', `the answer stopped before its end, after ${received} bytes (${cause})`);
+        }
+        if (next.done) return;
+        received += next.value.length;
+        yield next.value;
+      }
+    }
+    return { status: response.status, deploymentId: response.headers.get('x-gantry-deployment-id'), chunks: chunks() };
   }
 }

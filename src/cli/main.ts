@@ -1,6 +1,6 @@
 /** The `gantry` command line. */
 import * as path from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, ApiClientError } from './api-client';
 import {
   deleteEnvironmentCommand,
@@ -14,8 +14,16 @@ import {
 import { deploymentsCommand, logsCommand, modelsCommand } from './commands/inspect';
 import { deleteDeploymentCommand, switchDeploymentCommand, updateDeploymentCommand, usageCommand } from './commands/lifecycle';
 import { predictCommand } from './commands/predict';
+import { asyncCancelCommand, asyncPredictCommand, asyncStatusCommand, wakeCommand } from './commands/async';
 import { pushCommand } from './commands/push';
+import { deleteSecretCommand, listSecretsCommand, setSecretCommand } from './commands/secrets';
 import { resolveCredentials, saveCredentials } from './credentials';
+
+/** Parses a whole-number option value. */
+function integer(value: string): number {
+  if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError('must be a whole number');
+  return Number(value);
+}
 
 const outputOption = (): Option => new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
 
@@ -200,7 +208,42 @@ export function buildProgram(): Command {
     .option('-e, --environment <env>', 'an environment (default production)')
     .option('--data <json>', 'the model input: JSON, @file.json, or - for stdin')
     .option('-v, --verbose', 'print the status and the deployment that answered on stderr')
-    .action(run((client, model: string, options) => predictCommand(client, model, options)));
+    .option('--async', 'queue an async request (prints its request_id; see gantry async status)')
+    .option('--webhook <url>', 'with --async: where the result is POSTed')
+    .option('--priority <n>', 'with --async: the request priority (0-2)', integer)
+    .option('--max-time-in-queue <seconds>', 'with --async: expire the request after this long in the queue', integer)
+    .action(
+      run((client, model: string, options) => {
+        if (options.async) return asyncPredictCommand(client, model, options);
+        if (options.webhook !== undefined || options.priority !== undefined || options.maxTimeInQueue !== undefined) {
+          throw new Error('--webhook, --priority and --max-time-in-queue go with --async');
+        }
+        return predictCommand(client, model, options);
+      }),
+    );
+
+  const asyncRequests = program.command('async').description('follow or cancel async requests (gantry predict --async)');
+  asyncRequests
+    .command('status')
+    .description("an async request's status, webhook status, times, errors and output")
+    .argument('<request-id>', 'the request_id predict --async printed')
+    .option('--json', 'print the raw status view')
+    .addOption(outputOption())
+    .action(run((client, id: string, options) => asyncStatusCommand(client, id, options)));
+  asyncRequests
+    .command('cancel')
+    .description('cancel a queued async request')
+    .argument('<request-id>', 'the request_id predict --async printed')
+    .requiredOption('-m, --model <model>', 'the model it was sent to (id or name)')
+    .action(run((client, id: string, options) => asyncCancelCommand(client, id, options)));
+
+  program
+    .command('wake')
+    .description('wake a sleeping deployment (production unless told otherwise); returns at once')
+    .argument('<model>', 'model id or name')
+    .option('-d, --deployment <ref>', 'a deployment id or name')
+    .option('-e, --environment <env>', 'an environment (default production): its deployment, and during a promotion both sides')
+    .action(run((client, model: string, options) => wakeCommand(client, model, options)));
 
   program
     .command('logs')
@@ -210,6 +253,25 @@ export function buildProgram(): Command {
     .option('-n, --tail <lines>', 'how many lines', '200')
     .addOption(outputOption())
     .action(run((client, model: string, ref: string, options) => logsCommand(client, model, ref, options)));
+
+  const secrets = program.command('secrets').description('set, list and delete the secrets models declare in config.yaml');
+  secrets
+    .command('set')
+    .description('create or rotate a secret; the value is read from standard input, or a hidden prompt on a terminal')
+    .argument('<name>', 'secret name')
+    .argument('[value...]', 'refused: a value is never given on the command line')
+    .addOption(outputOption())
+    .action(run((client, name: string, extra: string[], options) => setSecretCommand(client, name, extra, options)));
+  secrets
+    .command('list')
+    .description('list secrets (names, ids and dates; never values)')
+    .addOption(outputOption())
+    .action(run((client, options) => listSecretsCommand(client, options)));
+  secrets
+    .command('delete')
+    .description('delete a secret')
+    .argument('<name>', 'secret name')
+    .action(run((client, name: string) => deleteSecretCommand(client, name)));
 
   return program;
 }

@@ -25,6 +25,7 @@ async function main(): Promise<void> {
     nodeId: config.nodeId,
     host: config.host,
     gatewayPort: config.gatewayPort,
+    apiUrl: `http://${config.host}:${config.apiPort}`,
     waitLimits: { timeoutMs: config.wakeTimeoutSeconds * 1000, queueSize: config.wakeQueueSize },
     usageFlushMs: config.usageFlushSeconds * 1000,
   });

@@ -9,6 +9,7 @@ import type { HomePaths } from '../home';
 import type { Store } from '../store/store';
 import { wakePatch } from '../shared/replica-status';
 import { Autoscaler } from './autoscaler';
+import { storeSecretResolver } from '../secrets/secret-values';
 import { Gateway, type WaitLimits } from './gateway/gateway';
 import { Reconciler } from './reconciler';
 import { describeError, formatSeconds, RetriedTask } from './retried-task';
@@ -23,6 +24,8 @@ export interface NodeOptions {
   nodeId: string;
   host: string;
   gatewayPort: number;
+  /** The management API's URL, where the gateway passes the async inference routes on to. */
+  apiUrl?: string;
   /** How often the reconciler runs even without a store change. */
   resyncMs?: number;
   heartbeatMs?: number;
@@ -66,6 +69,7 @@ export class Node {
       timings: options.timings,
       onChange: () => this.scheduleReport(),
       log,
+      resolveSecrets: storeSecretResolver(options.store, options.paths.secretsKeyFile),
     });
     this.reconciler = new Reconciler({ store: options.store, runtime: this.runtime, paths: options.paths, log });
     this.usage = new UsageMeter(options.store);
@@ -74,8 +78,8 @@ export class Node {
       store: options.store,
       runtime: this.runtime,
       onRouted: (deploymentId) => this.usage.countRequest(deploymentId),
-      // A request still waiting asks again a second later: that is the retry.
-      wake: (deploymentId) => void this.wake(deploymentId).catch((error) => log(`node: waking deployment ${deploymentId} failed (a waiting request asks again in 1 s): ${describeError(error)}`)),
+      wake: (deploymentId, reason) => this.wake(deploymentId, reason),
+      apiUrl: options.apiUrl,
       waitLimits: options.waitLimits,
       onApplied: (generations: Record<string, number>) => {
         const changed = JSON.stringify(generations) !== JSON.stringify(this.applied);
@@ -89,13 +93,18 @@ export class Node {
     this.refreshes = new RetriedTask(() => this.gateway.refresh(), { what: 'gateway refresh', log });
   }
 
-  /** Wakes a sleeping deployment: max(min_replica, 1) replicas, WAKING_UP until one is ready. */
-  private async wake(deploymentId: string): Promise<void> {
+  /**
+   * Wakes a sleeping deployment: max(min_replica, 1) replicas, WAKING_UP until one is ready.
+   * Resolves with whether this call woke it (not when it was awake, waking or not sleeping).
+   */
+  private async wake(deploymentId: string, reason: string): Promise<boolean> {
     const deployment = await this.options.store.getDeployment(deploymentId);
-    if (!deployment || deployment.deleted_at || deployment.desired_replicas > 0) return;
+    if (!deployment || deployment.deleted_at || deployment.desired_replicas > 0) return false;
     if (await this.options.store.updateDeploymentIfStatus(deploymentId, ['SCALED_TO_ZERO', 'WAKING_UP'], wakePatch(deployment))) {
-      this.log(`waking deployment ${deploymentId}: a request is waiting`);
+      this.log(`waking deployment ${deploymentId}: ${reason}`);
+      return true;
     }
+    return false;
   }
 
   /** Starts the gateway and the reconcile loop; resolves with the gateway's URL. */

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { buildDir, deploymentOfBuildDir, type HomePaths } from '../home';
 import type { DeploymentRecord, Store } from '../store/store';
 import { describeError } from './retried-task';
+import { declaredSecretNames } from '../shared/secrets';
 import type { DesiredReplicas, Runtime } from './runtime/runtime';
 
 /** An ACTIVE deployment with no ready replica for this long is marked UNHEALTHY. */
@@ -35,6 +36,7 @@ export function desiredReplicasOf(deployment: DeploymentRecord, paths: HomePaths
       packageDir: buildDir(paths, deployment.id, deployment.revision),
       revision: deployment.revision,
       environment: deployment.config.environment_variables,
+      secretNames: declaredSecretNames(deployment.config),
       logsDir: paths.logs,
     },
   };

@@ -4,6 +4,7 @@
  * places these parse user input.
  */
 import { z } from 'zod';
+import { MAX_SECRET_VALUE_BYTES, SECRET_NAME_PATTERN } from './secrets';
 
 /** Every status a deployment can be in (DESIGN §1). */
 export const deploymentStatuses = [
@@ -166,6 +167,13 @@ export const modelConfigSchema = z.looseObject({
     })
     .default({ predict_concurrency: 1, predict_timeout_seconds: DEFAULT_PREDICT_TIMEOUT_SECONDS }),
   resources: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * The secrets the model needs, by name (Truss's shape: `{hf_access_token: null}`). Values here
+   * are placeholders and never used: replicas get the values set with `gantry secrets set`.
+   */
+  secrets: z
+    .record(z.string().regex(SECRET_NAME_PATTERN, 'secret names are 1-128 letters, digits, underscore, dot or dash'), z.union([z.string(), z.null()]))
+    .default({}),
 });
 /** A parsed config.yaml with defaults filled in. */
 export type ModelConfig = z.infer<typeof modelConfigSchema>;
@@ -291,6 +299,20 @@ export const usageQuerySchema = z
     message: `a usage query spans at most ${MAX_USAGE_RANGE_DAYS} days`,
     path: ['start'],
   });
+
+/** A secret's name (POST /v1/secrets, DELETE /v1/secrets/{name}, config.yaml `secrets`). */
+export const secretNameSchema = z.string().regex(SECRET_NAME_PATTERN, '1-128 letters, digits, underscore, dot or dash');
+
+/** POST /v1/secrets: create a secret or rotate its value. */
+export const upsertSecretSchema = z.strictObject({
+  name: secretNameSchema,
+  value: z
+    .string()
+    .min(1, 'a secret value is a non-empty string')
+    .refine((value) => new TextEncoder().encode(value).length <= MAX_SECRET_VALUE_BYTES, `a secret value is at most ${MAX_SECRET_VALUE_BYTES} bytes`),
+});
+/** A secret to create or rotate. */
+export type UpsertSecretRequest = z.infer<typeof upsertSecretSchema>;
 
 /** How an async request's call to the model is retried (Baseten's InferenceRetryConfig). */
 export const inferenceRetryConfigSchema = z.strictObject({

@@ -8,6 +8,7 @@ import { Connection } from '@temporalio/client';
 import { ensureAdminKey } from '../auth/api-keys';
 import { ConfigError, loadConfig, type GantryConfig } from '../config';
 import { homePaths } from '../home';
+import { loadOrCreateSecretKey } from '../secrets/secret-box';
 import { openSqliteStore } from '../store/sqlite/sqlite-store';
 import { isListening, registerSearchAttributes } from '../temporal/connection';
 import { SupervisedChild, type ChildSpec } from './supervised-child';
@@ -85,6 +86,8 @@ async function main(): Promise<void> {
   const store = openSqliteStore(paths.database);
   const key = await ensureAdminKey(store, config.apiKey, paths.adminKeyFile);
   await store.close();
+  // Created here on first start (any process that needs it would create it too).
+  loadOrCreateSecretKey(paths.secretsKeyFile);
 
   const children: SupervisedChild[] = [];
   const write = (line: string): void => {

@@ -183,6 +183,28 @@ export interface UsageSample {
   requests: number;
 }
 
+/** A secret as listed: its name and stable id, never its value. */
+export interface SecretRecord {
+  /** Stable across rotation. */
+  id: string;
+  name: string;
+  created_at: string;
+  /** When the value was last set (created or rotated). */
+  updated_at: string;
+}
+
+/** A secret's value as stored: AES-256-GCM ciphertext with its IV and authentication tag. */
+export interface SealedSecretValue {
+  ciphertext: Buffer;
+  iv: Buffer;
+  auth_tag: Buffer;
+}
+
+/** One stored secret with its encrypted value, for the process that decrypts it (the node). */
+export interface SealedSecret extends SealedSecretValue {
+  name: string;
+}
+
 /** What a push creates. */
 export interface NewDeployment {
   model_id: string;
@@ -342,7 +364,17 @@ export interface Store {
   listApiKeyHashes(): Promise<Map<string, string>>;
 
   appendAudit(entry: NewAuditEntry): Promise<AuditEntry>;
-  listAudit(modelId: string, options?: { limit?: number }): Promise<AuditEntry[]>;
+  /** A model's audit entries, newest first; with `null`, the entries of no model (secrets). */
+  listAudit(modelId: string | null, options?: { limit?: number }): Promise<AuditEntry[]>;
+
+  /** Every secret's name, id and dates (never a value), by name. */
+  listSecrets(): Promise<SecretRecord[]>;
+  /** Creates a secret or replaces its value (keeping its id); says which it did. */
+  upsertSecret(name: string, value: SealedSecretValue): Promise<{ secret: SecretRecord; created: boolean }>;
+  /** Removes a secret; returns whether there was one. */
+  deleteSecret(name: string): Promise<boolean>;
+  /** The encrypted values of those of `names` that exist. */
+  readSecretCiphertexts(names: string[]): Promise<SealedSecret[]>;
 
   /** Adds usage samples to what is already recorded for their deployment and minute. */
   addUsage(samples: UsageSample[]): Promise<void>;

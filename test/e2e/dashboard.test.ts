@@ -264,4 +264,27 @@ describe('dashboard (real stack, real browser)', function () {
     await card.waitFor({ state: 'detached' });
     assert.equal((await stack.api('GET', `/v1/models/${model.id}/environments/staging`)).status, 404);
   });
+
+  it('shows a streamed answer in the playground as it arrives', async () => {
+    const pushed = await stack.cli(['push', path.join(PROJECT_ROOT, 'test', 'fixtures', 'models', 'streaming'), '--wait', '--output', 'json']);
+    assert.equal(pushed.code, 0, `${pushed.stdout}\n${pushed.stderr}`);
+    const deployment = JSON.parse(pushed.stdout) as { model_id: string };
+    const playground = page.locator('section[aria-labelledby="playground-title"]');
+    await page.goto(`${stack.apiUrl}/#/models/${deployment.model_id}`);
+    await page.getByLabel('API key').or(playground).first().waitFor();
+    if (await page.getByLabel('API key').isVisible()) {
+      await signIn(); // when this test runs on its own (--grep)
+      await page.goto(`${stack.apiUrl}/#/models/${deployment.model_id}`);
+    }
+    await playground.scrollIntoViewIfNeeded();
+    await playground.getByLabel('Request body (JSON)').fill('{"chunks": 4, "gap": 1}');
+    await playground.getByRole('button', { name: 'Predict' }).click();
+    const answer = playground.getByTestId('predict-answer');
+    await answer.filter({ hasText: '"index":0' }).waitFor({ timeout: 60_000 });
+    // The first line is on the page while the model still has three one-second gaps to go.
+    assert.ok(!(await answer.innerText()).includes('"index":3'), await answer.innerText());
+    await answer.filter({ hasText: '"index":3' }).waitFor({ timeout: 60_000 });
+    const shown = (await answer.innerText()).trim().split('\n').map((line) => JSON.parse(line).index);
+    assert.deepEqual(shown, [0, 1, 2, 3]);
+  });
 });

@@ -6,7 +6,8 @@
  * deployment wakes for the queue and goes back to sleep after. Then, on a deployment with room
  * for one request at a time: priority order, a cancel (never delivered), an expiry, and a request
  * whose workflow was terminated ended FAILED by the repair loop; a model that raises ends FAILED
- * after its retries, the error in the record and the webhook but no input in Temporal. And every
+ * after its retries, the error in the record and the webhook but no input in Temporal. The CLI's
+ * `predict --async` and `async status` against the same routes. And every
  * bad input answers 4xx JSON without creating a request.
  */
 import { strict as assert } from 'node:assert';
@@ -440,6 +441,22 @@ describe('async inference (real stack)', function () {
     assert.deepEqual(drained.body, { model_id: m, deployment_id: single.id, num_queued_requests: 0, num_in_progress_requests: 0 });
     assert.equal(receiver.delivered.get(canceled), undefined, 'a canceled request is never delivered');
     assert.equal(receiver.delivered.get(expiring), undefined, 'an expired request is never delivered');
+  });
+
+  it('queues with `gantry predict --async` and reads the outcome with `gantry async status`', async () => {
+    const queued = await stack.cli(['predict', 'async-batch', '--async', '--deployment', single.id, '--data', '{"which": "cli"}', '--webhook', receiver.url, '--priority', '1']);
+    assert.equal(queued.code, 0, `${queued.stdout}\n${queued.stderr}`);
+    const id = queued.stdout.trim();
+    assert.match(id, /^[a-z0-9]{16}$/);
+    const done = await eventually('the CLI request to finish', async () => {
+      const result = await stack.cli(['async', 'status', id, '--output', 'json']);
+      assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+      const view = JSON.parse(result.stdout) as AsyncStatus;
+      return view.status === 'SUCCEEDED' && view.webhook_status === 'SUCCEEDED' ? view : undefined;
+    }, 60_000, 500);
+    assert.deepEqual(done.output, { echo: { which: 'cli' } });
+    assert.equal(done.priority, 1);
+    assert.equal(receiver.delivered.get(id), 1);
   });
 
   it('puts the batch deployment back to sleep once its queue is empty', async () => {

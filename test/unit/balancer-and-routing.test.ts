@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { pickLeastInFlight } from '../../src/node/gateway/balancer';
-import { parseInferencePath, RoutingTable } from '../../src/node/gateway/routing-table';
+import { parseInferencePath, RoutingTable, type RequestAddress } from '../../src/node/gateway/routing-table';
 import { DEFAULT_AUTOSCALING, DEFAULT_PROMOTION_SETTINGS } from '../../src/shared/schemas';
 import type { DeploymentRecord, EnvironmentRecord, RouteRecord } from '../../src/store/store';
 
@@ -26,17 +26,49 @@ describe('pickLeastInFlight', () => {
 });
 
 describe('parseInferencePath', () => {
+  const predict = (address: RequestAddress) => ({ action: 'predict', address });
+
   it('reads the model from the path or from a model-{id}.localhost Host', () => {
-    assert.deepEqual(parseInferencePath('localhost:8081', '/models/m1/production/predict'), { kind: 'environment', modelId: 'm1', environment: 'production' });
-    assert.deepEqual(parseInferencePath(undefined, '/models/m1/environments/staging/predict'), { kind: 'environment', modelId: 'm1', environment: 'staging' });
-    assert.deepEqual(parseInferencePath(undefined, '/models/m1/deployment/d1/predict/'), { kind: 'deployment', modelId: 'm1', deploymentId: 'd1' });
-    assert.deepEqual(parseInferencePath(undefined, '/models/m1/development/predict'), { kind: 'development', modelId: 'm1' });
-    assert.deepEqual(parseInferencePath('model-m1.localhost:8081', '/production/predict'), { kind: 'environment', modelId: 'm1', environment: 'production' });
-    assert.deepEqual(parseInferencePath('model-m1.localhost', '/deployment/d1/predict'), { kind: 'deployment', modelId: 'm1', deploymentId: 'd1' });
+    assert.deepEqual(parseInferencePath('localhost:8081', '/models/m1/production/predict'), predict({ kind: 'environment', modelId: 'm1', environment: 'production' }));
+    assert.deepEqual(parseInferencePath(undefined, '/models/m1/environments/staging/predict'), predict({ kind: 'environment', modelId: 'm1', environment: 'staging' }));
+    assert.deepEqual(parseInferencePath(undefined, '/models/m1/deployment/d1/predict/'), predict({ kind: 'deployment', modelId: 'm1', deploymentId: 'd1' }));
+    assert.deepEqual(parseInferencePath(undefined, '/models/m1/development/predict'), predict({ kind: 'development', modelId: 'm1' }));
+    assert.deepEqual(parseInferencePath('model-m1.localhost:8081', '/production/predict'), predict({ kind: 'environment', modelId: 'm1', environment: 'production' }));
+    assert.deepEqual(parseInferencePath('model-m1.localhost', '/deployment/d1/predict'), predict({ kind: 'deployment', modelId: 'm1', deploymentId: 'd1' }));
+  });
+
+  it('reads wake on every address, by path or Host', () => {
+    assert.deepEqual(parseInferencePath(undefined, '/models/m1/production/wake'), { action: 'wake', address: { kind: 'environment', modelId: 'm1', environment: 'production' } });
+    assert.deepEqual(parseInferencePath(undefined, '/models/m1/environments/st%20g/wake'), { action: 'wake', address: { kind: 'environment', modelId: 'm1', environment: 'st g' } });
+    assert.deepEqual(parseInferencePath(undefined, '/models/m1/deployment/d1/wake'), { action: 'wake', address: { kind: 'deployment', modelId: 'm1', deploymentId: 'd1' } });
+    assert.deepEqual(parseInferencePath('model-m1.localhost:8081', '/development/wake/'), { action: 'wake', address: { kind: 'development', modelId: 'm1' } });
+  });
+
+  it('passes the async routes on to the API at their /models/{id}/… path, whatever the Host', () => {
+    const api = (apiPath: string) => ({ action: 'api', apiPath });
+    assert.deepEqual(parseInferencePath(undefined, '/models/m1/production/async_predict'), api('/models/m1/production/async_predict'));
+    assert.deepEqual(parseInferencePath(undefined, '/models/m1/environments/st%20g/async_predict'), api('/models/m1/environments/st%20g/async_predict'));
+    assert.deepEqual(parseInferencePath(undefined, '/models/m1/deployment/d1/async_queue_status'), api('/models/m1/deployment/d1/async_queue_status'));
+    assert.deepEqual(parseInferencePath(undefined, '/models/m1/async_request/r1'), api('/models/m1/async_request/r1'));
+    assert.deepEqual(parseInferencePath('model-m1.localhost', '/development/async_predict'), api('/models/m1/development/async_predict'));
+    assert.deepEqual(parseInferencePath('model-m1.localhost:8081', '/async_request/r1/'), api('/models/m1/async_request/r1'));
+    assert.deepEqual(parseInferencePath('model-m1.localhost:8081', '/production/async_queue_status'), api('/models/m1/production/async_queue_status'));
   });
 
   it('does not match anything else', () => {
-    for (const path of ['/', '/models/m1', '/models/m1/production', '/models/m1/production/predict/x', '/v1/models']) {
+    for (const path of [
+      '/',
+      '/models/m1',
+      '/models/m1/production',
+      '/models/m1/production/predict/x',
+      '/models/m1/production/sleep',
+      '/models/m1/staging/predict',
+      '/models/m1/async_request',
+      '/models/m1/async_request/r1/x',
+      '/models/m1/deployment/predict',
+      '/v1/models',
+      '/v1/async_requests/r1',
+    ]) {
       assert.equal(parseInferencePath('localhost', path), undefined, path);
     }
   });
@@ -94,5 +126,74 @@ describe('RoutingTable.resolve', () => {
     assert.ok('error' in building && building.error.status === 503 && /still building/.test(building.error.message));
     const inactive = table.resolve({ kind: 'deployment', modelId: 'm1', deploymentId: 'd3' });
     assert.ok('error' in inactive && inactive.error.status === 404 && /deactivated/.test(inactive.error.message));
+  });
+});
+
+describe('RoutingTable.wakeTargets', () => {
+  const at = '2026-01-01T00:00:00.000Z';
+  const deployment = (id: string, status: DeploymentRecord['status'], kind: DeploymentRecord['kind'] = 'published'): DeploymentRecord => ({
+    id,
+    model_id: 'm1',
+    name: `name-${id}`,
+    kind,
+    status,
+    status_message: null,
+    labels: {},
+    autoscaling: DEFAULT_AUTOSCALING,
+    desired_replicas: 0,
+    config: null,
+    env_key: null,
+    revision: 0,
+    watch_heartbeat_at: null,
+    created_at: at,
+    updated_at: at,
+    deleted_at: null,
+  });
+  const environment = (name: string, current: string | null): EnvironmentRecord => ({
+    model_id: 'm1',
+    name,
+    current_deployment_id: current,
+    promotion_settings: DEFAULT_PROMOTION_SETTINGS,
+    created_at: at,
+    updated_at: at,
+  });
+  const route = (environment: string, weights: Record<string, number>): RouteRecord => ({ model_id: 'm1', environment, weights, generation: 1, updated_at: at });
+  const table = new RoutingTable(
+    ['m1'],
+    [deployment('old', 'SCALED_TO_ZERO'), deployment('new', 'SCALED_TO_ZERO'), deployment('gone', 'INACTIVE'), deployment('built', 'BUILD_FAILED'), deployment('dev', 'ACTIVE', 'development')],
+    [environment('production', 'old'), environment('staging', 'gone'), environment('broken', 'built'), environment('empty', null)],
+    [route('production', { old: 60, new: 40, gone: 0 }), route('staging', { gone: 100 }), route('broken', { built: 100 })],
+  );
+  const ids = (result: ReturnType<RoutingTable['wakeTargets']>): string[] | string =>
+    'deployments' in result ? result.deployments.map((d) => d.id) : `${result.error.status} ${result.error.code}`;
+
+  it('wakes an environment\'s current deployment and every deployment its route gives weight, once each', () => {
+    assert.deepEqual(ids(table.wakeTargets({ kind: 'environment', modelId: 'm1', environment: 'production' })), ['old', 'new']);
+    assert.deepEqual(ids(table.wakeTargets({ kind: 'deployment', modelId: 'm1', deploymentId: 'new' })), ['new']);
+    assert.deepEqual(ids(table.wakeTargets({ kind: 'development', modelId: 'm1' })), ['dev']);
+  });
+
+  it('answers as predict does for what cannot be woken', () => {
+    assert.equal(ids(table.wakeTargets({ kind: 'environment', modelId: 'nope', environment: 'production' })), '404 not_found');
+    assert.equal(ids(table.wakeTargets({ kind: 'environment', modelId: 'm1', environment: 'nope' })), '404 not_found');
+    assert.equal(ids(table.wakeTargets({ kind: 'environment', modelId: 'm1', environment: 'empty' })), '404 not_found');
+    assert.equal(ids(table.wakeTargets({ kind: 'environment', modelId: 'm1', environment: 'staging' })), '404 deployment_inactive');
+    assert.equal(ids(table.wakeTargets({ kind: 'deployment', modelId: 'm1', deploymentId: 'gone' })), '404 deployment_inactive');
+    assert.equal(ids(table.wakeTargets({ kind: 'environment', modelId: 'm1', environment: 'broken' })), '503 unavailable');
+    assert.equal(ids(table.wakeTargets({ kind: 'deployment', modelId: 'm1', deploymentId: 'nope' })), '404 not_found');
+  });
+
+  it('leaves the weighted choice of predict where it was', () => {
+    const build = () =>
+      new RoutingTable(['m1'], [deployment('old', 'ACTIVE'), deployment('new', 'ACTIVE')], [environment('production', 'old')], [route('production', { old: 50, new: 50 })]);
+    const picks = (t: RoutingTable) =>
+      [0, 1, 2].map(() => {
+        const resolved = t.resolve({ kind: 'environment', modelId: 'm1', environment: 'production' });
+        return 'deployment' in resolved ? resolved.deployment.id : '-';
+      });
+    const woken = build();
+    woken.wakeTargets({ kind: 'environment', modelId: 'm1', environment: 'production' });
+    assert.deepEqual(picks(woken), picks(build()));
+    assert.deepEqual(picks(build()), ['new', 'old', 'new']);
   });
 });

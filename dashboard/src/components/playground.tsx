@@ -1,4 +1,4 @@
-/** Calls predict on a deployment with a JSON body and shows the answer, its status and which deployment served it. */
+/** Calls predict on a deployment with a JSON body and shows the answer (a stream as it arrives), its status and which deployment served it. */
 import { useState } from 'preact/hooks';
 import type { DeploymentView } from '../../../src/shared/views';
 import { authHeaders, describeError } from '../api';
@@ -48,8 +48,18 @@ export function Playground({ modelId, deployments }: { modelId: string; deployme
         headers: { ...authHeaders(), 'Content-Type': 'application/json' },
         body: JSON.stringify(parsed),
       });
-      const text = await response.text();
-      setAnswer({ status: response.status, servedBy: response.headers.get('x-gantry-deployment-id'), body: text, seconds: (performance.now() - started) / 1000 });
+      // A streamed answer (a generator model) is shown as it arrives, chunk by chunk.
+      const servedBy = response.headers.get('x-gantry-deployment-id');
+      const decoder = new TextDecoder();
+      const reader = response.headers.get('content-length') === null ? response.body?.getReader() : undefined;
+      let text = '';
+      while (reader) {
+        const { done, value } = await reader.read();
+        text += done ? decoder.decode() : decoder.decode(value, { stream: true });
+        setAnswer({ status: response.status, servedBy, body: text, seconds: (performance.now() - started) / 1000 });
+        if (done) break;
+      }
+      if (!reader) setAnswer({ status: response.status, servedBy, body: await response.text(), seconds: (performance.now() - started) / 1000 });
     } catch (failure) {
       setError(describeError(failure));
     } finally {

@@ -2,8 +2,12 @@
  * `POST /v1/models/{model}/deployments/{ref}/predict`: a prediction sent through the API to the
  * gateway, for the dashboard's playground (same origin as the page, so the browser needs no
  * CORS grant on the gateway). It goes the way any client's request goes: the caller's key, the
- * deployment's path on the gateway, the gateway's answer and `x-gantry-deployment-id` as they are.
+ * deployment's path on the gateway, the gateway's answer and `x-gantry-deployment-id` as they are
+ * (a streamed answer passed on chunk by chunk).
  */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Router } from 'express';
 import type { DeploymentService } from '../../services/deployments';
 import { DEPLOYMENT_ID_HEADER } from '../../shared/constants';
@@ -37,7 +41,21 @@ export function playgroundRoutes({ deployments, gatewayUrl }: PlaygroundRoutesDe
     }
     const servedBy = answer.headers.get(DEPLOYMENT_ID_HEADER);
     if (servedBy) res.setHeader(DEPLOYMENT_ID_HEADER, servedBy);
-    res.status(answer.status).type(answer.headers.get('content-type') ?? 'application/octet-stream').send(Buffer.from(await answer.arrayBuffer()));
+    res.status(answer.status).type(answer.headers.get('content-type') ?? 'application/octet-stream');
+    const length = answer.headers.get('content-length');
+    if (length !== null || !answer.body) {
+      res.send(Buffer.from(await answer.arrayBuffer()));
+      return;
+    }
+    // A streamed answer: each chunk goes on to the browser as the gateway sends it.
+    res.flushHeaders();
+    res.socket?.setNoDelay(true);
+    try {
+      await pipeline(Readable.fromWeb(answer.body as WebReadableStream<Uint8Array>), res);
+    } catch {
+      // The gateway's stream broke off or the browser went away: the answer ends where it stopped.
+      res.destroy();
+    }
   });
   return router;
 }

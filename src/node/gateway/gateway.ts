@@ -1,16 +1,19 @@
 /**
  * The inference gateway (DESIGN §4): authenticates, resolves the path to a deployment
  * (weighted for environments), picks the ready replica with the fewest requests in flight
- * and proxies to it. Answers JSON errors: 401, 404, 405, 413, 502, 503, 504.
+ * and proxies to it. Wakes deployments (`…/wake`, 202) and passes the async inference routes on
+ * to the API. Answers JSON errors: 401, 404, 405, 413, 502, 503, 504.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hashApiKey, keyFromAuthorization } from '../../auth/api-keys';
 import type { Store } from '../../store/store';
+import { describeError } from '../retried-task';
 import type { Runtime } from '../runtime/runtime';
+import { ApiUnreachable, forwardToApi } from './api-forward';
 import { pickLeastInFlight } from './balancer';
 import { forwardToReplica, UpstreamTimeout, UpstreamUnavailable } from './proxy';
-import { parseInferencePath, RoutingTable } from './routing-table';
+import { parseInferencePath, RoutingTable, type RequestAddress } from './routing-table';
 
 /** Largest request body the gateway accepts. */
 export const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -35,8 +38,15 @@ export interface GatewayDeps {
   onApplied?: (generations: Record<string, number>) => void;
   /** Called for every request routed to a deployment (for metering). */
   onRouted?: (deploymentId: string) => void;
-  /** Asks for a sleeping deployment to be woken (a request is waiting for it). */
-  wake?: (deploymentId: string) => void;
+  /**
+   * Wakes a sleeping deployment (a request waits for it, or `…/wake` asked); resolves with
+   * whether this call woke it (false when it was awake or already waking).
+   */
+  wake?: (deploymentId: string, reason: string) => Promise<boolean>;
+  /** The management API, where the async inference routes are passed on to. */
+  apiUrl?: string;
+  /** How long the API may take to start answering a request passed on to it (default 30 s). */
+  apiTimeoutMs?: number;
   waitLimits?: WaitLimits;
   /** Where the gateway tells what went wrong outside a request (a failed accept). */
   log?: (line: string) => void;
@@ -184,9 +194,18 @@ export class Gateway {
       if (!key || !this.keys.has(hashApiKey(key))) {
         throw new RequestError(401, 'unauthorized', 'missing or invalid API key: send Authorization: Api-Key <key>');
       }
-      const address = parseInferencePath(req.headers.host, url.pathname);
-      if (!address) throw new RequestError(404, 'not_found', `no inference route at ${url.pathname}`);
-      if (req.method !== 'POST') throw new RequestError(405, 'method_not_allowed', 'predict takes POST');
+      const route = parseInferencePath(req.headers.host, url.pathname);
+      if (!route) throw new RequestError(404, 'not_found', `no inference route at ${url.pathname}`);
+      if (route.action === 'api') {
+        await this.forwardToApi(`${route.apiPath}${url.search}`, req, res);
+        return;
+      }
+      if (req.method !== 'POST') throw new RequestError(405, 'method_not_allowed', `${route.action} takes POST`);
+      if (route.action === 'wake') {
+        await this.wake(route.address, res);
+        return;
+      }
+      const address = route.address;
       const resolved = this.table.resolve(address);
       if ('error' in resolved) throw new RequestError(resolved.error.status, resolved.error.code, resolved.error.message);
       const body = await readBody(req, MAX_BODY_BYTES);
@@ -257,7 +276,10 @@ export class Gateway {
         }
         if (current.desired_replicas === 0 && Date.now() - (this.lastWake.get(deploymentId) ?? 0) > 1000) {
           this.lastWake.set(deploymentId, Date.now());
-          this.deps.wake?.(deploymentId);
+          // A request still waiting asks again a second later: that is the retry.
+          this.deps.wake?.(deploymentId, 'a request is waiting').catch((error) =>
+            this.log(`gateway: waking deployment ${deploymentId} failed (a waiting request asks again in 1 s): ${describeError(error)}`),
+          );
         }
         if (Date.now() > deadline) {
           throw new RequestError(503, 'unavailable', `deployment ${name} (${deploymentId}) has no ready replica after ${Math.round(limits.timeoutMs / 1000)} s; retry later`);
@@ -266,6 +288,41 @@ export class Gateway {
       }
     } finally {
       this.waiting.set(deploymentId, (this.waiting.get(deploymentId) ?? 1) - 1);
+    }
+  }
+
+  /**
+   * `POST …/wake`: wakes the deployment the address names (for an environment, its current
+   * deployment and every deployment its route gives weight) and answers 202 at once with what
+   * was woken; a deployment already awake stays as it is.
+   */
+  private async wake(address: RequestAddress, res: http.ServerResponse): Promise<void> {
+    const targets = this.table.wakeTargets(address);
+    if ('error' in targets) throw new RequestError(targets.error.status, targets.error.code, targets.error.message);
+    const deployments = [];
+    for (const deployment of targets.deployments) {
+      let woken = false;
+      try {
+        woken = (await this.deps.wake?.(deployment.id, 'asked by POST …/wake')) ?? false;
+      } catch (error) {
+        throw new RequestError(503, 'unavailable', `deployment ${deployment.name} (${deployment.id}) could not be woken now (${describeError(error)}); retry shortly`);
+      }
+      if (woken) this.lastWake.set(deployment.id, Date.now());
+      deployments.push({ id: deployment.id, name: deployment.name, woken });
+    }
+    const body = JSON.stringify({ model_id: address.modelId, deployments });
+    res.writeHead(202, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+  }
+
+  /** Passes an async inference request on to the API; 503 when the API cannot be reached. */
+  private async forwardToApi(apiPath: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const apiUrl = this.deps.apiUrl;
+    if (!apiUrl) throw new RequestError(503, 'unavailable', 'the API is not reachable: this gateway was started without its URL');
+    try {
+      await forwardToApi(apiUrl, apiPath, req, res, this.deps.apiTimeoutMs ?? 30_000);
+    } catch (error) {
+      if (error instanceof ApiUnreachable) throw new RequestError(503, 'unavailable', `the API is not reachable at ${apiUrl} (${error.message}); retry shortly`);
+      throw error;
     }
   }
 

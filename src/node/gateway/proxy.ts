@@ -1,4 +1,4 @@
-/** Forwards one buffered request to one replica and streams the answer back. */
+/** Forwards one buffered request to one replica and streams the answer back, chunk by chunk. */
 import * as http from 'node:http';
 import { DEPLOYMENT_ID_HEADER } from '../../shared/constants';
 
@@ -53,7 +53,8 @@ function forwardable(headers: http.IncomingHttpHeaders | http.OutgoingHttpHeader
 
 /**
  * Sends `body` to the replica's /predict and pipes the answer to `res` with the deployment id
- * header. Rejects with UpstreamUnavailable when the replica refused or dropped the request
+ * header; a streamed (chunked) answer reaches the client chunk by chunk as the replica writes it,
+ * with backpressure from the client. Rejects with UpstreamUnavailable when the replica refused or dropped the request
  * before answering (safe to retry elsewhere), and with UpstreamTimeout when it had not started
  * answering within `limits.timeoutMs`; once an answer has started, errors (and a body that
  * stalls for `limits.timeoutMs` while the client keeps up) end `res`. When `clientGone` aborts
@@ -92,7 +93,14 @@ export function forwardToReplica(
           answer.resume();
           return;
         }
-        res.writeHead(answer.statusCode ?? 502, { ...forwardable(answer.headers), [DEPLOYMENT_ID_HEADER]: deploymentId, ...(answer.headers['content-length'] ? { 'content-length': answer.headers['content-length'] } : {}) });
+        const length = answer.headers['content-length'];
+        res.writeHead(answer.statusCode ?? 502, { ...forwardable(answer.headers), [DEPLOYMENT_ID_HEADER]: deploymentId, ...(length ? { 'content-length': length } : {}) });
+        if (!length) {
+          // A streamed answer (chunked from the replica, chunked to the client): the headers go
+          // out now and every chunk the moment it arrives (no Nagle delay on the client socket).
+          res.socket?.setNoDelay(true);
+          res.flushHeaders();
+        }
         // From here the timer measures gaps in the body; a client that does not read is no gap.
         timer.refresh();
         answer.on('data', () => timer.refresh());

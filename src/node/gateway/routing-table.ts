@@ -45,27 +45,48 @@ export interface RoutingError {
   message: string;
 }
 
-/** Parses the inference path (DESIGN §4), with the model from the Host `model-{id}.localhost` or the path. */
-export function parseInferencePath(host: string | undefined, pathname: string): RequestAddress | undefined {
+/** What an inference path asks of a deployment: a prediction, or that it wakes. */
+export type InferenceAction = 'predict' | 'wake';
+
+/**
+ * A parsed inference path: an action the gateway performs on the deployment at `address`, or
+ * an async inference route the API serves, passed on to it at `apiPath` (always the
+ * `/models/{id}/…` form, whatever the Host).
+ */
+export type InferenceRoute = { action: InferenceAction; address: RequestAddress } | { action: 'api'; apiPath: string };
+
+/** The async inference routes of Baseten's API, served by the Gantry API and passed on by the gateway. */
+const API_ACTIONS = new Set(['async_predict', 'async_queue_status']);
+
+/**
+ * Parses an inference path (DESIGN §4), with the model from the Host `model-{id}.localhost`
+ * or the path: `/{production|development|environments/{env}|deployment/{id}}/{predict|wake}`
+ * for the gateway, `…/async_predict`, `…/async_queue_status` and `/async_request/{id}` for the API.
+ */
+export function parseInferencePath(host: string | undefined, pathname: string): InferenceRoute | undefined {
   const hostModel = /^model-([a-z0-9]+)\.localhost(?::\d+)?$/i.exec(host ?? '')?.[1]?.toLowerCase();
   let modelId = hostModel;
   let rest = pathname.replace(/\/+$/, '');
+  let encodedModel = hostModel;
   if (!modelId) {
     const match = /^\/models\/([^/]+)(\/.*)$/.exec(rest);
     if (!match) return undefined;
+    encodedModel = match[1]!;
     modelId = decodeURIComponent(match[1]!);
     rest = match[2]!;
   }
-  let m: RegExpExecArray | null;
-  if (rest === '/production/predict') return { kind: 'environment', modelId, environment: PRODUCTION };
-  if ((m = /^\/environments\/([^/]+)\/predict$/.exec(rest))) {
-    return { kind: 'environment', modelId, environment: decodeURIComponent(m[1]!) };
-  }
-  if ((m = /^\/deployment\/([^/]+)\/predict$/.exec(rest))) {
-    return { kind: 'deployment', modelId, deploymentId: decodeURIComponent(m[1]!) };
-  }
-  if (rest === '/development/predict') return { kind: 'development', modelId };
-  return undefined;
+  if (/^\/async_request\/[^/]+$/.test(rest)) return { action: 'api', apiPath: `/models/${encodedModel}${rest}` };
+  const target = /^\/(?:production|development|environments\/([^/]+)|deployment\/([^/]+))\/([a-z_]+)$/.exec(rest);
+  if (!target) return undefined;
+  const [, environment, deploymentId, action] = target;
+  if (API_ACTIONS.has(action!)) return { action: 'api', apiPath: `/models/${encodedModel}${rest}` };
+  if (action !== 'predict' && action !== 'wake') return undefined;
+  let address: RequestAddress;
+  if (environment !== undefined) address = { kind: 'environment', modelId, environment: decodeURIComponent(environment) };
+  else if (deploymentId !== undefined) address = { kind: 'deployment', modelId, deploymentId: decodeURIComponent(deploymentId) };
+  else if (rest.startsWith('/production/')) address = { kind: 'environment', modelId, environment: PRODUCTION };
+  else address = { kind: 'development', modelId };
+  return { action, address };
 }
 
 // Not here: DEPLOYING (its replicas serve as soon as they are ready, so nothing is refused
@@ -130,30 +151,61 @@ export class RoutingTable {
 
   /** Resolves an address to the deployment that should answer it, or a routing error. */
   resolve(address: RequestAddress): { deployment: RoutedDeployment } | { error: RoutingError } {
+    const found = this.candidates(address, (env) => env.chooser?.next() ?? env.current ?? undefined);
+    if ('error' in found) return found;
+    return this.serving(address.modelId, found.ids[0]!);
+  }
+
+  /**
+   * The deployments a wake of `address` wakes: the deployment it names; for an environment, its
+   * current deployment and every deployment its route gives weight (both sides of a promotion).
+   * Those that cannot serve are left out; when none can, the first one's routing error.
+   */
+  wakeTargets(address: RequestAddress): { deployments: RoutedDeployment[] } | { error: RoutingError } {
+    const found = this.candidates(address, (env) => env.current ?? undefined, (env) =>
+      Object.entries(env.route?.weights ?? {})
+        .filter(([, weight]) => weight > 0)
+        .map(([id]) => id),
+    );
+    if ('error' in found) return found;
+    const checked = [...new Set(found.ids)].map((id) => this.serving(address.modelId, id));
+    const deployments = checked.flatMap((c) => ('deployment' in c ? [c.deployment] : []));
+    return deployments.length > 0 ? { deployments } : (checked[0] as { error: RoutingError });
+  }
+
+  /** The deployment ids an address names (the first is the one that answers), or why there are none. */
+  private candidates(
+    address: RequestAddress,
+    first: (env: RoutedEnvironment) => string | undefined,
+    others: (env: RoutedEnvironment) => string[] = () => [],
+  ): { ids: string[] } | { error: RoutingError } {
     if (!this.models.has(address.modelId)) {
       return { error: { status: 404, code: 'not_found', message: `model ${address.modelId} not found` } };
     }
-    let deploymentId: string | undefined;
     if (address.kind === 'environment') {
       const env = this.environments.get(routeKey(address.modelId, address.environment));
       if (!env) {
         return { error: { status: 404, code: 'not_found', message: `environment ${address.environment} not found for model ${address.modelId}` } };
       }
-      deploymentId = env.chooser?.next() ?? env.current ?? undefined;
-      if (!deploymentId) {
+      const ids = [first(env), ...others(env)].filter((id): id is string => id !== undefined);
+      if (ids.length === 0) {
         return { error: { status: 404, code: 'not_found', message: `environment ${address.environment} of model ${address.modelId} has no deployment yet` } };
       }
-    } else if (address.kind === 'development') {
-      deploymentId = this.development.get(address.modelId);
-      if (!deploymentId) {
-        return { error: { status: 404, code: 'not_found', message: `model ${address.modelId} has no development deployment` } };
-      }
-    } else {
-      deploymentId = address.deploymentId;
+      return { ids };
     }
+    if (address.kind === 'development') {
+      const id = this.development.get(address.modelId);
+      if (!id) return { error: { status: 404, code: 'not_found', message: `model ${address.modelId} has no development deployment` } };
+      return { ids: [id] };
+    }
+    return { ids: [address.deploymentId] };
+  }
+
+  /** The deployment if it belongs to the model and can serve (now, or once woken), else the routing error. */
+  private serving(modelId: string, deploymentId: string): { deployment: RoutedDeployment } | { error: RoutingError } {
     const deployment = this.deployments.get(deploymentId);
-    if (!deployment || deployment.model_id !== address.modelId) {
-      return { error: { status: 404, code: 'not_found', message: `deployment ${deploymentId} not found for model ${address.modelId}` } };
+    if (!deployment || deployment.model_id !== modelId) {
+      return { error: { status: 404, code: 'not_found', message: `deployment ${deploymentId} not found for model ${modelId}` } };
     }
     if (deployment.status === 'INACTIVE' || deployment.status === 'DEACTIVATING') {
       return { error: { status: 404, code: 'deployment_inactive', message: `deployment ${deployment.name} (${deployment.id}) is deactivated` } };

@@ -18,6 +18,8 @@ export interface ReplicaSpec {
   /** The code revision in packageDir (development deployments move to newer ones by reloading). */
   revision: number;
   environment: Record<string, string>;
+  /** The secrets config.yaml declares: their values are read when the replica starts, never kept in the spec. */
+  secretNames?: string[];
   logsDir: string;
 }
 
@@ -83,18 +85,24 @@ export class ReplicaProcess {
     private readonly onChange: (replica: ReplicaProcess) => void,
     /** Where failures of the replica's own upkeep (writing its log, a health check) are told. */
     private readonly nodeLog: (line: string) => void = (line) => console.log(line),
+    /** The values of the secrets the spec declares, written once to the server's standard input. */
+    secrets: Record<string, string> = {},
   ) {
     this.child = spawn(
       spec.python,
-      ['-u', MODEL_SERVER_SCRIPT, 'serve', '--package', spec.packageDir, '--host', '127.0.0.1', '--port', '0', '--kind', spec.kind],
+      ['-u', MODEL_SERVER_SCRIPT, 'serve', '--package', spec.packageDir, '--host', '127.0.0.1', '--port', '0', '--kind', spec.kind, '--secrets-stdin'],
       {
         cwd: spec.packageDir,
         env: modelEnvironment(process.env, spec.environment, { GANTRY_EVENTS_FD: '3', PYTHONDONTWRITEBYTECODE: '1', GANTRY_REPLICA_ID: id, GANTRY_NODE_PID: String(process.pid) }),
-        stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+        stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
         // Its own process group: a Ctrl-C in the terminal reaches the node, which stops replicas in order.
         detached: true,
       },
     );
+    // Secrets go through a pipe, once, then it is closed: never argv, the environment, a file or a log.
+    // A process that died at once makes this EPIPE, which its exit reports better.
+    this.child.stdin?.on('error', () => undefined);
+    this.child.stdin?.end(JSON.stringify({ secrets }) + '\n');
     this.log([`starting replica ${id} (pid ${this.child.pid ?? '?'})`]);
     this.pipeLines(this.child.stdout!);
     this.pipeLines(this.child.stderr!);
@@ -246,10 +254,11 @@ export class ReplicaProcess {
 
   /**
    * Loads a newer revision into the running process (development replicas): the model
-   * server imports and loads it, and keeps the old code serving if that fails.
+   * server imports and loads it with `secrets`, and keeps the old code serving if that fails.
    */
-  reload(spec: ReplicaSpec): Promise<ReloadOutcome> {
-    const body = JSON.stringify({ package: spec.packageDir, environment_variables: spec.environment });
+  reload(spec: ReplicaSpec, secrets: Record<string, string> = {}): Promise<ReloadOutcome> {
+    // The new revision's secrets travel in the request body over loopback, never into a log line.
+    const body = JSON.stringify({ package: spec.packageDir, environment_variables: spec.environment, secrets });
     return new Promise((resolve) => {
       const request = http.request(
         { host: '127.0.0.1', port: this.port, path: '/reload', method: 'POST', agent: this.agent, timeout: 600_000, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },

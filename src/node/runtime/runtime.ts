@@ -5,7 +5,8 @@
  */
 import { newId } from '../../shared/ids';
 import type { ObservedReplica } from '../../store/store';
-import { DEFAULT_REPLICA_TIMINGS, ReplicaProcess, type ReplicaSpec, type ReplicaTimings } from './replica-process';
+import type { SecretResolver } from '../../secrets/secret-values';
+import { DEFAULT_REPLICA_TIMINGS, ReplicaProcess, type ReloadOutcome, type ReplicaSpec, type ReplicaTimings } from './replica-process';
 
 /** How many replicas one deployment should have, and how to start them. */
 export interface DesiredReplicas {
@@ -27,6 +28,8 @@ export interface RuntimeOptions {
   /** Called after any replica changes state. */
   onChange?: () => void;
   log?: (line: string) => void;
+  /** Reads the values of the secrets a spec declares, each time a replica starts or reloads. */
+  resolveSecrets?: SecretResolver;
 }
 
 interface Slot {
@@ -38,6 +41,8 @@ interface Slot {
   /** The last failed reload; that revision is not tried again. */
   reloadError: { revision: number; error: string } | undefined;
   process: ReplicaProcess | undefined;
+  /** Reading the spec's secrets before starting a process. */
+  launching: boolean;
   restarts: number;
   lastExit: string | undefined;
   lastError: string | undefined;
@@ -116,8 +121,11 @@ export class Runtime {
     if (process.phase !== 'READY' || spec.kind !== 'development') return;
     slot.reloading = spec.revision;
     this.options.onChange?.();
-    process
-      .reload(spec)
+    this.secretsOf(spec)
+      .then(
+        (secrets) => process.reload(spec, secrets),
+        (error): ReloadOutcome => ({ ok: false, error: (error as Error).message }),
+      )
       .then((outcome) => {
         slot.reloading = undefined;
         if (outcome.ok) {
@@ -150,7 +158,7 @@ export class Runtime {
     const at = new Date().toISOString();
     return [...this.slots.values()].map((slot) => {
       const process = slot.process;
-      const state: ObservedReplica['state'] = slot.retiring ? 'DRAINING' : process ? observedState(process) : 'EXITED';
+      const state: ObservedReplica['state'] = slot.retiring ? 'DRAINING' : process ? observedState(process) : slot.launching ? 'STARTING' : 'EXITED';
       return {
         id: slot.id,
         deployment_id: slot.spec.deploymentId,
@@ -183,6 +191,7 @@ export class Runtime {
       reloading: undefined,
       reloadError: undefined,
       process: undefined,
+      launching: false,
       restarts: 0,
       lastExit: undefined,
       lastError: undefined,
@@ -194,11 +203,43 @@ export class Runtime {
     this.launch(slot);
   }
 
+  /** The values of the secrets a spec declares (none without a resolver when it declares none). */
+  private async secretsOf(spec: ReplicaSpec): Promise<Record<string, string>> {
+    const names = spec.secretNames ?? [];
+    if (names.length === 0) return {};
+    if (!this.options.resolveSecrets) throw new Error('this node cannot read secrets (no secret store)');
+    return this.options.resolveSecrets(names);
+  }
+
+  /** Reads the slot's secrets, then starts its process; a secret that is not set is a failed start, retried with backoff. */
   private launch(slot: Slot): void {
     slot.restartTimer = undefined;
     if (slot.retiring || this.stopped) return;
+    const spec = slot.spec;
+    if ((spec.secretNames ?? []).length === 0) return this.spawn(slot, {});
+    slot.launching = true;
+    this.secretsOf(spec).then(
+      (secrets) => {
+        slot.launching = false;
+        if (slot.retiring || this.stopped) return;
+        if (slot.spec !== spec) return this.launch(slot); // the spec moved on while its secrets were read
+        this.spawn(slot, secrets);
+      },
+      (error) => {
+        slot.launching = false;
+        if (slot.retiring || this.stopped) return;
+        slot.restarts++;
+        slot.lastExit = 'not started';
+        slot.lastError = (error as Error).message;
+        this.scheduleRestart(slot);
+        this.options.onChange?.();
+      },
+    );
+  }
+
+  private spawn(slot: Slot, secrets: Record<string, string>): void {
     try {
-      slot.process = new ReplicaProcess(slot.id, slot.spec, this.timings, (process) => this.onProcessChange(slot, process), this.log);
+      slot.process = new ReplicaProcess(slot.id, slot.spec, this.timings, (process) => this.onProcessChange(slot, process), this.log, secrets);
     } catch (error) {
       // Not started at all (spawn refused synchronously): tried again like a process that exited.
       slot.process = undefined;

@@ -149,7 +149,21 @@ export const migrations: Migration[] = [
     `,
   },
   {
-    // 6, not 5: migration 5 (secrets) comes from a parallel branch; versions are applied by set, so a gap is fine.
+    version: 5,
+    name: 'secrets, encrypted at rest (AES-256-GCM; the key is GANTRY_HOME/secrets.key)',
+    sql: `
+      CREATE TABLE secrets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        ciphertext BLOB NOT NULL,
+        iv BLOB NOT NULL,
+        auth_tag BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+    `,
+  },
+  {
     version: 6,
     name: 'async prediction requests',
     sql: `

@@ -27,6 +27,9 @@ import {
   type PromotionPatch,
   type PromotionRecord,
   type RouteRecord,
+  type SealedSecret,
+  type SealedSecretValue,
+  type SecretRecord,
   type Store,
   type UsageSample,
 } from '../store';
@@ -575,11 +578,50 @@ export class SqliteStore implements Store {
     return { ...entry, source, id: Number(result.lastInsertRowid), at };
   }
 
-  async listAudit(modelId: string, options: { limit?: number } = {}): Promise<AuditEntry[]> {
+  async listAudit(modelId: string | null, options: { limit?: number } = {}): Promise<AuditEntry[]> {
     const rows = this.db
-      .prepare('SELECT * FROM audit_log WHERE model_id = ? ORDER BY id DESC LIMIT ?')
+      .prepare('SELECT * FROM audit_log WHERE model_id IS ? ORDER BY id DESC LIMIT ?')
       .all(modelId, options.limit ?? 1000) as Row[];
     return rows.map(toAudit);
+  }
+
+  async listSecrets(): Promise<SecretRecord[]> {
+    return this.db.prepare('SELECT id, name, created_at, updated_at FROM secrets ORDER BY name').all() as SecretRecord[];
+  }
+
+  async upsertSecret(name: string, value: SealedSecretValue): Promise<{ secret: SecretRecord; created: boolean }> {
+    const upsert = this.db.transaction((): { secret: SecretRecord; created: boolean } => {
+      const at = now();
+      const existing = this.db.prepare('SELECT id, created_at FROM secrets WHERE name = ?').get(name) as { id: string; created_at: string } | undefined;
+      if (existing) {
+        this.db
+          .prepare('UPDATE secrets SET ciphertext = ?, iv = ?, auth_tag = ?, updated_at = ? WHERE id = ?')
+          .run(value.ciphertext, value.iv, value.auth_tag, at, existing.id);
+        return { secret: { id: existing.id, name, created_at: existing.created_at, updated_at: at }, created: false };
+      }
+      const id = newId();
+      this.db
+        .prepare('INSERT INTO secrets (id, name, ciphertext, iv, auth_tag, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(id, name, value.ciphertext, value.iv, value.auth_tag, at, at);
+      return { secret: { id, name, created_at: at, updated_at: at }, created: true };
+    });
+    const result = upsert.immediate();
+    this.changed();
+    return result;
+  }
+
+  async deleteSecret(name: string): Promise<boolean> {
+    const deleted = this.db.prepare('DELETE FROM secrets WHERE name = ?').run(name).changes > 0;
+    if (deleted) this.changed();
+    return deleted;
+  }
+
+  async readSecretCiphertexts(names: string[]): Promise<SealedSecret[]> {
+    if (names.length === 0) return [];
+    const rows = this.db
+      .prepare(`SELECT name, ciphertext, iv, auth_tag FROM secrets WHERE name IN (${names.map(() => '?').join(', ')}) ORDER BY name`)
+      .all(...names) as SealedSecret[];
+    return rows;
   }
 
   async addUsage(samples: UsageSample[]): Promise<void> {
