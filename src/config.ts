@@ -26,6 +26,9 @@ export const configSchema = z.object({
   GANTRY_WAKE_TIMEOUT_SECONDS: positiveSeconds.default(60),
   GANTRY_WAKE_QUEUE_SIZE: z.coerce.number().int().min(1).max(100_000).default(256),
   GANTRY_USAGE_FLUSH_SECONDS: positiveSeconds.default(60),
+  GANTRY_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  GANTRY_WEBHOOK_RETRY_SECONDS: positiveSeconds.default(3600),
+  GANTRY_ASYNC_RETENTION_SECONDS: z.coerce.number().int().min(60).max(31_536_000).default(604_800),
 });
 
 /** Gantry's configuration, resolved from the environment. */
@@ -50,6 +53,12 @@ export interface GantryConfig {
   wakeQueueSize: number;
   /** How often metered usage is written to the store (what a crash can lose at most). */
   usageFlushSeconds: number;
+  /** The secret async webhooks are signed with (else one kept in GANTRY_HOME/webhook-secret). */
+  webhookSecret: string | undefined;
+  /** How long a failing webhook delivery is retried before the request is WEBHOOK_FAILED. */
+  webhookRetrySeconds: number;
+  /** How long an async request's output is kept for GET after the request ended. */
+  asyncRetentionSeconds: number;
 }
 
 /** Raised when the environment holds an invalid setting; the message names each one. */
@@ -87,5 +96,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     wakeTimeoutSeconds: c.GANTRY_WAKE_TIMEOUT_SECONDS,
     wakeQueueSize: c.GANTRY_WAKE_QUEUE_SIZE,
     usageFlushSeconds: c.GANTRY_USAGE_FLUSH_SECONDS,
+    webhookSecret: c.GANTRY_WEBHOOK_SECRET,
+    webhookRetrySeconds: c.GANTRY_WEBHOOK_RETRY_SECONDS,
+    asyncRetentionSeconds: c.GANTRY_ASYNC_RETENTION_SECONDS,
   };
 }

@@ -8,6 +8,8 @@ export interface HomePaths {
   adminKeyFile: string;
   /** The AES-256 key secret values are encrypted with (mode 0600; back it up). */
   secretsKeyFile: string;
+  /** The generated secret async webhooks are signed with when GANTRY_WEBHOOK_SECRET is unset. */
+  webhookSecretFile: string;
   archives: string;
   builds: string;
   venvs: string;
@@ -23,6 +25,7 @@ export function homePaths(home: string): HomePaths {
     temporalDatabase: path.join(home, 'temporal.db'),
     adminKeyFile: path.join(home, 'admin-api-key'),
     secretsKeyFile: path.join(home, 'secrets.key'),
+    webhookSecretFile: path.join(home, 'webhook-secret'),
     archives: path.join(home, 'archives'),
     builds: path.join(home, 'builds'),
     venvs: path.join(home, 'venvs'),

@@ -10,6 +10,8 @@ export interface ActivityDeps {
   basePython: string;
   /** Starts workflows from activities (a push that asks for a promotion). */
   workflows?: WorkflowsClient;
+  /** What async prediction activities need: the key they call the gateway with and the webhook secret (read when first needed). */
+  asyncCalls?: { apiKey: () => string; webhookSecret: () => string };
   /** How often observed state is polled while waiting (ms). */
   pollIntervalMs?: number;
 }

@@ -14,3 +14,10 @@ export const DEPLOYMENT_NOT_FOUND = 'DeploymentNotFound';
 
 /** Failure types no activity retry should be spent on. */
 export const NON_RETRYABLE_FAILURES = [BUILD_FAILED, REPLICAS_NOT_READY, ROUTE_NOT_APPLIED, DEPLOYMENT_NOT_FOUND];
+
+/** An async request's record is gone (it was never stored, or was removed). */
+export const ASYNC_REQUEST_GONE = 'AsyncRequestGone';
+/** An async request's webhook did not answer 2xx (retried until the webhook's deadline). */
+export const WEBHOOK_NOT_DELIVERED = 'WebhookNotDelivered';
+/** Error codes an async request's model call fails with that no retry can change (4xx answers). */
+export const NON_RETRYABLE_CALL_FAILURES = ['MODEL_INVALID_INPUT', 'MODEL_DOES_NOT_EXIST'];

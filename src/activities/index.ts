@@ -1,4 +1,5 @@
 /** Every activity the worker registers, built from the worker's dependencies. */
+import { createAsyncPredictionActivities } from './async-predictions';
 import { createBuildActivities } from './build';
 import type { ActivityDeps } from './deps';
 import { createPromotionActivities } from './promotions';
@@ -16,6 +17,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPromotionActivities(deps),
     ...createScalingActivities(deps),
     ...createTrafficActivities(deps),
+    ...createAsyncPredictionActivities(deps),
   };
 }
 

@@ -1,6 +1,7 @@
 /** The management API (DESIGN §4) as an Express app, built from its dependencies. */
 import express from 'express';
 import type { HomePaths } from '../home';
+import { AsyncPredictionService } from '../services/async-predictions';
 import { DeploymentService } from '../services/deployments';
 import { DevelopmentService } from '../services/development';
 import { EnvironmentService } from '../services/environments';
@@ -9,12 +10,13 @@ import { UsageService } from '../services/usage';
 import { ModelService } from '../services/models';
 import type { TemporalUiLink } from '../shared/views';
 import type { Store } from '../store/store';
-import type { WorkflowsClient } from '../temporal/workflows-client';
+import type { AsyncPredictionsClient, WorkflowsClient } from '../temporal/workflows-client';
 import { DASHBOARD_DIR } from '../shared/project-paths';
 import { LiveViews } from '../services/live';
 import { requireApiKey } from './auth';
 import { dashboardRoutes } from './dashboard';
 import { errorHandler, routeNotFound } from './errors';
+import { asyncPredictionRoutes } from './routes/async-predictions';
 import { deploymentRoutes } from './routes/deployments';
 import { environmentRoutes } from './routes/environments';
 import { eventRoutes } from './routes/events';
@@ -36,6 +38,8 @@ export interface AppDeps {
   gatewayUrl?: string;
   /** The Temporal Web UI and namespace, for the dashboard's links to workflows (none when no UI is known). */
   temporalUi?: TemporalUiLink;
+  /** Async predictions (their routes are mounted only when given), with the settings their workflows start with. */
+  asyncPredictions?: { client: AsyncPredictionsClient; webhookRetrySeconds: number; wakeTimeoutSeconds: number };
   /** Where the bundled dashboard is (DASHBOARD_DIR unless a test says otherwise). */
   dashboardDir?: string;
 }
@@ -62,6 +66,11 @@ export function createApp(deps: AppDeps): express.Express {
   if (deps.gatewayUrl) app.use(playgroundRoutes({ deployments, gatewayUrl: deps.gatewayUrl }));
   app.use(secretRoutes({ store: deps.store, secrets: new SecretService(deps) }));
   app.use(eventRoutes({ store: deps.store, deployments, live: new LiveViews({ store: deps.store, deployments, environments, temporalUi: deps.temporalUi }) }));
+
+  if (deps.asyncPredictions) {
+    const { client, ...settings } = deps.asyncPredictions;
+    app.use(asyncPredictionRoutes(new AsyncPredictionService({ store: deps.store, asyncPredictions: client, ...settings })));
+  }
 
   app.use(routeNotFound);
   app.use(errorHandler);

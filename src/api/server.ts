@@ -13,10 +13,12 @@ async function main(): Promise<void> {
   const paths = homePaths(config.home);
   const store = openSqliteStore(paths.database);
   const temporal = await connectClient(config.temporalAddress, config.temporalNamespace);
+  const workflows = new TemporalWorkflowsClient(temporal);
   const app = createApp({
     store,
     paths,
-    workflows: new TemporalWorkflowsClient(temporal),
+    workflows,
+    asyncPredictions: { client: workflows, webhookRetrySeconds: config.webhookRetrySeconds, wakeTimeoutSeconds: config.wakeTimeoutSeconds },
     deployTimeoutSeconds: config.deployTimeoutSeconds,
     maxArchiveBytes: config.maxArchiveBytes,
     basePython: config.python,

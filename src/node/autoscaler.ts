@@ -5,7 +5,10 @@
  * wins, as in Kubernetes' HPA), and puts a deployment with min_replica 0 to sleep
  * (SCALED_TO_ZERO) after scale_down_delay without requests. A sleeping deployment is woken by
  * a request (the gateway), never by the autoscaler. A promotion in flight owns the replica
- * counts of its deployments; the autoscaler leaves them alone.
+ * counts of its deployments; the autoscaler leaves them alone. Queued async requests (read from
+ * the store, once per tick) add to a deployment's demand and count as activity, so a queue keeps
+ * it awake and scales it up; in-progress ones are not added, since their calls are already in
+ * flight at the gateway.
  */
 import { scalePatch } from '../shared/replica-status';
 import type { AutoscalingSettings } from '../shared/schemas';
@@ -74,6 +77,8 @@ export class Autoscaler {
   private readonly samples = new Map<string, Sample[]>();
   private readonly recommendations = new Map<string, { at: number; replicas: number }[]>();
   private readonly managedSince = new Map<string, number>();
+  /** When each deployment last had queued async requests. */
+  private readonly lastQueued = new Map<string, number>();
   private readonly startedAt: number;
   private readonly now: () => number;
 
@@ -87,18 +92,22 @@ export class Autoscaler {
     const now = this.now();
     const deployments = await this.deps.store.listLiveDeployments();
     const inFlight = await this.deps.store.listPromotionsInFlight();
+    const queuedAsync = new Map((await this.deps.store.countAsyncRequests()).map((c) => [c.deployment_id, c.queued]));
     for (const deployment of deployments) {
       if (!this.manages(deployment) || inFlight.some((p) => promotionInvolves(p, deployment.id))) {
         this.samples.delete(deployment.id);
         this.recommendations.delete(deployment.id);
         this.managedSince.delete(deployment.id);
+        this.lastQueued.delete(deployment.id);
         continue;
       }
       if (!this.managedSince.has(deployment.id)) this.managedSince.set(deployment.id, now);
       const settings = deployment.autoscaling;
       const windowMs = settings.autoscaling_window * 1000;
       const samples = (this.samples.get(deployment.id) ?? []).filter((s) => now - s.at < windowMs);
-      samples.push({ at: now, inFlight: this.deps.demand.inFlight(deployment.id) });
+      const queued = queuedAsync.get(deployment.id) ?? 0;
+      if (queued > 0) this.lastQueued.set(deployment.id, now);
+      samples.push({ at: now, inFlight: this.deps.demand.inFlight(deployment.id) + queued });
       this.samples.set(deployment.id, samples);
       const averageInFlight = samples.reduce((sum, s) => sum + s.inFlight, 0) / samples.length;
       const recommendation = recommendReplicas(settings, averageInFlight);
@@ -110,7 +119,7 @@ export class Autoscaler {
           current: deployment.desired_replicas,
           averageInFlight,
           recentRecommendations: recent,
-          idleMs: now - Math.max(lastRequest, Date.parse(deployment.updated_at) || 0),
+          idleMs: now - Math.max(lastRequest, this.lastQueued.get(deployment.id) ?? 0, Date.parse(deployment.updated_at) || 0),
           keepAwake: deployment.watch_heartbeat_at !== null && now - Date.parse(deployment.watch_heartbeat_at) < WATCH_SESSION_TTL_MS,
           observedMs: now - this.managedSince.get(deployment.id)!,
         },
@@ -122,7 +131,9 @@ export class Autoscaler {
       // Only if it is still serving: a deactivation since the read wins.
       const written = await this.deps.store.updateDeploymentIfStatus(deployment.id, ['ACTIVE', 'UNHEALTHY'], scalePatch(deployment, next));
       if (!written) continue;
-      this.deps.log?.(`autoscaler: deployment ${deployment.id} ${deployment.desired_replicas} → ${next} replicas (${averageInFlight.toFixed(2)} in flight on average)`);
+      this.deps.log?.(
+        `autoscaler: deployment ${deployment.id} ${deployment.desired_replicas} → ${next} replicas (${averageInFlight.toFixed(2)} in flight on average${queued > 0 ? `, ${queued} async requests queued` : ''})`,
+      );
     }
   }
 

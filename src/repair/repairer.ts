@@ -13,7 +13,7 @@ import type { HomePaths } from '../home';
 import { appendLog } from '../logs/deployment-logs';
 import { workflowIds } from '../shared/constants';
 import { scalePatch } from '../shared/replica-status';
-import { liveNodes, nodesBehind, routeKey, type DeploymentPatch, type DeploymentRecord, type PromotionPatch, type PromotionRecord, type Store } from '../store/store';
+import { liveNodes, nodesBehind, routeKey, type AsyncRequestRecord, type DeploymentPatch, type DeploymentRecord, type PromotionPatch, type PromotionRecord, type Store } from '../store/store';
 import type { WorkflowDescription, WorkflowsClient } from '../temporal/workflows-client';
 import type { DevelopmentUpdateInput } from '../workflows/development';
 
@@ -22,6 +22,9 @@ export const REPAIR_ACTOR = 'gantry (repair)';
 
 /** How long a repair waits for the gateways to apply the route it wrote before it ends the promotion. */
 const ROUTE_APPLY_WAIT_MS = 10_000;
+
+/** How often the workflow of one unfinished async request is looked at (there may be thousands). */
+const ASYNC_CHECK_MS = 30_000;
 
 /** A record younger than this is left alone when its workflow is missing: the API may be starting it right now. */
 export const DEFAULT_REPAIR_GRACE_MS = 10_000;
@@ -42,7 +45,7 @@ type RestoredTraffic = { action: string } & Pick<PromotionPatch, 'percent_traffi
 
 /** One repair a pass made. */
 export interface Repair {
-  kind: 'deploy' | 'development-update' | 'promotion';
+  kind: 'deploy' | 'development-update' | 'promotion' | 'async-request';
   id: string;
   cause: string;
   action: string;
@@ -60,6 +63,8 @@ export class Repairer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<Repair[]> | undefined;
   private lastError = '';
+  /** When each unfinished async request's workflow was last looked at (each at most every ASYNC_CHECK_MS). */
+  private readonly asyncChecked = new Map<string, number>();
 
   constructor(private readonly deps: RepairerDeps) {}
 
@@ -99,6 +104,10 @@ export class Repairer {
         else if (deployment.status === 'UPDATING') await this.add(repairs, this.repairDevelopmentUpdate(deployment));
       }
       for (const promotion of await this.deps.store.listPromotionsInFlight()) await this.add(repairs, this.repairPromotion(promotion));
+      const unfinished = await this.deps.store.listUnfinishedAsyncRequests();
+      const ids = new Set(unfinished.map((r) => r.id));
+      for (const id of this.asyncChecked.keys()) if (!ids.has(id)) this.asyncChecked.delete(id);
+      for (const request of unfinished) await this.add(repairs, this.repairAsyncRequest(request));
       this.lastError = '';
     } catch (error) {
       // Temporal or the store is unreachable: nothing can be known, so nothing is repaired.
@@ -107,6 +116,31 @@ export class Repairer {
       this.lastError = message;
     }
     return repairs;
+  }
+
+  /** An async request QUEUED or IN_PROGRESS: its workflow runs, or it is ended FAILED. */
+  private async repairAsyncRequest(request: AsyncRequestRecord): Promise<Repair | undefined> {
+    const now = Date.now();
+    if (this.recent(request.status_at) || now - (this.asyncChecked.get(request.id) ?? 0) < ASYNC_CHECK_MS) return undefined;
+    this.asyncChecked.set(request.id, now);
+    const workflow = await this.deps.workflows.describe(request.workflow_id);
+    if (workflow?.status === 'RUNNING') return undefined;
+    const cause = ended(workflow);
+    const action = 'ended FAILED';
+    const repaired = await this.deps.store.transitionAsyncRequest(request.id, ['QUEUED', 'IN_PROGRESS'], {
+      status: 'FAILED',
+      errors: [{ code: 'INTERNAL_SERVER_ERROR', message: 'repaired: the workflow ended without finishing the request' }],
+      ended_at: new Date().toISOString(),
+    });
+    if (!repaired) return undefined;
+    await this.deps.store.appendAudit({
+      model_id: request.model_id,
+      actor: REPAIR_ACTOR,
+      action: 'REPAIRED',
+      target: request.id,
+      details: { request_id: request.id, deployment_id: request.deployment_id, workflow_id: request.workflow_id, cause, action },
+    });
+    return { kind: 'async-request', id: request.id, cause, action };
   }
 
   private async add(repairs: Repair[], repair: Promise<Repair | undefined>): Promise<void> {

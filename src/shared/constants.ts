@@ -10,6 +10,8 @@ export const workflowIds = {
   deploy: (deploymentId: string): string => `deploy:${deploymentId}`,
   promotion: (modelId: string, environment: string): string => `promotion:${modelId}:${environment}`,
   developmentUpdate: (deploymentId: string): string => `development:${deploymentId}`,
+  /** One workflow per async prediction request. */
+  asyncPrediction: (requestId: string): string => `async:${requestId}`,
   /** The id development updates had before they were one at a time per deployment (still running ones keep it). */
   legacyDevelopmentUpdate: (deploymentId: string, revision: number): string => `development:${deploymentId}:${revision}`,
 } as const;

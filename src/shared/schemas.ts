@@ -313,3 +313,33 @@ export const upsertSecretSchema = z.strictObject({
 });
 /** A secret to create or rotate. */
 export type UpsertSecretRequest = z.infer<typeof upsertSecretSchema>;
+
+/** How an async request's call to the model is retried (Baseten's InferenceRetryConfig). */
+export const inferenceRetryConfigSchema = z.strictObject({
+  /** Attempts of the predict call, the first included. */
+  max_attempts: z.number().int().min(1).max(10).default(3),
+  /** Delay before the first retry; doubles with each further retry. */
+  initial_delay_ms: z.number().int().min(0).max(10_000).default(1000),
+  /** The longest delay between two attempts. */
+  max_delay_ms: z.number().int().min(0).max(60_000).default(5000),
+});
+/** An async request's retry settings, with the defaults filled in. */
+export type InferenceRetryConfig = z.infer<typeof inferenceRetryConfigSchema>;
+
+/** POST …/async_predict (Baseten's AsyncPredictRequest). */
+export const asyncPredictRequestSchema = z.strictObject({
+  /** The model's input: any JSON object. */
+  model_input: z.record(z.string(), z.unknown()),
+  /** Where the result is POSTed once the request ends (http or https). */
+  webhook_endpoint: z
+    .url({ protocol: /^https?$/, error: 'must be an http or https URL' })
+    .max(2048)
+    .optional(),
+  /** 0 (the highest) to 2: lower values are served first. */
+  priority: z.number().int().min(0).max(2).default(0),
+  /** How long the request may wait for capacity before it is EXPIRED. */
+  max_time_in_queue_seconds: z.number().int().min(10).max(259_200).default(600),
+  inference_retry_config: inferenceRetryConfigSchema.default({ max_attempts: 3, initial_delay_ms: 1000, max_delay_ms: 5000 }),
+});
+/** A parsed async predict request. */
+export type AsyncPredictRequest = z.infer<typeof asyncPredictRequestSchema>;

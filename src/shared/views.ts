@@ -150,3 +150,87 @@ export type LiveEvent =
   | { event: 'models'; data: { models: ModelOverview[] } }
   /** One model (the stream with `?model=`), sent at once and whenever it changes. */
   | { event: 'model'; data: ModelDetail };
+
+/** Where an async request is (Baseten's statuses). */
+export type AsyncRequestStatus = 'QUEUED' | 'IN_PROGRESS' | 'SUCCEEDED' | 'FAILED' | 'EXPIRED' | 'CANCELED' | 'WEBHOOK_FAILED';
+
+/** Statuses an async request never leaves (WEBHOOK_FAILED included). */
+export const FINAL_ASYNC_STATUSES: readonly AsyncRequestStatus[] = ['SUCCEEDED', 'FAILED', 'EXPIRED', 'CANCELED', 'WEBHOOK_FAILED'];
+
+/** Where the delivery of an async request's result to its webhook is. */
+export type WebhookStatus = 'PENDING' | 'SUCCEEDED' | 'FAILED' | 'CANCELED' | 'NO_WEBHOOK_PROVIDED';
+
+/** The error codes of an async request (Baseten's AsyncRequestError codes). */
+export type AsyncRequestErrorCode =
+  | 'MODEL_PREDICT_ERROR'
+  | 'MODEL_PREDICT_TIMEOUT'
+  | 'MODEL_NOT_READY'
+  | 'MODEL_DOES_NOT_EXIST'
+  | 'MODEL_UNAVAILABLE'
+  | 'MODEL_INVALID_INPUT'
+  | 'ASYNC_REQUEST_NOT_SUPPORTED'
+  | 'INTERNAL_SERVER_ERROR';
+
+/** One error of an async request. */
+export interface AsyncRequestError {
+  code: AsyncRequestErrorCode;
+  message: string;
+}
+
+/** What POST …/async_predict answers (201). */
+export interface AsyncPredictAccepted {
+  request_id: string;
+}
+
+/** What GET …/async_request/{id} answers: Baseten's AsyncRequestStatusResponse plus Gantry's extras. */
+export interface AsyncRequestView {
+  request_id: string;
+  model_id: string;
+  deployment_id: string;
+  status: AsyncRequestStatus;
+  webhook_status: WebhookStatus;
+  created_at: string;
+  status_at: string;
+  errors: AsyncRequestError[];
+  /** The model's answer (parsed when it is JSON), while it is retained; absent otherwise. */
+  output?: unknown;
+  /** Predict attempts made so far. */
+  attempts: number;
+  priority: number;
+  /** The environment the request was addressed to, when it was. */
+  environment?: string;
+  started_at: string | null;
+  ended_at: string | null;
+}
+
+/** What DELETE …/async_request/{id} answers. */
+export interface AsyncCancelResult {
+  request_id: string;
+  canceled: boolean;
+  message: string;
+}
+
+/** What GET …/async_queue_status answers. */
+export interface AsyncQueueStatus {
+  model_id: string;
+  deployment_id: string;
+  num_queued_requests: number;
+  num_in_progress_requests: number;
+}
+
+/** The body POSTed to an async request's webhook. */
+export interface AsyncWebhookPayload {
+  request_id: string;
+  model_id: string;
+  deployment_id: string;
+  type: 'async_request_completed';
+  time: string;
+  /** The model's answer: parsed JSON when it is JSON, else its text; null when there is none. */
+  data: unknown;
+  errors: AsyncRequestError[];
+}
+
+/** The header carrying the webhook body's signature: `v1=<hex HMAC-SHA256 of the body>` (Baseten's name and format). */
+export const WEBHOOK_SIGNATURE_HEADER = 'x-baseten-signature';
+/** The header naming the async request a webhook delivery is for. */
+export const WEBHOOK_REQUEST_ID_HEADER = 'x-gantry-request-id';

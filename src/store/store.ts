@@ -4,8 +4,8 @@
  * interface is asynchronous so that a networked database can stand behind it too.
  */
 import { NODE_STALE_AFTER_MS } from '../shared/constants';
-import type { AuditEntry, AuditSource, DeploymentKind } from '../shared/views';
-import type { AutoscalingSettings, DeploymentStatus, Labels, ModelConfig, PromotionSettings } from '../shared/schemas';
+import type { AsyncRequestError, AsyncRequestStatus, AuditEntry, AuditSource, DeploymentKind, WebhookStatus } from '../shared/views';
+import type { AutoscalingSettings, DeploymentStatus, InferenceRetryConfig, Labels, ModelConfig, PromotionSettings } from '../shared/schemas';
 import type { PromotionStatusName } from '../workflows/messages';
 
 /** A model: a named thing users call, owning deployments and environments. */
@@ -225,6 +225,59 @@ export class ConflictError extends Error {
   override name = 'ConflictError';
 }
 
+/** One async prediction request: its target, settings, input, outcome and webhook delivery. */
+export interface AsyncRequestRecord {
+  id: string;
+  model_id: string;
+  /** The environment it was addressed to (its queued requests follow a promotion), else null. */
+  environment: string | null;
+  deployment_id: string;
+  status: AsyncRequestStatus;
+  webhook_endpoint: string | null;
+  webhook_status: WebhookStatus;
+  /** 0 (served first) to 2. */
+  priority: number;
+  max_time_in_queue_seconds: number;
+  retry_config: InferenceRetryConfig;
+  /** The model_input, as JSON text (kept here, never in a workflow's history). */
+  input: string;
+  /** The model's answer body while retained, else null. */
+  output: string | null;
+  output_content_type: string | null;
+  errors: AsyncRequestError[];
+  attempts: number;
+  workflow_id: string;
+  created_at: string;
+  status_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+  /** When a request still QUEUED expires. */
+  expires_at: string;
+}
+
+/** What accepting an async request stores (it starts QUEUED). */
+export type NewAsyncRequest = Omit<AsyncRequestRecord, 'status' | 'status_at' | 'output' | 'output_content_type' | 'errors' | 'attempts' | 'started_at' | 'ended_at'>;
+
+/** The fields of an async request its transitions change. */
+export type AsyncRequestPatch = Partial<
+  Pick<AsyncRequestRecord, 'status' | 'webhook_status' | 'output' | 'output_content_type' | 'errors' | 'attempts' | 'started_at' | 'ended_at' | 'deployment_id'>
+>;
+
+/** Queued and in-progress async requests of one deployment. */
+export interface AsyncQueueCounts {
+  deployment_id: string;
+  queued: number;
+  in_progress: number;
+}
+
+/** A group of queued async requests sharing a target: what the dispatcher works through. */
+export interface AsyncQueueGroup {
+  model_id: string;
+  deployment_id: string;
+  environment: string | null;
+  queued: number;
+}
+
 /** Gantry's persistent state. Every method is safe to call from several processes at once. */
 export interface Store {
   /** Finds a model by name, or creates it together with its production environment. */
@@ -326,6 +379,32 @@ export interface Store {
   /** Adds usage samples to what is already recorded for their deployment and minute. */
   addUsage(samples: UsageSample[]): Promise<void>;
   listUsage(range: { start: string; end: string }): Promise<UsageSample[]>;
+
+  /** Stores a new async request, QUEUED. */
+  createAsyncRequest(request: NewAsyncRequest): Promise<AsyncRequestRecord>;
+  getAsyncRequest(id: string): Promise<AsyncRequestRecord | undefined>;
+  /** Removes an async request whose workflow could not be started. */
+  discardAsyncRequest(id: string): Promise<void>;
+  /**
+   * Applies a patch only while the request's status is one of `from` (a patch with a status
+   * also sets status_at); returns whether it did.
+   */
+  transitionAsyncRequest(id: string, from: AsyncRequestStatus[], patch: AsyncRequestPatch): Promise<boolean>;
+  /** Queued and in-progress counts of every deployment that has any (one grouped query). */
+  countAsyncRequests(): Promise<AsyncQueueCounts[]>;
+  /** Queued async requests grouped by model, deployment and environment. */
+  listAsyncQueueGroups(): Promise<AsyncQueueGroup[]>;
+  /** Moves the queued requests of an environment from one deployment to another (a promotion finished); returns how many. */
+  repointQueuedAsyncRequests(modelId: string, environment: string, fromDeploymentId: string, toDeploymentId: string): Promise<number>;
+  /**
+   * In one transaction: marks IN_PROGRESS the best queued requests of a deployment (priority
+   * ascending, then oldest) until `slots` are in progress; returns those it marked.
+   */
+  dispatchAsyncRequests(deploymentId: string, slots: number): Promise<AsyncRequestRecord[]>;
+  /** Async requests QUEUED or IN_PROGRESS, oldest first (without their input). */
+  listUnfinishedAsyncRequests(): Promise<AsyncRequestRecord[]>;
+  /** Clears the output of requests that ended before `endedBefore`; returns how many. */
+  clearAsyncOutputs(endedBefore: string): Promise<number>;
 
   /** Calls the listener (coalesced) after any write, by this process or another. Returns an unsubscribe. */
   watch(listener: () => void): () => void;

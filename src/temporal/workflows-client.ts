@@ -13,6 +13,8 @@ import type { ApiClientSource, AuditSource } from '../shared/views';
 import type { DeploymentRecord, ModelRecord } from '../store/store';
 import {
   ACTION_REFUSED,
+  asyncCancelSignal,
+  asyncDispatchedSignal,
   cancelPromotionSignal,
   forceCancelPromotionSignal,
   forceRollForwardPromotionSignal,
@@ -22,6 +24,7 @@ import {
   resumePromotionSignal,
   type PromotionStatus,
 } from '../workflows/messages';
+import type { AsyncPredictionInput } from '../workflows/async-prediction';
 import type { DevelopmentUpdateInput, DevelopmentUpdateOutcome } from '../workflows/development';
 import type { PromotionWorkflowInput } from '../workflows/promotion';
 import { actionTookEffect, type PromotionActionName } from '../workflows/promotion-rules';
@@ -81,6 +84,14 @@ export interface WorkflowsClient {
   startInputOf(workflowId: string): Promise<{ input: unknown; terminationReason?: string } | undefined>;
 }
 
+/** Starts and signals async prediction workflows (the API and the dispatcher). */
+export interface AsyncPredictionsClient {
+  /** Starts the workflow of an accepted async request (`async:<request_id>`), tagged with its model and deployment. */
+  startAsyncPrediction(model: ModelRecord, deploymentId: string, input: AsyncPredictionInput, summary: string): Promise<void>;
+  /** Tells a request's workflow it was dispatched or canceled; a workflow that is gone is ignored. */
+  signalAsyncPrediction(requestId: string, signal: 'dispatched' | 'cancel'): Promise<void>;
+}
+
 const SIGNALS = {
   PAUSE: pausePromotionSignal,
   RESUME: resumePromotionSignal,
@@ -93,7 +104,7 @@ const SIGNALS = {
 const UPDATE_ACCEPT_TIMEOUT_MS = 15_000;
 
 /** WorkflowsClient over a Temporal client. */
-export class TemporalWorkflowsClient implements WorkflowsClient {
+export class TemporalWorkflowsClient implements WorkflowsClient, AsyncPredictionsClient {
   constructor(private readonly client: Client) {}
 
   /** Starts a workflow on Gantry's task queue, tagged with its model, deployment and environment. */
@@ -117,6 +128,18 @@ export class TemporalWorkflowsClient implements WorkflowsClient {
       memo,
       ...summary,
     });
+  }
+
+  async startAsyncPrediction(model: ModelRecord, deploymentId: string, input: AsyncPredictionInput, summary: string): Promise<void> {
+    await this.start('asyncPredictionWorkflow', workflowIds.asyncPrediction(input.requestId), input, { model, deploymentId }, { staticSummary: summary }, { request_id: input.requestId });
+  }
+
+  async signalAsyncPrediction(requestId: string, signal: 'dispatched' | 'cancel'): Promise<void> {
+    try {
+      await this.client.workflow.getHandle(workflowIds.asyncPrediction(requestId)).signal(signal === 'dispatched' ? asyncDispatchedSignal : asyncCancelSignal);
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError)) throw error;
+    }
   }
 
   async startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string; actorSource?: ApiClientSource }): Promise<void> {

@@ -2,3 +2,4 @@
 export { deployWorkflow } from './deploy';
 export { promotionWorkflow } from './promotion';
 export { developmentUpdateWorkflow } from './development';
+export { asyncPredictionWorkflow } from './async-prediction';

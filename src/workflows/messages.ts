@@ -94,3 +94,8 @@ export const promotionActionUpdate = defineUpdate<PromotionStatus, [PromotionAct
 
 /** The status of a promotion workflow. */
 export const promotionStatusQuery = defineQuery<PromotionStatus>('promotionStatus');
+
+/** Sent by the dispatcher once the async request's record is IN_PROGRESS: call the model now. */
+export const asyncDispatchedSignal = defineSignal('dispatched');
+/** Sent by the API once it canceled the queued async request (from the Temporal UI, it cancels it if still queued). */
+export const asyncCancelSignal = defineSignal('cancel');

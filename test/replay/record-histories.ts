@@ -22,7 +22,10 @@ import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/activities/failures'
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
 import { modelConfigSchema, type PromotionSettings } from '../../src/shared/schemas';
 import { TEMPORAL_CLI } from '../../src/stack/temporal-dev-server';
-import { deployWorkflow, developmentUpdateWorkflow, promotionWorkflow } from '../../src/workflows';
+import { asyncPredictionWorkflow, deployWorkflow, developmentUpdateWorkflow, promotionWorkflow } from '../../src/workflows';
+import type { AsyncPredictionInput } from '../../src/workflows/async-prediction';
+import { asyncCancelSignal, asyncDispatchedSignal } from '../../src/workflows/messages';
+import { FakeAsyncRequest, type FakeAsyncBehaviour } from '../helpers/fake-async';
 import { promotionStatusQuery, type PromotionStatus } from '../../src/workflows/messages';
 import { CANDIDATE, FakeCluster, FakeControlPlane, settings } from '../helpers/fake-cluster';
 import { installQuietRuntime } from '../helpers/time-skipping';
@@ -147,6 +150,31 @@ function developmentUpdate(behaviour: ConstructorParameters<typeof FakeControlPl
   };
 }
 
+/** Runs an async prediction against one in-memory request; `drive` dispatches or cancels it (or leaves it to expire). */
+function asyncPrediction(behaviour: FakeAsyncBehaviour, input: Partial<AsyncPredictionInput>, drive: 'dispatch' | 'cancel' | 'expire'): Scenario {
+  return async ({ env, bundle, taskQueue }) => {
+    const request = new FakeAsyncRequest(behaviour);
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: request.activities() });
+    const workflowId = `async:${taskQueue}`;
+    await worker.runUntil(async () => {
+      const handle = await env.client.workflow.start(asyncPredictionWorkflow, {
+        taskQueue,
+        workflowId,
+        args: [{ requestId: taskQueue, maxTimeInQueueSeconds: 600, retry: { max_attempts: 3, initial_delay_ms: 100, max_delay_ms: 500 }, callTimeoutSeconds: 60, webhook: true, webhookRetrySeconds: 30, ...input }],
+      });
+      if (drive === 'dispatch') {
+        request.dispatch();
+        await handle.signal(asyncDispatchedSignal);
+      } else if (drive === 'cancel') {
+        request.cancel();
+        await handle.signal(asyncCancelSignal);
+      }
+      await handle.result();
+    });
+    return workflowId;
+  };
+}
+
 /** Runs a deploy that is cancelled while it builds. */
 function cancelledDeploy(): Scenario {
   return async ({ env, bundle, taskQueue }) => {
@@ -247,6 +275,10 @@ export const SCENARIOS: Record<string, Scenario> = {
   'development-reloaded': developmentUpdate({}, 'reload'),
   'development-reload-failed': developmentUpdate({ ready: notReady }, 'reload'),
   'development-reload-cancelled': developmentUpdate({}, 'reload', true),
+  'async-succeeded-webhook-retried': asyncPrediction({ webhookFailures: 1 }, {}, 'dispatch'),
+  'async-failed-after-retries': asyncPrediction({ callFailures: [0, 1, 2].map(() => ({ code: 'MODEL_PREDICT_ERROR', retryable: true })) }, {}, 'dispatch'),
+  'async-canceled': asyncPrediction({}, {}, 'cancel'),
+  'async-expired': asyncPrediction({}, { maxTimeInQueueSeconds: 10 }, 'expire'),
 };
 
 async function main(): Promise<void> {

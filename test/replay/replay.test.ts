@@ -46,7 +46,7 @@ describe('replay: recorded workflow histories against the current code', functio
         return history.events[0]!.workflowExecutionStartedEventAttributes!.workflowType.name;
       }),
     );
-    assert.deepEqual([...types].sort(), ['deployWorkflow', 'developmentUpdateWorkflow', 'promotionWorkflow']);
+    assert.deepEqual([...types].sort(), ['asyncPredictionWorkflow', 'deployWorkflow', 'developmentUpdateWorkflow', 'promotionWorkflow']);
   });
 
   it('replays every history without a non-determinism error', async () => {

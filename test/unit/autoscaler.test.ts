@@ -79,4 +79,50 @@ describe('Autoscaler on a store', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('counts queued async requests as demand and activity: up with the queue, awake while it lasts, to zero after the delay once empty', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-autoscaler-'));
+    const store = new SqliteStore(path.join(dir, 'gantry.db'));
+    try {
+      const model = await store.findOrCreateModel('m');
+      const queue = await store.createDeployment({
+        model_id: model.id, kind: 'published', labels: {}, autoscaling: settings({ min_replica: 0, max_replica: 4, concurrency_target: 2, autoscaling_window: 10, scale_down_delay: 10 }),
+      });
+      await store.updateDeployment(queue.id, { status: 'ACTIVE', desired_replicas: 1 });
+      let now = Date.now() + 60_000;
+      const demand = { inFlight: () => 0, lastRequestAt: () => undefined };
+      const autoscaler = new Autoscaler({ store, demand, now: () => now });
+      const enqueue = (id: string, status: 'QUEUED' | 'IN_PROGRESS' = 'QUEUED') =>
+        store.createAsyncRequest({
+          id, model_id: model.id, environment: null, deployment_id: queue.id, webhook_endpoint: null, webhook_status: 'NO_WEBHOOK_PROVIDED', priority: 0,
+          max_time_in_queue_seconds: 600, retry_config: { max_attempts: 3, initial_delay_ms: 1000, max_delay_ms: 5000 }, input: '{}', workflow_id: `async:${id}`,
+          created_at: new Date(now).toISOString(), expires_at: new Date(now + 600_000).toISOString(),
+        }).then(() => (status === 'IN_PROGRESS' ? store.dispatchAsyncRequests(queue.id, 100) : undefined));
+      for (let i = 0; i < 5; i++) await enqueue(`q${i}`);
+      await autoscaler.tick();
+      assert.equal((await store.getDeployment(queue.id))?.desired_replicas, 3, '5 queued / concurrency_target 2 → 3 replicas');
+      // Long past scale_down_delay with no gateway traffic: the queue alone keeps it up.
+      for (let t = 0; t < 30; t++) {
+        now += 1000;
+        await autoscaler.tick();
+      }
+      assert.equal((await store.getDeployment(queue.id))?.desired_replicas, 3, 'a queue that lasts keeps the deployment up');
+      // In progress requests are the gateway's in-flight demand, not counted again from the store.
+      await store.dispatchAsyncRequests(queue.id, 100);
+      assert.deepEqual(await store.countAsyncRequests(), [{ deployment_id: queue.id, queued: 0, in_progress: 5 }]);
+      for (const id of ['q0', 'q1', 'q2', 'q3', 'q4']) await store.transitionAsyncRequest(id, ['IN_PROGRESS'], { status: 'SUCCEEDED' });
+      now += 5000;
+      await autoscaler.tick();
+      assert.equal((await store.getDeployment(queue.id))?.desired_replicas, 3, 'not to zero before scale_down_delay since the queue emptied');
+      for (let t = 0; t < 12; t++) {
+        now += 1000;
+        await autoscaler.tick();
+      }
+      const slept = await store.getDeployment(queue.id);
+      assert.equal(slept?.desired_replicas, 0, 'to zero once the queue stayed empty for scale_down_delay');
+      assert.equal(slept?.status, 'SCALED_TO_ZERO');
+    } finally {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -163,4 +163,36 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: 'async prediction requests',
+    sql: `
+      CREATE TABLE async_requests (
+        id TEXT PRIMARY KEY,
+        model_id TEXT NOT NULL,
+        environment TEXT,
+        deployment_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        webhook_endpoint TEXT,
+        webhook_status TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        max_time_in_queue_seconds INTEGER NOT NULL,
+        retry_config TEXT NOT NULL,
+        input TEXT NOT NULL,
+        output TEXT,
+        output_content_type TEXT,
+        errors TEXT NOT NULL DEFAULT '[]',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        workflow_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        status_at TEXT NOT NULL,
+        started_at TEXT,
+        ended_at TEXT,
+        expires_at TEXT NOT NULL
+      );
+      CREATE INDEX async_requests_queue ON async_requests(deployment_id, status, priority, created_at);
+      CREATE INDEX async_requests_unfinished ON async_requests(status) WHERE status IN ('QUEUED', 'IN_PROGRESS');
+      CREATE INDEX async_requests_retained ON async_requests(ended_at) WHERE output IS NOT NULL;
+    `,
+  },
 ];

@@ -9,6 +9,11 @@ import {
   ConflictError,
   promotionInvolves,
   type ApiKeyRecord,
+  type AsyncQueueCounts,
+  type AsyncQueueGroup,
+  type AsyncRequestPatch,
+  type AsyncRequestRecord,
+  type NewAsyncRequest,
   defaultAuditSource,
   type AuditEntry,
   type DeploymentPatch,
@@ -86,6 +91,19 @@ function toAudit(row: Row): AuditEntry {
   const entry = row as unknown as AuditEntry;
   return { ...entry, details: JSON.parse(row.details as string), source: entry.source ?? defaultAuditSource(entry.actor) };
 }
+
+function toAsyncRequest(row: Row): AsyncRequestRecord {
+  return {
+    ...(row as unknown as AsyncRequestRecord),
+    input: (row.input as string | undefined) ?? '',
+    retry_config: JSON.parse(row.retry_config as string),
+    errors: JSON.parse(row.errors as string),
+  };
+}
+
+/** Every column of async_requests but the input (listings do not need it). */
+const ASYNC_COLUMNS_WITHOUT_INPUT =
+  'id, model_id, environment, deployment_id, status, webhook_endpoint, webhook_status, priority, max_time_in_queue_seconds, retry_config, output, output_content_type, errors, attempts, workflow_id, created_at, status_at, started_at, ended_at, expires_at';
 
 const MODEL_COLUMNS = 'id, name, created_at';
 const API_KEY_COLUMNS = 'id, name, prefix, role, created_at';
@@ -622,6 +640,106 @@ export class SqliteStore implements Store {
     return this.db
       .prepare('SELECT * FROM usage WHERE minute >= ? AND minute < ? ORDER BY minute, deployment_id')
       .all(range.start, range.end) as UsageSample[];
+  }
+
+  async createAsyncRequest(request: NewAsyncRequest): Promise<AsyncRequestRecord> {
+    this.db
+      .prepare(
+        `INSERT INTO async_requests (id, model_id, environment, deployment_id, status, webhook_endpoint, webhook_status, priority,
+           max_time_in_queue_seconds, retry_config, input, workflow_id, created_at, status_at, expires_at)
+         VALUES (@id, @model_id, @environment, @deployment_id, 'QUEUED', @webhook_endpoint, @webhook_status, @priority,
+           @max_time_in_queue_seconds, @retry_config, @input, @workflow_id, @created_at, @created_at, @expires_at)`,
+      )
+      .run({ ...request, retry_config: JSON.stringify(request.retry_config) });
+    this.changed();
+    return (await this.getAsyncRequest(request.id))!;
+  }
+
+  async getAsyncRequest(id: string): Promise<AsyncRequestRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM async_requests WHERE id = ?').get(id) as Row | undefined;
+    return row && toAsyncRequest(row);
+  }
+
+  async discardAsyncRequest(id: string): Promise<void> {
+    this.db.prepare('DELETE FROM async_requests WHERE id = ?').run(id);
+    this.changed();
+  }
+
+  async transitionAsyncRequest(id: string, from: AsyncRequestRecord['status'][], patch: AsyncRequestPatch): Promise<boolean> {
+    const entries = Object.entries(patch).filter(([, value]) => value !== undefined);
+    const columns = entries.map(([key]) => `${key} = ?`);
+    const values = entries.map(([key, value]) => (key === 'errors' ? JSON.stringify(value) : value));
+    if (patch.status !== undefined) {
+      columns.push('status_at = ?');
+      values.push(now());
+    }
+    if (columns.length === 0) return false;
+    const result = this.db
+      .prepare(`UPDATE async_requests SET ${columns.join(', ')} WHERE id = ? AND status IN (${from.map(() => '?').join(', ')})`)
+      .run(...values, id, ...from);
+    if (result.changes > 0) this.changed();
+    return result.changes > 0;
+  }
+
+  async countAsyncRequests(): Promise<AsyncQueueCounts[]> {
+    return this.db
+      .prepare(
+        `SELECT deployment_id, SUM(status = 'QUEUED') AS queued, SUM(status = 'IN_PROGRESS') AS in_progress
+         FROM async_requests WHERE status IN ('QUEUED', 'IN_PROGRESS') GROUP BY deployment_id`,
+      )
+      .all() as AsyncQueueCounts[];
+  }
+
+  async listAsyncQueueGroups(): Promise<AsyncQueueGroup[]> {
+    return this.db
+      .prepare(
+        `SELECT model_id, deployment_id, environment, COUNT(*) AS queued FROM async_requests
+         WHERE status = 'QUEUED' GROUP BY model_id, deployment_id, environment`,
+      )
+      .all() as AsyncQueueGroup[];
+  }
+
+  async repointQueuedAsyncRequests(modelId: string, environment: string, fromDeploymentId: string, toDeploymentId: string): Promise<number> {
+    const result = this.db
+      .prepare(`UPDATE async_requests SET deployment_id = ? WHERE model_id = ? AND environment = ? AND deployment_id = ? AND status = 'QUEUED'`)
+      .run(toDeploymentId, modelId, environment, fromDeploymentId);
+    if (result.changes > 0) this.changed();
+    return result.changes;
+  }
+
+  async dispatchAsyncRequests(deploymentId: string, slots: number): Promise<AsyncRequestRecord[]> {
+    const dispatch = this.db.transaction((): Row[] => {
+      const { n } = this.db
+        .prepare(`SELECT COUNT(*) AS n FROM async_requests WHERE deployment_id = ? AND status = 'IN_PROGRESS'`)
+        .get(deploymentId) as { n: number };
+      const free = slots - n;
+      if (free <= 0) return [];
+      const at = now();
+      return this.db
+        .prepare(
+          `UPDATE async_requests SET status = 'IN_PROGRESS', status_at = ?, started_at = ?
+           WHERE id IN (SELECT id FROM async_requests WHERE deployment_id = ? AND status = 'QUEUED' ORDER BY priority, created_at, rowid LIMIT ?)
+           RETURNING ${ASYNC_COLUMNS_WITHOUT_INPUT}`,
+        )
+        .all(at, at, deploymentId, free) as Row[];
+    });
+    const rows = dispatch.immediate();
+    if (rows.length > 0) this.changed();
+    return rows.map(toAsyncRequest).sort((a, b) => a.priority - b.priority || a.created_at.localeCompare(b.created_at));
+  }
+
+  async listUnfinishedAsyncRequests(): Promise<AsyncRequestRecord[]> {
+    return (
+      this.db
+        .prepare(`SELECT ${ASYNC_COLUMNS_WITHOUT_INPUT} FROM async_requests WHERE status IN ('QUEUED', 'IN_PROGRESS') ORDER BY created_at, rowid`)
+        .all() as Row[]
+    ).map(toAsyncRequest);
+  }
+
+  async clearAsyncOutputs(endedBefore: string): Promise<number> {
+    const result = this.db.prepare('UPDATE async_requests SET output = NULL WHERE output IS NOT NULL AND ended_at < ?').run(endedBefore);
+    if (result.changes > 0) this.changed();
+    return result.changes;
   }
 
   watch(listener: () => void): () => void {
