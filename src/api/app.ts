@@ -54,7 +54,9 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.use(dashboardRoutes(deps.dashboardDir ?? DASHBOARD_DIR));
   app.use(requireApiKey(deps.store));
-  app.use(express.json({ limit: '1mb' }));
+  // Every body but a push's multipart upload is JSON, whatever its content-type says: `curl -d`
+  // sends form-urlencoded, and Baseten's routes take such bodies as JSON too.
+  app.use(express.json({ limit: '1mb', type: (req) => !String(req.headers['content-type'] ?? '').startsWith('multipart/') }));
 
   const deployments = new DeploymentService(deps);
   const promotions = new PromotionService(deps);

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { Connection } from '@temporalio/client';
+import { loadWebhookSecret } from '../async/webhook-secret';
 import { ensureAdminKey } from '../auth/api-keys';
 import { ConfigError, loadConfig, type GantryConfig } from '../config';
 import { homePaths } from '../home';
@@ -86,8 +87,10 @@ async function main(): Promise<void> {
   const store = openSqliteStore(paths.database);
   const key = await ensureAdminKey(store, config.apiKey, paths.adminKeyFile);
   await store.close();
-  // Created here on first start (any process that needs it would create it too).
+  // Created here on first start (any process that needs them would create them too), so that the
+  // operator can give the webhook secret to a receiver before the first async request.
   loadOrCreateSecretKey(paths.secretsKeyFile);
+  loadWebhookSecret(config.webhookSecret, paths.webhookSecretFile);
 
   const children: SupervisedChild[] = [];
   const write = (line: string): void => {

@@ -190,6 +190,19 @@ describe('API boundary', () => {
     assert.equal(broken.status, 400);
   });
 
+  it('reads a JSON body sent without a JSON content-type (curl -d) as JSON, and answers 400 for one that is not JSON', async () => {
+    const first = await push({ model_name: 'echo' });
+    const route = `${url}/v1/models/echo/deployments/${first.body.id}/autoscaling_settings`;
+    const form = { authorization: `Api-Key ${KEY}`, 'content-type': 'application/x-www-form-urlencoded' };
+    const patched = await fetch(route, { method: 'PATCH', headers: form, body: '{"max_replica":3}' });
+    assert.equal(patched.status, 200);
+    assert.equal((await store.getDeployment(first.body.id))!.autoscaling.max_replica, 3);
+    const notJson = await fetch(route, { method: 'PATCH', headers: form, body: 'max_replica=4' });
+    assert.equal(notJson.status, 400);
+    assert.match(((await notJson.json()) as { error: { message: string } }).error.message, /not valid JSON/);
+    assert.equal((await store.getDeployment(first.body.id))!.autoscaling.max_replica, 3);
+  });
+
   it('answers 409 for a taken deployment name and leaves nothing behind', async () => {
     await push({ model_name: 'echo', deployment_name: 'v1' });
     const again = await push({ model_name: 'echo', deployment_name: 'v1' });
