@@ -1150,6 +1150,9 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
                 self.send_header("Connection", "close")
             sent = 0
             last = b"\n"
+            # A slow reader (the gateway holds back while its client drains) is not a gone client:
+            # no write timeout while streaming; a client that leaves closes the connection.
+            self.connection.settimeout(None)
             try:
                 self.end_headers()
                 self.wfile.flush()
@@ -1183,6 +1186,9 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
                 log("the client went away after %d chunk(s) of a stream (%s); closing the generator"
                     % (sent, describe_exception(exc)))
                 stream.close()
+            finally:
+                if not self.close_connection:
+                    self.connection.settimeout(self.timeout)
 
         def _reload(self) -> None:
             assert reloader is not None

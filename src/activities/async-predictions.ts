@@ -3,6 +3,7 @@
  * its status), call the model through the gateway, and deliver the result to the webhook. The
  * model's input and output stay in the store: workflows pass request ids only.
  */
+import * as http from 'node:http';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { signWebhookBody } from '../async/webhook-secret';
 import {
@@ -43,6 +44,32 @@ export function webhookData(output: string | null): unknown {
   }
 }
 
+/** A gateway answer, read whole. */
+interface GatewayAnswer {
+  status: number;
+  contentType: string | null;
+  body: string;
+}
+
+/**
+ * POSTs `body` to the gateway and reads the whole answer, with no deadline of its own (a
+ * predict may take up to its `predict_timeout_seconds`, longer than fetch's fixed 300 s): the
+ * activity's start-to-close timeout and its cancellation are the deadlines.
+ */
+function postToGateway(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<GatewayAnswer> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) }, signal }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.once('end', () => resolve({ status: response.statusCode ?? 502, contentType: response.headers['content-type'] ?? null, body: Buffer.concat(chunks).toString('utf8') }));
+      response.once('error', reject);
+      response.once('aborted', () => reject(new Error('the gateway closed the answer before its end')));
+    });
+    request.once('error', reject);
+    request.end(body);
+  });
+}
+
 /** Runs `work` while heartbeating the current activity every few seconds. */
 async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
   const context = Context.current();
@@ -58,6 +85,22 @@ async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
 /** Creates the async prediction activities. */
 export function createAsyncPredictionActivities(deps: ActivityDeps) {
   const { store } = deps;
+
+  /**
+   * The deployment an in-progress request is called on: its own, unless it came through an
+   * environment whose promotion has since deactivated or deleted it; then the environment's
+   * current deployment, recorded (compare-and-set on IN_PROGRESS) before the call.
+   */
+  async function servingDeployment(request: AsyncRequestRecord): Promise<string> {
+    if (!request.environment) return request.deployment_id;
+    const deployment = await store.getDeployment(request.deployment_id);
+    const gone = !deployment || deployment.deleted_at !== null || deployment.status === 'INACTIVE' || deployment.status === 'DEACTIVATING';
+    if (!gone) return request.deployment_id;
+    const current = (await store.getEnvironment(request.model_id, request.environment))?.current_deployment_id;
+    if (!current || current === request.deployment_id) return request.deployment_id;
+    await store.transitionAsyncRequest(request.id, ['IN_PROGRESS'], { deployment_id: current });
+    return current;
+  }
 
   async function requireRequest(requestId: string): Promise<AsyncRequestRecord> {
     const request = await store.getAsyncRequest(requestId);
@@ -118,21 +161,20 @@ export function createAsyncPredictionActivities(deps: ActivityDeps) {
       };
       const node = liveNodes(await store.listNodes())[0];
       if (!node) throw ApplicationFailure.retryable('no live node serves inference', 'MODEL_UNAVAILABLE');
-      const url = `${node.gateway_url}/models/${encodeURIComponent(request.model_id)}/deployment/${encodeURIComponent(request.deployment_id)}/predict`;
+      const deploymentId = await servingDeployment(request);
+      const url = `${node.gateway_url}/models/${encodeURIComponent(request.model_id)}/deployment/${encodeURIComponent(deploymentId)}/predict`;
       const answer = await heartbeating(async () => {
-        let response: Response;
         try {
-          response = await fetch(url, {
-            method: 'POST',
-            headers: { authorization: `Api-Key ${asyncCalls().apiKey()}`, 'content-type': 'application/json', [WEBHOOK_REQUEST_ID_HEADER]: request.id },
-            body: request.input,
-            signal: Context.current().cancellationSignal,
-          });
+          return await postToGateway(
+            url,
+            { authorization: `Api-Key ${asyncCalls().apiKey()}`, 'content-type': 'application/json', [WEBHOOK_REQUEST_ID_HEADER]: request.id },
+            request.input,
+            Context.current().cancellationSignal,
+          );
         } catch (error) {
           const message = `calling the gateway failed: ${(error as Error).message}`;
           return failWith('INTERNAL_SERVER_ERROR', message, message, true);
         }
-        return { status: response.status, contentType: response.headers.get('content-type'), body: await response.text() };
       });
       if (answer.status >= 200 && answer.status < 300) {
         await store.transitionAsyncRequest(request.id, ['IN_PROGRESS'], {

@@ -31,7 +31,7 @@ export const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
   if (error instanceof ApiError) answer = error;
   else if (error instanceof ServiceError) answer = new ApiError(STATUS_OF[error.kind], error.kind, error.message, error.details);
   else if (error?.type === 'entity.too.large') answer = new ApiError(413, 'payload_too_large', 'request body is too large');
-  else if (error?.type === 'entity.parse.failed') answer = new ApiError(400, 'bad_request', `request body is not valid JSON: ${error.message}`);
+  else if (error?.type === 'entity.parse.failed') answer = new ApiError(400, 'bad_request', `request body is not valid JSON${jsonErrorHint(error.message)}`);
   else if (typeof error?.status === 'number' && error.status >= 400 && error.status < 500) {
     answer = new ApiError(error.status, 'bad_request', String(error.message));
   } else {
@@ -44,3 +44,11 @@ export const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
   }
   res.status(answer.status).json({ error: { code: answer.code, message: answer.message, ...(answer.details === undefined ? {} : { details: answer.details }) } });
 };
+
+/** What JSON.parse found wrong, without the piece of the body its message quotes (it may be a secret). */
+function jsonErrorHint(message: string | undefined): string {
+  const what = /^(Unexpected token '.'|Unexpected end of JSON input|Unexpected non-whitespace character after JSON|Bad control character in string literal)/.exec(message ?? '')?.[1];
+  const position = /at position (\d+)/.exec(message ?? '')?.[1];
+  if (!what) return '';
+  return `: ${what}${position === undefined ? '' : ` at position ${position}`}`;
+}

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LineSplitter } from '../logs/deployment-logs';
 import { BuildError } from './build-error';
+import { modelEnvironment } from '../shared/model-environment';
 
 /** A ready environment. */
 export interface PythonEnvironment {
@@ -58,7 +59,8 @@ export function runStreaming(
   },
 ): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Without the worker's own secrets (GANTRY_*, TEMPORAL_*): pip runs packages' build code.
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? modelEnvironment(process.env, {}), stdio: ['ignore', 'pipe', 'pipe'] });
     const out = new LineSplitter();
     const err = new LineSplitter();
     const beat = options.heartbeat ? setInterval(options.heartbeat, 5000) : undefined;

@@ -130,6 +130,8 @@ export class Repairer {
     const repaired = await this.deps.store.transitionAsyncRequest(request.id, ['QUEUED', 'IN_PROGRESS'], {
       status: 'FAILED',
       errors: [{ code: 'INTERNAL_SERVER_ERROR', message: 'repaired: the workflow ended without finishing the request' }],
+      // No workflow is left to deliver it: the webhook is not called, and the record says so.
+      webhook_status: request.webhook_endpoint ? 'FAILED' : 'NO_WEBHOOK_PROVIDED',
       ended_at: new Date().toISOString(),
     });
     if (!repaired) return undefined;

@@ -124,6 +124,7 @@ export class AsyncPredictionService {
         {
           requestId: record.id,
           maxTimeInQueueSeconds: record.max_time_in_queue_seconds,
+          expiresAtMs: Date.parse(record.expires_at),
           retry: record.retry_config,
           callTimeoutSeconds: predictTimeout + this.deps.wakeTimeoutSeconds + 60,
           webhook: record.webhook_endpoint !== null,

@@ -334,6 +334,8 @@ export const asyncPredictRequestSchema = z.strictObject({
   webhook_endpoint: z
     .url({ protocol: /^https?$/, error: 'must be an http or https URL' })
     .max(2048)
+    // A user:password in the URL would be kept with the request and cannot be sent by fetch.
+    .refine((url) => !/^[a-z]+:\/\/[^/?#]*@/i.test(url), 'must not hold a user name or password (verify deliveries by their signature)')
     .optional(),
   /** 0 (the highest) to 2: lower values are served first. */
   priority: z.number().int().min(0).max(2).default(0),

@@ -403,7 +403,7 @@ export interface Store {
   dispatchAsyncRequests(deploymentId: string, slots: number): Promise<AsyncRequestRecord[]>;
   /** Async requests QUEUED or IN_PROGRESS, oldest first (without their input). */
   listUnfinishedAsyncRequests(): Promise<AsyncRequestRecord[]>;
-  /** Clears the output of requests that ended before `endedBefore`; returns how many. */
+  /** Clears the output of requests that ended before `endedBefore` (not while their webhook is still to be delivered); returns how many. */
   clearAsyncOutputs(endedBefore: string): Promise<number>;
 
   /** Calls the listener (coalesced) after any write, by this process or another. Returns an unsubscribe. */

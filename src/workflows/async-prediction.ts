@@ -7,7 +7,7 @@
  * to the webhook, retried with backoff until the webhook deadline (else WEBHOOK_FAILED). Its
  * input is ids and settings only: the model's input and output stay in the store.
  */
-import { ActivityFailure, ApplicationFailure, condition, proxyActivities, setHandler, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, continueAsNew, proxyActivities, setHandler, TimeoutFailure, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { ASYNC_REQUEST_GONE, NON_RETRYABLE_CALL_FAILURES } from '../activities/failures';
 import type { InferenceRetryConfig } from '../shared/schemas';
@@ -18,6 +18,12 @@ import { asyncCancelSignal, asyncDispatchedSignal } from './messages';
 export interface AsyncPredictionInput {
   requestId: string;
   maxTimeInQueueSeconds: number;
+  /**
+   * When the request expires (epoch ms: accepted + max_time_in_queue_seconds, as recorded), so
+   * a workflow that starts late (the worker was down) or continues as new keeps the deadline.
+   * Absent in workflows started before it existed: then measured from the workflow's start.
+   */
+  expiresAtMs?: number;
   retry: InferenceRetryConfig;
   /** The longest one call may take (the deployment's predict timeout, plus the wait for a replica). */
   callTimeoutSeconds: number;
@@ -80,8 +86,11 @@ export async function asyncPredictionWorkflow(input: AsyncPredictionInput): Prom
   });
 
   // Queued: until dispatched, canceled or expired.
-  const expiresAt = Date.now() + input.maxTimeInQueueSeconds * 1000;
+  const expiresAt = input.expiresAtMs ?? Date.now() + input.maxTimeInQueueSeconds * 1000;
   while (!dispatched) {
+    // A long wait in the queue (up to 72 h) keeps its history bounded: the next run carries the
+    // deadline; a signal lost on the way is found by its first recheck of the record.
+    if (workflowInfo().continueAsNewSuggested) await continueAsNew<typeof asyncPredictionWorkflow>({ ...input, expiresAtMs: expiresAt });
     if (cancelRequested) {
       const status = await asyncRecords.cancelQueuedAsyncRequest({ requestId });
       if (status !== 'IN_PROGRESS') return ended(status);

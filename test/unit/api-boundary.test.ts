@@ -201,6 +201,13 @@ describe('API boundary', () => {
     assert.equal(notJson.status, 400);
     assert.match(((await notJson.json()) as { error: { message: string } }).error.message, /not valid JSON/);
     assert.equal((await store.getDeployment(first.body.id))!.autoscaling.max_replica, 3);
+    // A value left unquoted by the shell is not echoed back in the error.
+    const unquoted = await fetch(`${url}/v1/secrets`, { method: 'POST', headers: form, body: '{"name":"hf_access_token","value":hf_abcdefghijklmnop}' });
+    assert.equal(unquoted.status, 400);
+    const text = await unquoted.text();
+    assert.doesNotMatch(text, /abcdef/);
+    assert.match(text, /not valid JSON: Unexpected token 'h'/);
+    assert.deepEqual(await store.listSecrets(), []);
   });
 
   it('answers 409 for a taken deployment name and leaves nothing behind', async () => {

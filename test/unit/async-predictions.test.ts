@@ -31,7 +31,7 @@ describe('async predictions', () => {
       initial_delay_ms: 1000,
       max_delay_ms: 5000,
     });
-    for (const bad of [{}, { model_input: [] }, { model_input: {}, priority: 3 }, { model_input: {}, webhook_endpoint: 'file:///etc/passwd' }, { model_input: {}, extra: 1 }]) {
+    for (const bad of [{}, { model_input: [] }, { model_input: {}, priority: 3 }, { model_input: {}, webhook_endpoint: 'file:///etc/passwd' }, { model_input: {}, webhook_endpoint: 'https://user:pa55word@hooks.example.com/x' }, { model_input: {}, extra: 1 }]) {
       assert.equal(asyncPredictRequestSchema.safeParse(bad).success, false, JSON.stringify(bad));
     }
   });
@@ -67,7 +67,7 @@ describe('async predictions', () => {
   it('dispatches by priority then age up to the free slots, in one compare-and-set transaction', async () => {
     const store = new SqliteStore(path.join(dir, 'gantry.db'));
     try {
-      const t0 = Date.parse('2026-01-01T00:00:00Z');
+      const t0 = Date.now() - 120_000;
       const request = (id: string, priority: number, second: number, deploymentId = 'd1', environment: string | null = null): NewAsyncRequest => ({
         id, model_id: 'm', environment, deployment_id: deploymentId, webhook_endpoint: null, webhook_status: 'NO_WEBHOOK_PROVIDED', priority,
         max_time_in_queue_seconds: 600, retry_config: { max_attempts: 3, initial_delay_ms: 1000, max_delay_ms: 5000 }, input: '{}',
@@ -78,11 +78,14 @@ describe('async predictions', () => {
       await store.createAsyncRequest(request('new-high', 0, 2));
       await store.createAsyncRequest(request('newer-high', 0, 3));
       await store.createAsyncRequest(request('other', 0, 0, 'd2', 'production'));
+      // Past its expiry (the workflow has yet to mark it EXPIRED): never dispatched.
+      await store.createAsyncRequest({ ...request('expired', 0, -1), expires_at: new Date(Date.now() - 1000).toISOString() });
       assert.deepEqual((await store.dispatchAsyncRequests('d1', 2)).map((r) => r.id), ['new-high', 'newer-high']);
       assert.deepEqual(await store.dispatchAsyncRequests('d1', 2), [], 'two in progress fill two slots');
       assert.deepEqual((await store.dispatchAsyncRequests('d1', 3)).map((r) => r.id), ['old-mid']);
       assert.equal(await store.transitionAsyncRequest('old-mid', ['QUEUED'], { status: 'CANCELED' }), false, 'a cancel loses to the dispatch');
       assert.equal(await store.transitionAsyncRequest('old-low', ['QUEUED'], { status: 'CANCELED' }), true);
+      assert.equal(await store.transitionAsyncRequest('expired', ['QUEUED'], { status: 'EXPIRED' }), true);
       assert.deepEqual(
         (await store.countAsyncRequests()).sort((a, b) => a.deployment_id.localeCompare(b.deployment_id)),
         [{ deployment_id: 'd1', queued: 0, in_progress: 3 }, { deployment_id: 'd2', queued: 1, in_progress: 0 }],
@@ -91,10 +94,12 @@ describe('async predictions', () => {
       assert.deepEqual(await store.listAsyncQueueGroups(), [{ model_id: 'm', deployment_id: 'd3', environment: 'production', queued: 1 }]);
       await store.transitionAsyncRequest('new-high', ['IN_PROGRESS'], { status: 'SUCCEEDED', output: '{"x":1}', ended_at: new Date(t0).toISOString() });
       await store.transitionAsyncRequest('newer-high', ['IN_PROGRESS'], { status: 'SUCCEEDED', output: '{"x":2}', ended_at: new Date().toISOString() });
+      await store.transitionAsyncRequest('old-mid', ['IN_PROGRESS'], { status: 'SUCCEEDED', output: '{"x":0}', webhook_status: 'PENDING', ended_at: new Date(t0).toISOString() });
       assert.equal(await store.clearAsyncOutputs(new Date(Date.now() - 60_000).toISOString()), 1);
+      assert.equal((await store.getAsyncRequest('old-mid'))?.output, '{"x":0}', 'kept while its webhook is still to be delivered');
       assert.equal((await store.getAsyncRequest('new-high'))?.output, null, 'past retention: output cleared, record kept');
       assert.equal((await store.getAsyncRequest('newer-high'))?.output, '{"x":2}');
-      assert.deepEqual((await store.listUnfinishedAsyncRequests()).map((r) => r.id), ['other', 'old-mid']);
+      assert.deepEqual((await store.listUnfinishedAsyncRequests()).map((r) => r.id), ['other']);
     } finally {
       await store.close();
     }

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureAdminKey, hashApiKey, keyFromAuthorization } from '../../src/auth/api-keys';
-import { environmentKey, normaliseRequirements, pipFailureCause } from '../../src/build/python-environments';
+import { environmentKey, normaliseRequirements, pipFailureCause, runStreaming } from '../../src/build/python-environments';
 import { appendLog, followLog, LineSplitter, logFile, readLogTail, type LogEntry } from '../../src/logs/deployment-logs';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 
@@ -22,6 +22,23 @@ describe('Python environment keys', () => {
       'ERROR: No matching distribution found for nope==1',
     ];
     assert.equal(pipFailureCause(lines), 'Could not find a version that satisfies the requirement nope==1 (from versions: none)');
+  });
+});
+
+describe('build subprocesses', () => {
+  it("run without the worker's GANTRY_* and TEMPORAL_* variables (pip runs packages' build code)", async () => {
+    const saved = { ...process.env };
+    process.env.GANTRY_WEBHOOK_SECRET = 'webhook-secret-for-the-test';
+    process.env.TEMPORAL_ADDRESS = '127.0.0.1:7233';
+    try {
+      const lines: string[] = [];
+      const code = await runStreaming('python3', ['-c', 'import os; print(sorted(k for k in os.environ if k.startswith(("GANTRY_", "TEMPORAL_")))); print(bool(os.environ.get("PATH")))'], { onLine: (line) => lines.push(line) });
+      assert.equal(code, 0);
+      assert.deepEqual(lines, ['[]', 'True']);
+    } finally {
+      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+      Object.assign(process.env, saved);
+    }
   });
 });
 

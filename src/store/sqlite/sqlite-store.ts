@@ -718,10 +718,10 @@ export class SqliteStore implements Store {
       return this.db
         .prepare(
           `UPDATE async_requests SET status = 'IN_PROGRESS', status_at = ?, started_at = ?
-           WHERE id IN (SELECT id FROM async_requests WHERE deployment_id = ? AND status = 'QUEUED' ORDER BY priority, created_at, rowid LIMIT ?)
+           WHERE id IN (SELECT id FROM async_requests WHERE deployment_id = ? AND status = 'QUEUED' AND expires_at > ? ORDER BY priority, created_at, rowid LIMIT ?)
            RETURNING ${ASYNC_COLUMNS_WITHOUT_INPUT}`,
         )
-        .all(at, at, deploymentId, free) as Row[];
+        .all(at, at, deploymentId, at, free) as Row[];
     });
     const rows = dispatch.immediate();
     if (rows.length > 0) this.changed();
@@ -737,7 +737,7 @@ export class SqliteStore implements Store {
   }
 
   async clearAsyncOutputs(endedBefore: string): Promise<number> {
-    const result = this.db.prepare('UPDATE async_requests SET output = NULL WHERE output IS NOT NULL AND ended_at < ?').run(endedBefore);
+    const result = this.db.prepare("UPDATE async_requests SET output = NULL WHERE output IS NOT NULL AND ended_at < ? AND webhook_status <> 'PENDING'").run(endedBefore);
     if (result.changes > 0) this.changed();
     return result.changes;
   }
