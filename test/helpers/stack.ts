@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
-import { eventually, freePort } from './ports';
+import { eventually, freePorts } from './ports';
 
 /** The result of running the CLI. */
 export interface CliResult {
@@ -31,7 +31,7 @@ export class TestStack {
   /** Creates a stack with its own home and ports (not started yet). */
   static async create(extraEnv: NodeJS.ProcessEnv = {}): Promise<TestStack> {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-it-'));
-    const [api, gateway, temporal, ui] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [api, gateway, temporal, ui] = await freePorts(4);
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       GANTRY_HOME: home,
