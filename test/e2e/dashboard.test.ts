@@ -4,6 +4,8 @@
  * check reads the page as a user sees it, and what the API then says.
  */
 import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { LoadGenerator } from '../../bench/loadgen';
@@ -13,8 +15,13 @@ import { eventually } from '../helpers/ports';
 import { TestStack } from '../helpers/stack';
 
 const example = (name: string): string => path.join(PROJECT_ROOT, 'examples', name);
-/** Where the tests save the pictures the README shows. */
-const SCREENSHOTS = path.join(PROJECT_ROOT, 'docs', 'images');
+/**
+ * Where the tests save their screenshots: the README's pictures in docs/images when
+ * GANTRY_UPDATE_SCREENSHOTS=1, else a temporary directory, so that `npm test` leaves the
+ * checkout as it found it.
+ */
+const SCREENSHOTS =
+  process.env.GANTRY_UPDATE_SCREENSHOTS === '1' ? path.join(PROJECT_ROOT, 'docs', 'images') : fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-screenshots-'));
 
 describe('dashboard (real stack, real browser)', function () {
   this.timeout(600_000);
