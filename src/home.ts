@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** Where each kind of Gantry state lives under GANTRY_HOME. */
@@ -47,4 +49,28 @@ export function buildDir(paths: HomePaths, deploymentId: string, revision = 0): 
 /** The deployment a build directory belongs to (`<id>` or `<id>.r<revision>`). */
 export function deploymentOfBuildDir(name: string): string {
   return name.split('.r')[0]!;
+}
+
+/**
+ * Creates `file` (mode 0600) holding `contents`, unless it exists: the contents go to a private
+ * temporary file that is hard-linked into place, which fails if another process got there first
+ * (its file is kept). An existing file is never replaced.
+ */
+export function createFileOnce(file: string, contents: string | Buffer): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = fs.openSync(temporary, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+  try {
+    fs.writeSync(fd, typeof contents === 'string' ? Buffer.from(contents, 'utf8') : contents);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    fs.linkSync(temporary, file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally {
+    fs.rmSync(temporary, { force: true });
+  }
 }

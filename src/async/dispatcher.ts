@@ -8,8 +8,7 @@
  * transaction, each workflow then signalled `dispatched`. It also clears outputs older than the
  * retention period. The workflows recheck their records, so a lost signal only delays a request.
  */
-import { wakePatch } from '../shared/replica-status';
-import type { Store } from '../store/store';
+import { wakeIfAsleep, type Store } from '../store/store';
 import type { AsyncPredictionsClient } from '../temporal/workflows-client';
 
 /** What the dispatcher works with. */
@@ -107,9 +106,7 @@ export class AsyncDispatcher {
       const deployment = await store.getDeployment(deploymentId);
       if (!deployment || deployment.deleted_at) continue; // its requests expire in the queue
       if (deployment.desired_replicas === 0) {
-        if (await store.updateDeploymentIfStatus(deploymentId, ['SCALED_TO_ZERO', 'WAKING_UP'], wakePatch(deployment))) {
-          this.log(`waking deployment ${deploymentId}: async requests are queued`);
-        }
+        if (await wakeIfAsleep(store, deployment)) this.log(`waking deployment ${deploymentId}: async requests are queued`);
         continue;
       }
       const ready = replicas.filter((r) => r.deployment_id === deploymentId && r.state === 'READY').length;

@@ -1,12 +1,12 @@
 /** The secret async webhooks are signed with, and the signature itself. */
 import { createHmac, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { createFileOnce } from '../home';
 
 /**
  * The operator's webhook secret: GANTRY_WEBHOOK_SECRET when set, else the one kept in `file`
- * (mode 0600), created on first use. Creation is atomic: a file written aside is linked into
- * place, so two processes creating it at once end up with the same secret.
+ * (mode 0600), created by `npm start` or on first use (createFileOnce: two processes creating it
+ * at once end up with the same secret).
  */
 export function loadWebhookSecret(configured: string | undefined, file: string): string {
   if (configured) return configured;
@@ -15,16 +15,7 @@ export function loadWebhookSecret(configured: string | undefined, file: string):
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  fs.writeFileSync(aside, `whsec_${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
-  try {
-    fs.linkSync(aside, file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  } finally {
-    fs.rmSync(aside, { force: true });
-  }
+  createFileOnce(file, `whsec_${randomBytes(32).toString('base64url')}\n`);
   return fs.readFileSync(file, 'utf8').trim();
 }
 

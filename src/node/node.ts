@@ -6,8 +6,7 @@
  * written is retried until it is.
  */
 import type { HomePaths } from '../home';
-import type { Store } from '../store/store';
-import { wakePatch } from '../shared/replica-status';
+import { wakeIfAsleep, type Store } from '../store/store';
 import { Autoscaler } from './autoscaler';
 import { storeSecretResolver } from '../secrets/secret-values';
 import { Gateway, type WaitLimits } from './gateway/gateway';
@@ -99,8 +98,7 @@ export class Node {
    */
   private async wake(deploymentId: string, reason: string): Promise<boolean> {
     const deployment = await this.options.store.getDeployment(deploymentId);
-    if (!deployment || deployment.deleted_at || deployment.desired_replicas > 0) return false;
-    if (await this.options.store.updateDeploymentIfStatus(deploymentId, ['SCALED_TO_ZERO', 'WAKING_UP'], wakePatch(deployment))) {
+    if (deployment && (await wakeIfAsleep(this.options.store, deployment))) {
       this.log(`waking deployment ${deploymentId}: ${reason}`);
       return true;
     }

@@ -6,7 +6,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { createFileOnce } from '../home';
 import type { SealedSecretValue } from '../store/store';
 
 /** Bytes of an AES-256 key. */
@@ -22,22 +22,7 @@ const ALGORITHM = 'aes-256-gcm';
 export function loadOrCreateSecretKey(file: string): Buffer {
   const existing = readKeyIfPresent(file);
   if (existing) return existing;
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const fd = fs.openSync(temporary, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-  try {
-    fs.writeSync(fd, randomBytes(SECRET_KEY_BYTES));
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  try {
-    fs.linkSync(temporary, file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  } finally {
-    fs.rmSync(temporary, { force: true });
-  }
+  createFileOnce(file, randomBytes(SECRET_KEY_BYTES));
   const key = readKeyIfPresent(file);
   if (!key) throw new Error(`the secrets key ${file} vanished while it was being created`);
   return key;

@@ -4,6 +4,7 @@
  * interface is asynchronous so that a networked database can stand behind it too.
  */
 import { NODE_STALE_AFTER_MS } from '../shared/constants';
+import { wakePatch } from '../shared/replica-status';
 import type { AsyncRequestError, AsyncRequestStatus, AuditEntry, AuditSource, DeploymentKind, WebhookStatus } from '../shared/views';
 import type { AutoscalingSettings, DeploymentStatus, InferenceRetryConfig, Labels, ModelConfig, PromotionSettings } from '../shared/schemas';
 import type { PromotionStatusName } from '../workflows/messages';
@@ -135,6 +136,16 @@ export interface NodeStatus {
   /** `<model_id>/<environment>` → the route generation the gateway serves. */
   applied_routes: Record<string, number>;
   heartbeat_at: string;
+}
+
+/**
+ * Wakes a sleeping deployment (no replicas desired, SCALED_TO_ZERO or WAKING_UP):
+ * max(min_replica, 1) replicas and WAKING_UP, compare-and-set on the status, so a deactivation
+ * since the read wins. Whether it woke it (false when it is awake, deleted or not sleeping).
+ */
+export async function wakeIfAsleep(store: Pick<Store, 'updateDeploymentIfStatus'>, deployment: DeploymentRecord): Promise<boolean> {
+  if (deployment.deleted_at || deployment.desired_replicas > 0) return false;
+  return store.updateDeploymentIfStatus(deployment.id, ['SCALED_TO_ZERO', 'WAKING_UP'], wakePatch(deployment));
 }
 
 /** The key of a route in a node's applied routes. */

@@ -17,6 +17,20 @@ export interface CliResult {
   stderr: string;
 }
 
+/** Runs the real gantry CLI (bin/gantry.js) with `env`, feeding it `input` on standard input. */
+export function runGantryCli(args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'gantry.js'), ...args], { env, cwd: PROJECT_ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
 /** A running stack and the ways a test talks to it. */
 export class TestStack {
   private process: ChildProcess | undefined;
@@ -121,25 +135,7 @@ export class TestStack {
 
   /** Runs the gantry CLI against this stack. */
   cli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'gantry.js'), ...args], {
-        env: {
-          ...this.env,
-          GANTRY_URL: this.apiUrl,
-          GANTRY_GATEWAY_URL: this.gatewayUrl,
-          GANTRY_API_KEY: this.apiKey,
-          ...options.env,
-        },
-        cwd: PROJECT_ROOT,
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.once('error', reject);
-      child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-      child.stdin.end(options.input ?? '');
-    });
+    return runGantryCli(args, { ...this.env, GANTRY_URL: this.apiUrl, GANTRY_GATEWAY_URL: this.gatewayUrl, GANTRY_API_KEY: this.apiKey, ...options.env }, options.input);
   }
 
   /** Calls the management API with the admin key. */

@@ -1,9 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as path from 'node:path';
-import { PROJECT_ROOT } from '../../src/shared/project-paths';
+import { runGantryCli, type CliResult } from '../helpers/stack';
 
 /** What the stand-in server saw of one request. */
 interface Seen {
@@ -14,18 +12,8 @@ interface Seen {
 }
 
 /** Runs the real CLI against `url` as both API and gateway. */
-function cli(url: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, GANTRY_URL: url, GANTRY_GATEWAY_URL: url, GANTRY_API_KEY: 'cli-test-key-0123456789', GANTRY_CONFIG_FILE: '/nonexistent/cli.json' };
-    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'gantry.js'), ...args], { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    child.stdin.end();
-  });
+function cli(url: string, args: string[]): Promise<CliResult> {
+  return runGantryCli(args, { ...process.env, GANTRY_URL: url, GANTRY_GATEWAY_URL: url, GANTRY_API_KEY: 'cli-test-key-0123456789', GANTRY_CONFIG_FILE: '/nonexistent/cli.json' });
 }
 
 describe('CLI: predict --async, async status and cancel, wake (against a stand-in API and gateway)', function () {
