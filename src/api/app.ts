@@ -1,4 +1,4 @@
-/** The management API (DESIGN §4) as an Express app, built from its dependencies. */
+/** The management API (docs/api.md) as an Express app, built from its dependencies. */
 import express from 'express';
 import type { HomePaths } from '../home';
 import { AsyncPredictionService } from '../services/async-predictions';

@@ -1,5 +1,5 @@
 /**
- * Reads a model package (DESIGN §5): either a config.yaml with a Model class, or a bare
+ * Reads a model package (docs/model-packages.md): either a config.yaml with a Model class, or a bare
  * predict.py. Parsing config.yaml here is the only place its user input is checked.
  */
 import * as fs from 'node:fs';

@@ -2,7 +2,7 @@
 export const TASK_QUEUE = 'gantry';
 
 /**
- * Workflow ids: one deploy workflow per deployment (DESIGN §3), one promotion at a time per
+ * Workflow ids: one deploy workflow per deployment (docs/architecture.md §3), one promotion at a time per
  * environment, and one update at a time per development deployment (Temporal refuses a second
  * start while one runs, which serializes them).
  */

@@ -1,6 +1,6 @@
 /** A promotion's statuses and the actions taken on it: the vocabulary of the workflow, the API and the dashboard. */
 
-/** Every status a promotion can be in (DESIGN §1). */
+/** Every status a promotion can be in (docs/promotion-states.md). */
 export const promotionStatuses = ['RELEASING', 'RAMPING_UP', 'PAUSED', 'RAMPING_DOWN', 'SUCCEEDED', 'FAILED', 'CANCELED'] as const;
 /** A promotion's status. */
 export type PromotionStatusName = (typeof promotionStatuses)[number];

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { MAX_SECRET_VALUE_BYTES, SECRET_NAME_PATTERN } from './secrets';
 
-/** Every status a deployment can be in (DESIGN §1). */
+/** Every status a deployment can be in (docs/lifecycle.md). */
 export const deploymentStatuses = [
   'BUILDING',
   'BUILD_FAILED',
@@ -145,7 +145,7 @@ const envValue = z.union([z.string(), z.number(), z.boolean()]).transform(String
  */
 export const DEFAULT_PREDICT_TIMEOUT_SECONDS = 600;
 
-/** A model package's config.yaml (DESIGN §5). Unknown keys are kept and reported, not refused. */
+/** A model package's config.yaml (docs/model-packages.md). Unknown keys are kept and reported, not refused. */
 export const modelConfigSchema = z.looseObject({
   model_name: modelNameSchema.optional(),
   requirements: z.array(z.string().trim().min(1, 'empty requirement')).default([]),

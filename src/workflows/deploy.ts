@@ -1,5 +1,5 @@
 /**
- * deployWorkflow (DESIGN §3): BUILDING → DEPLOYING → ACTIVE, or BUILD_FAILED / DEPLOY_FAILED
+ * deployWorkflow (docs/architecture.md §3): BUILDING → DEPLOYING → ACTIVE, or BUILD_FAILED / DEPLOY_FAILED
  * with the cause in the deployment's status message and log. The first published
  * deployment of a model then becomes the current deployment of its production environment.
  * A cancellation or an unexpected failure still leaves the record failed with the cause.

@@ -1,5 +1,5 @@
 /**
- * promotionWorkflow (DESIGN §3): moves an environment from its current deployment to a
+ * promotionWorkflow (docs/architecture.md §4): moves an environment from its current deployment to a
  * candidate, step by step (rolling) or at once (instant), obeying pause, resume, cancel,
  * force-cancel and force-roll-forward. Every action and outcome goes to the audit log; the
  * promotion's record in the store is written by this workflow alone, from its first activity to

@@ -72,7 +72,7 @@ describe('planRollout (exhaustive: N = 1..20, every surge and unavailable percen
     }
   });
 
-  it('follows DESIGN §3 for N=4, surge 25%: one replica a step, 25% traffic a step', () => {
+  it('follows docs/promotions.md for N=4, surge 25%: one replica a step, 25% traffic a step', () => {
     const plan = planRollout({ replicas: 4, maxSurgePercent: 25, maxUnavailablePercent: 0, rolling: true });
     assert.equal(plan.mode, 'surge');
     assert.deepEqual(plan.states.map((s) => s.percent), [0, 25, 50, 75, 100]);

@@ -1,5 +1,5 @@
 /**
- * The inference gateway (DESIGN §4): authenticates, resolves the path to a deployment
+ * The inference gateway (docs/architecture.md §5): authenticates, resolves the path to a deployment
  * (weighted for environments), picks the ready replica with the fewest requests in flight
  * and proxies to it. Wakes deployments (`…/wake`, 202) and passes the async inference routes on
  * to the API. Answers JSON errors: 401, 404, 405, 413, 502, 503, 504.

@@ -59,7 +59,7 @@ export type InferenceRoute = { action: InferenceAction; address: RequestAddress 
 const API_ACTIONS = new Set(['async_predict', 'async_queue_status']);
 
 /**
- * Parses an inference path (DESIGN §4), with the model from the Host `model-{id}.localhost`
+ * Parses an inference path (docs/api.md, "Inference"), with the model from the Host `model-{id}.localhost`
  * or the path: `/{production|development|environments/{env}|deployment/{id}}/{predict|wake}`
  * for the gateway, `…/async_predict`, `…/async_queue_status` and `/async_request/{id}` for the API.
  */
