@@ -25,7 +25,7 @@ function integer(value: string): number {
   return Number(value);
 }
 
-const outputOption = (): Option => new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
+const outputOption = (): Option => new Option('-o, --output <format>', "text for people, or json: the API's JSON as it answered").choices(['text', 'json']).default('text');
 
 /** Runs a command body, turning errors into a message and exit code 1. */
 function run<A extends unknown[]>(body: (client: ApiClient, ...args: A) => Promise<number>) {
@@ -50,9 +50,9 @@ export function buildProgram(): Command {
   program
     .command('login')
     .description('save the API URL, gateway URL and API key for later commands')
-    .option('--url <url>', 'management API URL')
-    .option('--gateway-url <url>', 'inference gateway URL')
-    .requiredOption('--api-key <key>', 'API key')
+    .option('--url <url>', 'management API URL (default: the one resolved now, see docs/cli.md)')
+    .option('--gateway-url <url>', 'inference gateway URL (default: the one resolved now)')
+    .requiredOption('--api-key <key>', 'the API key to send (gtk_…; npm start printed the admin key)')
     .action((options: { url?: string; gatewayUrl?: string; apiKey: string }) => {
       const current = resolveCredentials();
       const file = saveCredentials({ apiUrl: options.url ?? current.apiUrl, gatewayUrl: options.gatewayUrl ?? current.gatewayUrl, apiKey: options.apiKey });
@@ -99,7 +99,7 @@ export function buildProgram(): Command {
       .command(action)
       .description(rolloutHelp[action])
       .argument('<model>', 'model id or name')
-      .option('-e, --environment <env>', 'environment', 'production')
+      .option('-e, --environment <env>', 'the environment whose promotion this is', 'production')
       .option('-f, --follow', 'then follow it until it ends')
       .addOption(outputOption())
       .action(run((client, model: string, options) => rolloutCommand(client, action, model, options)));
@@ -113,7 +113,7 @@ export function buildProgram(): Command {
       .option('--max-unavailable-percent <p>', 'previous replicas removed first per step, % of N (0-50)')
       .option('--stabilization-seconds <s>', 'wait after each step (0-3600)')
       .addOption(new Option('--cleanup <strategy>', 'what happens to the previous deployment').choices(['SCALE_TO_ZERO', 'KEEP', 'DEACTIVATE']))
-      .option('--timeout-seconds <s>', 'how long a step may wait for replicas to be ready')
+      .option('--timeout-seconds <s>', 'how long a step may wait for replicas to be ready (10-86400)')
       .addOption(outputOption());
 
   const environments = program
@@ -128,10 +128,10 @@ export function buildProgram(): Command {
       }),
     );
   settingsOptions(
-    environments.command('create').description('create an environment').argument('<model>', 'model id or name').argument('<name>', 'environment name'),
+    environments.command('create').description('create an environment; settings not given take the defaults').argument('<model>', 'model id or name').argument('<name>', 'environment name'),
   ).action(run((client, model: string, name: string, options: SettingsFlags) => writeEnvironmentCommand(client, 'create', model, name, options)));
   settingsOptions(
-    environments.command('update').description("change an environment's promotion settings").argument('<model>', 'model id or name').argument('<name>', 'environment name'),
+    environments.command('update').description("change an environment's promotion settings; only the ones given change").argument('<model>', 'model id or name').argument('<name>', 'environment name'),
   ).action(run((client, model: string, name: string, options: SettingsFlags) => writeEnvironmentCommand(client, 'update', model, name, options)));
   environments
     .command('delete')
@@ -142,7 +142,7 @@ export function buildProgram(): Command {
 
   program
     .command('models')
-    .description('list models')
+    .description('list models: id, name, deployments, production deployment, created')
     .addOption(outputOption())
     .action(run((client, options) => modelsCommand(client, options)));
 
@@ -206,7 +206,7 @@ export function buildProgram(): Command {
     .argument('<model>', 'model id or name')
     .option('-d, --deployment <ref>', 'a deployment id or name')
     .option('-e, --environment <env>', 'an environment (default production)')
-    .option('--data <json>', 'the model input: JSON, @file.json, or - for stdin')
+    .option('--data <json>', 'the model input (required): JSON, @file.json, or - for stdin')
     .option('-v, --verbose', 'print the status and the deployment that answered on stderr')
     .option('--async', 'queue an async request (prints its request_id; see gantry async status)')
     .option('--webhook <url>', 'with --async: where the result is POSTed')
@@ -250,7 +250,7 @@ export function buildProgram(): Command {
     .description("print a deployment's build and replica logs")
     .argument('<model>', 'model id or name')
     .argument('<deployment>', 'deployment id, name, production or development')
-    .option('-n, --tail <lines>', 'how many lines', '200')
+    .option('-n, --tail <lines>', 'how many of the last lines to print', '200')
     .addOption(outputOption())
     .action(run((client, model: string, ref: string, options) => logsCommand(client, model, ref, options)));
 
@@ -276,9 +276,14 @@ export function buildProgram(): Command {
   return program;
 }
 
-buildProgram()
-  .parseAsync(process.argv)
-  .catch((error) => {
+/** Runs the `gantry` command line on `argv` (the process's own arguments by default). */
+export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
     console.error(`error: ${(error as Error).message}`);
     process.exitCode = 1;
-  });
+  }
+}
+
+if (require.main === module) void main();
