@@ -92,7 +92,7 @@ export function buildProgram(): Command {
     resume: 'resume a paused promotion',
     cancel: 'ramp back down step by step to the previous deployment',
     'force-cancel': 'send all traffic back to the previous deployment at once',
-    'force-complete': 'candidate to full size and all traffic at once',
+    'force-complete': "scale the candidate to full size and send it all traffic at once (the API's force_roll_forward)",
   };
   for (const action of rolloutActions) {
     rollout
@@ -119,7 +119,7 @@ export function buildProgram(): Command {
   const environments = program
     .command('environments')
     .description("list a model's environments, or manage them")
-    .argument('[model]', 'model id or name')
+    .argument('[model]', 'model id or name (needed to list)')
     .addOption(outputOption())
     .action(
       run(async (client, model: string | undefined, options) => {
@@ -149,7 +149,7 @@ export function buildProgram(): Command {
   const deployments = program
     .command('deployments')
     .description("list a model's deployments, or manage one")
-    .argument('[model]', 'model id or name')
+    .argument('[model]', 'model id or name (needed to list)')
     .option('-l, --label <key=value>', 'only deployments with this label (repeatable; all must match)', (value: string, all: string[] = []) => [...all, value])
     .addOption(outputOption())
     .action(
