@@ -39,7 +39,7 @@ export class GatewayMetrics {
   /** Inference requests answered, by the status code sent (499: the client left before any answer). */
   readonly requests = new Counter({
     name: 'gantry_gateway_requests_total',
-    help: 'Inference requests the gateway answered, by model, deployment, environment and HTTP status code (499: the client left before an answer); model and deployment are empty for requests never resolved to a deployment (401, unknown route, the async routes passed on to the API).',
+    help: 'Inference requests the gateway answered, by model, deployment, environment and HTTP status code (499: the client left before an answer); model and deployment are empty for requests not served by one deployment (401, an unknown route, POST …/wake, the async routes passed on to the API).',
     labelNames: ['model_id', 'deployment_id', 'environment', 'status_code'] as const,
     registers: [this.registry],
   });
