@@ -21,7 +21,7 @@ export class ApiMetrics {
   /** API requests answered, by route pattern, method and status code. */
   readonly requests = new Counter({
     name: 'gantry_api_requests_total',
-    help: `Requests the API answered, by route pattern (e.g. /v1/models/:model_id; "${UNMATCHED_ROUTE}" when no route matched, a missing key included), method and HTTP status code (499: the client left before an answer).`,
+    help: `Requests the API answered, by route pattern (e.g. /v1/models/:model/deployments/:ref; "${UNMATCHED_ROUTE}" when no route matched, a missing key included), method and HTTP status code (499: the client left before an answer).`,
     labelNames: ['route', 'method', 'status_code'] as const,
     registers: [this.registry],
   });
