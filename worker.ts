@@ -1,7 +1,8 @@
 /**
  * The Gantry worker: runs deploy, promotion and development update workflows and their
  * activities on the `gantry` task queue, and the repair loop that keeps the store's records and
- * those workflows in agreement. Started by `npm start`; run alone with `node dist/worker.js`.
+ * those workflows in agreement, and serves its Prometheus metrics on GANTRY_WORKER_METRICS_PORT.
+ * Started by `npm start`; run alone with `node dist/worker.js`.
  */
 import { Client } from '@temporalio/client';
 import { MetricsBuffer, NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -63,18 +64,22 @@ async function main(): Promise<void> {
   const dispatcher = new AsyncDispatcher({ store, asyncPredictions: workflows, retentionSeconds: config.asyncRetentionSeconds });
   const repairer = new Repairer({ store, workflows, paths, deployTimeoutSeconds: config.deployTimeoutSeconds });
   const drain = (): void => metrics.drain(sdkMetrics);
-  const metricsServer = await metrics.listen(config.workerMetricsPort, config.host, async (hash) => (await store.findApiKeyByHash(hash)) !== undefined, drain);
+  // Metrics are not worth stopping rollouts for: a taken port is said loudly, and the worker runs on.
+  const metricsServer = await metrics.listen(config.workerMetricsPort, config.host, async (hash) => (await store.findApiKeyByHash(hash)) !== undefined, drain).catch((error) => {
+    console.error(`worker: serving no metrics: cannot listen on ${config.host}:${config.workerMetricsPort} (GANTRY_WORKER_METRICS_PORT): ${(error as Error).message}`);
+    return undefined;
+  });
   const drainTimer = setInterval(drain, METRICS_DRAIN_INTERVAL_MS);
   exitWhenParentDies(() => worker.shutdown());
   console.log(`worker polling task queue "${TASK_QUEUE}" on ${config.temporalAddress} (namespace ${config.temporalNamespace})`);
-  console.log(`worker metrics at http://${config.host}:${metricsServer.port}${METRICS_PATH}`);
+  if (metricsServer) console.log(`worker metrics at http://${config.host}:${metricsServer.port}${METRICS_PATH}`);
   repairer.start(REPAIR_INTERVAL_MS);
   dispatcher.start(DISPATCH_INTERVAL_MS);
   try {
     await worker.run();
   } finally {
     clearInterval(drainTimer);
-    metricsServer.server.close();
+    metricsServer?.server.close();
     await dispatcher.stop();
     await repairer.stop();
     await connection.close();
