@@ -223,12 +223,12 @@ export class Gateway {
       const address = route.address;
       const resolved = this.table.resolve(address);
       if ('error' in resolved) throw new RequestError(resolved.error.status, resolved.error.code, resolved.error.message);
-      const body = await readBody(req, MAX_BODY_BYTES);
       const deployment = resolved.deployment;
       labels.model_id = deployment.model_id;
       labels.deployment_id = deployment.id;
       labels.environment = address.kind === 'environment' ? address.environment : '';
       const target: DeploymentLabels = { model_id: deployment.model_id, deployment_id: deployment.id };
+      const body = await readBody(req, MAX_BODY_BYTES);
       // The response's 'close' before it finished is the client going away (the request's own
       // 'close' fires as soon as its body has been read).
       const clientGone = new AbortController();
