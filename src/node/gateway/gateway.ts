@@ -8,7 +8,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hashApiKey, keyFromAuthorization } from '../../auth/api-keys';
-import { GatewayMetrics, type DeploymentLabels, type ReplicaWaitOutcome, type RequestLabels } from '../../metrics/gateway-metrics';
+import { GatewayMetrics, type DeploymentLabels, type ReplicaWaitOutcome, type RequestLabels, type UpstreamErrorKind, type WakeTrigger } from '../../metrics/gateway-metrics';
 import { METRICS_PATH, serveMetrics } from '../../metrics/exposition';
 import type { Store } from '../../store/store';
 import { describeError } from '../retried-task';
@@ -271,6 +271,14 @@ export class Gateway {
     });
   }
 
+  private countWakeup(target: DeploymentLabels, trigger: WakeTrigger): void {
+    this.metrics.wakeups.inc({ ...target, trigger });
+  }
+
+  private countUpstreamError(target: DeploymentLabels, kind: UpstreamErrorKind): void {
+    this.metrics.upstreamErrors.inc({ ...target, kind });
+  }
+
   /** Requests in flight or waiting for the deployment. */
   inFlight(deploymentId: string): number {
     return this.active.get(deploymentId) ?? 0;
@@ -324,7 +332,7 @@ export class Gateway {
           // A request still waiting asks again a second later: that is the retry.
           this.deps.wake?.(deploymentId, 'a request is waiting').then(
             (woken) => {
-              if (woken) this.metrics.wakeups.inc({ ...target, trigger: 'request' });
+              if (woken) this.countWakeup(target, 'request');
             },
             (error) => this.log(`gateway: waking deployment ${deploymentId} failed (a waiting request asks again in 1 s): ${describeError(error)}`),
           );
@@ -360,7 +368,7 @@ export class Gateway {
       }
       if (woken) {
         this.lastWake.set(deployment.id, Date.now());
-        this.metrics.wakeups.inc({ model_id: deployment.model_id, deployment_id: deployment.id, trigger: 'wake_endpoint' });
+        this.countWakeup({ model_id: deployment.model_id, deployment_id: deployment.id }, 'wake_endpoint');
       }
       deployments.push({ id: deployment.id, name: deployment.name, woken });
     }
@@ -403,10 +411,10 @@ export class Gateway {
       } catch (error) {
         // Only a refused request is tried elsewhere: a timed-out one may have run.
         if (error instanceof UpstreamTimeout) {
-          this.metrics.upstreamErrors.inc({ ...target, kind: 'timeout' });
+          this.countUpstreamError(target, 'timeout');
           throw new RequestError(504, 'upstream_timeout', `deployment ${name} (${deploymentId}) did not answer within ${timeoutSeconds} s`);
         }
-        this.metrics.upstreamErrors.inc({ ...target, kind: error instanceof UpstreamUnavailable ? 'unavailable' : 'failed' });
+        this.countUpstreamError(target, error instanceof UpstreamUnavailable ? 'unavailable' : 'failed');
         if (!(error instanceof UpstreamUnavailable)) throw error;
       } finally {
         replica.inFlight--;
