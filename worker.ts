@@ -1,15 +1,18 @@
 /**
  * The Gantry worker: runs deploy, promotion and development update workflows and their
  * activities on the `gantry` task queue, and the repair loop that keeps the store's records and
- * those workflows in agreement. Started by `npm start`; run alone with `node dist/worker.js`.
+ * those workflows in agreement, and serves its Prometheus metrics on GANTRY_WORKER_METRICS_PORT.
+ * Started by `npm start`; run alone with `node dist/worker.js`.
  */
 import { Client } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { MetricsBuffer, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import * as fs from 'node:fs';
 import { createActivities } from './src/activities';
 import { AsyncDispatcher } from './src/async/dispatcher';
 import { loadWebhookSecret } from './src/async/webhook-secret';
 import { loadConfig } from './src/config';
+import { collectProcessMetrics, METRICS_PATH } from './src/metrics/exposition';
+import { WorkerMetrics } from './src/metrics/worker-metrics';
 import { homePaths } from './src/home';
 import { TASK_QUEUE } from './src/shared/constants';
 import { exitWhenParentDies } from './src/stack/parent-watch';
@@ -21,6 +24,8 @@ import { TemporalWorkflowsClient } from './src/temporal/workflows-client';
 const REPAIR_INTERVAL_MS = 3_000;
 /** How often the async dispatcher looks at the queue besides on every store change. */
 const DISPATCH_INTERVAL_MS = 1_000;
+/** How often the Temporal SDK's buffered metrics are taken into the worker's own (besides at each scrape). */
+const METRICS_DRAIN_INTERVAL_MS = 1_000;
 
 /** Reads a value once, when first needed. */
 function once<T>(read: () => T): () => T {
@@ -32,6 +37,11 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const paths = homePaths(config.home);
   const store = openSqliteStore(paths.database);
+  // Before any connection: the SDK's runtime takes its telemetry settings once.
+  const sdkMetrics = new MetricsBuffer();
+  Runtime.install({ telemetryOptions: { metrics: { buffer: sdkMetrics } } });
+  const metrics = new WorkerMetrics();
+  collectProcessMetrics(metrics.registry, 'worker');
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const workflows = new TemporalWorkflowsClient(new Client({ connection, namespace: config.temporalNamespace }));
   const worker = await Worker.create({
@@ -39,6 +49,7 @@ async function main(): Promise<void> {
     namespace: config.temporalNamespace,
     taskQueue: TASK_QUEUE,
     workflowsPath: require.resolve('./src/workflows'),
+    interceptors: { activity: [metrics.activityInterceptor] },
     activities: createActivities({
       store,
       paths,
@@ -52,13 +63,23 @@ async function main(): Promise<void> {
   });
   const dispatcher = new AsyncDispatcher({ store, asyncPredictions: workflows, retentionSeconds: config.asyncRetentionSeconds });
   const repairer = new Repairer({ store, workflows, paths, deployTimeoutSeconds: config.deployTimeoutSeconds });
+  const drain = (): void => metrics.drain(sdkMetrics);
+  // Metrics are not worth stopping rollouts for: a taken port is said loudly, and the worker runs on.
+  const metricsServer = await metrics.listen(config.workerMetricsPort, config.host, async (hash) => (await store.findApiKeyByHash(hash)) !== undefined, drain).catch((error) => {
+    console.error(`worker: serving no metrics: cannot listen on ${config.host}:${config.workerMetricsPort} (GANTRY_WORKER_METRICS_PORT): ${(error as Error).message}`);
+    return undefined;
+  });
+  const drainTimer = setInterval(drain, METRICS_DRAIN_INTERVAL_MS);
   exitWhenParentDies(() => worker.shutdown());
   console.log(`worker polling task queue "${TASK_QUEUE}" on ${config.temporalAddress} (namespace ${config.temporalNamespace})`);
+  if (metricsServer) console.log(`worker metrics at http://${config.host}:${metricsServer.port}${METRICS_PATH}`);
   repairer.start(REPAIR_INTERVAL_MS);
   dispatcher.start(DISPATCH_INTERVAL_MS);
   try {
     await worker.run();
   } finally {
+    clearInterval(drainTimer);
+    metricsServer?.server.close();
     await dispatcher.stop();
     await repairer.stop();
     await connection.close();

@@ -10,6 +10,7 @@ export const configSchema = z.object({
   GANTRY_HOST: z.string().min(1).default('127.0.0.1'),
   GANTRY_API_PORT: port.default(8080),
   GANTRY_GATEWAY_PORT: port.default(8081),
+  GANTRY_WORKER_METRICS_PORT: port.default(8082),
   TEMPORAL_ADDRESS: z
     .string()
     .regex(/^[^:\s]+:\d{1,5}$/, 'must be host:port')
@@ -37,6 +38,8 @@ export interface GantryConfig {
   host: string;
   apiPort: number;
   gatewayPort: number;
+  /** Where the worker serves its Prometheus metrics (`GET /metrics`). */
+  workerMetricsPort: number;
   temporalAddress: string;
   temporalUiPort: number;
   /** The Temporal Web UI, when one is known (the dashboard links to it). */
@@ -84,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     host: c.GANTRY_HOST,
     apiPort: c.GANTRY_API_PORT,
     gatewayPort: c.GANTRY_GATEWAY_PORT,
+    workerMetricsPort: c.GANTRY_WORKER_METRICS_PORT,
     temporalAddress: c.TEMPORAL_ADDRESS,
     temporalUiPort: c.GANTRY_TEMPORAL_UI_PORT,
     temporalUiUrl: c.GANTRY_TEMPORAL_UI_URL,

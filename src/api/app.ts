@@ -13,6 +13,8 @@ import type { Store } from '../store/store';
 import type { AsyncPredictionsClient, WorkflowsClient } from '../temporal/workflows-client';
 import { DASHBOARD_DIR } from '../shared/project-paths';
 import { LiveViews } from '../services/live';
+import { ApiMetrics } from '../metrics/api-metrics';
+import { METRICS_PATH } from '../metrics/exposition';
 import { requireApiKey } from './auth';
 import { dashboardRoutes } from './dashboard';
 import { errorHandler, routeNotFound } from './errors';
@@ -42,18 +44,25 @@ export interface AppDeps {
   asyncPredictions?: { client: AsyncPredictionsClient; webhookRetrySeconds: number; wakeTimeoutSeconds: number };
   /** Where the bundled dashboard is (DASHBOARD_DIR unless a test says otherwise). */
   dashboardDir?: string;
+  /** What `GET /metrics` serves (the API's own metrics from this store unless given). */
+  metrics?: ApiMetrics;
 }
 
-/** Creates the API app: /healthz and the dashboard's page and assets without a key, everything else behind Api-Key auth. */
+/** Creates the API app: /healthz and the dashboard's page and assets without a key, everything else (/metrics too) behind Api-Key auth. */
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  const metrics = deps.metrics ?? new ApiMetrics(deps.store);
+  app.use(metrics.countRequests());
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   app.use(dashboardRoutes(deps.dashboardDir ?? DASHBOARD_DIR));
   app.use(requireApiKey(deps.store));
+  app.get(METRICS_PATH, async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
   // Every body but a push's multipart upload is JSON, whatever its content-type says: `curl -d`
   // sends form-urlencoded, and Baseten's routes take such bodies as JSON too.
   app.use(express.json({ limit: '1mb', type: (req) => !String(req.headers['content-type'] ?? '').startsWith('multipart/') }));

@@ -6,6 +6,8 @@ import { exitWhenParentDies } from '../stack/parent-watch';
 import { openSqliteStore } from '../store/sqlite/sqlite-store';
 import { connectClient } from '../temporal/connection';
 import { TemporalWorkflowsClient } from '../temporal/workflows-client';
+import { ApiMetrics } from '../metrics/api-metrics';
+import { collectProcessMetrics } from '../metrics/exposition';
 import { createApp } from './app';
 
 async function main(): Promise<void> {
@@ -14,7 +16,10 @@ async function main(): Promise<void> {
   const store = openSqliteStore(paths.database);
   const temporal = await connectClient(config.temporalAddress, config.temporalNamespace);
   const workflows = new TemporalWorkflowsClient(temporal);
+  const metrics = new ApiMetrics(store);
+  collectProcessMetrics(metrics.registry, 'api');
   const app = createApp({
+    metrics,
     store,
     paths,
     workflows,

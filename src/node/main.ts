@@ -3,6 +3,7 @@ import { loadConfig } from '../config';
 import { homePaths } from '../home';
 import { exitWhenParentDies } from '../stack/parent-watch';
 import { openSqliteStore } from '../store/sqlite/sqlite-store';
+import { collectProcessMetrics } from '../metrics/exposition';
 import { Node } from './node';
 import { describeError } from './retried-task';
 
@@ -29,6 +30,8 @@ async function main(): Promise<void> {
     waitLimits: { timeoutMs: config.wakeTimeoutSeconds * 1000, queueSize: config.wakeQueueSize },
     usageFlushMs: config.usageFlushSeconds * 1000,
   });
+
+  collectProcessMetrics(node.gateway.metrics.registry, 'node');
 
   let stopping = false;
   const stop = async (code = 0): Promise<void> => {

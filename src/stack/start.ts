@@ -77,6 +77,7 @@ async function main(): Promise<void> {
   for (const [name, port] of [
     ['GANTRY_API_PORT', config.apiPort],
     ['GANTRY_GATEWAY_PORT', config.gatewayPort],
+    ['GANTRY_WORKER_METRICS_PORT', config.workerMetricsPort],
   ] as const) {
     if (await isListening(`${config.host}:${port}`)) {
       console.error(`[gantry] ${config.host}:${port} (${name}) is already in use: is another Gantry running? Stop it, or choose another port.`);
@@ -161,6 +162,7 @@ async function main(): Promise<void> {
   say(`  API          ${apiUrl}`);
   say(`  Gateway      ${gatewayUrl}`);
   say(`  Temporal UI  ${uiUrl ?? `(served by the Temporal server at ${config.temporalAddress})`}`);
+  say(`  Metrics      ${apiUrl}/metrics  ${gatewayUrl}/metrics  http://${config.host}:${config.workerMetricsPort}/metrics  (with the API key)`);
   if (key.generated) {
     say(`  API key      ${key.generated}`);
     say(`               (generated now and shown once; kept in ${key.file}, which the gantry CLI reads)`);

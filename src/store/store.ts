@@ -281,6 +281,22 @@ export interface AsyncQueueCounts {
   in_progress: number;
 }
 
+/** How many async requests of one deployment are in one status. */
+export interface AsyncStatusCount {
+  model_id: string;
+  deployment_id: string;
+  status: AsyncRequestStatus;
+  count: number;
+}
+
+/** How many promotions of one environment ended in (or are in) one status. */
+export interface PromotionStatusCount {
+  model_id: string;
+  environment: string;
+  status: PromotionRecordStatus;
+  count: number;
+}
+
 /** A group of queued async requests sharing a target: what the dispatcher works through. */
 export interface AsyncQueueGroup {
   model_id: string;
@@ -353,6 +369,10 @@ export interface Store {
   listPromotions(modelId: string, environment: string, options?: { limit?: number }): Promise<PromotionRecord[]>;
   /** Promotions not ended yet, of one model or of all. */
   listPromotionsInFlight(modelId?: string): Promise<PromotionRecord[]>;
+  /** The most recent promotion of every environment that exists and has had one (in flight or ended). */
+  listLatestPromotions(): Promise<PromotionRecord[]>;
+  /** Promotions counted by environment and status (one grouped query). */
+  countPromotionsByStatus(): Promise<PromotionStatusCount[]>;
 
   getRoute(modelId: string, environment: string): Promise<RouteRecord | undefined>;
   listRoutes(): Promise<RouteRecord[]>;
@@ -403,6 +423,8 @@ export interface Store {
   transitionAsyncRequest(id: string, from: AsyncRequestStatus[], patch: AsyncRequestPatch): Promise<boolean>;
   /** Queued and in-progress counts of every deployment that has any (one grouped query). */
   countAsyncRequests(): Promise<AsyncQueueCounts[]>;
+  /** Async requests counted by deployment and status, every status included (one grouped query). */
+  countAsyncRequestsByStatus(): Promise<AsyncStatusCount[]>;
   /** Queued async requests grouped by model, deployment and environment. */
   listAsyncQueueGroups(): Promise<AsyncQueueGroup[]>;
   /** Moves the queued requests of an environment from one deployment to another (a promotion finished); returns how many. */

@@ -45,13 +45,14 @@ export class TestStack {
   /** Creates a stack with its own home and ports (not started yet). */
   static async create(extraEnv: NodeJS.ProcessEnv = {}): Promise<TestStack> {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-it-'));
-    const [api, gateway, temporal, ui] = await freePorts(4);
+    const [api, gateway, temporal, ui, workerMetrics] = await freePorts(5);
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       GANTRY_HOME: home,
       GANTRY_HOST: '127.0.0.1',
       GANTRY_API_PORT: String(api),
       GANTRY_GATEWAY_PORT: String(gateway),
+      GANTRY_WORKER_METRICS_PORT: String(workerMetrics),
       TEMPORAL_ADDRESS: `127.0.0.1:${temporal}`,
       GANTRY_TEMPORAL_UI_PORT: String(ui),
       GANTRY_CONFIG_FILE: path.join(home, 'cli-credentials.json'),
@@ -69,6 +70,11 @@ export class TestStack {
 
   get gatewayUrl(): string {
     return `http://127.0.0.1:${this.env.GANTRY_GATEWAY_PORT}`;
+  }
+
+  /** Where the worker serves its metrics. */
+  get workerMetricsUrl(): string {
+    return `http://127.0.0.1:${this.env.GANTRY_WORKER_METRICS_PORT}/metrics`;
   }
 
   /** Everything the stack printed so far. */

@@ -9,6 +9,7 @@ describe('loadConfig', () => {
     assert.equal(config.host, '127.0.0.1');
     assert.equal(config.apiPort, 8080);
     assert.equal(config.gatewayPort, 8081);
+    assert.equal(config.workerMetricsPort, 8082);
     assert.equal(config.temporalAddress, '127.0.0.1:7233');
     assert.equal(config.temporalUiPort, 8233);
     assert.equal(config.temporalNamespace, 'default');
@@ -20,12 +21,14 @@ describe('loadConfig', () => {
       GANTRY_HOME: '/tmp/x',
       GANTRY_API_PORT: '9000',
       GANTRY_GATEWAY_PORT: '',
+      GANTRY_WORKER_METRICS_PORT: '9464',
       TEMPORAL_ADDRESS: 'temporal:7233',
       GANTRY_API_KEY: 'a-key-of-sixteen-chars',
     });
     assert.equal(config.home, '/tmp/x');
     assert.equal(config.apiPort, 9000);
     assert.equal(config.gatewayPort, 8081);
+    assert.equal(config.workerMetricsPort, 9464);
     assert.equal(config.temporalAddress, 'temporal:7233');
     assert.equal(config.apiKey, 'a-key-of-sixteen-chars');
   });

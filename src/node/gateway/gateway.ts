@@ -2,11 +2,14 @@
  * The inference gateway (docs/architecture.md §5): authenticates, resolves the path to a deployment
  * (weighted for environments), picks the ready replica with the fewest requests in flight
  * and proxies to it. Wakes deployments (`…/wake`, 202) and passes the async inference routes on
- * to the API. Answers JSON errors: 401, 404, 405, 413, 502, 503, 504.
+ * to the API. Answers JSON errors: 401, 404, 405, 413, 502, 503, 504. Serves its metrics at
+ * `GET /metrics` (docs/metrics.md).
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hashApiKey, keyFromAuthorization } from '../../auth/api-keys';
+import { GatewayMetrics, type DeploymentLabels, type ReplicaWaitOutcome, type RequestLabels, type UpstreamErrorKind, type WakeTrigger } from '../../metrics/gateway-metrics';
+import { METRICS_PATH, serveMetrics } from '../../metrics/exposition';
 import type { Store } from '../../store/store';
 import { describeError } from '../retried-task';
 import type { Runtime } from '../runtime/runtime';
@@ -50,6 +53,8 @@ export interface GatewayDeps {
   waitLimits?: WaitLimits;
   /** Where the gateway tells what went wrong outside a request (a failed accept). */
   log?: (line: string) => void;
+  /** Where the gateway counts what it does (a registry of its own unless given). */
+  metrics?: GatewayMetrics;
 }
 
 /** The client disconnected before its answer was complete: nothing more is sent. */
@@ -119,8 +124,11 @@ export class Gateway {
   private readonly lastWake = new Map<string, number>();
   private refreshAgain = false;
   readonly server: http.Server;
+  /** What the gateway counts, served at `GET /metrics`. */
+  readonly metrics: GatewayMetrics;
 
   constructor(private readonly deps: GatewayDeps) {
+    this.metrics = deps.metrics ?? new GatewayMetrics();
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((error) => {
         this.log(`gateway: a request failed unexpectedly: ${(error as Error).message}`);
@@ -184,12 +192,19 @@ export class Gateway {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    // Filled in once the request resolves to a deployment; read when the answer ends.
+    const labels: RequestLabels = { model_id: '', deployment_id: '', environment: '' };
     try {
       const url = new URL(req.url ?? '/', 'http://gateway');
       if (url.pathname === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
         return;
       }
+      if (url.pathname === METRICS_PATH) {
+        await serveMetrics(req, res, this.metrics.registry, (hash) => this.keys.has(hash));
+        return;
+      }
+      this.measure(res, labels);
       const key = keyFromAuthorization(req.headers.authorization);
       if (!key || !this.keys.has(hashApiKey(key))) {
         throw new RequestError(401, 'unauthorized', 'missing or invalid API key: send Authorization: Api-Key <key>');
@@ -208,8 +223,12 @@ export class Gateway {
       const address = route.address;
       const resolved = this.table.resolve(address);
       if ('error' in resolved) throw new RequestError(resolved.error.status, resolved.error.code, resolved.error.message);
-      const body = await readBody(req, MAX_BODY_BYTES);
       const deployment = resolved.deployment;
+      labels.model_id = deployment.model_id;
+      labels.deployment_id = deployment.id;
+      labels.environment = address.kind === 'environment' ? address.environment : '';
+      const target: DeploymentLabels = { model_id: deployment.model_id, deployment_id: deployment.id };
+      const body = await readBody(req, MAX_BODY_BYTES);
       // The response's 'close' before it finished is the client going away (the request's own
       // 'close' fires as soon as its body has been read).
       const clientGone = new AbortController();
@@ -220,11 +239,13 @@ export class Gateway {
       this.deps.onRouted?.(deployment.id);
       this.lastRequest.set(deployment.id, Date.now());
       this.active.set(deployment.id, (this.active.get(deployment.id) ?? 0) + 1);
+      this.metrics.inFlight.inc(target);
       try {
-        await this.awaitReplica(deployment.id, deployment.name, deployment.status, clientGone.signal);
-        await this.proxy(deployment.id, deployment.name, deployment.predict_timeout_seconds, req, body, res, clientGone.signal);
+        await this.awaitReplica(target, deployment.name, deployment.status, clientGone.signal);
+        await this.proxy(target, deployment.name, deployment.predict_timeout_seconds, req, body, res, clientGone.signal);
       } finally {
         this.active.set(deployment.id, (this.active.get(deployment.id) ?? 1) - 1);
+        this.metrics.inFlight.dec(target);
       }
     } catch (error) {
       if (error instanceof ClientGone) {
@@ -235,6 +256,27 @@ export class Gateway {
         if (unread) res.once('finish', () => req.socket.destroySoon());
       } else sendError(res, 502, 'bad_gateway', `the replica failed to answer: ${(error as Error).message}`);
     }
+  }
+
+  /**
+   * Counts the request and observes its latency when its answer ends (or the connection
+   * closes first: 499), with the labels as they are by then.
+   */
+  private measure(res: http.ServerResponse, labels: RequestLabels): void {
+    const stop = this.metrics.duration.startTimer();
+    res.once('close', () => {
+      const status = res.headersSent ? String(res.statusCode) : '499';
+      this.metrics.requests.inc({ ...labels, status_code: status });
+      stop(labels);
+    });
+  }
+
+  private countWakeup(target: DeploymentLabels, trigger: WakeTrigger): void {
+    this.metrics.wakeups.inc({ ...target, trigger });
+  }
+
+  private countUpstreamError(target: DeploymentLabels, kind: UpstreamErrorKind): void {
+    this.metrics.upstreamErrors.inc({ ...target, kind });
   }
 
   /** Requests in flight or waiting for the deployment. */
@@ -257,7 +299,8 @@ export class Gateway {
    * one whose replicas are (re)starting is waited for. Bounded in time and in queue length;
    * a request whose client has gone leaves the queue.
    */
-  private async awaitReplica(deploymentId: string, name: string, status: string, clientGone: AbortSignal): Promise<void> {
+  private async awaitReplica(target: DeploymentLabels, name: string, status: string, clientGone: AbortSignal): Promise<void> {
+    const deploymentId = target.deployment_id;
     if (this.deps.runtime.routableReplicas(deploymentId).length > 0) return;
     const limits = this.deps.waitLimits ?? DEFAULT_WAIT_LIMITS;
     const queued = this.waiting.get(deploymentId) ?? 0;
@@ -265,29 +308,45 @@ export class Gateway {
       throw new RequestError(503, 'unavailable', `deployment ${name} (${deploymentId}) is ${status === 'SCALED_TO_ZERO' ? 'waking up' : 'starting'} and ${queued} requests already wait for it; retry shortly`);
     }
     this.waiting.set(deploymentId, queued + 1);
+    this.metrics.waiting.inc(target);
+    const waited = this.metrics.replicaWait.startTimer(target);
+    let outcome: ReplicaWaitOutcome = 'ready';
     try {
       const deadline = Date.now() + limits.timeoutMs;
       while (this.deps.runtime.routableReplicas(deploymentId).length === 0) {
-        if (clientGone.aborted) throw new ClientGone('the client left while its request waited for a replica');
+        if (clientGone.aborted) {
+          outcome = 'client_gone';
+          throw new ClientGone('the client left while its request waited for a replica');
+        }
         const current = this.table.deployment(deploymentId);
-        if (!current) throw new RequestError(404, 'not_found', `deployment ${deploymentId} no longer exists`);
+        if (!current) {
+          outcome = 'gone';
+          throw new RequestError(404, 'not_found', `deployment ${deploymentId} no longer exists`);
+        }
         if (current.status === 'INACTIVE' || current.status === 'DEACTIVATING') {
+          outcome = 'gone';
           throw new RequestError(404, 'deployment_inactive', `deployment ${name} (${deploymentId}) is deactivated`);
         }
         if (current.desired_replicas === 0 && Date.now() - (this.lastWake.get(deploymentId) ?? 0) > 1000) {
           this.lastWake.set(deploymentId, Date.now());
           // A request still waiting asks again a second later: that is the retry.
-          this.deps.wake?.(deploymentId, 'a request is waiting').catch((error) =>
-            this.log(`gateway: waking deployment ${deploymentId} failed (a waiting request asks again in 1 s): ${describeError(error)}`),
+          this.deps.wake?.(deploymentId, 'a request is waiting').then(
+            (woken) => {
+              if (woken) this.countWakeup(target, 'request');
+            },
+            (error) => this.log(`gateway: waking deployment ${deploymentId} failed (a waiting request asks again in 1 s): ${describeError(error)}`),
           );
         }
         if (Date.now() > deadline) {
+          outcome = 'timeout';
           throw new RequestError(503, 'unavailable', `deployment ${name} (${deploymentId}) has no ready replica after ${Math.round(limits.timeoutMs / 1000)} s; retry later`);
         }
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
     } finally {
       this.waiting.set(deploymentId, (this.waiting.get(deploymentId) ?? 1) - 1);
+      this.metrics.waiting.dec(target);
+      waited({ outcome });
     }
   }
 
@@ -307,7 +366,10 @@ export class Gateway {
       } catch (error) {
         throw new RequestError(503, 'unavailable', `deployment ${deployment.name} (${deployment.id}) could not be woken now (${describeError(error)}); retry shortly`);
       }
-      if (woken) this.lastWake.set(deployment.id, Date.now());
+      if (woken) {
+        this.lastWake.set(deployment.id, Date.now());
+        this.countWakeup({ model_id: deployment.model_id, deployment_id: deployment.id }, 'wake_endpoint');
+      }
       deployments.push({ id: deployment.id, name: deployment.name, woken });
     }
     const body = JSON.stringify({ model_id: address.modelId, deployments });
@@ -327,7 +389,7 @@ export class Gateway {
   }
 
   private async proxy(
-    deploymentId: string,
+    target: DeploymentLabels,
     name: string,
     timeoutSeconds: number,
     req: http.IncomingMessage,
@@ -335,10 +397,12 @@ export class Gateway {
     res: http.ServerResponse,
     clientGone: AbortSignal,
   ): Promise<void> {
+    const deploymentId = target.deployment_id;
     const tried = new Set<string>();
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const replica = pickLeastInFlight(this.deps.runtime.routableReplicas(deploymentId), this.turn++, tried);
       if (!replica || replica.port === undefined) break;
+      if (attempt > 0) this.metrics.upstreamRetries.inc(target);
       tried.add(replica.id);
       replica.inFlight++;
       try {
@@ -347,8 +411,10 @@ export class Gateway {
       } catch (error) {
         // Only a refused request is tried elsewhere: a timed-out one may have run.
         if (error instanceof UpstreamTimeout) {
+          this.countUpstreamError(target, 'timeout');
           throw new RequestError(504, 'upstream_timeout', `deployment ${name} (${deploymentId}) did not answer within ${timeoutSeconds} s`);
         }
+        this.countUpstreamError(target, error instanceof UpstreamUnavailable ? 'unavailable' : 'failed');
         if (!(error instanceof UpstreamUnavailable)) throw error;
       } finally {
         replica.inFlight--;

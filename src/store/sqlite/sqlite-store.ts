@@ -10,6 +10,7 @@ import {
   promotionInvolves,
   type ApiKeyRecord,
   type AsyncQueueCounts,
+  type AsyncStatusCount,
   type AsyncQueueGroup,
   type AsyncRequestPatch,
   type AsyncRequestRecord,
@@ -26,6 +27,7 @@ import {
   type ObservedReplica,
   type PromotionPatch,
   type PromotionRecord,
+  type PromotionStatusCount,
   type RouteRecord,
   type SealedSecret,
   type SealedSecretValue,
@@ -465,6 +467,24 @@ export class SqliteStore implements Store {
     return (rows as Row[]).map(toPromotion);
   }
 
+  async listLatestPromotions(): Promise<PromotionRecord[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM (
+           SELECT p.*, ROW_NUMBER() OVER (PARTITION BY p.model_id, p.environment ORDER BY p.started_at DESC, p.rowid DESC) AS recency
+           FROM promotions p JOIN environments e ON e.model_id = p.model_id AND e.name = p.environment
+         ) WHERE recency = 1 ORDER BY model_id, environment`,
+      )
+      .all() as Row[];
+    return rows.map(({ recency: _, ...row }) => toPromotion(row));
+  }
+
+  async countPromotionsByStatus(): Promise<PromotionStatusCount[]> {
+    return this.db
+      .prepare('SELECT model_id, environment, status, COUNT(*) AS count FROM promotions GROUP BY model_id, environment, status')
+      .all() as PromotionStatusCount[];
+  }
+
   async adoptIfNoCurrentDeployment(modelId: string, environment: string, deploymentId: string): Promise<boolean> {
     const adopt = this.db.transaction((): boolean => {
       const at = now();
@@ -688,6 +708,12 @@ export class SqliteStore implements Store {
          FROM async_requests WHERE status IN ('QUEUED', 'IN_PROGRESS') GROUP BY deployment_id`,
       )
       .all() as AsyncQueueCounts[];
+  }
+
+  async countAsyncRequestsByStatus(): Promise<AsyncStatusCount[]> {
+    return this.db
+      .prepare('SELECT model_id, deployment_id, status, COUNT(*) AS count FROM async_requests GROUP BY model_id, deployment_id, status')
+      .all() as AsyncStatusCount[];
   }
 
   async listAsyncQueueGroups(): Promise<AsyncQueueGroup[]> {
