@@ -4,13 +4,16 @@
  * those workflows in agreement. Started by `npm start`; run alone with `node dist/worker.js`.
  */
 import { Client } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import * as fs from 'node:fs';
 import { createActivities } from './src/activities';
 import { AsyncDispatcher } from './src/async/dispatcher';
 import { loadWebhookSecret } from './src/async/webhook-secret';
 import { loadConfig } from './src/config';
 import { homePaths } from './src/home';
+import { initProcessLogger, lineLogger } from './src/logging/logger';
+import { temporalLevel, temporalLogger } from './src/logging/temporal-logger';
+import { setDeploymentLogLimits } from './src/logs/deployment-logs';
 import { TASK_QUEUE } from './src/shared/constants';
 import { exitWhenParentDies } from './src/stack/parent-watch';
 import { Repairer } from './src/repair/repairer';
@@ -28,8 +31,23 @@ function once<T>(read: () => T): () => T {
   return () => (value ??= { v: read() }).v;
 }
 
+const log = initProcessLogger('worker');
+
 async function main(): Promise<void> {
   const config = loadConfig();
+  setDeploymentLogLimits(config.deploymentLogs);
+  // The SDK's lines (its own, the workflow bundler's, native core's forwarded ones) in our format.
+  // Core is chatty at info: its lines are kept to warnings unless debug or trace is asked for.
+  const sdkLevel = temporalLevel(log.level);
+  Runtime.install({
+    logger: temporalLogger(log.child({ component: 'temporal-sdk' })),
+    telemetryOptions: {
+      logging: {
+        filter: makeTelemetryFilterString({ core: sdkLevel === 'DEBUG' || sdkLevel === 'TRACE' ? sdkLevel : 'WARN', other: 'ERROR' }),
+        forward: {},
+      },
+    },
+  });
   const paths = homePaths(config.home);
   const store = openSqliteStore(paths.database);
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
@@ -50,10 +68,10 @@ async function main(): Promise<void> {
       },
     }),
   });
-  const dispatcher = new AsyncDispatcher({ store, asyncPredictions: workflows, retentionSeconds: config.asyncRetentionSeconds });
-  const repairer = new Repairer({ store, workflows, paths, deployTimeoutSeconds: config.deployTimeoutSeconds });
+  const dispatcher = new AsyncDispatcher({ store, asyncPredictions: workflows, retentionSeconds: config.asyncRetentionSeconds, log: lineLogger(log) });
+  const repairer = new Repairer({ store, workflows, paths, deployTimeoutSeconds: config.deployTimeoutSeconds, log: lineLogger(log) });
   exitWhenParentDies(() => worker.shutdown());
-  console.log(`worker polling task queue "${TASK_QUEUE}" on ${config.temporalAddress} (namespace ${config.temporalNamespace})`);
+  log.info(`worker polling task queue "${TASK_QUEUE}" on ${config.temporalAddress} (namespace ${config.temporalNamespace})`);
   repairer.start(REPAIR_INTERVAL_MS);
   dispatcher.start(DISPATCH_INTERVAL_MS);
   try {
@@ -69,7 +87,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (error) => {
-    console.error('worker failed:', error);
+    log.fatal({ err: error }, `worker failed: ${(error as Error)?.message ?? String(error)}`);
     process.exit(1);
   },
 );

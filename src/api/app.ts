@@ -1,6 +1,7 @@
 /** The management API (docs/api.md) as an Express app, built from its dependencies. */
 import express from 'express';
 import type { HomePaths } from '../home';
+import { processLogger, type Logger } from '../logging/logger';
 import { AsyncPredictionService } from '../services/async-predictions';
 import { DeploymentService } from '../services/deployments';
 import { DevelopmentService } from '../services/development';
@@ -16,6 +17,7 @@ import { LiveViews } from '../services/live';
 import { requireApiKey } from './auth';
 import { dashboardRoutes } from './dashboard';
 import { errorHandler, routeNotFound } from './errors';
+import { requestLog } from './request-log';
 import { asyncPredictionRoutes } from './routes/async-predictions';
 import { deploymentRoutes } from './routes/deployments';
 import { environmentRoutes } from './routes/environments';
@@ -42,13 +44,19 @@ export interface AppDeps {
   asyncPredictions?: { client: AsyncPredictionsClient; webhookRetrySeconds: number; wakeTimeoutSeconds: number };
   /** Where the bundled dashboard is (DASHBOARD_DIR unless a test says otherwise). */
   dashboardDir?: string;
+  /** The access log and unexpected errors (the process logger by default). */
+  logger?: Logger;
 }
 
-/** Creates the API app: /healthz and the dashboard's page and assets without a key, everything else behind Api-Key auth. */
+/**
+ * Creates the API app: every request with a request id and an access log line; /healthz and the
+ * dashboard's page and assets without a key, everything else behind Api-Key auth.
+ */
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  app.use(requestLog(deps.logger ?? processLogger()));
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });

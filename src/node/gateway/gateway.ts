@@ -2,11 +2,15 @@
  * The inference gateway (docs/architecture.md §5): authenticates, resolves the path to a deployment
  * (weighted for environments), picks the ready replica with the fewest requests in flight
  * and proxies to it. Wakes deployments (`…/wake`, 202) and passes the async inference routes on
- * to the API. Answers JSON errors: 401, 404, 405, 413, 502, 503, 504.
+ * to the API. Answers JSON errors: 401, 404, 405, 413, 502, 503, 504. Every request has a request
+ * id (src/logging/request-id.ts), answered in `x-request-id`, passed on to the replica or the API,
+ * and in the access log line written when the request ends.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hashApiKey, keyFromAuthorization } from '../../auth/api-keys';
+import { lineLogger, processLogger, type Logger } from '../../logging/logger';
+import { REQUEST_ID_HEADER, requestIdFor } from '../../logging/request-id';
 import type { Store } from '../../store/store';
 import { describeError } from '../retried-task';
 import type { Runtime } from '../runtime/runtime';
@@ -48,9 +52,21 @@ export interface GatewayDeps {
   /** How long the API may take to start answering a request passed on to it (default 30 s). */
   apiTimeoutMs?: number;
   waitLimits?: WaitLimits;
-  /** Where the gateway tells what went wrong outside a request (a failed accept). */
+  /** Where the gateway tells what went wrong outside a request (a failed accept); info lines of `logger` by default. */
   log?: (line: string) => void;
+  /** The access log (one line per request) and request failures (the process logger by default). */
+  logger?: Logger;
 }
+
+/** What the access log line of a request says about where it went, filled in as it is routed. */
+interface RequestContext {
+  modelId?: string;
+  deploymentId?: string;
+  environment?: string;
+}
+
+/** The longest path an access log line quotes. */
+const MAX_LOGGED_PATH = 512;
 
 /** The client disconnected before its answer was complete: nothing more is sent. */
 class ClientGone extends Error {
@@ -120,10 +136,19 @@ export class Gateway {
   private refreshAgain = false;
   readonly server: http.Server;
 
+  private readonly logger: Logger;
+
   constructor(private readonly deps: GatewayDeps) {
+    this.logger = deps.logger ?? processLogger();
     this.server = http.createServer((req, res) => {
-      this.handle(req, res).catch((error) => {
-        this.log(`gateway: a request failed unexpectedly: ${(error as Error).message}`);
+      const requestId = requestIdFor(req.headers[REQUEST_ID_HEADER]);
+      // Set on the request itself, so that the replica (or the API) gets the id this answer carries.
+      req.headers[REQUEST_ID_HEADER] = requestId;
+      res.setHeader(REQUEST_ID_HEADER, requestId);
+      const context: RequestContext = {};
+      this.logAccess(req, res, requestId, context);
+      this.handle(req, res, context).catch((error) => {
+        this.logger.error({ requestId, err: error }, `gateway: a request failed unexpectedly: ${(error as Error).message}`);
         res.destroy();
       });
     });
@@ -135,9 +160,32 @@ export class Gateway {
   }
 
   private log(line: string): void {
-    (this.deps.log ?? console.log)(line);
+    (this.deps.log ?? lineLogger(this.logger))(line);
   }
 
+  /**
+   * Writes the request's access log line when it ends: method, path (never the query), status,
+   * duration, and the model and deployment it went to. A client that left before its answer was
+   * complete is logged with `aborted`. Health checks are logged at debug.
+   */
+  private logAccess(req: http.IncomingMessage, res: http.ServerResponse, requestId: string, context: RequestContext): void {
+    const started = performance.now();
+    res.once('close', () => {
+      const path = (req.url ?? '/').split('?')[0]!.slice(0, MAX_LOGGED_PATH);
+      const line = {
+        requestId,
+        method: req.method,
+        path,
+        status: res.statusCode,
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+        ...context,
+        ...(res.writableFinished ? {} : { aborted: true }),
+      };
+      const message = `${req.method} ${path} ${res.statusCode}`;
+      if (path === '/healthz') this.logger.debug(line, message);
+      else this.logger.info(line, message);
+    });
+  }
   /** Starts listening; resolves with the bound port. */
   async listen(port: number, host: string): Promise<number> {
     await this.refresh();
@@ -183,7 +231,7 @@ export class Gateway {
     });
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse, context: RequestContext): Promise<void> {
     try {
       const url = new URL(req.url ?? '/', 'http://gateway');
       if (url.pathname === '/healthz') {
@@ -196,6 +244,11 @@ export class Gateway {
       }
       const route = parseInferencePath(req.headers.host, url.pathname);
       if (!route) throw new RequestError(404, 'not_found', `no inference route at ${url.pathname}`);
+      if (route.action !== 'api') {
+        context.modelId = route.address.modelId;
+        if (route.address.kind === 'environment') context.environment = route.address.environment;
+        if (route.address.kind === 'deployment') context.deploymentId = route.address.deploymentId;
+      }
       if (route.action === 'api') {
         await this.forwardToApi(`${route.apiPath}${url.search}`, req, res);
         return;
@@ -210,6 +263,7 @@ export class Gateway {
       if ('error' in resolved) throw new RequestError(resolved.error.status, resolved.error.code, resolved.error.message);
       const body = await readBody(req, MAX_BODY_BYTES);
       const deployment = resolved.deployment;
+      context.deploymentId = deployment.id;
       // The response's 'close' before it finished is the client going away (the request's own
       // 'close' fires as soon as its body has been read).
       const clientGone = new AbortController();
