@@ -250,11 +250,16 @@ export function followLog(logsDir: string, deploymentId: string, count: number, 
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       }
       if (current?.ino === inode) return;
-      // Rotated: what a writer appended to it just before the rename, then the new file.
+      // Rotated: what a writer appended to it just before the rename; then every file rotated
+      // after it, whole (several rotations may have happened between two polls); then the new one.
       readNew();
       fs.closeSync(fd);
       fd = undefined;
       partial = '';
+      for (const file of rotatedAfter(logsDir, deploymentId, inode!)) {
+        const entries = parseEntries(readWholeLines(file));
+        if (entries.length > 0) onEntries(entries);
+      }
       if (current) {
         fd = openIfExists(file);
         if (fd === undefined) return;
@@ -272,6 +277,34 @@ export function followLog(logsDir: string, deploymentId: string, count: number, 
     if (fd !== undefined) fs.closeSync(fd);
     fd = undefined;
   };
+}
+
+/**
+ * The rotated files newer than the one with `inode`, oldest first: those after it, or all of
+ * them when it is gone (retention removes the oldest first, so every file left is newer).
+ */
+function rotatedAfter(logsDir: string, deploymentId: string, inode: number): string[] {
+  const rotated = rotatedLogFiles(logsDir, deploymentId);
+  const index = rotated.findIndex((file) => {
+    try {
+      return fs.statSync(file).ino === inode;
+    } catch {
+      return false;
+    }
+  });
+  return rotated.slice(index + 1);
+}
+
+/** Every whole line of a file (none if it is gone). */
+function readWholeLines(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((line) => line.length > 0);
 }
 
 /** The last `count` whole lines of an open file, and the byte offset they end at. */
