@@ -210,16 +210,22 @@ function openIfExists(file: string): number | undefined {
  * them, read from the byte where the tail ended (so none is sent twice or missed). The file is
  * polled every `intervalMs`: it is appended by other processes, and a stat is cheap. The file
  * being followed stays open, so when it is rotated (renamed, or removed) its last lines are still
- * read before the follower moves on to the new `<id>.jsonl` from its first byte.
+ * read; then every file rotated after it, whole, and the new `<id>.jsonl` from its first byte.
  */
 export function followLog(logsDir: string, deploymentId: string, count: number, onEntries: (entries: LogEntry[]) => void, intervalMs = 250): () => void {
   const file = logFile(logsDir, deploymentId);
   const first = readLogTailWithEnd(logsDir, deploymentId, count);
   let fd = first.fd;
   let inode = fd === undefined ? undefined : fs.fstatSync(fd).ino;
+  /** The last file read to its end (a rotated one); the files rotated after it are still to read. */
+  let lastRead: number | undefined = fd === undefined ? inodeOf(rotatedLogFiles(logsDir, deploymentId).at(-1)) : undefined;
   let offset = first.end;
   let partial = '';
   if (first.entries.length > 0) onEntries(first.entries);
+  const send = (lines: string[]): void => {
+    const entries = parseEntries(lines);
+    if (entries.length > 0) onEntries(entries);
+  };
   /** Reads what was appended to the open file since `offset`. */
   const readNew = (): void => {
     if (fd === undefined) return;
@@ -230,43 +236,44 @@ export function followLog(logsDir: string, deploymentId: string, count: number, 
     offset = size;
     const lines = (partial + buffer.toString('utf8')).split('\n');
     partial = lines.pop() ?? '';
-    const entries = parseEntries(lines.filter((line) => line.length > 0));
-    if (entries.length > 0) onEntries(entries);
+    send(lines.filter((line) => line.length > 0));
+  };
+  /** Reads every file rotated after `lastRead`, whole, oldest first. */
+  const readRotated = (): void => {
+    for (const rotated of rotatedAfter(logsDir, deploymentId, lastRead)) {
+      const whole = readWholeFile(rotated);
+      if (!whole) continue; // removed meanwhile
+      send(whole.lines);
+      lastRead = whole.inode;
+    }
   };
   const timer = setInterval(() => {
     try {
-      if (fd === undefined) {
-        fd = openIfExists(file);
-        if (fd === undefined) return;
-        inode = fs.fstatSync(fd).ino;
-        offset = 0;
+      if (fd !== undefined) {
+        readNew();
+        if (inodeOf(file) === inode) return;
+        // Rotated: what a writer appended to it just before the rename; then the rest below.
+        readNew();
+        fs.closeSync(fd);
+        fd = undefined;
+        lastRead = inode;
         partial = '';
       }
+      // Every file rotated since, then the current one from byte 0; again if it was rotated
+      // while the others were read.
+      for (;;) {
+        readRotated();
+        const opened = openIfExists(file);
+        if (opened === undefined) return;
+        if (rotatedAfter(logsDir, deploymentId, lastRead).length === 0) {
+          fd = opened;
+          break;
+        }
+        fs.closeSync(opened);
+      }
+      inode = fs.fstatSync(fd).ino;
+      offset = 0;
       readNew();
-      let current: fs.Stats | undefined;
-      try {
-        current = fs.statSync(file);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      }
-      if (current?.ino === inode) return;
-      // Rotated: what a writer appended to it just before the rename; then every file rotated
-      // after it, whole (several rotations may have happened between two polls); then the new one.
-      readNew();
-      fs.closeSync(fd);
-      fd = undefined;
-      partial = '';
-      for (const file of rotatedAfter(logsDir, deploymentId, inode!)) {
-        const entries = parseEntries(readWholeLines(file));
-        if (entries.length > 0) onEntries(entries);
-      }
-      if (current) {
-        fd = openIfExists(file);
-        if (fd === undefined) return;
-        inode = fs.fstatSync(fd).ino;
-        offset = 0;
-        readNew();
-      }
     } catch (error) {
       processLogger().warn({ deploymentId, err: error }, `logs: cannot read ${file}: ${(error as Error).message}`);
     }
@@ -279,32 +286,39 @@ export function followLog(logsDir: string, deploymentId: string, count: number, 
   };
 }
 
-/**
- * The rotated files newer than the one with `inode`, oldest first: those after it, or all of
- * them when it is gone (retention removes the oldest first, so every file left is newer).
- */
-function rotatedAfter(logsDir: string, deploymentId: string, inode: number): string[] {
-  const rotated = rotatedLogFiles(logsDir, deploymentId);
-  const index = rotated.findIndex((file) => {
-    try {
-      return fs.statSync(file).ino === inode;
-    } catch {
-      return false;
-    }
-  });
-  return rotated.slice(index + 1);
-}
-
-/** Every whole line of a file (none if it is gone). */
-function readWholeLines(file: string): string[] {
-  let text: string;
+/** A file's inode; undefined when there is no such file. */
+function inodeOf(file: string | undefined): number | undefined {
+  if (file === undefined) return undefined;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return fs.statSync(file).ino;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((line) => line.length > 0);
+}
+
+/**
+ * The rotated files newer than the one with `inode`, oldest first: those after it, or all of
+ * them when it is gone or none is given (retention removes the oldest first, so every file left
+ * is newer).
+ */
+function rotatedAfter(logsDir: string, deploymentId: string, inode: number | undefined): string[] {
+  const rotated = rotatedLogFiles(logsDir, deploymentId);
+  if (inode === undefined) return rotated;
+  return rotated.slice(rotated.findIndex((file) => inodeOf(file) === inode) + 1);
+}
+
+/** Every whole line of a file and its inode (undefined if it is gone). */
+function readWholeFile(file: string): { lines: string[]; inode: number } | undefined {
+  const fd = openIfExists(file);
+  if (fd === undefined) return undefined;
+  try {
+    const inode = fs.fstatSync(fd).ino;
+    const text = fs.readFileSync(fd, 'utf8');
+    return { inode, lines: text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((line) => line.length > 0) };
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** The last `count` whole lines of an open file, and the byte offset they end at. */

@@ -126,6 +126,26 @@ describe('deployment log rotation', function () {
     }
   });
 
+  it('follows a log whose current file was rotated away and not yet recreated when several more rotations follow', async () => {
+    const limits = { maxBytes: 1100, rotatedFiles: 50 };
+    const got: number[] = [];
+    const stop = followLog(dir, 'd1', 10, (entries) => got.push(...entries.map((entry) => Number(entry.message.split(' ')[1]))), 100);
+    const append = (from: number, to: number): void => {
+      for (let i = from; i < to; i++) appendLog(dir, 'd1', 'build', [`line ${String(i).padStart(2, '0')} ${'y'.repeat(40)}`], limits);
+    };
+    try {
+      append(0, 10); // ends with a rotation: no current file now
+      assert.ok(!fs.existsSync(logFile(dir, 'd1')));
+      await eventually('the first file followed', async () => (got.at(-1) === 9 ? true : undefined), 5000, 20);
+      await new Promise((resolve) => setTimeout(resolve, 250)); // polls that find no current file
+      append(10, 35); // two more rotations and a current file, between two polls
+      await eventually('every line followed', async () => (got.at(-1) === 34 ? true : undefined), 5000, 20);
+      assert.deepEqual(got, Array.from({ length: 35 }, (_, i) => i));
+    } finally {
+      stop();
+    }
+  });
+
   it('follows a log whose file does not exist yet, and one whose full files are dropped', async () => {
     const got: number[] = [];
     const stop = followLog(dir, 'd1', 10, (entries) => got.push(...entries.map((entry) => Number(entry.message.split(' ')[1]))), 20);
