@@ -2,7 +2,7 @@
  * What `npm start` prints: every line of every child (and its own) as one JSON log line with
  * the same keys (docs/operations.md#logs). A child's JSON line goes through unchanged; any other
  * line (the Temporal dev server's, a crash trace on stderr) is wrapped into one, with the child's
- * name as its `process`. In a terminal (or with GANTRY_LOG_FORMAT=pretty) each line is
+ * name as its `process` and the stream it came from as `stream`. In a terminal (or with GANTRY_LOG_FORMAT=pretty) each line is
  * pretty-printed instead: `[node]     12:00:01.234 INFO: gateway listening on …`, coloured.
  */
 import { prettyFactory } from 'pino-pretty';
@@ -42,7 +42,7 @@ export class ChildOutput {
   ) {
     this.pretty =
       format === 'pretty'
-        ? prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'process,pid,hostname', singleLine: false })
+        ? prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'process,pid,hostname,stream', singleLine: false })
         : undefined;
   }
 
@@ -50,7 +50,8 @@ export class ChildOutput {
   childLine(processName: string, stream: 'stdout' | 'stderr', line: string): string {
     const parsed = parseLogLine(line);
     if (parsed && this.format === 'json') return line;
-    const object: LogObject = parsed ?? { time: new Date().toISOString(), level: stream === 'stderr' ? 'warn' : 'info', process: processName, msg: line };
+    // A wrapped line says which stream it came from: it is plain text the process printed, not one of its log lines.
+    const object: LogObject = parsed ?? { time: new Date().toISOString(), level: stream === 'stderr' ? 'warn' : 'info', process: processName, msg: line, stream };
     return this.render(object);
   }
 

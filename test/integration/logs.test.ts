@@ -175,6 +175,9 @@ describe('logs: request ids, JSON lines and deployment log rotation (real stack)
     await stack.stop();
     const lines: LogLine[] = stack.logLines();
     for (const line of lines) for (const key of LOG_LINE_KEYS) assert.equal(typeof line[key], 'string', `${key} in ${JSON.stringify(line)}`);
+    // API, node and worker print nothing but their own log lines (nothing the supervisor had to wrap).
+    const plain = lines.filter((line) => ['api', 'node', 'worker'].includes(line.process) && line.stream !== undefined);
+    assert.deepEqual(plain, [], 'plain text printed by api, node or worker');
     const processes = new Set(lines.map((line) => line.process));
     for (const name of ['gantry', 'api', 'node', 'worker']) assert.ok(processes.has(name), `${name} printed: ${[...processes].join(', ')}`);
     assert.ok(stack.logged(/^API listening on /, 'api'));

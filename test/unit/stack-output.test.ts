@@ -38,6 +38,7 @@ describe('the stack output', () => {
       ],
     );
     assert.equal(wrapped[3]!.child, 'worker');
+    assert.deepEqual(wrapped.map((line) => line.stream), ['stdout', 'stderr', 'stdout', undefined], 'a wrapped line says where it came from');
   });
 
   it('pretty-prints with the process name, the level and the context fields', () => {
