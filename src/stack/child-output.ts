@@ -42,7 +42,7 @@ export class ChildOutput {
   ) {
     this.pretty =
       format === 'pretty'
-        ? prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'process,pid,hostname,stream', singleLine: false })
+        ? prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'process,pid,hostname,stream', singleLine: true })
         : undefined;
   }
 
