@@ -4,6 +4,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { createLogger, LOG_LINE_KEYS } from '../../src/logging/logger';
+import { temporalLevel, temporalLogger } from '../../src/logging/temporal-logger';
 import { ChildOutput, outputFormat } from '../../src/stack/child-output';
 
 describe('the stack output', () => {
@@ -52,5 +53,24 @@ describe('the stack output', () => {
     assert.ok(!pretty.includes('{"level"'), 'not the JSON line');
     const plain = new ChildOutput('pretty').childLine('temporal', 'stdout', 'plain text');
     assert.match(plain, /^\[temporal\] +\S+ INFO.*plain text/);
+  });
+
+  it('writes the Temporal SDK\'s lines as the worker\'s JSON lines, its metadata as fields', () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger('worker', { level: 'debug', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
+    const sdk = temporalLogger(logger);
+    sdk.info('Worker state changed', { sdkComponent: 'worker', taskQueue: 'gantry', state: 'RUNNING' });
+    sdk.log('WARN', 'Activity failed', { workflowId: 'deploy:d1', [Symbol('timestamp')]: 1n });
+    sdk.trace('dropped below debug');
+    sdk.error('plain');
+    assert.deepEqual(
+      lines.map((line) => [line.process, line.level, line.msg, line.sdkComponent ?? line.workflowId ?? null]),
+      [
+        ['worker', 'info', 'Worker state changed', 'worker'],
+        ['worker', 'warn', 'Activity failed', 'deploy:d1'],
+        ['worker', 'error', 'plain', null],
+      ],
+    );
+    assert.deepEqual(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].map(temporalLevel), ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'ERROR', 'ERROR']);
   });
 });
