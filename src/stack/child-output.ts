@@ -6,7 +6,7 @@
  * pretty-printed instead: `[node]     12:00:01.234 INFO: gateway listening on …`, coloured.
  */
 import { prettyFactory } from 'pino-pretty';
-import { LOG_LINE_KEYS } from '../logging/logger';
+import { LOG_LEVELS, LOG_LINE_KEYS, type LogLevelName } from '../logging/logger';
 
 /** How the stack's output is printed. */
 export type OutputFormat = 'json' | 'pretty';
@@ -35,34 +35,42 @@ function parseLogLine(line: string): LogObject | undefined {
 export class ChildOutput {
   private readonly pretty: ((object: unknown) => string) | undefined;
 
+  private readonly minimum: number;
+
   constructor(
     readonly format: OutputFormat,
     private readonly colors: Record<string, number> = {},
     private readonly colorize = false,
+    /** Lines the supervisor makes (its own, and wrapped plain text) below this level are dropped. */
+    level: LogLevelName = 'info',
   ) {
+    this.minimum = LOG_LEVELS.indexOf(level);
     this.pretty =
       format === 'pretty'
         ? prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'process,pid,hostname,stream', singleLine: true })
         : undefined;
   }
 
-  /** One line a child printed on `stream`, as the stack prints it. */
-  childLine(processName: string, stream: 'stdout' | 'stderr', line: string): string {
+  /** One line a child printed on `stream`, as the stack prints it (undefined: below the level). */
+  childLine(processName: string, stream: 'stdout' | 'stderr', line: string): string | undefined {
     const parsed = parseLogLine(line);
     if (parsed && this.format === 'json') return line;
     // A wrapped line says which stream it came from: it is plain text the process printed, not one of its log lines.
     const object: LogObject = parsed ?? { time: new Date().toISOString(), level: stream === 'stderr' ? 'warn' : 'info', process: processName, msg: line, stream };
+    // A child's own line passed its own level already.
+    if (!parsed && LOG_LEVELS.indexOf(object.level as LogLevelName) < this.minimum) return undefined;
     return this.render(object);
   }
 
-  /** A line the supervisor says itself (about `child` when given), as the stack prints it. */
-  ownLine(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): string {
+  /** A line the supervisor says itself (about `child` when given), as the stack prints it (undefined: below the level). */
+  ownLine(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): string | undefined {
+    if (LOG_LEVELS.indexOf(level) < this.minimum) return undefined;
     return this.render({ time: new Date().toISOString(), level, process: 'gantry', msg, ...fields });
   }
 
-  /** A line of the supervisor's own JSON logger, as the stack prints it. */
+  /** A line of the supervisor's own JSON logger (already filtered by its level), as the stack prints it. */
   loggerLine(line: string): string {
-    return this.format === 'json' ? line : this.childLine('gantry', 'stdout', line);
+    return this.format === 'json' ? line : this.render(parseLogLine(line) ?? { time: new Date().toISOString(), level: 'info', process: 'gantry', msg: line });
   }
 
   private render(object: LogObject): string {

@@ -25,6 +25,7 @@ const output = new ChildOutput(
   outputFormat(logFormatSchema.catch(undefined).parse(process.env.GANTRY_LOG_FORMAT || undefined), Boolean(process.stdout.isTTY)),
   COLORS,
   Boolean(process.stdout.isTTY),
+  logLevelFromEnv(),
 );
 
 const write = (line: string): void => {

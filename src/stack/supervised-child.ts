@@ -66,7 +66,8 @@ export class SupervisedChild {
 
   /** Says something about the child, as a line of the supervisor's (`child` names it). */
   private say(level: 'info' | 'warn' | 'error', msg: string): void {
-    this.write(this.output.ownLine(level, `${this.spec.name} ${msg}`, { child: this.spec.name }));
+    const line = this.output.ownLine(level, `${this.spec.name} ${msg}`, { child: this.spec.name });
+    if (line !== undefined) this.write(line);
   }
 
   /** Starts the child (and keeps it running until stop()). */
@@ -88,7 +89,8 @@ export class SupervisedChild {
     for (const [name, stream] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
       const lines = new LineSplitter();
       const print = (line: string): void => {
-        if (line.length > 0) this.write(this.output.childLine(this.spec.name, name, line));
+        const printed = line.length > 0 ? this.output.childLine(this.spec.name, name, line) : undefined;
+        if (printed !== undefined) this.write(printed);
       };
       stream.on('data', (chunk: Buffer) => lines.push(chunk).forEach(print));
       stream.on('end', () => lines.flush().forEach(print));

@@ -25,7 +25,7 @@ describe('the stack output', () => {
       output.childLine('node', 'stderr', '    at Object.<anonymous> (/x.js:1:1)'),
       output.childLine('api', 'stdout', '{"not":"a log line"}'),
       output.ownLine('error', 'worker died (signal SIGKILL); restarting in 1.0 s', { child: 'worker' }),
-    ].map((line) => JSON.parse(line) as Record<string, unknown>);
+    ].map((line) => JSON.parse(line!) as Record<string, unknown>);
     for (const line of [JSON.parse(lines[0]!) as Record<string, unknown>, ...wrapped]) {
       for (const key of LOG_LINE_KEYS) assert.equal(typeof line[key], 'string', `${key} in ${JSON.stringify(line)}`);
     }
@@ -42,16 +42,26 @@ describe('the stack output', () => {
     assert.deepEqual(wrapped.map((line) => line.stream), ['stdout', 'stderr', 'stdout', undefined], 'a wrapped line says where it came from');
   });
 
+  it('drops the lines it makes below GANTRY_LOG_LEVEL, never a child\'s own log line', () => {
+    const output = new ChildOutput('json', {}, false, 'warn');
+    assert.equal(output.childLine('temporal', 'stdout', 'chatter'), undefined);
+    assert.equal(JSON.parse(output.childLine('temporal', 'stderr', 'a problem')!).level, 'warn');
+    assert.equal(output.ownLine('info', 'node stopped (exit code 0)'), undefined);
+    assert.equal(JSON.parse(output.ownLine('error', 'node died (signal SIGKILL)')!).level, 'error');
+    const own = JSON.stringify({ level: 'info', time: '2026-12-02T12:00:01.234Z', process: 'node', msg: 'its level is its own' });
+    assert.equal(output.childLine('node', 'stdout', own), own);
+  });
+
   it('pretty-prints with the process name, the level and the context fields', () => {
     const output = new ChildOutput('pretty', { node: 33 }, true);
     const line = JSON.stringify({ level: 'warn', time: '2026-12-02T12:00:01.234Z', process: 'node', msg: 'replica r1 failed 3 health checks', deploymentId: 'd1' });
-    const pretty = output.childLine('node', 'stdout', line);
+    const pretty = output.childLine('node', 'stdout', line)!;
     assert.ok(pretty.startsWith('\x1b[33m[node]'), pretty);
     assert.match(pretty, /WARN/);
     assert.match(pretty, /replica r1 failed 3 health checks/);
     assert.match(pretty, /deploymentId.*d1/);
     assert.ok(!pretty.includes('{"level"'), 'not the JSON line');
-    const plain = new ChildOutput('pretty').childLine('temporal', 'stdout', 'plain text');
+    const plain = new ChildOutput('pretty').childLine('temporal', 'stdout', 'plain text')!;
     assert.match(plain, /^\[temporal\] +\S+ INFO.*plain text/);
   });
 
