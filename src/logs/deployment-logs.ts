@@ -131,15 +131,15 @@ export function rotateLog(logsDir: string, deploymentId: string, limits: Deploym
       throw error;
     }
     if (size < limits.maxBytes) return; // the other writer rotated it first
-    const rotated = rotatedLogFiles(logsDir, deploymentId);
     if (limits.rotatedFiles === 0) {
       fs.rmSync(file, { force: true });
     } else {
-      const newest = rotated.at(-1);
+      const newest = rotatedLogFiles(logsDir, deploymentId).at(-1);
       const next = newest ? Number(path.basename(newest).slice(deploymentId.length + 1, -'.jsonl'.length)) + 1 : 1;
       fs.renameSync(file, path.join(logsDir, `${deploymentId}.${next}.jsonl`));
-      rotated.push('');
     }
+    // The newest `rotatedFiles` rotated files stay (the one just made among them).
+    const rotated = rotatedLogFiles(logsDir, deploymentId);
     for (const old of rotated.slice(0, Math.max(0, rotated.length - limits.rotatedFiles))) fs.rmSync(old, { force: true });
   } finally {
     fs.rmSync(lock, { force: true });
