@@ -5,7 +5,7 @@
  * Started by `npm start`; run alone with `node dist/worker.js`.
  */
 import { Client } from '@temporalio/client';
-import { MetricsBuffer, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { MetricsBuffer, makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import * as fs from 'node:fs';
 import { createActivities } from './src/activities';
 import { AsyncDispatcher } from './src/async/dispatcher';
@@ -14,6 +14,9 @@ import { loadConfig } from './src/config';
 import { collectProcessMetrics, METRICS_PATH } from './src/metrics/exposition';
 import { WorkerMetrics } from './src/metrics/worker-metrics';
 import { homePaths } from './src/home';
+import { initProcessLogger, lineLogger } from './src/logging/logger';
+import { temporalLevel, temporalLogger } from './src/logging/temporal-logger';
+import { setDeploymentLogLimits } from './src/logs/deployment-logs';
 import { TASK_QUEUE } from './src/shared/constants';
 import { exitWhenParentDies } from './src/stack/parent-watch';
 import { Repairer } from './src/repair/repairer';
@@ -33,13 +36,28 @@ function once<T>(read: () => T): () => T {
   return () => (value ??= { v: read() }).v;
 }
 
+const log = initProcessLogger('worker');
+
 async function main(): Promise<void> {
   const config = loadConfig();
+  setDeploymentLogLimits(config.deploymentLogs);
   const paths = homePaths(config.home);
   const store = openSqliteStore(paths.database);
-  // Before any connection: the SDK's runtime takes its telemetry settings once.
+  // Before any connection: the SDK's runtime takes its logger and telemetry settings once.
+  // The SDK's lines (its own, the workflow bundler's, native core's forwarded ones) in our format;
+  // core is chatty at info, so its lines are kept to warnings unless debug or trace is asked for.
   const sdkMetrics = new MetricsBuffer();
-  Runtime.install({ telemetryOptions: { metrics: { buffer: sdkMetrics } } });
+  const sdkLevel = temporalLevel(log.level);
+  Runtime.install({
+    logger: temporalLogger(log.child({ component: 'temporal-sdk' })),
+    telemetryOptions: {
+      logging: {
+        filter: makeTelemetryFilterString({ core: sdkLevel === 'DEBUG' || sdkLevel === 'TRACE' ? sdkLevel : 'WARN', other: 'ERROR' }),
+        forward: {},
+      },
+      metrics: { buffer: sdkMetrics },
+    },
+  });
   const metrics = new WorkerMetrics();
   collectProcessMetrics(metrics.registry, 'worker');
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
@@ -61,18 +79,18 @@ async function main(): Promise<void> {
       },
     }),
   });
-  const dispatcher = new AsyncDispatcher({ store, asyncPredictions: workflows, retentionSeconds: config.asyncRetentionSeconds });
-  const repairer = new Repairer({ store, workflows, paths, deployTimeoutSeconds: config.deployTimeoutSeconds });
+  const dispatcher = new AsyncDispatcher({ store, asyncPredictions: workflows, retentionSeconds: config.asyncRetentionSeconds, log: lineLogger(log) });
+  const repairer = new Repairer({ store, workflows, paths, deployTimeoutSeconds: config.deployTimeoutSeconds, log: lineLogger(log) });
   const drain = (): void => metrics.drain(sdkMetrics);
   // Metrics are not worth stopping rollouts for: a taken port is said loudly, and the worker runs on.
   const metricsServer = await metrics.listen(config.workerMetricsPort, config.host, async (hash) => (await store.findApiKeyByHash(hash)) !== undefined, drain).catch((error) => {
-    console.error(`worker: serving no metrics: cannot listen on ${config.host}:${config.workerMetricsPort} (GANTRY_WORKER_METRICS_PORT): ${(error as Error).message}`);
+    log.error(`worker: serving no metrics: cannot listen on ${config.host}:${config.workerMetricsPort} (GANTRY_WORKER_METRICS_PORT): ${(error as Error).message}`);
     return undefined;
   });
   const drainTimer = setInterval(drain, METRICS_DRAIN_INTERVAL_MS);
   exitWhenParentDies(() => worker.shutdown());
-  console.log(`worker polling task queue "${TASK_QUEUE}" on ${config.temporalAddress} (namespace ${config.temporalNamespace})`);
-  if (metricsServer) console.log(`worker metrics at http://${config.host}:${metricsServer.port}${METRICS_PATH}`);
+  log.info(`worker polling task queue "${TASK_QUEUE}" on ${config.temporalAddress} (namespace ${config.temporalNamespace})`);
+  if (metricsServer) log.info(`worker metrics at http://${config.host}:${metricsServer.port}${METRICS_PATH}`);
   repairer.start(REPAIR_INTERVAL_MS);
   dispatcher.start(DISPATCH_INTERVAL_MS);
   try {
@@ -90,7 +108,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (error) => {
-    console.error('worker failed:', error);
+    log.fatal({ err: error }, `worker failed: ${(error as Error)?.message ?? String(error)}`);
     process.exit(1);
   },
 );

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { hashApiKey } from '../src/auth/api-keys';
 import { buildModelPackage } from '../src/build/builder';
 import { buildDir, homePaths } from '../src/home';
+import { createLogger } from '../src/logging/logger';
 import { Node } from '../src/node/node';
 import { PROJECT_ROOT } from '../src/shared/project-paths';
 import { DEFAULT_AUTOSCALING } from '../src/shared/schemas';
@@ -25,6 +26,8 @@ interface Measurement {
 }
 
 const KEY = 'bench-key-0123456789';
+/** Where the benchmark's node writes its log lines. */
+const devNull = fs.openSync('/dev/null', 'w');
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -85,7 +88,10 @@ async function main(argv: string[]): Promise<void> {
     await store.updateDeployment(deployment.id, { config: built.config, env_key: built.envKey, status: 'ACTIVE', desired_replicas: 1 });
     await store.adoptIfNoCurrentDeployment(model.id, 'production', deployment.id);
 
-    node = new Node({ store, paths, nodeId: 'bench', host: '127.0.0.1', gatewayPort: 0, log: () => {} });
+    // The gateway writes its access log line per request as in production (serialized and
+    // written), to /dev/null rather than over this benchmark's output.
+    const logger = createLogger('node', { destination: { write: (line: string) => void fs.writeSync(devNull, line) } });
+    node = new Node({ store, paths, nodeId: 'bench', host: '127.0.0.1', gatewayPort: 0, log: () => {}, logger });
     const gateway = await node.start();
     const deadline = Date.now() + 30_000;
     while (node.runtime.routableReplicas(deployment.id).length === 0) {

@@ -62,6 +62,7 @@ EXIT_IMPORT_FAILED = 4
 CONFIG_FILE = "gantry-config.json"
 IDLE_CONNECTION_TIMEOUT = 75.0  # seconds an idle keep-alive connection is kept open
 MAX_ERROR_CHARS = 2000  # keeps event lines under PIPE_BUF so each write is atomic
+REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@+=-")  # as the gateway accepts
 
 
 # --------------------------------------------------------------------------- logging
@@ -1126,7 +1127,7 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
             try:
                 body = encode_result(result)
             except Exception as exc:  # noqa: BLE001
-                log("predict returned a value that is not JSON-serializable:\n" + traceback.format_exc())
+                log("predict returned a value that is not JSON-serializable%s:\n%s" % (self._request_tag(), traceback.format_exc()))
                 self._send_json(500, {"error": "predict returned a value that is not JSON-serializable: %s" % describe_exception(exc)})
                 return
             self._send_json(200, body=body)
@@ -1164,8 +1165,8 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
                         data = encode_chunk(item)
                     except BaseException as exc:  # noqa: BLE001 - the model raised mid-stream
                         formatted = user_traceback(exc)
-                        log("predict raised %s mid-stream after %d chunk(s); the error is the stream's last line\n%s"
-                            % (describe_exception(exc), sent, formatted.rstrip()))
+                        log("predict raised %s mid-stream after %d chunk(s); the error is the stream's last line%s\n%s"
+                            % (describe_exception(exc), sent, self._request_tag(), formatted.rstrip()))
                         payload: Dict[str, Any] = {"error": describe_exception(exc)}
                         if state.kind == "development":
                             payload["traceback"] = formatted
@@ -1183,8 +1184,8 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
                     self.wfile.flush()
             except OSError as exc:  # the client went away: stop the model's generator
                 self.close_connection = True
-                log("the client went away after %d chunk(s) of a stream (%s); closing the generator"
-                    % (sent, describe_exception(exc)))
+                log("the client went away after %d chunk(s) of a stream (%s); closing the generator%s"
+                    % (sent, describe_exception(exc), self._request_tag()))
                 stream.close()
             finally:
                 if not self.close_connection:
@@ -1212,9 +1213,17 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
             status, payload = reloader.reload(package_dir, environment, secrets)
             self._send_json(status, payload)
 
+        def _request_tag(self) -> str:
+            """` (request <id>)` for a log line about this request, from the X-Request-Id the
+            gateway sets (bounded and checked there; checked again here), else nothing."""
+            request_id = self.headers.get("X-Request-Id", "")
+            if request_id and len(request_id) <= 128 and REQUEST_ID_CHARS.issuperset(request_id):
+                return " (request %s)" % request_id
+            return ""
+
         def _predict_failed(self, exc: BaseException, where: str = "predict") -> None:
             formatted = user_traceback(exc)
-            log("%s raised %s\n%s" % (where, describe_exception(exc), formatted.rstrip()))
+            log("%s raised %s%s\n%s" % (where, describe_exception(exc), self._request_tag(), formatted.rstrip()))
             payload: Dict[str, Any] = {"error": describe_exception(exc)}
             if state.kind == "development":
                 payload["traceback"] = formatted

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { z } from 'zod';
+import { logFormatSchema, logLevelSchema, type LogLevelName } from './logging/logger';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveSeconds = z.coerce.number().int().min(1).max(86_400);
@@ -30,6 +31,14 @@ export const configSchema = z.object({
   GANTRY_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   GANTRY_WEBHOOK_RETRY_SECONDS: positiveSeconds.default(3600),
   GANTRY_ASYNC_RETENTION_SECONDS: z.coerce.number().int().min(60).max(31_536_000).default(604_800),
+  /** The least severe process log lines printed: trace, debug, info, warn, error, fatal or silent. */
+  GANTRY_LOG_LEVEL: logLevelSchema,
+  /** How `npm start` prints: json, or pretty (the default in a terminal). */
+  GANTRY_LOG_FORMAT: logFormatSchema,
+  /** A deployment's log file is rotated when it reaches this size (bytes). */
+  GANTRY_DEPLOYMENT_LOG_MAX_BYTES: z.coerce.number().int().min(4096).max(2 ** 40).default(10 * 1024 * 1024),
+  /** How many rotated files of a deployment's log are kept besides the current one. */
+  GANTRY_DEPLOYMENT_LOG_FILES: z.coerce.number().int().min(0).max(100).default(3),
 });
 
 /** Gantry's configuration, resolved from the environment. */
@@ -62,6 +71,12 @@ export interface GantryConfig {
   webhookRetrySeconds: number;
   /** How long an async request's output is kept for GET after the request ended. */
   asyncRetentionSeconds: number;
+  /** The least severe process log lines printed. */
+  logLevel: LogLevelName;
+  /** How `npm start` prints (unset: pretty in a terminal, JSON otherwise). */
+  logFormat: 'json' | 'pretty' | undefined;
+  /** Deployment log rotation: the size a file is rotated at, and how many rotated files are kept. */
+  deploymentLogs: { maxBytes: number; rotatedFiles: number };
 }
 
 /** Raised when the environment holds an invalid setting; the message names each one. */
@@ -103,5 +118,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     webhookSecret: c.GANTRY_WEBHOOK_SECRET,
     webhookRetrySeconds: c.GANTRY_WEBHOOK_RETRY_SECONDS,
     asyncRetentionSeconds: c.GANTRY_ASYNC_RETENTION_SECONDS,
+    logLevel: c.GANTRY_LOG_LEVEL,
+    logFormat: c.GANTRY_LOG_FORMAT,
+    deploymentLogs: { maxBytes: c.GANTRY_DEPLOYMENT_LOG_MAX_BYTES, rotatedFiles: c.GANTRY_DEPLOYMENT_LOG_FILES },
   };
 }

@@ -553,6 +553,22 @@ class StreamingTests(unittest.TestCase):
         self.assertEqual((status, body), (500, {"error": "KeyError: 'text'"}))
         self.assertIn("preprocess raised KeyError: 'text'", server.output())
 
+    def test_a_failure_log_line_names_the_request_id_the_gateway_sent(self):
+        source = """
+            class Model:
+                def predict(self, model_input):
+                    raise RuntimeError("broken for " + model_input["who"])
+        """
+        server = Server(self, make_package(self, model_py(source))).start()
+        status, _, _ = server.predict({"who": "a"}, headers={"Content-Type": "application/json", "X-Request-Id": "abc-123"})
+        self.assertEqual(status, 500)
+        status, _, _ = server.predict({"who": "b"}, headers={"Content-Type": "application/json", "X-Request-Id": "bad id\twith spaces"})
+        self.assertEqual(status, 500)
+        output = server.output()
+        self.assertIn("predict raised RuntimeError: broken for a (request abc-123)", output)
+        self.assertIn("predict raised RuntimeError: broken for b\n", output)
+        self.assertNotIn("bad id", output)
+
     def test_preprocess_feeds_a_streaming_predict(self):
         source = """
             class Model:

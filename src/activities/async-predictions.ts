@@ -17,6 +17,7 @@ import {
 import { liveNodes, type AsyncRequestRecord } from '../store/store';
 import type { ActivityDeps } from './deps';
 import { ASYNC_REQUEST_GONE, NON_RETRYABLE_CALL_FAILURES, WEBHOOK_NOT_DELIVERED } from './failures';
+import { REQUEST_ID_HEADER } from '../logging/request-id';
 
 
 /** How often a long activity heartbeats while it waits for an answer. */
@@ -167,7 +168,8 @@ export function createAsyncPredictionActivities(deps: ActivityDeps) {
         try {
           return await postToGateway(
             url,
-            { authorization: `Api-Key ${asyncCalls().apiKey()}`, 'content-type': 'application/json', [WEBHOOK_REQUEST_ID_HEADER]: request.id },
+            // The async request's id is also its request id, in the gateway's and the replica's logs.
+            { authorization: `Api-Key ${asyncCalls().apiKey()}`, 'content-type': 'application/json', [WEBHOOK_REQUEST_ID_HEADER]: request.id, [REQUEST_ID_HEADER]: request.id },
             request.input,
             Context.current().cancellationSignal,
           );

@@ -3,6 +3,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { BuildError } from '../build/build-error';
 import { buildModelPackage } from '../build/builder';
 import { archivePath, buildDir } from '../home';
+import { processLogger } from '../logging/logger';
 import { appendLog } from '../logs/deployment-logs';
 import type { ModelConfig } from '../shared/schemas';
 import type { ActivityDeps } from './deps';
@@ -29,10 +30,16 @@ export function createBuildActivities(deps: ActivityDeps) {
     async buildDeployment(input: { deploymentId: string; revision?: number }): Promise<BuildOutcome> {
       const revision = input.revision ?? 0;
       await requireDeployment(deps, input.deploymentId);
-      const log = (line: string): void => appendLog(deps.paths.logs, input.deploymentId, 'build', [line]);
+      // Every line goes to the deployment's log; in the worker's own log, the build's output at
+      // debug and its start and end at info.
+      const logger = processLogger().child({ deploymentId: input.deploymentId, workflowId: Context.current().info.workflowExecution?.workflowId, source: 'build' });
+      const log = (line: string, level: 'debug' | 'info' | 'warn' = 'debug'): void => {
+        appendLog(deps.paths.logs, input.deploymentId, 'build', [line]);
+        logger[level](line);
+      };
       const heartbeat = (): void => Context.current().heartbeat();
       const attempt = Context.current().info.attempt;
-      log(attempt > 1 ? `build started (attempt ${attempt})` : 'build started');
+      log(attempt > 1 ? `build started (attempt ${attempt})` : 'build started', 'info');
       // Alive as long as the build runs, whatever step it is in (unpacking a large archive too).
       const beat = setInterval(heartbeat, BUILD_HEARTBEAT_MS);
       try {
@@ -41,19 +48,19 @@ export function createBuildActivities(deps: ActivityDeps) {
           packageDir: buildDir(deps.paths, input.deploymentId, revision),
           venvsDir: deps.paths.venvs,
           basePython: deps.basePython,
-          log,
+          log: (line) => log(line),
           heartbeat,
         });
         // The first build is the deployment's code; a development update is applied by its workflow.
         if (revision === 0) await deps.store.updateDeployment(input.deploymentId, { config: result.config, env_key: result.envKey });
-        log(`build succeeded${result.reusedEnvironment ? ' (Python environment reused)' : ''}`);
+        log(`build succeeded${result.reusedEnvironment ? ' (Python environment reused)' : ''}`, 'info');
         return { envKey: result.envKey, reusedEnvironment: result.reusedEnvironment, config: result.config };
       } catch (error) {
         if (error instanceof BuildError) {
-          log(`build failed: ${error.message}`);
+          log(`build failed: ${error.message}`, 'warn');
           throw ApplicationFailure.create({ message: error.message, type: BUILD_FAILED, nonRetryable: true, details: [{ kind: error.kind }] });
         }
-        log(`build attempt failed: ${(error as Error).message}`);
+        log(`build attempt failed: ${(error as Error).message}`, 'warn');
         throw error;
       } finally {
         clearInterval(beat);

@@ -1,6 +1,7 @@
 /** The management API (docs/api.md) as an Express app, built from its dependencies. */
 import express from 'express';
 import type { HomePaths } from '../home';
+import { processLogger, type Logger } from '../logging/logger';
 import { AsyncPredictionService } from '../services/async-predictions';
 import { DeploymentService } from '../services/deployments';
 import { DevelopmentService } from '../services/development';
@@ -18,6 +19,7 @@ import { METRICS_PATH } from '../metrics/exposition';
 import { requireApiKey } from './auth';
 import { dashboardRoutes } from './dashboard';
 import { errorHandler, routeNotFound } from './errors';
+import { requestLog } from './request-log';
 import { asyncPredictionRoutes } from './routes/async-predictions';
 import { deploymentRoutes } from './routes/deployments';
 import { environmentRoutes } from './routes/environments';
@@ -46,13 +48,20 @@ export interface AppDeps {
   dashboardDir?: string;
   /** What `GET /metrics` serves (the API's own metrics from this store unless given). */
   metrics?: ApiMetrics;
+  /** The access log and unexpected errors (the process logger by default). */
+  logger?: Logger;
 }
 
-/** Creates the API app: /healthz and the dashboard's page and assets without a key, everything else (/metrics too) behind Api-Key auth. */
+/**
+ * Creates the API app: every request with a request id, an access log line and counted in the
+ * metrics; /healthz and the dashboard's page and assets without a key, everything else (/metrics
+ * too) behind Api-Key auth.
+ */
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  app.use(requestLog(deps.logger ?? processLogger()));
   const metrics = deps.metrics ?? new ApiMetrics(deps.store);
   app.use(metrics.countRequests());
   app.get('/healthz', (_req, res) => {

@@ -3,7 +3,9 @@
  * never a bare 500. Service refusals map to statuses here and only here.
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { processLogger } from '../logging/logger';
 import { ServiceError, type ServiceErrorKind } from '../services/errors';
+import { requestLogger } from './request-log';
 
 /** An error answer with its HTTP status. */
 export class ApiError extends Error {
@@ -26,7 +28,7 @@ export const routeNotFound: RequestHandler = (req) => {
 };
 
 /** Turns any thrown error into the JSON error answer. */
-export const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
+export const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
   let answer: ApiError;
   if (error instanceof ApiError) answer = error;
   else if (error instanceof ServiceError) answer = new ApiError(STATUS_OF[error.kind], error.kind, error.message, error.details);
@@ -35,7 +37,7 @@ export const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
   else if (typeof error?.status === 'number' && error.status >= 400 && error.status < 500) {
     answer = new ApiError(error.status, 'bad_request', String(error.message));
   } else {
-    console.error('unexpected error:', error);
+    (requestLogger(res) ?? processLogger()).error({ err: error, method: req.method, path: req.path }, `unexpected error: ${error?.message ?? String(error)}`);
     answer = new ApiError(500, 'internal', `internal error: ${error?.message ?? String(error)}`);
   }
   if (res.headersSent) {

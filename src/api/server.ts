@@ -2,6 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../config';
 import { homePaths } from '../home';
+import { initProcessLogger } from '../logging/logger';
 import { exitWhenParentDies } from '../stack/parent-watch';
 import { openSqliteStore } from '../store/sqlite/sqlite-store';
 import { connectClient } from '../temporal/connection';
@@ -9,6 +10,8 @@ import { TemporalWorkflowsClient } from '../temporal/workflows-client';
 import { ApiMetrics } from '../metrics/api-metrics';
 import { collectProcessMetrics } from '../metrics/exposition';
 import { createApp } from './app';
+
+const log = initProcessLogger('api');
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -29,13 +32,14 @@ async function main(): Promise<void> {
     basePython: config.python,
     gatewayUrl: `http://${config.host}:${config.gatewayPort}`,
     temporalUi: config.temporalUiUrl ? { url: config.temporalUiUrl, namespace: config.temporalNamespace } : undefined,
+    logger: log,
   });
   const server = app.listen(config.apiPort, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  console.log(`API listening on http://${config.host}:${(server.address() as AddressInfo).port}`);
+  log.info(`API listening on http://${config.host}:${(server.address() as AddressInfo).port}`);
 
   const stop = async (): Promise<void> => {
     await new Promise<void>((resolve) => {
@@ -52,6 +56,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
-  console.error('API failed:', error);
+  log.fatal({ err: error }, `API failed: ${(error as Error)?.message ?? String(error)}`);
   process.exit(1);
 });

@@ -10,6 +10,7 @@
  */
 import { wakeIfAsleep, type Store } from '../store/store';
 import type { AsyncPredictionsClient } from '../temporal/workflows-client';
+import { lineLogger, processLogger } from '../logging/logger';
 
 /** What the dispatcher works with. */
 export interface AsyncDispatcherDeps {
@@ -35,7 +36,7 @@ export class AsyncDispatcher {
   constructor(private readonly deps: AsyncDispatcherDeps) {}
 
   private log(line: string): void {
-    (this.deps.log ?? console.log)(`async dispatcher: ${line}`);
+    (this.deps.log ?? lineLogger(processLogger()))(`async dispatcher: ${line}`);
   }
 
   /** Runs a pass on every store change and every `intervalMs`. */

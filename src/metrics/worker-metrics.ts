@@ -10,6 +10,7 @@ import { CancelledFailure, type MetricTags } from '@temporalio/common';
 import type { ActivityInterceptorsFactory, MetricsBuffer } from '@temporalio/worker';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { type KeyCheck, METRICS_PATH, serveMetrics } from './exposition';
+import { processLogger } from '../logging/logger';
 
 /** How an activity execution ended: returned, threw (it may be retried), or was cancelled. */
 export type ActivityOutcome = 'completed' | 'failed' | 'cancelled';
@@ -138,7 +139,7 @@ export class WorkerMetrics {
         await serveMetrics(req, res, this.registry, isValidKey);
       };
       answer().catch((error) => {
-        console.error(`worker metrics: a scrape failed: ${(error as Error).message}`);
+        processLogger().error({ err: error }, `worker metrics: a scrape failed: ${(error as Error).message}`);
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { code: 'internal', message: 'the metrics could not be collected' } }));
       });

@@ -1,6 +1,8 @@
 /** Entry point of the node process (started by `npm start`, or alone with `node dist/src/node/main.js`). */
 import { loadConfig } from '../config';
 import { homePaths } from '../home';
+import { initProcessLogger, lineLogger } from '../logging/logger';
+import { setDeploymentLogLimits } from '../logs/deployment-logs';
 import { exitWhenParentDies } from '../stack/parent-watch';
 import { openSqliteStore } from '../store/sqlite/sqlite-store';
 import { collectProcessMetrics } from '../metrics/exposition';
@@ -16,8 +18,11 @@ function isStoreError(error: unknown): boolean {
   return typeof code === 'string' && code.startsWith('SQLITE_');
 }
 
+const log = initProcessLogger('node');
+
 async function main(): Promise<void> {
   const config = loadConfig();
+  setDeploymentLogLimits(config.deploymentLogs);
   const paths = homePaths(config.home);
   const store = openSqliteStore(paths.database);
   const node = new Node({
@@ -29,6 +34,8 @@ async function main(): Promise<void> {
     apiUrl: `http://${config.host}:${config.apiPort}`,
     waitLimits: { timeoutMs: config.wakeTimeoutSeconds * 1000, queueSize: config.wakeQueueSize },
     usageFlushMs: config.usageFlushSeconds * 1000,
+    log: lineLogger(log),
+    logger: log,
   });
 
   collectProcessMetrics(node.gateway.metrics.registry, 'node');
@@ -37,12 +44,12 @@ async function main(): Promise<void> {
   const stop = async (code = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    console.log('stopping: draining the gateway and every replica');
+    log.info('stopping: draining the gateway and every replica');
     try {
       await node.stop();
       await store.close();
     } catch (error) {
-      console.error(`node: stopping failed: ${describeError(error)}`);
+      log.error({ err: error }, `node: stopping failed: ${describeError(error)}`);
       code ||= 1;
     }
     process.exit(code);
@@ -52,8 +59,7 @@ async function main(): Promise<void> {
   // finally blocks ran), so the node's state is as sane as after any handled failure. The node
   // handles every promise it makes; one that slips through is logged and the node keeps serving.
   process.on('unhandledRejection', (reason) => {
-    console.error(`node: unhandled rejection (the node keeps running): ${describeError(reason)}`);
-    if (reason instanceof Error && reason.stack) console.error(reason.stack);
+    log.error({ err: reason }, `node: unhandled rejection (the node keeps running): ${describeError(reason)}`);
   });
   // An exception thrown out of a callback. Two kinds:
   // - a SQLite error (code SQLITE_*): the store's own timer (the watch poll reads PRAGMA
@@ -68,20 +74,19 @@ async function main(): Promise<void> {
   let crashed = false;
   process.on('uncaughtException', (error) => {
     if (isStoreError(error) && !crashed) {
-      console.error(`node: store error outside any request (the node keeps running): ${describeError(error)}`);
+      log.error({ err: error }, `node: store error outside any request (the node keeps running): ${describeError(error)}`);
       return;
     }
-    console.error(`node: uncaught exception: ${describeError(error)}`);
-    if (error.stack) console.error(error.stack);
+    log.fatal({ err: error }, `node: uncaught exception: ${describeError(error)}`);
     if (crashed) process.exit(1);
     crashed = true;
-    console.error(`node: stopping (at most ${CRASH_STOP_MS / 1000} s), then exiting 1 to be restarted`);
+    log.fatal(`node: stopping (at most ${CRASH_STOP_MS / 1000} s), then exiting 1 to be restarted`);
     setTimeout(() => process.exit(1), CRASH_STOP_MS);
     void stop(1);
   });
 
   const url = await node.start();
-  console.log(`node ${config.nodeId}: gateway listening on ${url}`);
+  log.info({ nodeId: config.nodeId }, `node ${config.nodeId}: gateway listening on ${url}`);
 
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
@@ -89,6 +94,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
-  console.error('node failed:', error);
+  log.fatal({ err: error }, `node failed: ${(error as Error)?.message ?? String(error)}`);
   process.exit(1);
 });

@@ -6,6 +6,7 @@
  * written is retried until it is.
  */
 import type { HomePaths } from '../home';
+import { lineLogger, processLogger, type Logger } from '../logging/logger';
 import { wakeIfAsleep, type Store } from '../store/store';
 import { Autoscaler } from './autoscaler';
 import { storeSecretResolver } from '../secrets/secret-values';
@@ -34,7 +35,10 @@ export interface NodeOptions {
   autoscaleMs?: number;
   waitLimits?: WaitLimits;
   timings?: ReplicaTimings;
+  /** Where the node's parts report in plain lines (info lines of `logger` by default). */
   log?: (line: string) => void;
+  /** The node's logger: the gateway's access log, and `log`'s default (the process logger by default). */
+  logger?: Logger;
 }
 
 /** How long `stop` keeps retrying its last writes (usage, the empty replica report) before giving up. */
@@ -61,7 +65,8 @@ export class Node {
   private readonly log: (line: string) => void;
 
   constructor(private readonly options: NodeOptions) {
-    const log = options.log ?? ((line: string) => console.log(line));
+    const logger = options.logger ?? processLogger();
+    const log = options.log ?? lineLogger(logger);
     this.log = log;
     this.runtime = new Runtime({
       nodeId: options.nodeId,
@@ -86,6 +91,7 @@ export class Node {
         if (changed && this.gatewayUrl) void this.heartbeats.run();
       },
       log,
+      logger,
     });
     this.heartbeats = new RetriedTask(() => this.heartbeat(), { what: 'heartbeat', log });
     this.replicaReports = new RetriedTask(() => this.reportReplicas(), { what: 'replica report', log });

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { environmentDir, environmentPython } from '../build/python-environments';
 import * as path from 'node:path';
 import { buildDir, deploymentOfBuildDir, type HomePaths } from '../home';
+import { removeDeploymentLogs } from '../logs/deployment-logs';
 import type { DeploymentRecord, Store } from '../store/store';
 import { describeError } from './retried-task';
 import { declaredSecretNames } from '../shared/secrets';
@@ -77,6 +78,30 @@ export class Reconciler {
     await this.updateHealthStatuses(deployments);
     await this.settleTransitions(deployments);
     await this.releaseDeletedBuilds(deployments);
+    await this.removeDeletedLogs(deployments);
+  }
+
+  /**
+   * Removes the log files of deleted deployments once no replica of theirs runs here (so no
+   * replica's last lines create them again); their usage stays in the usage log.
+   */
+  private async removeDeletedLogs(live: DeploymentRecord[]): Promise<void> {
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(this.deps.paths.logs);
+    } catch {
+      return;
+    }
+    const liveIds = new Set(live.map((d) => d.id));
+    const ids = new Set(entries.filter((entry) => entry.endsWith('.jsonl') || entry.endsWith('.rotating')).map((entry) => entry.split('.')[0]!));
+    for (const id of ids) {
+      if (liveIds.has(id) || this.deps.runtime.hasReplicas(id)) continue;
+      const deployment = await this.deps.store.getDeployment(id);
+      if (deployment?.deleted_at) {
+        const removed = removeDeploymentLogs(this.deps.paths.logs, id);
+        this.deps.log?.(`removed ${removed} log file${removed === 1 ? '' : 's'} of deleted deployment ${id}`);
+      }
+    }
   }
 
   /** DEACTIVATING → INACTIVE once no node runs a replica of it; WAKING_UP → ACTIVE once one is ready. */

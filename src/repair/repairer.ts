@@ -16,6 +16,7 @@ import { scalePatch } from '../shared/replica-status';
 import { liveNodes, nodesBehind, routeKey, type AsyncRequestRecord, type DeploymentPatch, type DeploymentRecord, type PromotionPatch, type PromotionRecord, type Store } from '../store/store';
 import type { WorkflowDescription, WorkflowsClient } from '../temporal/workflows-client';
 import type { DevelopmentUpdateInput } from '../workflows/development';
+import { lineLogger, processLogger } from '../logging/logger';
 
 /** The actor of every repair in the audit log. */
 export const REPAIR_ACTOR = 'gantry (repair)';
@@ -69,7 +70,7 @@ export class Repairer {
   constructor(private readonly deps: RepairerDeps) {}
 
   private log(line: string): void {
-    (this.deps.log ?? console.log)(`repair: ${line}`);
+    (this.deps.log ?? lineLogger(processLogger()))(`repair: ${line}`);
   }
 
   /** Runs a pass now and then every `intervalMs` until stopped. */

@@ -3,6 +3,7 @@
  * only the supervisor, which stops them in order. If the supervisor itself dies, they notice
  * here and stop too, instead of lingering with their ports bound.
  */
+import { processLogger } from '../logging/logger';
 
 /** When started by the supervisor (GANTRY_SUPERVISED=1), calls `stop` once the parent process is gone. */
 export function exitWhenParentDies(stop: () => void | Promise<void>, intervalMs = 1000): void {
@@ -11,7 +12,7 @@ export function exitWhenParentDies(stop: () => void | Promise<void>, intervalMs 
   const timer = setInterval(() => {
     if (process.ppid !== parent) {
       clearInterval(timer);
-      console.error('supervisor is gone: stopping');
+      processLogger().warn('supervisor is gone: stopping');
       Promise.resolve(stop()).finally(() => process.exit(0));
     }
   }, intervalMs);

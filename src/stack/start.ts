@@ -9,15 +9,35 @@ import { loadWebhookSecret } from '../async/webhook-secret';
 import { ensureAdminKey } from '../auth/api-keys';
 import { ConfigError, loadConfig, type GantryConfig } from '../config';
 import { homePaths } from '../home';
+import { createLogger, logFormatSchema, logLevelFromEnv, type Logger } from '../logging/logger';
 import { loadOrCreateSecretKey } from '../secrets/secret-box';
 import { openSqliteStore } from '../store/sqlite/sqlite-store';
 import { isListening, registerSearchAttributes } from '../temporal/connection';
-import { SupervisedChild, type ChildSpec } from './supervised-child';
+import { ChildOutput, outputFormat } from './child-output';
+import { DEFAULT_RESTART_POLICY, SupervisedChild, type ChildSpec } from './supervised-child';
 import { devServerSpec } from './temporal-dev-server';
 
-const say = (line: string): void => {
-  process.stdout.write(`${'[gantry]'.padEnd(11)} ${line}\n`);
+/** Prefix colours (ANSI codes) of the processes when pretty-printed in a terminal. */
+const COLORS: Record<string, number> = { gantry: 1, temporal: 35, api: 36, node: 33, worker: 32 };
+
+/** How the stack prints: GANTRY_LOG_FORMAT, else pretty when standard output is a terminal. */
+const output = new ChildOutput(
+  outputFormat(logFormatSchema.catch(undefined).parse(process.env.GANTRY_LOG_FORMAT || undefined), Boolean(process.stdout.isTTY)),
+  COLORS,
+  Boolean(process.stdout.isTTY),
+  logLevelFromEnv(),
+);
+
+const write = (line: string): void => {
+  process.stdout.write(line + '\n');
 };
+
+/** The supervisor's own logger (process `gantry`), printed in the stack's format. */
+const log: Logger = createLogger('gantry', {
+  level: logLevelFromEnv(),
+  destination: { write: (line: string) => write(output.loggerLine(line.replace(/\n$/, ''))) },
+});
+const say = (line: string): void => log.info(line);
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -66,7 +86,7 @@ async function main(): Promise<void> {
     config = loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
-      console.error(error.message);
+      log.fatal(error.message);
       process.exit(2);
     }
     throw error;
@@ -80,7 +100,7 @@ async function main(): Promise<void> {
     ['GANTRY_WORKER_METRICS_PORT', config.workerMetricsPort],
   ] as const) {
     if (await isListening(`${config.host}:${port}`)) {
-      console.error(`[gantry] ${config.host}:${port} (${name}) is already in use: is another Gantry running? Stop it, or choose another port.`);
+      log.fatal(`${config.host}:${port} (${name}) is already in use: is another Gantry running? Stop it, or choose another port.`);
       process.exit(1);
     }
   }
@@ -94,9 +114,6 @@ async function main(): Promise<void> {
   loadWebhookSecret(config.webhookSecret, paths.webhookSecretFile);
 
   const children: SupervisedChild[] = [];
-  const write = (line: string): void => {
-    process.stdout.write(line + '\n');
-  };
   let temporalChild: SupervisedChild | undefined;
   let uiUrl: string | undefined;
   if (await isListening(config.temporalAddress)) {
@@ -114,6 +131,8 @@ async function main(): Promise<void> {
         env: childEnv(config),
       },
       write,
+      DEFAULT_RESTART_POLICY,
+      output,
     );
     temporalChild.start();
     uiUrl = `http://${config.host}:${config.temporalUiPort}`;
@@ -123,12 +142,12 @@ async function main(): Promise<void> {
 
   const env = { ...childEnv(config), ...(uiUrl ? { GANTRY_TEMPORAL_UI_URL: uiUrl } : {}) };
   const specs: ChildSpec[] = [
-    { name: 'api', command: process.execPath, args: [require.resolve('../api/server')], env, color: 36 },
-    { name: 'node', command: process.execPath, args: [require.resolve('../node/main')], env, color: 33 },
-    { name: 'worker', command: process.execPath, args: [require.resolve('../../worker')], env, color: 32 },
+    { name: 'api', command: process.execPath, args: [require.resolve('../api/server')], env },
+    { name: 'node', command: process.execPath, args: [require.resolve('../node/main')], env },
+    { name: 'worker', command: process.execPath, args: [require.resolve('../../worker')], env },
   ];
   for (const spec of specs) {
-    const child = new SupervisedChild(spec, write);
+    const child = new SupervisedChild(spec, write, DEFAULT_RESTART_POLICY, output);
     child.start();
     children.push(child);
   }
@@ -175,6 +194,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
-  console.error(`[gantry] failed to start: ${(error as Error).message}`);
+  log.fatal({ err: error }, `failed to start: ${(error as Error).message}`);
   process.exit(1);
 });

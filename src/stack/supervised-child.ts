@@ -1,11 +1,13 @@
 /**
- * A child process of the stack, kept running: its output is prefixed line by line, and when
+ * A child process of the stack, kept running: its output is printed line by line as JSON log
+ * lines (or pretty-printed, see child-output.ts), and when
  * it dies unexpectedly it is restarted with exponential backoff, saying so in the log. Each
  * child runs in a process group of its own, and whatever it leaves there when it exits is
  * killed, so a restart never finds its predecessor's processes in the way.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { LineSplitter } from '../logs/deployment-logs';
+import { ChildOutput } from './child-output';
 
 /** How to run one child. */
 export interface ChildSpec {
@@ -14,8 +16,6 @@ export interface ChildSpec {
   args: string[];
   env?: NodeJS.ProcessEnv;
   cwd?: string;
-  /** Prefix colour (ANSI code) in a terminal. */
-  color?: number;
 }
 
 /** Restart policy; tests shorten it. */
@@ -56,6 +56,7 @@ export class SupervisedChild {
     readonly spec: ChildSpec,
     private readonly write: (line: string) => void,
     private readonly policy: RestartPolicy = DEFAULT_RESTART_POLICY,
+    private readonly output: ChildOutput = new ChildOutput('json'),
   ) {}
 
   /** The running process's pid, if any. */
@@ -63,9 +64,10 @@ export class SupervisedChild {
     return this.child?.pid;
   }
 
-  private prefix(): string {
-    const label = `[${this.spec.name}]`.padEnd(11);
-    return process.stdout.isTTY && this.spec.color ? `\x1b[${this.spec.color}m${label}\x1b[0m` : label;
+  /** Says something about the child, as a line of the supervisor's (`child` names it). */
+  private say(level: 'info' | 'warn' | 'error', msg: string): void {
+    const line = this.output.ownLine(level, `${this.spec.name} ${msg}`, { child: this.spec.name });
+    if (line !== undefined) this.write(line);
   }
 
   /** Starts the child (and keeps it running until stop()). */
@@ -84,24 +86,28 @@ export class SupervisedChild {
       detached: true,
     });
     this.child = child;
-    for (const stream of [child.stdout!, child.stderr!]) {
+    for (const [name, stream] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
       const lines = new LineSplitter();
-      stream.on('data', (chunk: Buffer) => lines.push(chunk).forEach((line) => this.write(`${this.prefix()} ${line}`)));
-      stream.on('end', () => lines.flush().forEach((line) => this.write(`${this.prefix()} ${line}`)));
+      const print = (line: string): void => {
+        const printed = line.length > 0 ? this.output.childLine(this.spec.name, name, line) : undefined;
+        if (printed !== undefined) this.write(printed);
+      };
+      stream.on('data', (chunk: Buffer) => lines.push(chunk).forEach(print));
+      stream.on('end', () => lines.flush().forEach(print));
     }
-    child.once('error', (error) => this.write(`${this.prefix()} could not start: ${error.message}`));
+    child.once('error', (error) => this.say('error', `could not start: ${error.message}`));
     child.once('exit', (code, signal) => {
       this.child = undefined;
       killLeftovers(child.pid);
       const how = signal ? `signal ${signal}` : `exit code ${code}`;
       if (this.stopping) {
-        this.write(`${this.prefix()} stopped (${how})`);
+        this.say('info', `stopped (${how})`);
         this.exitWaiters.splice(0).forEach((resolve) => resolve());
         return;
       }
       this.failures = Date.now() - startedAt > this.policy.stableAfterMs ? 1 : this.failures + 1;
       const delay = Math.min(this.policy.maxMs, this.policy.baseMs * 2 ** (this.failures - 1));
-      this.write(`${this.prefix()} died (${how}); restarting in ${(delay / 1000).toFixed(1)} s`);
+      this.say('error', `died (${how}); restarting in ${(delay / 1000).toFixed(1)} s`);
       this.restartTimer = setTimeout(() => {
         this.restarts++;
         this.launch();
@@ -118,7 +124,7 @@ export class SupervisedChild {
     const exited = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
     child.kill('SIGTERM');
     const killer = setTimeout(() => {
-      this.write(`${this.prefix()} did not stop within ${graceMs / 1000} s: SIGKILL`);
+      this.say('warn', `did not stop within ${graceMs / 1000} s: SIGKILL`);
       child.kill('SIGKILL');
     }, graceMs);
     await exited;

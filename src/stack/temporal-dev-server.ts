@@ -40,6 +40,5 @@ export function devServerSpec(options: { address: string; uiPort: number; namesp
       '--log-level',
       'error',
     ],
-    color: 35,
   };
 }

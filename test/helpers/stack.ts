@@ -10,6 +10,16 @@ import { Client, Connection } from '@temporalio/client';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
 import { eventually, freePorts } from './ports';
 
+/** One line of the stack's output: a JSON log line (docs/operations.md#logs). */
+export interface LogLine {
+  time: string;
+  level: string;
+  /** gantry (the supervisor), temporal, api, node or worker. */
+  process: string;
+  msg: string;
+  [field: string]: unknown;
+}
+
 /** The result of running the CLI. */
 export interface CliResult {
   code: number;
@@ -80,6 +90,26 @@ export class TestStack {
   /** Everything the stack printed so far. */
   get log(): string {
     return this.output;
+  }
+
+  /** Every whole line the stack printed so far, parsed; throws on a line that is not JSON. */
+  logLines(): LogLine[] {
+    const text = this.output.slice(0, this.output.lastIndexOf('\n') + 1);
+    return text
+      .split('\n')
+      .filter((line) => line.length > 0)
+      .map((line) => {
+        try {
+          return JSON.parse(line) as LogLine;
+        } catch {
+          throw new Error(`the stack printed a line that is not JSON: ${line}`);
+        }
+      });
+  }
+
+  /** Whether a line the stack printed (by `process`, when given) has a message matching `pattern`. */
+  logged(pattern: RegExp, process?: string): boolean {
+    return this.logLines().some((line) => (process === undefined || line.process === process) && pattern.test(line.msg));
   }
 
   /** Starts `npm start`'s entry point and waits until it says it is up. */

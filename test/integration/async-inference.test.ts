@@ -457,6 +457,10 @@ describe('async inference (real stack)', function () {
     assert.deepEqual(done.output, { echo: { which: 'cli' } });
     assert.equal(done.priority, 1);
     assert.equal(receiver.delivered.get(id), 1);
+    // The worker's call of the model carried the request's id as x-request-id: the gateway logged it.
+    const call = stack.logLines().find((line) => line.process === 'node' && line.requestId === id);
+    assert.ok(call, 'the gateway\'s access line of the model call has the async request\'s id');
+    assert.deepEqual([call.method, call.path, call.status, call.deploymentId], ['POST', `/models/${single.model_id}/deployment/${single.id}/predict`, 200, single.id]);
   });
 
   it('puts the batch deployment back to sleep once its queue is empty', async () => {

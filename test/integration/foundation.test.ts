@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
 import { eventually } from '../helpers/ports';
 import { TestStack } from '../helpers/stack';
+import { LOG_LINE_KEYS } from '../../src/logging/logger';
 
 const example = (name: string): string => path.join(PROJECT_ROOT, 'examples', name);
 const fixture = (name: string): string => path.join(PROJECT_ROOT, 'test', 'fixtures', 'models', name);
@@ -237,7 +238,9 @@ describe('foundation: push, serve, fail, recover, restart (real stack)', functio
 
   it('keeps every deployment and serves without a new push after the stack is stopped and started again', async () => {
     await stack.stop();
-    assert.match(stack.log, /\[node\] +stopped \(exit code 0\)/);
+    assert.ok(stack.logged(/^node stopped \(exit code 0\)/, 'gantry'));
+    // Everything every process printed, the failing fixtures' builds and replicas included, is a JSON log line.
+    for (const line of stack.logLines()) for (const key of LOG_LINE_KEYS) assert.equal(typeof line[key], 'string', `${key} in ${JSON.stringify(line)}`);
     await stack.start();
     const deployment = await stack.api('GET', `/v1/models/${echo.model_id}/deployments/${echo.id}`);
     assert.equal(deployment.body.status, 'ACTIVE');

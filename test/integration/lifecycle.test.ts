@@ -269,6 +269,9 @@ describe('deployment lifecycle (real stack)', function () {
     const listed = (await stack.api('GET', '/v1/models/doomed/deployments')).body.deployments as Deployment[];
     assert.deepEqual(listed.map((d) => d.id), [second.id]);
     await eventually('the build released', async () => (!fs.existsSync(path.join(stack.home, 'builds', first.id)) ? true : undefined));
+    assert.ok(fs.readdirSync(path.join(stack.home, 'logs')).includes(`${second.id}.jsonl`));
+    await eventually('its log files removed', async () => (fs.readdirSync(path.join(stack.home, 'logs')).some((name) => name.startsWith(first.id)) ? undefined : true));
+    await eventually('the removal logged', async () => (stack.logged(new RegExp(`^removed \\d+ log files? of deleted deployment ${first.id}`), 'node') ? true : undefined));
 
     const usage = await eventually('the usage of the deleted deployment', async () => {
       const report = (await stack.api('GET', '/v1/usage')).body;

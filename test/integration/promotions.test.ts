@@ -249,7 +249,7 @@ describe('environments and rolling promotions (real stack, under load)', functio
     const ended = await until('the end after the worker restarted', (p) => p.status === 'SUCCEEDED' || p.status === 'FAILED');
     assert.equal(ended.status, 'SUCCEEDED', ended.message ?? '');
     assert.notEqual(stack.childPid('worker'), worker, 'the supervisor started a new worker');
-    assert.match(stack.log, /\[worker\] +died \(signal SIGKILL\); restarting/);
+    assert.ok(stack.logged(/^worker died \(signal SIGKILL\); restarting/, 'gantry'));
     await new Promise((resolve) => setTimeout(resolve, 500));
     assertNoFailures(generator, await generator.stop());
     assert.equal((await stack.api('GET', `/v1/models/${modelId}/environments/production`)).body.current_deployment.id, candidate.id);

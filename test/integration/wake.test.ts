@@ -82,7 +82,7 @@ describe('wake and the async routes through the gateway (real stack)', function 
     assert.ok(['WAKING_UP', 'ACTIVE'].includes(right.status), right.status);
     assert.equal(right.replicas.desired, 1);
     await awake(sleepy);
-    assert.match(stack.log, new RegExp(`waking deployment ${sleepy.id}: asked by POST …/wake`));
+    assert.ok(stack.logged(new RegExp(`^waking deployment ${sleepy.id}: asked by POST …/wake`), 'node'));
 
     // Awake already: 202 again and nothing changes.
     const again = await gateway('POST', `/models/${sleepy.model_id}/deployment/${sleepy.id}/wake`);
@@ -150,7 +150,7 @@ describe('wake and the async routes through the gateway (real stack)', function 
 
     const api = stack.childPid('api');
     process.kill(api, 'SIGKILL');
-    await eventually('the API to be seen dead', async () => (/\[api\] +died \(signal SIGKILL\); restarting/.test(stack.log) ? true : undefined), 10_000, 20);
+    await eventually('the API to be seen dead', async () => (stack.logged(/^api died \(signal SIGKILL\); restarting/, 'gantry') ? true : undefined), 10_000, 20);
     const down = await gateway('POST', `/models/${sleepy.model_id}/production/async_predict`, { authorization: `Api-Key ${stack.apiKey}` }, { model_input: {} });
     assert.equal(down.status, 503, JSON.stringify(down.body));
     assert.equal(down.body.error.code, 'unavailable');

@@ -43,4 +43,19 @@ describe('loadConfig', () => {
         /GANTRY_API_KEY/.test(error.message),
     );
   });
+
+  it('reads the log settings, with their defaults, and refuses bad ones', () => {
+    const defaults = loadConfig({});
+    assert.equal(defaults.logLevel, 'info');
+    assert.equal(defaults.logFormat, undefined);
+    assert.deepEqual(defaults.deploymentLogs, { maxBytes: 10 * 1024 * 1024, rotatedFiles: 3 });
+    const set = loadConfig({ GANTRY_LOG_LEVEL: 'debug', GANTRY_LOG_FORMAT: 'json', GANTRY_DEPLOYMENT_LOG_MAX_BYTES: '65536', GANTRY_DEPLOYMENT_LOG_FILES: '0' });
+    assert.deepEqual([set.logLevel, set.logFormat, set.deploymentLogs], ['debug', 'json', { maxBytes: 65536, rotatedFiles: 0 }]);
+    assert.throws(
+      () => loadConfig({ GANTRY_LOG_LEVEL: 'loud', GANTRY_LOG_FORMAT: 'xml', GANTRY_DEPLOYMENT_LOG_MAX_BYTES: '100', GANTRY_DEPLOYMENT_LOG_FILES: '-1' }),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        ['GANTRY_LOG_LEVEL', 'GANTRY_LOG_FORMAT', 'GANTRY_DEPLOYMENT_LOG_MAX_BYTES', 'GANTRY_DEPLOYMENT_LOG_FILES'].every((name) => error.message.includes(name)),
+    );
+  });
 });

@@ -11,6 +11,7 @@ import { eventsQuerySchema } from '../../shared/schemas';
 import type { ModelRecord, Store } from '../../store/store';
 import { openEventStream, sendEvent } from '../sse';
 import { parseInput } from '../validation';
+import { processLogger } from '../../logging/logger';
 
 /** What the events route needs. */
 export interface EventRoutesDeps {
@@ -59,7 +60,7 @@ export function eventRoutes({ store, deployments, live }: EventRoutesDeps): Rout
         }
       } while (dirty);
     } catch (error) {
-      console.error(`events: could not build a live view: ${(error as Error).message}`);
+      processLogger().error({ err: error }, `events: could not build a live view: ${(error as Error).message}`);
     } finally {
       sending = false;
     }

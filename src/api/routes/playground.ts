@@ -12,6 +12,7 @@ import { Router } from 'express';
 import type { DeploymentService } from '../../services/deployments';
 import { DEPLOYMENT_ID_HEADER } from '../../shared/constants';
 import { ApiError } from '../errors';
+import { REQUEST_ID_HEADER } from '../../logging/request-id';
 
 /** What the playground route needs. */
 export interface PlaygroundRoutesDeps {
@@ -32,7 +33,8 @@ export function playgroundRoutes({ deployments, gatewayUrl }: PlaygroundRoutesDe
     try {
       answer = await fetch(`${gatewayUrl}/models/${model.id}/deployment/${deployment.id}/predict`, {
         method: 'POST',
-        headers: { authorization: req.header('authorization') ?? '', 'content-type': 'application/json' },
+        // The API's request id goes on to the gateway (and the replica): one id for the whole call.
+        headers: { authorization: req.header('authorization') ?? '', 'content-type': 'application/json', [REQUEST_ID_HEADER]: String(res.locals.requestId ?? '') },
         body: JSON.stringify(req.body ?? null),
         signal: controller.signal,
       });

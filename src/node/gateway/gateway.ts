@@ -3,13 +3,17 @@
  * (weighted for environments), picks the ready replica with the fewest requests in flight
  * and proxies to it. Wakes deployments (`…/wake`, 202) and passes the async inference routes on
  * to the API. Answers JSON errors: 401, 404, 405, 413, 502, 503, 504. Serves its metrics at
- * `GET /metrics` (docs/metrics.md).
+ * `GET /metrics` (docs/metrics.md). Every request has a request id (src/logging/request-id.ts),
+ * answered in `x-request-id`, passed on to the replica or the API, and in the access log line
+ * written when the request ends.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hashApiKey, keyFromAuthorization } from '../../auth/api-keys';
 import { GatewayMetrics, type DeploymentLabels, type ReplicaWaitOutcome, type RequestLabels, type UpstreamErrorKind, type WakeTrigger } from '../../metrics/gateway-metrics';
 import { METRICS_PATH, serveMetrics } from '../../metrics/exposition';
+import { lineLogger, processLogger, type Logger } from '../../logging/logger';
+import { REQUEST_ID_HEADER, requestIdFor } from '../../logging/request-id';
 import type { Store } from '../../store/store';
 import { describeError } from '../retried-task';
 import type { Runtime } from '../runtime/runtime';
@@ -51,11 +55,23 @@ export interface GatewayDeps {
   /** How long the API may take to start answering a request passed on to it (default 30 s). */
   apiTimeoutMs?: number;
   waitLimits?: WaitLimits;
-  /** Where the gateway tells what went wrong outside a request (a failed accept). */
+  /** Where the gateway tells what went wrong outside a request (a failed accept); info lines of `logger` by default. */
   log?: (line: string) => void;
   /** Where the gateway counts what it does (a registry of its own unless given). */
   metrics?: GatewayMetrics;
+  /** The access log (one line per request) and request failures (the process logger by default). */
+  logger?: Logger;
 }
+
+/** What the access log line of a request says about where it went, filled in as it is routed. */
+interface RequestContext {
+  modelId?: string;
+  deploymentId?: string;
+  environment?: string;
+}
+
+/** The longest path an access log line quotes. */
+const MAX_LOGGED_PATH = 512;
 
 /** The client disconnected before its answer was complete: nothing more is sent. */
 class ClientGone extends Error {
@@ -127,11 +143,20 @@ export class Gateway {
   /** What the gateway counts, served at `GET /metrics`. */
   readonly metrics: GatewayMetrics;
 
+  private readonly logger: Logger;
+
   constructor(private readonly deps: GatewayDeps) {
     this.metrics = deps.metrics ?? new GatewayMetrics();
+    this.logger = deps.logger ?? processLogger();
     this.server = http.createServer((req, res) => {
-      this.handle(req, res).catch((error) => {
-        this.log(`gateway: a request failed unexpectedly: ${(error as Error).message}`);
+      const requestId = requestIdFor(req.headers[REQUEST_ID_HEADER]);
+      // Set on the request itself, so that the replica (or the API) gets the id this answer carries.
+      req.headers[REQUEST_ID_HEADER] = requestId;
+      res.setHeader(REQUEST_ID_HEADER, requestId);
+      const context: RequestContext = {};
+      this.logAccess(req, res, requestId, context);
+      this.handle(req, res, context).catch((error) => {
+        this.logger.error({ requestId, err: error }, `gateway: a request failed unexpectedly: ${(error as Error).message}`);
         res.destroy();
       });
     });
@@ -143,9 +168,32 @@ export class Gateway {
   }
 
   private log(line: string): void {
-    (this.deps.log ?? console.log)(line);
+    (this.deps.log ?? lineLogger(this.logger))(line);
   }
 
+  /**
+   * Writes the request's access log line when it ends: method, path (never the query), status,
+   * duration, and the model and deployment it went to. A client that left before its answer was
+   * complete is logged with `aborted`. Health checks are logged at debug.
+   */
+  private logAccess(req: http.IncomingMessage, res: http.ServerResponse, requestId: string, context: RequestContext): void {
+    const started = performance.now();
+    res.once('close', () => {
+      const path = (req.url ?? '/').split('?')[0]!.slice(0, MAX_LOGGED_PATH);
+      const line = {
+        requestId,
+        method: req.method,
+        path,
+        status: res.statusCode,
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+        ...context,
+        ...(res.writableFinished ? {} : { aborted: true }),
+      };
+      const message = `${req.method} ${path} ${res.statusCode}`;
+      if (path === '/healthz') this.logger.debug(line, message);
+      else this.logger.info(line, message);
+    });
+  }
   /** Starts listening; resolves with the bound port. */
   async listen(port: number, host: string): Promise<number> {
     await this.refresh();
@@ -191,7 +239,7 @@ export class Gateway {
     });
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse, context: RequestContext): Promise<void> {
     // Filled in once the request resolves to a deployment; read when the answer ends.
     const labels: RequestLabels = { model_id: '', deployment_id: '', environment: '' };
     try {
@@ -211,6 +259,11 @@ export class Gateway {
       }
       const route = parseInferencePath(req.headers.host, url.pathname);
       if (!route) throw new RequestError(404, 'not_found', `no inference route at ${url.pathname}`);
+      if (route.action !== 'api') {
+        context.modelId = route.address.modelId;
+        if (route.address.kind === 'environment') context.environment = route.address.environment;
+        if (route.address.kind === 'deployment') context.deploymentId = route.address.deploymentId;
+      }
       if (route.action === 'api') {
         await this.forwardToApi(`${route.apiPath}${url.search}`, req, res);
         return;
@@ -227,6 +280,7 @@ export class Gateway {
       labels.model_id = deployment.model_id;
       labels.deployment_id = deployment.id;
       labels.environment = address.kind === 'environment' ? address.environment : '';
+      context.deploymentId = deployment.id;
       const target: DeploymentLabels = { model_id: deployment.model_id, deployment_id: deployment.id };
       const body = await readBody(req, MAX_BODY_BYTES);
       // The response's 'close' before it finished is the client going away (the request's own

@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { appendLog, LineSplitter } from '../../logs/deployment-logs';
 import { MODEL_SERVER_SCRIPT } from '../../shared/project-paths';
 import { modelEnvironment } from '../../shared/model-environment';
+import { lineLogger, processLogger } from '../../logging/logger';
 
 /** How to start a replica of a deployment. */
 export interface ReplicaSpec {
@@ -84,7 +85,7 @@ export class ReplicaProcess {
     private readonly timings: ReplicaTimings,
     private readonly onChange: (replica: ReplicaProcess) => void,
     /** Where failures of the replica's own upkeep (writing its log, a health check) are told. */
-    private readonly nodeLog: (line: string) => void = (line) => console.log(line),
+    private readonly nodeLog: (line: string) => void = lineLogger(processLogger()),
     /** The values of the secrets the spec declares, written once to the server's standard input. */
     secrets: Record<string, string> = {},
   ) {

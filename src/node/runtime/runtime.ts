@@ -7,6 +7,7 @@ import { newId } from '../../shared/ids';
 import type { ObservedReplica } from '../../store/store';
 import type { SecretResolver } from '../../secrets/secret-values';
 import { DEFAULT_REPLICA_TIMINGS, ReplicaProcess, type ReloadOutcome, type ReplicaSpec, type ReplicaTimings } from './replica-process';
+import { lineLogger, processLogger } from '../../logging/logger';
 
 /** How many replicas one deployment should have, and how to start them. */
 export interface DesiredReplicas {
@@ -68,7 +69,7 @@ export class Runtime {
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.stableAfterMs = options.stableAfterMs ?? 60_000;
     this.drainMs = options.drainMs ?? 30_000;
-    this.log = options.log ?? ((line) => console.log(line));
+    this.log = options.log ?? lineLogger(processLogger());
   }
 
   /** Brings the replicas of every deployment to the desired counts; deployments absent get none. */
