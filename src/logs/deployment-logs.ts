@@ -5,15 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-
-/** One line of a deployment's log. */
-export interface LogEntry {
-  /** ISO time the line was written. */
-  ts: string;
-  /** `build`, `gantry` (status changes) or `replica-<id>`. */
-  source: string;
-  message: string;
-}
+import type { LogEntry } from '../contracts/api';
 
 /** The log file of one deployment. */
 export function logFile(logsDir: string, deploymentId: string): string {

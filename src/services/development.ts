@@ -15,21 +15,8 @@ import type { DeploymentRecord, ModelRecord, Store } from '../store/store';
 import { DevelopmentUpdateAlreadyRunning, type WorkflowsClient } from '../temporal/workflows-client';
 import { UPDATES_UNDER_WAY, type Actor, type DeploymentService } from './deployments';
 import { conflict, invalid, notFound, unavailable } from './errors';
-import type { DeploymentView } from './views';
-
-/** What a development push did. */
-export interface DevelopmentPushResult {
-  deployment: DeploymentView;
-  /**
-   * created: the first build started; reloaded: the replica runs the new code; woken: the
-   * sleeping deployment started on the new code; rebuilding: requirements changed, a rebuild
-   * started; failed: the new code did not load and the previous code keeps serving.
-   */
-  update: 'created' | 'reloaded' | 'woken' | 'rebuilding' | 'failed';
-  revision: number;
-  seconds?: number;
-  error?: string;
-}
+import type { DeploymentView } from '../shared/views';
+import type { DevelopmentPushResult } from '../contracts/api';
 
 /** What the development service needs. */
 export interface DevelopmentServiceDeps {

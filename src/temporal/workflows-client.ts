@@ -23,11 +23,10 @@ import {
   promotionStatusQuery,
   resumePromotionSignal,
   type PromotionStatus,
-} from '../workflows/messages';
-import type { AsyncPredictionInput } from '../workflows/async-prediction';
-import type { DevelopmentUpdateInput, DevelopmentUpdateOutcome } from '../workflows/development';
-import type { PromotionWorkflowInput } from '../workflows/promotion';
-import { actionTookEffect, type PromotionActionName } from '../workflows/promotion-rules';
+} from '../contracts/messages';
+import { actionTookEffect } from '../contracts/promotion-rules';
+import type { AsyncPredictionInput, DevelopmentUpdateInput, DevelopmentUpdateOutcome, PromotionWorkflowInput } from '../contracts/workflows';
+import type { PromotionActionName } from '../shared/promotion-status';
 
 /** A promotion workflow of this environment is already running. */
 export class PromotionAlreadyRunning extends Error {

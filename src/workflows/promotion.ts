@@ -28,13 +28,10 @@ import {
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
-import { REPLICAS_NOT_READY, ROUTE_NOT_APPLIED } from '../activities/failures';
-import type { PromotionStart } from '../activities/promotions';
+import { PROMOTION_NOT_RECORDED, REPLICAS_NOT_READY, ROUTE_NOT_APPLIED } from '../contracts/failures';
 import { failureOfType, promotionSteps as quick, promotionWaits as waits } from './activity-proxies';
 import { promotionWorkflowV1 } from './legacy/promotion-v1';
-import type { PromotionSettings } from '../shared/schemas';
 import type { AuditSource } from '../shared/views';
-import type { NewAuditEntry, PromotionPatch } from '../store/store';
 import {
   ACTION_REFUSED,
   CANCEL_ACTOR,
@@ -46,14 +43,15 @@ import {
   promotionStatusQuery,
   resumePromotionSignal,
   SIGNAL_ACTOR,
-  type PromotionActionRecord,
   type PromotionStatus,
-  type PromotionStatusName,
-} from './messages';
-import { acceptAction, actionRefusal, actionTookEffect, type PromotionActionName, type PromotionControlState } from './promotion-rules';
+} from '../contracts/messages';
+import { acceptAction, actionRefusal, actionTookEffect, type PromotionControlState } from '../contracts/promotion-rules';
 import { CANARY_STAGES, planCanary, planRollout, stepBack, type RolloutAction, type RolloutPlan } from './rollout-plan';
+import type { PromotionActionRecord, PromotionStatusName, PromotionActionName } from '../shared/promotion-status';
+import type { PromotionStart } from '../contracts/activities';
+import type { PromotionContinuation, PromotionOutcome, PromotionWorkflowInput } from '../contracts/workflows';
+import type { NewAuditEntry, PromotionPatch } from '../contracts/records';
 
-export { SIGNAL_ACTOR } from './messages';
 
 /** The patch that marks a history as this version (Updates, its own record, endings that always land). */
 export const PROMOTION_V2_PATCH = 'promotion-v2';
@@ -69,51 +67,10 @@ const ACTIONS_ANSWERED = 10;
 /** A paused promotion wakes this often to see whether its history should continue as new. */
 const PAUSED_CHECK_MS = 60 * 60 * 1000;
 
-/** What starts a promotion. */
-export interface PromotionWorkflowInput {
-  promotionId: string;
-  modelId: string;
-  environment: string;
-  candidateDeploymentId: string;
-  /** The environment's settings when the promotion was asked for. */
-  settings: PromotionSettings;
-  /** The API key name (or `gantry`) that asked. */
-  actor: string;
-  /** How the promotion was asked for (the API, the CLI, the dashboard), for the audit log. Absent: from the actor. */
-  actorSource?: AuditSource;
-  /** When the promotion was asked for (the record's `started_at`). */
-  startedAt?: string;
-  /** The state a run that continued as new carries over. */
-  continued?: PromotionContinuation;
-}
-
-/** What a promotion carries into the run it continues as. */
-export interface PromotionContinuation {
-  status: PromotionStatus;
-  control: PromotionControlState;
-  phase: 'RAMPING_UP' | 'RAMPING_DOWN';
-  start: PromotionStart;
-  /** Whether the last route write was verified applied. */
-  routeApplied: boolean;
-  /** When the stabilization wait after the last step ends (epoch ms). */
-  stabilizedAt: number;
-  /** Audit entries not written yet. */
-  unaudited: NewAuditEntry[];
-}
-
-/** How a promotion ended. */
-export interface PromotionOutcome {
-  promotion_id: string;
-  status: Extract<PromotionStatusName, 'SUCCEEDED' | 'FAILED' | 'CANCELED'>;
-  message: string | null;
-}
-
 /** The candidate did not become ready, or a route was not applied: the promotion rolls back and fails. */
 const ROLLOUT_FAILED = 'RolloutFailed';
 /** A force action stopped a wait: the rollout acts on it from where it stands. */
 const INTERRUPTED = 'Interrupted';
-/** The promotion could not record its end (the store refused it every time): the repair loop will. */
-const PROMOTION_NOT_RECORDED = 'PromotionNotRecorded';
 
 const iso = (): string => new Date().toISOString();
 const isFailure = (error: unknown, type: string): error is ApplicationFailure => error instanceof ApplicationFailure && error.type === type;

@@ -18,18 +18,18 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/activities/failures';
+import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/contracts/failures';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
 import { modelConfigSchema, type PromotionSettings } from '../../src/shared/schemas';
 import { TEMPORAL_CLI } from '../../src/stack/temporal-dev-server';
 import { asyncPredictionWorkflow, deployWorkflow, developmentUpdateWorkflow, promotionWorkflow } from '../../src/workflows';
-import type { AsyncPredictionInput } from '../../src/workflows/async-prediction';
-import { asyncCancelSignal, asyncDispatchedSignal } from '../../src/workflows/messages';
+import { asyncCancelSignal, asyncDispatchedSignal } from '../../src/contracts/messages';
 import { FakeAsyncRequest, type FakeAsyncBehaviour } from '../helpers/fake-async';
-import { promotionStatusQuery, type PromotionStatus } from '../../src/workflows/messages';
+import { promotionStatusQuery, type PromotionStatus } from '../../src/contracts/messages';
 import { CANDIDATE, FakeCluster, FakeControlPlane, settings } from '../helpers/fake-cluster';
 import { installQuietRuntime } from '../helpers/time-skipping';
 import { PROMOTION_ACTIONS, sendAction, type PromotionActionKey } from './promotion-actions';
+import type { AsyncPredictionInput } from '../../src/contracts/workflows';
 
 /** Where the recorded sets live. */
 export const HISTORIES_DIR = path.join(PROJECT_ROOT, 'test', 'replay', 'histories');

@@ -4,8 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureAdminKey, hashApiKey, keyFromAuthorization } from '../../src/auth/api-keys';
 import { environmentKey, normaliseRequirements, pipFailureCause, runStreaming } from '../../src/build/python-environments';
-import { appendLog, followLog, LineSplitter, logFile, readLogTail, type LogEntry } from '../../src/logs/deployment-logs';
+import { appendLog, followLog, LineSplitter, logFile, readLogTail } from '../../src/logs/deployment-logs';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
+import type { LogEntry } from '../../src/contracts/api';
 
 describe('Python environment keys', () => {
   it('do not depend on order, duplicates or spacing', () => {

@@ -8,12 +8,12 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/activities/failures';
+import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/contracts/failures';
 import { modelConfigSchema } from '../../src/shared/schemas';
 import { developmentUpdateWorkflow } from '../../src/workflows';
-import type { DevelopmentUpdateInput } from '../../src/workflows/development';
 import { FakeControlPlane } from '../helpers/fake-cluster';
 import { startTimeSkipping } from '../helpers/time-skipping';
+import type { DevelopmentUpdateInput } from '../../src/contracts/workflows';
 
 describe('developmentUpdateWorkflow (time-skipping)', function () {
   this.timeout(60_000);
