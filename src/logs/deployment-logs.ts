@@ -18,7 +18,7 @@ export function appendLog(logsDir: string, deploymentId: string, source: string,
   const text = lines
     .map((line) => line.replace(/\s+$/, ''))
     .filter((line) => line.length > 0)
-    .map((message) => JSON.stringify({ ts, source, message } satisfies LogEntry) + '\n')
+    .map((message) => `${JSON.stringify({ ts, source, message } satisfies LogEntry)}\n`)
     .join('');
   if (text.length === 0) return;
   fs.mkdirSync(logsDir, { recursive: true });

@@ -10,13 +10,14 @@ import { unpackArchive } from '../build/builder';
 import { readModelPackage, writeServerConfig } from '../build/model-package';
 import { cachedEnvironmentKey } from '../build/python-environments';
 import { archivePath, buildDir, type HomePaths } from '../home';
-import { DEVELOPMENT_AUTOSCALING, type PushOptions } from '../shared/schemas';
+import { DEVELOPMENT_AUTOSCALING, type ModelConfig, type PushOptions } from '../shared/schemas';
 import type { DeploymentRecord, ModelRecord, Store } from '../store/store';
 import { DevelopmentUpdateAlreadyRunning, type WorkflowsClient } from '../temporal/workflows-client';
 import { UPDATES_UNDER_WAY, type Actor, type DeploymentService } from './deployments';
 import { conflict, invalid, notFound, unavailable } from './errors';
 import type { DeploymentView } from '../shared/views';
 import type { DevelopmentPushResult } from '../contracts/api';
+import type { DevelopmentUpdateOutcome } from '../contracts/workflows';
 
 /** What the development service needs. */
 export interface DevelopmentServiceDeps {
@@ -77,7 +78,7 @@ export class DevelopmentService {
     let revision = existing.revision + 1;
     while (fs.existsSync(archivePath(this.deps.paths, existing.id, revision))) revision++;
     const dir = buildDir(this.deps.paths, existing.id, revision);
-    let config;
+    let config: ModelConfig;
     try {
       await unpackArchive(upload.archiveFile, dir);
       const pkg = readModelPackage(dir);
@@ -94,7 +95,7 @@ export class DevelopmentService {
     const environment = await cachedEnvironmentKey(this.deps.paths.venvs, this.deps.basePython, config.requirements);
     const reload = environment.key === existing.env_key && environment.built;
     const started = Date.now();
-    let update;
+    let update: { result: () => Promise<DevelopmentUpdateOutcome> };
     try {
       update = await this.deps.workflows.startDevelopmentUpdate(model, existing, {
         deploymentId: existing.id,

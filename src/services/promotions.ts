@@ -6,7 +6,7 @@ import { newId } from '../shared/ids';
 import { workflowIds } from '../shared/constants';
 import { promotionActions, type PromotionAction } from '../shared/schemas';
 import { promotionInvolves, type DeploymentRecord, type ModelRecord, type PromotionRecord, type Store } from '../store/store';
-import { PromotionActionRefused, PromotionAlreadyRunning, type WorkflowsClient } from '../temporal/workflows-client';
+import { PromotionActionRefused, PromotionAlreadyRunning, type PromotionActionResult, type WorkflowsClient } from '../temporal/workflows-client';
 import type { PromotionView } from '../shared/views';
 import type { PromotionStatus } from '../contracts/messages';
 import { actionRefusal } from '../contracts/promotion-rules';
@@ -212,7 +212,7 @@ export class PromotionService {
       await this.deps.workflows.signalPromotion(model.id, environment, name, actor.name);
       return { done: false, promotion: await this.view(record) };
     }
-    let result;
+    let result: PromotionActionResult;
     try {
       result = await this.deps.workflows.actOnPromotion(model.id, environment, name, actor.name, waitMs, actor.source);
     } catch (error) {

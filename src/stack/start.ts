@@ -94,7 +94,7 @@ async function main(): Promise<void> {
 
   const children: SupervisedChild[] = [];
   const write = (line: string): void => {
-    process.stdout.write(line + '\n');
+    process.stdout.write(`${line}\n`);
   };
   let temporalChild: SupervisedChild | undefined;
   let uiUrl: string | undefined;

@@ -86,8 +86,12 @@ export class SupervisedChild {
     this.child = child;
     for (const stream of [child.stdout!, child.stderr!]) {
       const lines = new LineSplitter();
-      stream.on('data', (chunk: Buffer) => lines.push(chunk).forEach((line) => this.write(`${this.prefix()} ${line}`)));
-      stream.on('end', () => lines.flush().forEach((line) => this.write(`${this.prefix()} ${line}`)));
+      stream.on('data', (chunk: Buffer) => {
+        for (const line of lines.push(chunk)) this.write(`${this.prefix()} ${line}`);
+      });
+      stream.on('end', () => {
+        for (const line of lines.flush()) this.write(`${this.prefix()} ${line}`);
+      });
     }
     child.once('error', (error) => this.write(`${this.prefix()} could not start: ${error.message}`));
     child.once('exit', (code, signal) => {
@@ -96,7 +100,7 @@ export class SupervisedChild {
       const how = signal ? `signal ${signal}` : `exit code ${code}`;
       if (this.stopping) {
         this.write(`${this.prefix()} stopped (${how})`);
-        this.exitWaiters.splice(0).forEach((resolve) => resolve());
+        for (const resolve of this.exitWaiters.splice(0)) resolve();
         return;
       }
       this.failures = Date.now() - startedAt > this.policy.stableAfterMs ? 1 : this.failures + 1;

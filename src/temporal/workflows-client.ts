@@ -1,6 +1,6 @@
 /** Starts, updates, signals, queries and describes Gantry's workflows, with their ids, search attributes and summaries in one place. */
 import {
-  Client,
+  type Client,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -250,13 +250,14 @@ export class TemporalWorkflowsClient implements WorkflowsClient, AsyncPrediction
   }
 
   async startInputOf(workflowId: string): Promise<{ input: unknown; terminationReason?: string } | undefined> {
-    let history;
-    try {
-      history = await this.client.workflow.getHandle(workflowId).fetchHistory();
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) return undefined;
-      throw error;
-    }
+    const history = await this.client.workflow
+      .getHandle(workflowId)
+      .fetchHistory()
+      .catch((error: unknown) => {
+        if (error instanceof WorkflowNotFoundError) return undefined;
+        throw error;
+      });
+    if (!history) return undefined;
     const events = history.events ?? [];
     const payload = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     const terminated = events.at(-1)?.workflowExecutionTerminatedEventAttributes;

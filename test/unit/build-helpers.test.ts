@@ -68,7 +68,7 @@ describe('deployment logs', () => {
       fs.appendFileSync(logFile(dir, 'd1'), half.slice(0, 10));
       const deadline = Date.now() + 5000;
       while (got.flat().length < 4 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-      fs.appendFileSync(logFile(dir, 'd1'), half.slice(10) + '\n');
+      fs.appendFileSync(logFile(dir, 'd1'), `${half.slice(10)}\n`);
       while (got.flat().length < 5 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
       assert.deepEqual(got.flat(), ['two', 'three', 'four', 'five', 'six']);
     } finally {

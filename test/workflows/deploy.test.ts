@@ -123,7 +123,10 @@ describe('deployWorkflow (time-skipping)', function () {
       let release!: () => void;
       let started = false;
       const gate = new Promise<void>((resolve) => (release = resolve));
-      return { wait: () => ((started = true), gate), release: () => release(), started: () => started };
+      return { wait: () => {
+        started = true;
+        return gate;
+      }, release: () => release(), started: () => started };
     }
 
     async function cancelWhile(plane: FakeControlPlane, gate: ReturnType<typeof blocking>): Promise<unknown> {

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { labelsSchema } from '../../shared/schemas';
-import { ApiClientError, type ApiClient } from '../api-client';
+import type { ApiClientError, ApiClient } from '../api-client';
 import { modelNameFor, packModelDirectory } from '../package-archive';
 import { FAILED, waitForDeployment } from '../waits';
 import { followPromotion } from './environments';
