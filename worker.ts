@@ -33,7 +33,10 @@ const METRICS_DRAIN_INTERVAL_MS = 1_000;
 /** Reads a value once, when first needed. */
 function once<T>(read: () => T): () => T {
   let value: { v: T } | undefined;
-  return () => (value ??= { v: read() }).v;
+  return () => {
+    value ??= { v: read() };
+    return value.v;
+  };
 }
 
 const log = initProcessLogger('worker');

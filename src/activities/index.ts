@@ -1,6 +1,7 @@
 /** Every activity the worker registers, built from the worker's dependencies. */
 import { createAsyncPredictionActivities } from './async-predictions';
 import { createBuildActivities } from './build';
+import type { Activities } from '../contracts/activities';
 import type { ActivityDeps } from './deps';
 import { createPromotionActivities } from './promotions';
 import { createRecordActivities } from './records';
@@ -9,8 +10,8 @@ import { createTrafficActivities } from './traffic';
 
 export type { ActivityDeps } from './deps';
 
-/** Creates all of Gantry's activities around the given store and paths. */
-export function createActivities(deps: ActivityDeps) {
+/** Creates all of Gantry's activities around the given store and paths, as the workflows' contract names them. */
+export function createActivities(deps: ActivityDeps): Activities {
   return {
     ...createBuildActivities(deps),
     ...createRecordActivities(deps),
@@ -20,6 +21,3 @@ export function createActivities(deps: ActivityDeps) {
     ...createAsyncPredictionActivities(deps),
   };
 }
-
-/** The activity functions, as workflows see them through proxyActivities. */
-export type Activities = ReturnType<typeof createActivities>;

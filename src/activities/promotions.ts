@@ -5,35 +5,13 @@
  */
 import { PromotionService } from '../services/promotions';
 import { ServiceError } from '../services/errors';
-import { scalePatch } from '../shared/replica-status';
 import type { CleanupStrategy } from '../shared/schemas';
 import type { ApiClientSource } from '../shared/views';
-import type { NewAuditEntry, DeploymentRecord, EnvironmentRecord, PromotionPatch, PromotionRecord } from '../store/store';
+import { type DeploymentRecord, type EnvironmentRecord, scalePatch } from '../store/store';
 import type { ActivityDeps } from './deps';
 import { requireDeployment } from './records';
-
-/** What a promotion starts from. */
-export interface PromotionStart {
-  /** The environment's current deployment, or null when it has none. */
-  previousDeploymentId: string | null;
-  /** N: what the previous deployment runs now, at least the candidate's min_replica, at least 1. */
-  replicas: number;
-  /** What the previous deployment runs now (0 when it sleeps: then nothing needs rolling). */
-  previousReplicas: number;
-  /**
-   * Replicas a side may not go below because it is also the current deployment of another
-   * environment: the promotion must not take that environment's capacity away.
-   */
-  floors: { candidate: number; previous: number };
-  /** Why the promotion did not start (it is recorded ended FAILED), when it did not. */
-  refused?: string;
-}
-
-/** What a promotion records about itself when it starts (version 2: the workflow writes its own row). */
-export type PromotionToRecord = Pick<
-  PromotionRecord,
-  'id' | 'model_id' | 'environment' | 'candidate_deployment_id' | 'settings' | 'actor' | 'workflow_id' | 'started_at'
->;
+import type { PromotionStart } from '../contracts/activities';
+import type { NewAuditEntry, PromotionPatch, PromotionToRecord } from '../contracts/records';
 
 const NOTHING_STARTED = { previousDeploymentId: null, replicas: 0, previousReplicas: 0, floors: { candidate: 0, previous: 0 } };
 

@@ -6,7 +6,8 @@ import { appendLog } from '../logs/deployment-logs';
 import type { DeploymentStatus, ModelConfig } from '../shared/schemas';
 import type { DeploymentRecord } from '../store/store';
 import type { ActivityDeps } from './deps';
-import { DEPLOYMENT_NOT_FOUND } from './failures';
+import { DEPLOYMENT_NOT_FOUND } from '../contracts/failures';
+import type { Adoption } from '../contracts/activities';
 
 /** Loads a deployment or fails the activity without retries. */
 export async function requireDeployment(deps: ActivityDeps, deploymentId: string): Promise<DeploymentRecord> {
@@ -14,9 +15,6 @@ export async function requireDeployment(deps: ActivityDeps, deploymentId: string
   if (!deployment) throw ApplicationFailure.nonRetryable(`deployment ${deploymentId} does not exist`, DEPLOYMENT_NOT_FOUND);
   return deployment;
 }
-
-/** Whether a deployment became an environment's current one, and the route generation that made it so. */
-export type Adoption = { adopted: false } | { adopted: true; modelId: string; generation: number };
 
 /** Creates the record-keeping activities. */
 export function createRecordActivities(deps: ActivityDeps) {

@@ -4,11 +4,10 @@
  */
 import { ApplicationFailure, Context, sleep } from '@temporalio/activity';
 import { readLogTail } from '../logs/deployment-logs';
-import type { ObservedReplica } from '../store/store';
-import { scalePatch } from '../shared/replica-status';
+import { type ObservedReplica, scalePatch } from '../store/store';
 import { declaredSecretNames, isMissingSecretMessage, missingSecretMessage } from '../shared/secrets';
 import type { ActivityDeps } from './deps';
-import { REPLICAS_NOT_READY } from './failures';
+import { REPLICAS_NOT_READY } from '../contracts/failures';
 import { requireDeployment } from './records';
 
 /** A replica that has restarted this often without becoming ready is crash-looping. */

@@ -5,7 +5,7 @@
 import { ApplicationFailure, Context, sleep } from '@temporalio/activity';
 import { liveNodes, nodesBehind, routeKey } from '../store/store';
 import type { ActivityDeps } from './deps';
-import { ROUTE_NOT_APPLIED } from './failures';
+import { ROUTE_NOT_APPLIED } from '../contracts/failures';
 
 
 /** Creates the traffic activities. */

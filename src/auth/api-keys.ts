@@ -53,6 +53,6 @@ export async function ensureAdminKey(store: Store, configuredKey: string | undef
   const secret = generateApiKey();
   const record = await store.createApiKey({ name: 'admin', prefix: secret.slice(0, 8), secretHash: hashApiKey(secret), role: 'admin' });
   fs.mkdirSync(path.dirname(keyFile), { recursive: true });
-  fs.writeFileSync(keyFile, secret + '\n', { mode: 0o600 });
+  fs.writeFileSync(keyFile, `${secret}\n`, { mode: 0o600 });
   return { generated: secret, file: keyFile, record };
 }

@@ -69,7 +69,7 @@ export async function buildModelPackage(request: BuildRequest): Promise<BuildRes
   await unpackArchive(request.archive, request.packageDir);
 
   const pkg = readModelPackage(request.packageDir);
-  pkg.warnings.forEach((warning) => request.log(`warning: ${warning}`));
+  for (const warning of pkg.warnings) request.log(`warning: ${warning}`);
   request.log(`package: ${pkg.layout === 'bare' ? 'bare predict.py' : `class ${pkg.config.model_class_name} in ${pkg.modelFile}`}`);
   writeServerConfig(request.packageDir, pkg);
 

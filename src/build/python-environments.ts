@@ -143,7 +143,7 @@ export async function ensurePythonEnvironment(request: EnvironmentRequest): Prom
 
     if (requirements.length > 0) {
       const requirementsFile = path.join(scratch, 'requirements.txt');
-      fs.writeFileSync(requirementsFile, requirements.join('\n') + '\n');
+      fs.writeFileSync(requirementsFile, `${requirements.join('\n')}\n`);
       request.log(`installing ${requirements.length} requirement(s): ${requirements.join(', ')}`);
       const pipOutput: string[] = [];
       const pipCode = await runStreaming(
@@ -161,7 +161,7 @@ export async function ensurePythonEnvironment(request: EnvironmentRequest): Prom
         throw new BuildError('REQUIREMENT_FAILED', `a requirement did not install: ${pipFailureCause(pipOutput)}`);
       }
     }
-    fs.writeFileSync(path.join(scratch, MARKER), JSON.stringify({ python: version, requirements }) + '\n');
+    fs.writeFileSync(path.join(scratch, MARKER), `${JSON.stringify({ python: version, requirements })}\n`);
     // A venv finds its prefix from pyvenv.cfg beside bin/python, so renaming it is safe for
     // `python` (console-script shebangs keep the scratch path; replicas never run those).
     // A concurrent build of the same key may have won the rename: then use its result.

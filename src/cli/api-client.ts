@@ -1,8 +1,8 @@
 /** The CLI's HTTP client for the management API and the inference gateway. */
-import type { LogEntry } from '../logs/deployment-logs';
-import type { DeploymentView, ModelView } from '../services/views';
 import type { Credentials } from './credentials';
 import { CLIENT_HEADER } from '../shared/views';
+import type { DeploymentView, ModelView } from '../shared/views';
+import type { LogEntry } from '../contracts/api';
 
 /** An error answer from the API or gateway, with its status and message. */
 export class ApiClientError extends Error {

@@ -54,6 +54,6 @@ export function resolveCredentials(env: NodeJS.ProcessEnv = process.env): Creden
 export function saveCredentials(credentials: Credentials, env: NodeJS.ProcessEnv = process.env): string {
   const file = credentialsFile(env);
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
+  fs.writeFileSync(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
   return file;
 }

@@ -1,7 +1,7 @@
 /** Waiting for a deployment to settle, with progress lines. */
-import type { DeploymentView } from '../services/views';
 import type { ApiClient } from './api-client';
 import { elapsed } from './output';
+import type { DeploymentView } from '../shared/views';
 
 /** The statuses a deploy ends in when it fails. */
 export const FAILED = new Set(['BUILD_FAILED', 'DEPLOY_FAILED']);

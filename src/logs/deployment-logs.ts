@@ -16,15 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { processLogger } from '../logging/logger';
-
-/** One line of a deployment's log. */
-export interface LogEntry {
-  /** ISO time the line was written. */
-  ts: string;
-  /** `build`, `gantry` (status changes) or `replica-<id>`. */
-  source: string;
-  message: string;
-}
+import type { LogEntry } from '../contracts/api';
 
 /** When a deployment's log is rotated and how many rotated files are kept. */
 export interface DeploymentLogLimits {
@@ -78,7 +70,7 @@ export function appendLog(logsDir: string, deploymentId: string, source: string,
   const text = lines
     .map((line) => line.replace(/\s+$/, ''))
     .filter((line) => line.length > 0)
-    .map((message) => JSON.stringify({ ts, source, message } satisfies LogEntry) + '\n')
+    .map((message) => `${JSON.stringify({ ts, source, message } satisfies LogEntry)}\n`)
     .join('');
   if (text.length === 0) return;
   fs.mkdirSync(logsDir, { recursive: true });

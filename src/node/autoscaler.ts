@@ -10,9 +10,8 @@
  * it awake and scales it up; in-progress ones are not added, since their calls are already in
  * flight at the gateway.
  */
-import { scalePatch } from '../shared/replica-status';
 import type { AutoscalingSettings } from '../shared/schemas';
-import { promotionInvolves, type DeploymentRecord, type Store } from '../store/store';
+import { type DeploymentRecord, promotionInvolves, scalePatch, type Store } from '../store/store';
 
 /** One observation of a deployment's demand. */
 interface Sample {

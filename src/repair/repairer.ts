@@ -12,10 +12,10 @@
 import type { HomePaths } from '../home';
 import { appendLog } from '../logs/deployment-logs';
 import { workflowIds } from '../shared/constants';
-import { scalePatch } from '../shared/replica-status';
-import { liveNodes, nodesBehind, routeKey, type AsyncRequestRecord, type DeploymentPatch, type DeploymentRecord, type PromotionPatch, type PromotionRecord, type Store } from '../store/store';
+import { type AsyncRequestRecord, type DeploymentPatch, type DeploymentRecord, liveNodes, nodesBehind, type PromotionRecord, routeKey, scalePatch, type Store } from '../store/store';
 import type { WorkflowDescription, WorkflowsClient } from '../temporal/workflows-client';
-import type { DevelopmentUpdateInput } from '../workflows/development';
+import type { DevelopmentUpdateInput } from '../contracts/workflows';
+import type { PromotionPatch } from '../contracts/records';
 import { lineLogger, processLogger } from '../logging/logger';
 
 /** The actor of every repair in the audit log. */

@@ -6,19 +6,20 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { archivePath, type HomePaths } from '../home';
 import type { ApiClientSource } from '../shared/views';
-import { followLog, readLogTail, type LogEntry } from '../logs/deployment-logs';
+import { followLog, readLogTail } from '../logs/deployment-logs';
 import { looksLikeId } from '../shared/ids';
-import { wakePatch } from '../shared/replica-status';
 import {
   DEFAULT_AUTOSCALING,
   type AutoscalingSettingsPatch,
   type DeploymentUpdate,
   type PushOptions,
 } from '../shared/schemas';
-import { ConflictError, promotionInvolves, type DeploymentRecord, type ModelRecord, type Store } from '../store/store';
+import { ConflictError, type DeploymentRecord, type ModelRecord, promotionInvolves, type Store, wakePatch } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
 import { conflict, invalid, notFound, unavailable } from './errors';
-import { deploymentView, type DeploymentView } from './views';
+import { deploymentView } from './views';
+import type { DeploymentView } from '../shared/views';
+import type { LogEntry } from '../contracts/api';
 
 /** Statuses in which a deploy or update of the deployment is still under way. */
 export const UPDATES_UNDER_WAY: readonly DeploymentRecord['status'][] = ['BUILDING', 'DEPLOYING', 'UPDATING'];

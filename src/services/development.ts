@@ -10,26 +10,14 @@ import { unpackArchive } from '../build/builder';
 import { readModelPackage, writeServerConfig } from '../build/model-package';
 import { cachedEnvironmentKey } from '../build/python-environments';
 import { archivePath, buildDir, type HomePaths } from '../home';
-import { DEVELOPMENT_AUTOSCALING, type PushOptions } from '../shared/schemas';
+import { DEVELOPMENT_AUTOSCALING, type ModelConfig, type PushOptions } from '../shared/schemas';
 import type { DeploymentRecord, ModelRecord, Store } from '../store/store';
 import { DevelopmentUpdateAlreadyRunning, type WorkflowsClient } from '../temporal/workflows-client';
 import { UPDATES_UNDER_WAY, type Actor, type DeploymentService } from './deployments';
 import { conflict, invalid, notFound, unavailable } from './errors';
-import type { DeploymentView } from './views';
-
-/** What a development push did. */
-export interface DevelopmentPushResult {
-  deployment: DeploymentView;
-  /**
-   * created: the first build started; reloaded: the replica runs the new code; woken: the
-   * sleeping deployment started on the new code; rebuilding: requirements changed, a rebuild
-   * started; failed: the new code did not load and the previous code keeps serving.
-   */
-  update: 'created' | 'reloaded' | 'woken' | 'rebuilding' | 'failed';
-  revision: number;
-  seconds?: number;
-  error?: string;
-}
+import type { DeploymentView } from '../shared/views';
+import type { DevelopmentPushResult } from '../contracts/api';
+import type { DevelopmentUpdateOutcome } from '../contracts/workflows';
 
 /** What the development service needs. */
 export interface DevelopmentServiceDeps {
@@ -90,7 +78,7 @@ export class DevelopmentService {
     let revision = existing.revision + 1;
     while (fs.existsSync(archivePath(this.deps.paths, existing.id, revision))) revision++;
     const dir = buildDir(this.deps.paths, existing.id, revision);
-    let config;
+    let config: ModelConfig;
     try {
       await unpackArchive(upload.archiveFile, dir);
       const pkg = readModelPackage(dir);
@@ -107,7 +95,7 @@ export class DevelopmentService {
     const environment = await cachedEnvironmentKey(this.deps.paths.venvs, this.deps.basePython, config.requirements);
     const reload = environment.key === existing.env_key && environment.built;
     const started = Date.now();
-    let update;
+    let update: { result: () => Promise<DevelopmentUpdateOutcome> };
     try {
       update = await this.deps.workflows.startDevelopmentUpdate(model, existing, {
         deploymentId: existing.id,

@@ -17,7 +17,6 @@ import { conflict, invalid, notFound, ServiceError } from './errors';
 import type { PromotionService } from './promotions';
 import type { DeploymentView, EnvironmentView } from '../shared/views';
 
-export type { EnvironmentView } from '../shared/views';
 
 /** Applies a partial change to settings and checks the result (exactly one of surge/unavailable, ranges). */
 export function mergePromotionSettings(current: PromotionSettings, patch: PromotionSettingsPatch | undefined): PromotionSettings {

@@ -1,7 +1,8 @@
 /** Models: listing and look-up, each shown with its production and development deployments. */
 import type { Store } from '../store/store';
 import { notFound } from './errors';
-import { modelView, type ModelView } from './views';
+import { modelView } from './views';
+import type { ModelView } from '../shared/views';
 
 /** Operations on models. */
 export class ModelService {

@@ -6,15 +6,15 @@ import { newId } from '../shared/ids';
 import { workflowIds } from '../shared/constants';
 import { promotionActions, type PromotionAction } from '../shared/schemas';
 import { promotionInvolves, type DeploymentRecord, type ModelRecord, type PromotionRecord, type Store } from '../store/store';
-import { PromotionActionRefused, PromotionAlreadyRunning, type WorkflowsClient } from '../temporal/workflows-client';
+import { PromotionActionRefused, PromotionAlreadyRunning, type PromotionActionResult, type WorkflowsClient } from '../temporal/workflows-client';
 import type { PromotionView } from '../shared/views';
-import type { PromotionStatus } from '../workflows/messages';
-import type { PromotionWorkflowInput } from '../workflows/promotion';
-import { actionRefusal, type PromotionActionName } from '../workflows/promotion-rules';
+import type { PromotionStatus } from '../contracts/messages';
+import { actionRefusal } from '../contracts/promotion-rules';
 import type { Actor } from './deployments';
 import { conflict, invalid, notFound, unavailable } from './errors';
+import type { PromotionWorkflowInput } from '../contracts/workflows';
+import type { PromotionActionName } from '../shared/promotion-status';
 
-export type { PromotionView } from '../shared/views';
 
 /** The API's action names → the audit log's. */
 export const ACTION_NAMES: Record<PromotionAction, PromotionActionName> = {
@@ -212,7 +212,7 @@ export class PromotionService {
       await this.deps.workflows.signalPromotion(model.id, environment, name, actor.name);
       return { done: false, promotion: await this.view(record) };
     }
-    let result;
+    let result: PromotionActionResult;
     try {
       result = await this.deps.workflows.actOnPromotion(model.id, environment, name, actor.name, waitMs, actor.source);
     } catch (error) {

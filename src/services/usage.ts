@@ -2,7 +2,6 @@
 import type { DeploymentUsage, UsageReport } from '../shared/views';
 import type { Store } from '../store/store';
 
-export type { DeploymentUsage, UsageReport } from '../shared/views';
 
 const round = (n: number): number => Math.round(n * 10) / 10;
 

@@ -3,7 +3,6 @@ import { PRODUCTION } from '../shared/constants';
 import type { DeploymentView, ModelView } from '../shared/views';
 import type { DeploymentRecord, EnvironmentRecord, ModelRecord, ObservedReplica } from '../store/store';
 
-export type { DeploymentView, ModelView } from '../shared/views';
 
 /** Shows a deployment with the environments it serves and its replica counts. */
 export function deploymentView(

@@ -29,7 +29,7 @@ const output = new ChildOutput(
 );
 
 const write = (line: string): void => {
-  process.stdout.write(line + '\n');
+  process.stdout.write(`${line}\n`);
 };
 
 /** The supervisor's own logger (process `gantry`), printed in the stack's format. */

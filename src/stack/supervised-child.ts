@@ -92,8 +92,12 @@ export class SupervisedChild {
         const printed = line.length > 0 ? this.output.childLine(this.spec.name, name, line) : undefined;
         if (printed !== undefined) this.write(printed);
       };
-      stream.on('data', (chunk: Buffer) => lines.push(chunk).forEach(print));
-      stream.on('end', () => lines.flush().forEach(print));
+      stream.on('data', (chunk: Buffer) => {
+        for (const line of lines.push(chunk)) print(line);
+      });
+      stream.on('end', () => {
+        for (const line of lines.flush()) print(line);
+      });
     }
     child.once('error', (error) => this.say('error', `could not start: ${error.message}`));
     child.once('exit', (code, signal) => {
@@ -102,7 +106,7 @@ export class SupervisedChild {
       const how = signal ? `signal ${signal}` : `exit code ${code}`;
       if (this.stopping) {
         this.say('info', `stopped (${how})`);
-        this.exitWaiters.splice(0).forEach((resolve) => resolve());
+        for (const resolve of this.exitWaiters.splice(0)) resolve();
         return;
       }
       this.failures = Date.now() - startedAt > this.policy.stableAfterMs ? 1 : this.failures + 1;

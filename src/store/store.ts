@@ -4,10 +4,10 @@
  * interface is asynchronous so that a networked database can stand behind it too.
  */
 import { NODE_STALE_AFTER_MS } from '../shared/constants';
-import { wakePatch } from '../shared/replica-status';
 import type { AsyncRequestError, AsyncRequestStatus, AuditEntry, AuditSource, DeploymentKind, WebhookStatus } from '../shared/views';
 import type { AutoscalingSettings, DeploymentStatus, InferenceRetryConfig, Labels, ModelConfig, PromotionSettings } from '../shared/schemas';
-import type { PromotionStatusName } from '../workflows/messages';
+import type { PromotionStatusName } from '../shared/promotion-status';
+import type { NewAuditEntry, PromotionPatch } from '../contracts/records';
 
 /** A model: a named thing users call, owning deployments and environments. */
 export interface ModelRecord {
@@ -16,8 +16,6 @@ export interface ModelRecord {
   created_at: string;
 }
 
-/** Published deployments are immutable; a model has at most one development deployment. */
-export type { DeploymentKind } from '../shared/views';
 
 /** One version of a model's code and config. */
 export interface DeploymentRecord {
@@ -121,14 +119,6 @@ export function promotionInvolves(promotion: PromotionRecord, deploymentId: stri
   return promotion.candidate_deployment_id === deploymentId || promotion.previous_deployment_id === deploymentId;
 }
 
-/** The fields of a promotion the workflow updates as it goes. */
-export type PromotionPatch = Partial<
-  Pick<
-    PromotionRecord,
-    'previous_deployment_id' | 'status' | 'step' | 'total_steps' | 'percent_traffic_to_new_version' | 'candidate_replicas' | 'previous_replicas' | 'message' | 'ended_at'
-  >
->;
-
 /** A node's heartbeat: where its gateway listens and which route generations it applies. */
 export interface NodeStatus {
   id: string;
@@ -136,6 +126,25 @@ export interface NodeStatus {
   /** `<model_id>/<environment>` → the route generation the gateway serves. */
   applied_routes: Record<string, number>;
   heartbeat_at: string;
+}
+
+/** The statuses of a deployment that serves or is about to (scaling it to zero puts it to sleep). */
+const AWAKE: readonly DeploymentStatus[] = ['ACTIVE', 'UNHEALTHY', 'WAKING_UP'];
+
+/**
+ * How a deployment's status follows its replica count, in one place for every writer of desired
+ * replicas (scaling activities, the autoscaler, promotions' cleanup, wake-ups): the patch that
+ * sets `replicas`. To zero puts a serving deployment to sleep; up from zero wakes it.
+ */
+export function scalePatch(deployment: Pick<DeploymentRecord, 'status'>, replicas: number): DeploymentPatch {
+  const status =
+    replicas === 0 && AWAKE.includes(deployment.status) ? 'SCALED_TO_ZERO' : replicas > 0 && deployment.status === 'SCALED_TO_ZERO' ? 'WAKING_UP' : undefined;
+  return { desired_replicas: replicas, status, status_message: status ? null : undefined };
+}
+
+/** The patch that wakes a sleeping deployment: max(min_replica, 1) replicas, WAKING_UP until one is ready. */
+export function wakePatch(deployment: Pick<DeploymentRecord, 'autoscaling'>): DeploymentPatch {
+  return { desired_replicas: Math.max(1, deployment.autoscaling.min_replica), status: 'WAKING_UP', status_message: null };
 }
 
 /**
@@ -172,10 +181,6 @@ export interface ApiKeyRecord {
   created_at: string;
 }
 
-export type { AuditEntry } from '../shared/views';
-
-/** An audit entry to append (`at` defaults to now). */
-export type NewAuditEntry = Omit<AuditEntry, 'id' | 'at' | 'source'> & { at?: string; source?: AuditSource };
 
 /** Where an entry came from when its writer did not say: read from Gantry's own actors, else an API call. */
 export function defaultAuditSource(actor: string): AuditSource {

@@ -1,6 +1,6 @@
 /** Starts, updates, signals, queries and describes Gantry's workflows, with their ids, search attributes and summaries in one place. */
 import {
-  Client,
+  type Client,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -23,11 +23,10 @@ import {
   promotionStatusQuery,
   resumePromotionSignal,
   type PromotionStatus,
-} from '../workflows/messages';
-import type { AsyncPredictionInput } from '../workflows/async-prediction';
-import type { DevelopmentUpdateInput, DevelopmentUpdateOutcome } from '../workflows/development';
-import type { PromotionWorkflowInput } from '../workflows/promotion';
-import { actionTookEffect, type PromotionActionName } from '../workflows/promotion-rules';
+} from '../contracts/messages';
+import { actionTookEffect } from '../contracts/promotion-rules';
+import type { AsyncPredictionInput, DevelopmentUpdateInput, DevelopmentUpdateOutcome, PromotionWorkflowInput } from '../contracts/workflows';
+import type { PromotionActionName } from '../shared/promotion-status';
 
 /** A promotion workflow of this environment is already running. */
 export class PromotionAlreadyRunning extends Error {
@@ -251,13 +250,14 @@ export class TemporalWorkflowsClient implements WorkflowsClient, AsyncPrediction
   }
 
   async startInputOf(workflowId: string): Promise<{ input: unknown; terminationReason?: string } | undefined> {
-    let history;
-    try {
-      history = await this.client.workflow.getHandle(workflowId).fetchHistory();
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) return undefined;
-      throw error;
-    }
+    const history = await this.client.workflow
+      .getHandle(workflowId)
+      .fetchHistory()
+      .catch((error: unknown) => {
+        if (error instanceof WorkflowNotFoundError) return undefined;
+        throw error;
+      });
+    if (!history) return undefined;
     const events = history.events ?? [];
     const payload = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     const terminated = events.at(-1)?.workflowExecutionTerminatedEventAttributes;

@@ -4,8 +4,8 @@
  * and development workflows so their timeouts and retry policies cannot drift apart.
  */
 import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import { NON_RETRYABLE_FAILURES } from '../activities/failures';
+import type { Activities } from '../contracts/activities';
+import { NON_RETRYABLE_FAILURES } from '../contracts/failures';
 
 /** Record-keeping and desired-state writes: seconds each, retried until they succeed. */
 export const records = proxyActivities<Activities>({

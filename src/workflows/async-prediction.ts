@@ -8,36 +8,11 @@
  * input is ids and settings only: the model's input and output stay in the store.
  */
 import { ActivityFailure, ApplicationFailure, condition, continueAsNew, proxyActivities, setHandler, TimeoutFailure, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import { ASYNC_REQUEST_GONE, NON_RETRYABLE_CALL_FAILURES } from '../activities/failures';
-import type { InferenceRetryConfig } from '../shared/schemas';
+import type { Activities } from '../contracts/activities';
+import { ASYNC_REQUEST_GONE, NON_RETRYABLE_CALL_FAILURES } from '../contracts/failures';
 import type { AsyncRequestError, AsyncRequestErrorCode, AsyncRequestStatus } from '../shared/views';
-import { asyncCancelSignal, asyncDispatchedSignal } from './messages';
-
-/** What an async request's workflow starts with. */
-export interface AsyncPredictionInput {
-  requestId: string;
-  maxTimeInQueueSeconds: number;
-  /**
-   * When the request expires (epoch ms: accepted + max_time_in_queue_seconds, as recorded), so
-   * a workflow that starts late (the worker was down) or continues as new keeps the deadline.
-   * Absent in workflows started before it existed: then measured from the workflow's start.
-   */
-  expiresAtMs?: number;
-  retry: InferenceRetryConfig;
-  /** The longest one call may take (the deployment's predict timeout, plus the wait for a replica). */
-  callTimeoutSeconds: number;
-  /** Whether the request has a webhook to deliver to. */
-  webhook: boolean;
-  /** How long webhook delivery is retried (GANTRY_WEBHOOK_RETRY_SECONDS as the API read it). */
-  webhookRetrySeconds: number;
-}
-
-/** How the request ended, as far as the workflow saw it. */
-export interface AsyncPredictionOutcome {
-  request_id: string;
-  status: AsyncRequestStatus | 'MISSING';
-}
+import { asyncCancelSignal, asyncDispatchedSignal } from '../contracts/messages';
+import type { AsyncPredictionInput, AsyncPredictionOutcome } from '../contracts/workflows';
 
 /** How often a queued request rechecks its record (a dispatch or cancel whose signal was lost). */
 export const ASYNC_RECHECK_MS = 30_000;

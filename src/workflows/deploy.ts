@@ -5,39 +5,12 @@
  * A cancellation or an unexpected failure still leaves the record failed with the cause.
  */
 import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, setHandler } from '@temporalio/workflow';
-import { BUILD_FAILED, DEPLOYMENT_NOT_FOUND, REPLICAS_NOT_READY, ROUTE_NOT_APPLIED } from '../activities/failures';
+import { BUILD_FAILED, DEPLOY_INTERRUPTED, DEPLOYMENT_NOT_FOUND, REPLICAS_NOT_READY, ROUTE_NOT_APPLIED } from '../contracts/failures';
+import type { DeployOutcome, DeployWorkflowInput } from '../contracts/workflows';
 import { builds, failureOfType, records, waits } from './activity-proxies';
 import { PRODUCTION } from '../shared/constants';
 import type { DeploymentStatus } from '../shared/schemas';
-import { deployProgressQuery, type DeployProgress } from './messages';
-import type { ApiClientSource } from '../shared/views';
-
-/** What starts a deploy. */
-export interface DeployWorkflowInput {
-  deploymentId: string;
-  /** How long replicas may take to become healthy before the deploy fails. */
-  deployTimeoutSeconds: number;
-  /** Promote the deployment to this environment once it is ACTIVE. */
-  promoteTo?: string;
-  /** Who pushed (the API key's name), for the promotion's audit trail. */
-  actor?: string;
-  /** How the push was made (the API, the CLI, the dashboard), for the audit entry of the promotion it asks for. */
-  actorSource?: ApiClientSource;
-}
-
-/** How a deploy ended. */
-export interface DeployOutcome {
-  deployment_id: string;
-  status: Extract<DeploymentStatus, 'ACTIVE' | 'BUILD_FAILED' | 'DEPLOY_FAILED'>;
-  message?: string;
-  /** Whether the deployment became production's current deployment. */
-  became_production?: boolean;
-  /** The promotion the push asked for: its id, or why it was refused. */
-  promotion?: { promotion_id?: string; refused?: string };
-}
-
-/** The deploy ended in a way that is not an outcome (an unexpected failure): the workflow fails with this type. */
-export const DEPLOY_INTERRUPTED = 'DeployInterrupted';
+import { deployProgressQuery, type DeployProgress } from '../contracts/messages';
 
 /** Builds a pushed deployment, brings its replicas up and marks it ACTIVE, or failed with the cause. */
 export async function deployWorkflow(input: DeployWorkflowInput): Promise<DeployOutcome> {

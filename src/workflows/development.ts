@@ -8,40 +8,10 @@
  * an unexpected failure, puts the previous revision back the same way.
  */
 import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import { BUILD_FAILED, REPLICAS_NOT_READY } from '../activities/failures';
+import type { Activities } from '../contracts/activities';
+import { BUILD_FAILED, DEVELOPMENT_UPDATE_INTERRUPTED, REPLICAS_NOT_READY } from '../contracts/failures';
+import type { DevelopmentUpdateInput, DevelopmentUpdateOutcome } from '../contracts/workflows';
 import { builds, failureOfType, records, waits } from './activity-proxies';
-import type { ModelConfig } from '../shared/schemas';
-
-/** What an update starts from. */
-export interface DevelopmentUpdateInput {
-  deploymentId: string;
-  /** The revision to send (its archive is the deployment's latest upload). */
-  revision: number;
-  /** The revision serving now (and how many replicas it ran), put back if the new one fails. */
-  previous: { revision: number; envKey: string; config: ModelConfig; desiredReplicas: number };
-  deployTimeoutSeconds: number;
-  /**
-   * `reload`: the new revision's code, already unpacked, runs in the same Python environment and
-   * is live-reloaded; absent (as for updates started before reloads were workflows): a rebuild.
-   */
-  mode?: 'reload';
-  /** The new revision's config (a reload; a rebuild reads it from the build). */
-  config?: ModelConfig;
-}
-
-/** How an update ended. */
-export interface DevelopmentUpdateOutcome {
-  deployment_id: string;
-  revision: number;
-  status: 'UPDATED' | 'FAILED';
-  message?: string;
-  /** A reload that found the deployment asleep and started its replica on the new code. */
-  woken?: boolean;
-}
-
-/** The update ended without an outcome (cancelled or failed unexpectedly) after putting the previous revision back. */
-export const DEVELOPMENT_UPDATE_INTERRUPTED = 'DevelopmentUpdateInterrupted';
 
 /** The failure's message: the typed cause when it is one, else whatever ended the activity. */
 function causeOf(error: unknown, type: string): string | undefined {

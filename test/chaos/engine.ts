@@ -440,7 +440,7 @@ class ChaosRun {
         const fresh = observation.problems.filter((p) => !this.violations.has(p.key));
         if (fresh.length === 0) break;
         if (Date.now() > deadline) {
-          fresh.forEach((p) => this.violate(p));
+          for (const p of fresh) this.violate(p);
           break;
         }
       } else if (Date.now() > deadline) {

@@ -77,7 +77,7 @@ export function bump(counts: Record<string, number>, key: string, by = 1): void 
   counts[key] = (counts[key] ?? 0) + by;
 }
 
-const escape = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const escapeCell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 /** The report as Markdown: faults by kind, violations by invariant (each with one line), failed requests by cause. */
 export function formatReport(report: ChaosReport): string {
@@ -105,7 +105,7 @@ export function formatReport(report: ChaosReport): string {
     report.violations.forEach((v, i) => {
       const round = report.rounds.find((r) => r.index === v.round);
       const context = round ? `${v.round} (${round.fault} during ${round.operation})` : v.round === 0 ? 'setup/end' : String(v.round);
-      lines.push(`| ${i + 1} | ${escape(context)} | ${v.invariant} | ${escape(v.description)}${v.stillPresentAtEnd ? ' (still at the end)' : ''} |`);
+      lines.push(`| ${i + 1} | ${escapeCell(context)} | ${v.invariant} | ${escapeCell(v.description)}${v.stillPresentAtEnd ? ' (still at the end)' : ''} |`);
     });
     lines.push('');
   }
@@ -117,12 +117,12 @@ export function formatReport(report: ChaosReport): string {
   lines.push('');
   lines.push('| failed requests by cause | node down | node up (violation) |', '|---|---|---|');
   const causes = [...new Set([...Object.keys(requests.nodeDown), ...Object.keys(requests.nodeUp)])].sort();
-  for (const cause of causes) lines.push(`| ${escape(cause)} | ${requests.nodeDown[cause] ?? 0} | ${requests.nodeUp[cause] ?? 0} |`);
+  for (const cause of causes) lines.push(`| ${escapeCell(cause)} | ${requests.nodeDown[cause] ?? 0} | ${requests.nodeUp[cause] ?? 0} |`);
   lines.push(`| **total** | **${failedDown}** | **${failedUp}** |`);
   lines.push('');
 
   lines.push('| operation → outcome | count |', '|---|---|');
-  for (const [operation, n] of Object.entries(report.operations).sort()) lines.push(`| ${escape(operation)} | ${n} |`);
+  for (const [operation, n] of Object.entries(report.operations).sort()) lines.push(`| ${escapeCell(operation)} | ${n} |`);
   lines.push('');
   lines.push('| control action | answers |', '|---|---|');
   for (const [action, answers] of Object.entries(report.actions).sort()) {

@@ -79,7 +79,7 @@ export class WorkflowInspector {
   async describe(workflowId: string): Promise<{ status: WorkflowState; reportedProblems?: string }> {
     try {
       const description = await this.ask(`describe ${workflowId}`, (client) => client.workflow.getHandle(workflowId).describe());
-      const field = description.raw.workflowExecutionInfo?.searchAttributes?.indexedFields?.['TemporalReportedProblems'];
+      const field = description.raw.workflowExecutionInfo?.searchAttributes?.indexedFields?.TemporalReportedProblems;
       let reportedProblems: string | undefined;
       if (field?.data) {
         try {

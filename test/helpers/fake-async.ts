@@ -5,8 +5,8 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Activities } from '../../src/activities';
-import { WEBHOOK_NOT_DELIVERED } from '../../src/activities/failures';
+import type { Activities } from '../../src/contracts/activities';
+import { WEBHOOK_NOT_DELIVERED } from '../../src/contracts/failures';
 import type { AsyncRequestError, AsyncRequestStatus, WebhookStatus } from '../../src/shared/views';
 
 /** The activities an async prediction calls. */

@@ -5,11 +5,11 @@
  */
 import { Context, sleep } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Activities } from '../../src/activities';
-import { REPLICAS_NOT_READY, ROUTE_NOT_APPLIED } from '../../src/activities/failures';
+import type { Activities } from '../../src/contracts/activities';
+import { REPLICAS_NOT_READY, ROUTE_NOT_APPLIED } from '../../src/contracts/failures';
 import { promotionWeights } from '../../src/activities/promotions';
 import { DEFAULT_PROMOTION_SETTINGS, modelConfigSchema, type PromotionSettings } from '../../src/shared/schemas';
-import type { NewAuditEntry } from '../../src/store/store';
+import type { NewAuditEntry } from '../../src/contracts/records';
 
 /** The activities a promotion calls. */
 export type PromotionActivities = Pick<

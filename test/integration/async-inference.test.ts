@@ -287,7 +287,10 @@ describe('async inference (real stack)', function () {
               webhook_endpoint: receiver.url,
               priority: i % 3,
               inference_retry_config: { max_attempts: 5, initial_delay_ms: 200, max_delay_ms: 2000 },
-            }).then((id) => (inputs.set(id, i), id));
+            }).then((id) => {
+              inputs.set(id, i);
+              return id;
+            });
           }),
         );
         ids.push(...batchIds);

@@ -212,7 +212,7 @@ describe('foundation: push, serve, fail, recover, restart (real stack)', functio
     });
   });
 
-  it('builds a real model with a PyPI requirement once and reuses its environment on the next push', async function () {
+  it('builds a real model with a PyPI requirement once and reuses its environment on the next push', async () => {
     const first = await push(example('iris-classifier'));
     assert.equal(first.code, 0, first.stderr);
     assert.equal(first.deployment.status, 'ACTIVE');

@@ -79,7 +79,7 @@ describe('gateway timeouts and aborts (real replicas)', function () {
     assert.equal(running.runtime.routableReplicas(deploymentId).length, 0);
     const requests = [0, 1].map(() => startRequest(local!.predictUrl(gateway), '{}', AUTH));
     await eventually('two requests queued', async () => (running.gateway.queued(deploymentId) === 2 ? true : undefined));
-    requests.forEach((request) => request.destroy());
+    for (const request of requests) request.destroy();
     await eventually('the queue empty', async () => (running.gateway.queued(deploymentId) === 0 && running.gateway.inFlight(deploymentId) === 0 ? true : undefined));
     // A request that stays is served once the replica is ready.
     const answer = await send(local!.predictUrl(gateway), { body: '{}', headers: AUTH });

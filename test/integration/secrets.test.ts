@@ -201,7 +201,7 @@ describe('secrets (real stack)', function () {
     received.push(Buffer.from(first.value ?? new Uint8Array()).toString('utf8'));
     events.abort();
     assert.ok(received.some((text) => text.includes('fixture-needs-secret')), 'the API answers were collected');
-    received.forEach((text, i) => search(`API/CLI answer ${i}`, text));
+    for (const [i, text] of received.entries()) search(`API/CLI answer ${i}`, text);
 
     // Everything the stack printed.
     assert.ok(stack.log.includes('Gantry is up.'));

@@ -94,7 +94,7 @@ describe('streaming: a generator model streams through the gateway, the API and 
     // Every chunk arrived on its own, complete and in order.
     assert.equal(answer.pieces.length, chunks, `pieces: ${JSON.stringify(answer.pieces)}`);
     const received = answer.pieces.map((piece) => lines(piece.text));
-    received.forEach((pieceLines, index) => assert.deepEqual(pieceLines.map((line) => line.index), [index]));
+    for (const [index, pieceLines] of received.entries()) assert.deepEqual(pieceLines.map((line) => line.index), [index]);
     // The first chunk reached the client before the model yielded the last one.
     const lastYieldedAt = received[chunks - 1]![0].yielded_at * 1000;
     const firstArrival = answer.pieces[0]!.at;

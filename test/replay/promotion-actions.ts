@@ -7,8 +7,8 @@ import {
   forceRollForwardPromotionSignal,
   pausePromotionSignal,
   resumePromotionSignal,
-} from '../../src/workflows/messages';
-import type { PromotionActionName } from '../../src/workflows/promotion-rules';
+} from '../../src/contracts/messages';
+import type { PromotionActionName } from '../../src/shared/promotion-status';
 
 /** The recorder's action keys → the audit log's names. */
 export const PROMOTION_ACTIONS = {

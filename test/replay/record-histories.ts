@@ -18,18 +18,18 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/activities/failures';
+import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/contracts/failures';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
 import { modelConfigSchema, type PromotionSettings } from '../../src/shared/schemas';
 import { TEMPORAL_CLI } from '../../src/stack/temporal-dev-server';
 import { asyncPredictionWorkflow, deployWorkflow, developmentUpdateWorkflow, promotionWorkflow } from '../../src/workflows';
-import type { AsyncPredictionInput } from '../../src/workflows/async-prediction';
-import { asyncCancelSignal, asyncDispatchedSignal } from '../../src/workflows/messages';
+import { asyncCancelSignal, asyncDispatchedSignal } from '../../src/contracts/messages';
 import { FakeAsyncRequest, type FakeAsyncBehaviour } from '../helpers/fake-async';
-import { promotionStatusQuery, type PromotionStatus } from '../../src/workflows/messages';
+import { promotionStatusQuery, type PromotionStatus } from '../../src/contracts/messages';
 import { CANDIDATE, FakeCluster, FakeControlPlane, settings } from '../helpers/fake-cluster';
 import { installQuietRuntime } from '../helpers/time-skipping';
 import { PROMOTION_ACTIONS, sendAction, type PromotionActionKey } from './promotion-actions';
+import type { AsyncPredictionInput } from '../../src/contracts/workflows';
 
 /** Where the recorded sets live. */
 export const HISTORIES_DIR = path.join(PROJECT_ROOT, 'test', 'replay', 'histories');
@@ -119,7 +119,10 @@ function developmentUpdate(behaviour: ConstructorParameters<typeof FakeControlPl
   return async ({ env, bundle, taskQueue }) => {
     let waiting: (() => void) | undefined;
     let release!: () => void;
-    const plane = new FakeControlPlane(cancel ? { ...behaviour, ready: () => new Promise<void>((resolve) => ((release = resolve), waiting?.())) } : behaviour);
+    const plane = new FakeControlPlane(cancel ? { ...behaviour, ready: () => new Promise<void>((resolve) => {
+      release = resolve;
+      waiting?.();
+    }) } : behaviour);
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: plane.activities() });
     const workflowId = `development:${taskQueue}`;
     await worker.runUntil(async () => {
@@ -180,7 +183,10 @@ function cancelledDeploy(): Scenario {
   return async ({ env, bundle, taskQueue }) => {
     let building: (() => void) | undefined;
     let release!: () => void;
-    const plane = new FakeControlPlane({ build: () => new Promise<void>((resolve) => ((release = resolve), building?.())) });
+    const plane = new FakeControlPlane({ build: () => new Promise<void>((resolve) => {
+      release = resolve;
+      building?.();
+    }) });
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: plane.activities() });
     const workflowId = `deploy:${taskQueue}`;
     await worker.runUntil(async () => {
@@ -302,7 +308,7 @@ async function main(): Promise<void> {
         const json = execFileSync(TEMPORAL_CLI, ['workflow', 'show', '--address', env.address, '--workflow-id', workflowId, ...(runId ? ['--run-id', runId] : []), '--output', 'json'], { encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
         const history = JSON.parse(json) as { events: { workflowExecutionStartedEventAttributes?: { continuedExecutionRunId?: string } }[] };
         // Gzipped: a history is kept to be replayed, not read, and compresses tenfold.
-        fs.writeFileSync(path.join(dir, `${file}.json.gz`), zlib.gzipSync(JSON.stringify(history) + '\n'));
+        fs.writeFileSync(path.join(dir, `${file}.json.gz`), zlib.gzipSync(`${JSON.stringify(history)}\n`));
         console.log(`recorded ${set}/${file}.json.gz (${history.events.length} events)`);
         runId = history.events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
         if (!runId) break;

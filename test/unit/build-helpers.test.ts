@@ -4,8 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureAdminKey, hashApiKey, keyFromAuthorization } from '../../src/auth/api-keys';
 import { environmentKey, normaliseRequirements, pipFailureCause, runStreaming } from '../../src/build/python-environments';
-import { appendLog, followLog, LineSplitter, logFile, readLogTail, type LogEntry } from '../../src/logs/deployment-logs';
+import { appendLog, followLog, LineSplitter, logFile, readLogTail } from '../../src/logs/deployment-logs';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
+import type { LogEntry } from '../../src/contracts/api';
 
 describe('Python environment keys', () => {
   it('do not depend on order, duplicates or spacing', () => {
@@ -67,7 +68,7 @@ describe('deployment logs', () => {
       fs.appendFileSync(logFile(dir, 'd1'), half.slice(0, 10));
       const deadline = Date.now() + 5000;
       while (got.flat().length < 4 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-      fs.appendFileSync(logFile(dir, 'd1'), half.slice(10) + '\n');
+      fs.appendFileSync(logFile(dir, 'd1'), `${half.slice(10)}\n`);
       while (got.flat().length < 5 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
       assert.deepEqual(got.flat(), ['two', 'three', 'four', 'five', 'six']);
     } finally {

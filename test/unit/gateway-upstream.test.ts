@@ -186,7 +186,7 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
     await eventually('three requests queued', async () => (gateway.queued(ids.idle) === 3 && gateway.inFlight(ids.idle) === 3 ? true : undefined));
     requests[0]!.destroy();
     await eventually('two left', async () => (gateway.queued(ids.idle) === 2 && gateway.inFlight(ids.idle) === 2 ? true : undefined));
-    requests.slice(1).forEach((request) => request.destroy());
+    for (const request of requests.slice(1)) request.destroy();
     await eventually('the queue empty', async () => (gateway.queued(ids.idle) === 0 && gateway.inFlight(ids.idle) === 0 ? true : undefined));
   });
 });

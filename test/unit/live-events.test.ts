@@ -31,7 +31,10 @@ class EventReader {
     const response = await fetch(url, { headers: { authorization: `Api-Key ${KEY}` }, signal: reader.controller.signal });
     reader.status = response.status;
     assert.equal(response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
-    const parser = createParser({ onEvent: (message) => (reader.queue.push(message), reader.wake?.()) });
+    const parser = createParser({ onEvent: (message) => {
+      reader.queue.push(message);
+      reader.wake?.();
+    } });
     void (async () => {
       const decoder = new TextDecoder();
       try {

@@ -9,10 +9,10 @@ import { strict as assert } from 'node:assert';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { asyncPredictionWorkflow } from '../../src/workflows';
-import type { AsyncPredictionInput, AsyncPredictionOutcome } from '../../src/workflows/async-prediction';
-import { asyncCancelSignal, asyncDispatchedSignal } from '../../src/workflows/messages';
+import { asyncCancelSignal, asyncDispatchedSignal } from '../../src/contracts/messages';
 import { FakeAsyncRequest } from '../helpers/fake-async';
 import { startTimeSkipping } from '../helpers/time-skipping';
+import type { AsyncPredictionInput, AsyncPredictionOutcome } from '../../src/contracts/workflows';
 
 describe('asyncPredictionWorkflow (time-skipping)', function () {
   this.timeout(60_000);

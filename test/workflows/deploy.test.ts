@@ -7,12 +7,12 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { BUILD_FAILED, REPLICAS_NOT_READY, ROUTE_NOT_APPLIED } from '../../src/activities/failures';
+import { BUILD_FAILED, REPLICAS_NOT_READY, ROUTE_NOT_APPLIED } from '../../src/contracts/failures';
 import { deployWorkflow } from '../../src/workflows';
-import { DEPLOY_INTERRUPTED } from '../../src/workflows/deploy';
-import { deployProgressQuery, type DeployProgress } from '../../src/workflows/messages';
+import { deployProgressQuery, type DeployProgress } from '../../src/contracts/messages';
 import { FakeControlPlane } from '../helpers/fake-cluster';
 import { startTimeSkipping } from '../helpers/time-skipping';
+import { DEPLOY_INTERRUPTED } from '../../src/contracts/failures';
 
 describe('deployWorkflow (time-skipping)', function () {
   this.timeout(60_000);
@@ -123,7 +123,10 @@ describe('deployWorkflow (time-skipping)', function () {
       let release!: () => void;
       let started = false;
       const gate = new Promise<void>((resolve) => (release = resolve));
-      return { wait: () => ((started = true), gate), release: () => release(), started: () => started };
+      return { wait: () => {
+        started = true;
+        return gate;
+      }, release: () => release(), started: () => started };
     }
 
     async function cancelWhile(plane: FakeControlPlane, gate: ReturnType<typeof blocking>): Promise<unknown> {

@@ -8,12 +8,12 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/activities/failures';
+import { BUILD_FAILED, REPLICAS_NOT_READY } from '../../src/contracts/failures';
 import { modelConfigSchema } from '../../src/shared/schemas';
 import { developmentUpdateWorkflow } from '../../src/workflows';
-import type { DevelopmentUpdateInput } from '../../src/workflows/development';
 import { FakeControlPlane } from '../helpers/fake-cluster';
 import { startTimeSkipping } from '../helpers/time-skipping';
+import type { DevelopmentUpdateInput } from '../../src/contracts/workflows';
 
 describe('developmentUpdateWorkflow (time-skipping)', function () {
   this.timeout(60_000);
@@ -90,7 +90,12 @@ describe('developmentUpdateWorkflow (time-skipping)', function () {
   it('puts the previous revision back when the update is cancelled, then ends cancelled', async () => {
     let release!: () => void;
     let waiting = false;
-    const plane = new FakeControlPlane({ ready: () => ((waiting = true), new Promise<void>((resolve) => (release = resolve))) });
+    const plane = new FakeControlPlane({ ready: () => {
+        waiting = true;
+        return new Promise<void>((resolve) => {
+          release = resolve;
+        });
+      } });
     const failure = await update(plane, 'reload', async (workflowId) => {
       for (let i = 0; i < 200 && !waiting; i++) await new Promise((resolve) => setTimeout(resolve, 25));
       const handle = env.client.workflow.getHandle(workflowId);

@@ -9,10 +9,11 @@ import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { workflowIds } from '../../src/shared/constants';
 import { TemporalWorkflowsClient } from '../../src/temporal/workflows-client';
 import { promotionWorkflow } from '../../src/workflows';
-import { promotionStatusQuery, type PromotionActionName } from '../../src/workflows/messages';
+import { promotionStatusQuery } from '../../src/contracts/messages';
 import { HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW } from '../../src/workflows/promotion';
 import { CANDIDATE, FakeCluster, PREVIOUS, settings } from '../helpers/fake-cluster';
 import { startTimeSkipping } from '../helpers/time-skipping';
+import type { PromotionActionName } from '../../src/shared/promotion-status';
 
 describe('promotionWorkflow history (time-skipping)', function () {
   this.timeout(600_000);

@@ -19,14 +19,13 @@ import {
   pausePromotionSignal,
   promotionStatusQuery,
   resumePromotionSignal,
-  type PromotionActionName,
   type PromotionStatus,
-  type PromotionStatusName,
-} from '../../src/workflows/messages';
-import type { PromotionOutcome } from '../../src/workflows/promotion';
+} from '../../src/contracts/messages';
 import { CANDIDATE, FakeCluster, PREVIOUS, settings } from '../helpers/fake-cluster';
 import { startTimeSkipping } from '../helpers/time-skipping';
 import { PROMOTION_SIGNALS } from '../replay/promotion-actions';
+import type { PromotionActionName, PromotionStatusName } from '../../src/shared/promotion-status';
+import type { PromotionOutcome } from '../../src/contracts/workflows';
 
 describe('promotionWorkflow (time-skipping)', function () {
   this.timeout(120_000);

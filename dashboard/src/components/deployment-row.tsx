@@ -109,13 +109,19 @@ export function DeploymentRow({ modelId, deployment, environments }: { modelId: 
         </td>
         <td class="actions">
           {!development && (
-            <button type="button" onClick={() => (setName(deployment.name), setEditing('rename'))} aria-label={`Rename ${deployment.name}`}>
+            <button type="button" onClick={() => {
+                setName(deployment.name);
+                setEditing('rename');
+              }} aria-label={`Rename ${deployment.name}`}>
               Rename
             </button>
           )}
           <button
             type="button"
-            onClick={() => (setLabels(Object.entries(deployment.labels).map(([k, v]) => `${k}: ${v}`).join('\n')), setEditing('labels'))}
+            onClick={() => {
+              setLabels(Object.entries(deployment.labels).map(([k, v]) => `${k}: ${v}`).join('\n'));
+              setEditing('labels');
+            }}
             aria-label={`Edit the labels of ${deployment.name}`}
           >
             Labels
@@ -170,7 +176,10 @@ export function DeploymentRow({ modelId, deployment, environments }: { modelId: 
                 <button type="button" class="danger" disabled={busy} onClick={() => void run(() => api('DELETE', path))}>
                   Delete {deployment.name}
                 </button>{' '}
-                <button type="button" class="quiet" onClick={() => (setEditing('none'), setError(null))}>
+                <button type="button" class="quiet" onClick={() => {
+                  setEditing('none');
+                  setError(null);
+                }}>
                   Keep it
                 </button>
               </div>

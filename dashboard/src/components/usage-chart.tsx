@@ -51,7 +51,10 @@ export function UsageChart({ modelId }: { modelId: string }) {
       const start = new Date(end.getTime() - hours * 3_600_000);
       try {
         const answer = await api<UsageReport>('GET', `/v1/usage?start=${encodeURIComponent(start.toISOString())}&end=${encodeURIComponent(end.toISOString())}`);
-        if (!cancelled) (setReport(answer), setError(null));
+        if (!cancelled) {
+          setReport(answer);
+          setError(null);
+        }
       } catch (failure) {
         if (!cancelled) setError(describeError(failure));
       }
@@ -59,7 +62,10 @@ export function UsageChart({ modelId }: { modelId: string }) {
     void load();
     // Usage is written once a minute: refreshing it more often would show nothing new.
     const timer = setInterval(() => void load(), 60_000);
-    return () => ((cancelled = true), clearInterval(timer));
+    return () => {
+      cancelled = true;
+      clearInterval(timer);
+    };
   }, [hours]);
 
   const deployments = (report?.deployments ?? []).filter((d) => d.model_id === modelId);
@@ -75,7 +81,10 @@ export function UsageChart({ modelId }: { modelId: string }) {
         dispose = draw(UPlot, element);
       })
       .catch((failure) => setError(`the chart cannot be drawn: ${describeError(failure)}`));
-    return () => ((cancelled = true), dispose());
+    return () => {
+      cancelled = true;
+      dispose();
+    };
   }, [report, modelId]);
 
   /** Draws the chart into the element and returns how to take it down. */
@@ -102,7 +111,10 @@ export function UsageChart({ modelId }: { modelId: string }) {
     );
     const resize = (): void => plot.setSize({ width: Math.max(320, element.clientWidth), height: 260 });
     addEventListener('resize', resize);
-    return () => (removeEventListener('resize', resize), plot.destroy());
+    return () => {
+      removeEventListener('resize', resize);
+      plot.destroy();
+    };
   };
 
   return (

@@ -1,11 +1,9 @@
 /** `gantry environments`, `gantry promote` and `gantry rollout`: environments and their promotions. */
-import type { EnvironmentView } from '../../services/environments';
-import type { PromotionView } from '../../services/promotions';
 import type { PromotionSettingsPatch } from '../../shared/schemas';
-import type { DeploymentView } from '../../services/views';
 import type { ApiClient } from '../api-client';
 import { waitForDeployment } from '../waits';
 import { table } from '../output';
+import type { EnvironmentView, PromotionView, DeploymentView } from '../../shared/views';
 
 const modelPath = (model: string): string => `/v1/models/${encodeURIComponent(model)}`;
 const envPath = (model: string, env: string): string => `${modelPath(model)}/environments/${encodeURIComponent(env)}`;

@@ -1,9 +1,8 @@
 /** `gantry deployments update|rename|deactivate|activate|delete` and `gantry usage`. */
-import type { UsageReport } from '../../services/usage';
-import type { DeploymentView } from '../../services/views';
 import { labelsSchema } from '../../shared/schemas';
 import type { ApiClient } from '../api-client';
 import { formatLabels, table } from '../output';
+import type { UsageReport, DeploymentView } from '../../shared/views';
 
 const deploymentPath = (model: string, ref: string): string => `/v1/models/${encodeURIComponent(model)}/deployments/${encodeURIComponent(ref)}`;
 

@@ -1,14 +1,13 @@
 /** `gantry push`: packs a model directory, pushes it, and optionally waits until it serves. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { DeploymentView } from '../../services/views';
 import { labelsSchema } from '../../shared/schemas';
-import { ApiClientError, type ApiClient } from '../api-client';
-import type { PromotionView } from '../../services/promotions';
+import type { ApiClientError, ApiClient } from '../api-client';
 import { modelNameFor, packModelDirectory } from '../package-archive';
 import { FAILED, waitForDeployment } from '../waits';
 import { followPromotion } from './environments';
 import { watchCommand } from './watch';
+import type { DeploymentView, PromotionView } from '../../shared/views';
 
 /** The options `gantry push` takes. */
 export interface PushCommandOptions {

@@ -6,11 +6,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { DevelopmentPushResult } from '../../services/development';
-import type { DeploymentView } from '../../services/views';
 import { ApiClientError, type ApiClient } from '../api-client';
 import { modelNameFor, packageFiles, packModelDirectory } from '../package-archive';
 import { waitForDeployment } from '../waits';
+import type { DeploymentView } from '../../shared/views';
+import type { DevelopmentPushResult } from '../../contracts/api';
 
 /** How long file changes are collected before a push. */
 const DEBOUNCE_MS = 150;

@@ -112,7 +112,7 @@ export class RoutingTable {
     routes: RouteRecord[],
     previous?: RoutingTable,
   ) {
-    modelIds.forEach((id) => this.models.add(id));
+    for (const id of modelIds) this.models.add(id);
     for (const d of deployments) {
       if (d.deleted_at) continue;
       this.deployments.set(d.id, {

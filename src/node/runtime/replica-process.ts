@@ -103,12 +103,14 @@ export class ReplicaProcess {
     // Secrets go through a pipe, once, then it is closed: never argv, the environment, a file or a log.
     // A process that died at once makes this EPIPE, which its exit reports better.
     this.child.stdin?.on('error', () => undefined);
-    this.child.stdin?.end(JSON.stringify({ secrets }) + '\n');
+    this.child.stdin?.end(`${JSON.stringify({ secrets })}\n`);
     this.log([`starting replica ${id} (pid ${this.child.pid ?? '?'})`]);
     this.pipeLines(this.child.stdout!);
     this.pipeLines(this.child.stderr!);
     const events = new LineSplitter();
-    (this.child.stdio[3] as Readable).on('data', (chunk: Buffer) => events.push(chunk).forEach((line) => this.onEvent(line)));
+    (this.child.stdio[3] as Readable).on('data', (chunk: Buffer) => {
+      for (const line of events.push(chunk)) this.onEvent(line);
+    });
     this.exited = new Promise((resolve) => {
       this.child.once('error', (error) => {
         this.markExited({ description: `could not start: ${error.message}`, error: error.message });

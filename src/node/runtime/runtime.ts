@@ -88,7 +88,7 @@ export class Runtime {
       if (live.length > replicas) {
         // Retire the least useful first: not ready before ready, then the newest.
         const ranked = [...live].sort((a, b) => rank(a) - rank(b) || b.since.getTime() - a.since.getTime());
-        ranked.slice(0, live.length - replicas).forEach((slot) => this.retireInBackground(slot));
+        for (const slot of ranked.slice(0, live.length - replicas)) this.retireInBackground(slot);
       }
     }
   }
@@ -217,7 +217,10 @@ export class Runtime {
     slot.restartTimer = undefined;
     if (slot.retiring || this.stopped) return;
     const spec = slot.spec;
-    if ((spec.secretNames ?? []).length === 0) return this.spawn(slot, {});
+    if ((spec.secretNames ?? []).length === 0) {
+      this.spawn(slot, {});
+      return;
+    }
     slot.launching = true;
     this.secretsOf(spec).then(
       (secrets) => {

@@ -16,16 +16,13 @@ import {
   type AsyncRequestRecord,
   type NewAsyncRequest,
   defaultAuditSource,
-  type AuditEntry,
   type DeploymentPatch,
   type DeploymentRecord,
   type EnvironmentRecord,
   type ModelRecord,
-  type NewAuditEntry,
   type NewDeployment,
   type NodeStatus,
   type ObservedReplica,
-  type PromotionPatch,
   type PromotionRecord,
   type PromotionStatusCount,
   type RouteRecord,
@@ -35,6 +32,8 @@ import {
   type Store,
   type UsageSample,
 } from '../store';
+import type { AuditEntry } from '../../shared/views';
+import type { NewAuditEntry, PromotionPatch } from '../../contracts/records';
 
 /** How often another process's commits are looked for (PRAGMA data_version). */
 const WATCH_INTERVAL_MS = 150;

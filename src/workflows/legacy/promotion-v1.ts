@@ -16,9 +16,8 @@ import {
   setHandler,
   upsertMemo,
 } from '@temporalio/workflow';
-import { REPLICAS_NOT_READY } from '../../activities/failures';
+import { REPLICAS_NOT_READY } from '../../contracts/failures';
 import { failureOfType, promotionSteps as quick, promotionWaits as waits } from '../activity-proxies';
-import type { NewAuditEntry, PromotionPatch } from '../../store/store';
 import {
   cancelPromotionSignal,
   forceCancelPromotionSignal,
@@ -28,13 +27,13 @@ import {
   resumePromotionSignal,
   SIGNAL_ACTOR,
   type ActionRequest,
-  type PromotionActionRecord,
   type PromotionStatus,
-  type PromotionStatusName,
-} from '../messages';
-import { acceptAction, actionRefusal, type PromotionActionName, type PromotionControlState } from '../promotion-rules';
-import type { PromotionOutcome, PromotionWorkflowInput } from '../promotion';
+} from '../../contracts/messages';
+import { acceptAction, actionRefusal, type PromotionControlState } from '../../contracts/promotion-rules';
 import { CANARY_STAGES, planCanary, planRollout, stepBack, type RolloutAction, type RolloutPlan } from '../rollout-plan';
+import type { PromotionActionRecord, PromotionStatusName, PromotionActionName } from '../../shared/promotion-status';
+import type { NewAuditEntry, PromotionPatch } from '../../contracts/records';
+import type { PromotionOutcome, PromotionWorkflowInput } from '../../contracts/workflows';
 
 /** The candidate did not become ready (in time, or at all): the promotion fails and rolls back. */
 class RolloutFailed extends Error {}

@@ -1,6 +1,7 @@
 /**
- * Failure types activities raise for outcomes that retrying cannot change. Workflows match
- * on these types (ApplicationFailure.type) and keep the failure as the cause.
+ * Failure types (ApplicationFailure.type) that cross a process boundary: those activities raise
+ * for outcomes that retrying cannot change (workflows match on them and keep the failure as the
+ * cause), and those a workflow fails with (clients and tests match on them).
  */
 
 /** The build failed because of the model package (details: [{ kind }]). */
@@ -21,3 +22,10 @@ export const ASYNC_REQUEST_GONE = 'AsyncRequestGone';
 export const WEBHOOK_NOT_DELIVERED = 'WebhookNotDelivered';
 /** Error codes an async request's model call fails with that no retry can change (4xx answers). */
 export const NON_RETRYABLE_CALL_FAILURES = ['MODEL_INVALID_INPUT', 'MODEL_DOES_NOT_EXIST'];
+
+/** A deploy ended in a way that is not an outcome (an unexpected failure): the deploy workflow fails with this type. */
+export const DEPLOY_INTERRUPTED = 'DeployInterrupted';
+/** A development update ended without an outcome (cancelled or failed unexpectedly) after putting the previous revision back. */
+export const DEVELOPMENT_UPDATE_INTERRUPTED = 'DevelopmentUpdateInterrupted';
+/** A promotion could not record its end (the store refused it every time): the workflow fails with this type and the repair loop ends the record. */
+export const PROMOTION_NOT_RECORDED = 'PromotionNotRecorded';

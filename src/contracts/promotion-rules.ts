@@ -3,9 +3,8 @@
  * docs/promotion-states.md as code. Pure and deterministic, shared by the workflow (which
  * applies or ignores each signal) and the API (which answers 409 when an action does not apply).
  */
-import { TERMINAL_PROMOTION_STATUSES, type PromotionActionName, type PromotionFinishing, type PromotionStatusName } from './messages';
-
-export type { PromotionActionName } from './messages';
+import { TERMINAL_PROMOTION_STATUSES, type PromotionActionName, type PromotionStatusName } from '../shared/promotion-status';
+import type { PromotionFinishing } from './messages';
 
 /** What decides whether an action applies. */
 export interface PromotionControlState {

@@ -1,10 +1,11 @@
-/** Signals and queries of Gantry's workflows, shared by workflows, the API and the CLI. */
+/**
+ * Signals, queries and Updates of Gantry's workflows, with the types they carry: the contract
+ * between the workflows and whoever talks to them (the API, the repair loop, the Temporal UI).
+ */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { PromotionActionName, PromotionActionRecord, PromotionStatusName } from '../shared/promotion-status';
 import type { DeploymentStatus } from '../shared/schemas';
 import type { AuditSource } from '../shared/views';
-
-export { promotionStatuses, TERMINAL_PROMOTION_STATUSES, type PromotionActionName, type PromotionActionRecord, type PromotionStatusName } from '../shared/promotion-status';
 
 /** Where a deploy workflow is. */
 export interface DeployProgress {
