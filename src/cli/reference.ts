@@ -2,7 +2,7 @@
  * The CLI reference (docs/cli-reference.md), rendered from the commander definitions so that it
  * cannot drift from them: `npm run docs:cli` writes it, a unit test compares it.
  */
-import { type Argument, type Command, type Option } from 'commander';
+import type { Argument, Command, Option } from 'commander';
 
 /** Where the reference lives, relative to the project root. */
 export const CLI_REFERENCE_FILE = 'docs/cli-reference.md';

@@ -59,7 +59,8 @@ export function initProcessLogger(processName: string): Logger {
 
 /** The logger of this process (named `gantry` if its entry point did not name it). */
 export function processLogger(): Logger {
-  return (current ??= createLogger('gantry'));
+  current ??= createLogger('gantry');
+  return current;
 }
 
 /** A `(line) => void` that logs each line at `level` on `logger`, for parts that report in plain lines. */

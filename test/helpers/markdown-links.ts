@@ -60,23 +60,26 @@ export function anchorsOf(markdown: string): Set<string> {
   };
   const lines = markdown.split('\n');
   let fence: string | null = null;
-  lines.forEach((line, i) => {
+  for (const [i, line] of lines.entries()) {
     const opening = /^ {0,3}(`{3,}|~{3,})/.exec(line);
     if (fence) {
       if (opening && opening[1][0] === fence[0] && opening[1].length >= fence.length && line.trim() === opening[1]) fence = null;
-      return;
+      continue;
     }
     if (opening) {
       fence = opening[1];
-      return;
+      continue;
     }
     const atx = /^ {0,3}#{1,6}\s+(.*)$/.exec(line);
-    if (atx) return add(githubSlug(atx[1]));
+    if (atx) {
+      add(githubSlug(atx[1]));
+      continue;
+    }
     const previous = lines[i - 1];
     if (/^ {0,3}(=+|-+)\s*$/.test(line) && previous !== undefined && previous.trim() !== '' && !/^ {0,3}(#|[-*+] |\||>)/.test(previous)) {
       add(githubSlug(previous));
     }
-  });
+  }
   for (const match of withoutCode(markdown).matchAll(/<a\s[^>]*\b(?:id|name)="([^"]+)"/g)) anchors.add(match[1]);
   return anchors;
 }

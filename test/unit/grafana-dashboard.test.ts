@@ -76,6 +76,7 @@ describe('the Grafana dashboard (docs/grafana/gantry-dashboard.json)', () => {
     const ids = panels.map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
     for (const panel of graphs) {
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's import placeholder, not a template
       assert.deepEqual(panel.datasource, { type: 'prometheus', uid: '${DS_PROMETHEUS}' }, panel.title);
       assert.ok(panel.targets && panel.targets.length > 0, `${panel.title} has queries`);
       const refIds = panel.targets.map((t) => t.refId);
