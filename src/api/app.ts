@@ -18,6 +18,7 @@ import { dashboardRoutes } from './dashboard';
 import { errorHandler, routeNotFound } from './errors';
 import { asyncPredictionRoutes } from './routes/async-predictions';
 import { deploymentRoutes } from './routes/deployments';
+import { docsRoutes } from './routes/docs';
 import { environmentRoutes } from './routes/environments';
 import { eventRoutes } from './routes/events';
 import { playgroundRoutes } from './routes/playground';
@@ -44,7 +45,7 @@ export interface AppDeps {
   dashboardDir?: string;
 }
 
-/** Creates the API app: /healthz and the dashboard's page and assets without a key, everything else behind Api-Key auth. */
+/** Creates the API app: /healthz, the dashboard's page and assets and the API's description (/v1/openapi.json, /docs) without a key, everything else behind Api-Key auth. */
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -53,6 +54,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.json({ status: 'ok' });
   });
   app.use(dashboardRoutes(deps.dashboardDir ?? DASHBOARD_DIR));
+  app.use(docsRoutes());
   app.use(requireApiKey(deps.store));
   // Every body but a push's multipart upload is JSON, whatever its content-type says: `curl -d`
   // sends form-urlencoded, and Baseten's routes take such bodies as JSON too.

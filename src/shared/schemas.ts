@@ -98,14 +98,21 @@ export const autoscalingSettingsPatchSchema = z
 /** A change to a deployment's autoscaling settings. */
 export type AutoscalingSettingsPatch = z.infer<typeof autoscalingSettingsPatchSchema>;
 
+/** A deployment's replica bounds and how the autoscaler moves between them (as the API answers them). */
+export const autoscalingSettingsSchema = z
+  .strictObject({
+    min_replica: replicaCount,
+    max_replica: replicaCount,
+    /** Requests in flight one replica is meant to carry. */
+    concurrency_target: z.number().int(),
+    /** Seconds of in-flight samples averaged to decide the replica count. */
+    autoscaling_window: z.number().int(),
+    /** Seconds demand must stay lower before replicas are taken away. */
+    scale_down_delay: z.number().int(),
+  })
+  .meta({ id: 'AutoscalingSettings' });
 /** A deployment's replica bounds and how the autoscaler moves between them. */
-export interface AutoscalingSettings {
-  min_replica: number;
-  max_replica: number;
-  concurrency_target: number;
-  autoscaling_window: number;
-  scale_down_delay: number;
-}
+export type AutoscalingSettings = z.infer<typeof autoscalingSettingsSchema>;
 
 /** The settings a published deployment starts with. */
 export const DEFAULT_AUTOSCALING: AutoscalingSettings = {
