@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import {
   createDocument,
+  createSchema,
   type ZodOpenApiLinksObject,
   type ZodOpenApiOperationObject,
   type ZodOpenApiPathsObject,
@@ -40,6 +41,9 @@ import {
   deploymentViewSchema,
   developmentPushAnswerSchema,
   environmentViewSchema,
+  logEntrySchema,
+  modelDetailSchema,
+  modelOverviewSchema,
   modelViewSchema,
   promotionViewSchema,
   secretDeletedSchema,
@@ -80,10 +84,31 @@ function jsonBody(schema: z.ZodType): ZodOpenApiOperationObject['requestBody'] {
   return { required: true, content: { 'application/json': { schema } } };
 }
 
-/** A server-sent event stream. */
-function eventStream(description: string): ZodOpenApiResponseObject {
-  return { description, content: { 'text/event-stream': { schema: z.string().meta({ description: 'Server-sent events: `event: <name>` and `data: <JSON>` lines' }) } } };
+/**
+ * One server-sent event of a stream: its name and its JSON data, described by the component
+ * `dataSchemaId` (`contentSchema`; Schemathesis checks each event it reads against it).
+ */
+function sseEvent(name: string, dataSchemaId: string): z.ZodType {
+  return z.object({
+    event: z.literal(name),
+    data: z.string().meta({
+      description: `JSON: ${dataSchemaId}`,
+      override: { contentMediaType: 'application/json', contentSchema: { $ref: `#/components/schemas/${dataSchemaId}` } },
+    }),
+    id: z.string().optional(),
+    retry: z.number().int().optional(),
+  });
 }
+
+/** A server-sent event stream, its events described one by one (OpenAPI 3.1 lets `schema` describe each event). */
+function eventStream(description: string, events: z.ZodType): ZodOpenApiResponseObject {
+  return { description, content: { 'text/event-stream': { schema: events } } };
+}
+
+/** The data of `GET /v1/events`' `models` event. */
+const modelsEventData = z.strictObject({ models: z.array(modelOverviewSchema) }).meta({ id: 'ModelsEventData' });
+/** The data of a followed log's `log` event. */
+const logEventData = z.strictObject({ entries: z.array(logEntrySchema) }).meta({ id: 'LogEventData' });
 
 const modelParam = z.string().meta({ description: "The model's id or name", example: 'abcd1234' });
 const refParam = z.string().meta({ description: 'A deployment id or name, or `production` or `development`' });
@@ -407,7 +432,7 @@ function paths(): ZodOpenApiPathsObject {
               'The last `tail` entries as JSON; with `follow=true`, server-sent `log` events (data `{"entries": [...]}`, schema DeploymentLogs without `deployment_id`), the tail first, then each new line',
             content: {
               'application/json': { schema: deploymentLogsSchema },
-              'text/event-stream': { schema: z.string() },
+              'text/event-stream': { schema: sseEvent('log', 'LogEventData') },
             },
           },
           ...errors(400, 401, 404, 422),
@@ -421,7 +446,7 @@ function paths(): ZodOpenApiPathsObject {
         summary: "A prediction sent through the API to the gateway (the dashboard's playground)",
         description: `The body goes to the deployment's predict route on the gateway with the caller's key; the gateway's answer comes back as it is (status, content type, body, streamed chunk by chunk, and \`${DEPLOYMENT_ID_HEADER}\`). Its statuses are the gateway's (docs/inference.md) and the model's.`,
         requestParams: { path: deploymentPath },
-        requestBody: { content: { 'application/json': { schema: z.unknown().meta({ description: "The model's input" }) } } },
+        requestBody: { required: true, content: { 'application/json': { schema: z.record(z.string(), z.unknown()).meta({ description: "The model's input (a JSON object)" }) } } },
         responses: {
           '200': {
             description: "The model's answer",
@@ -594,7 +619,10 @@ function paths(): ZodOpenApiPathsObject {
         description:
           'Without `model`: `models` events (data `{"models": [ModelOverview]}`); with `model` (id or name): `model` events (data ModelDetail). Each is sent at once, then again whenever it has changed.',
         requestParams: { query: eventsQuerySchema },
-        responses: { '200': eventStream('The stream (it stays open)'), ...errors(400, 401, 404, 422) },
+        responses: {
+          '200': eventStream('The stream (it stays open)', z.union([sseEvent('models', 'ModelsEventData'), sseEvent('model', 'ModelDetail')])),
+          ...errors(400, 401, 404, 422),
+        },
       },
     },
     ...asyncPaths(),
@@ -603,7 +631,7 @@ function paths(): ZodOpenApiPathsObject {
 
 /** Builds the management API's OpenAPI 3.1 document. */
 export function openApiDocument(): oas31.OpenAPIObject {
-  return createDocument({
+  const document = createDocument({
     openapi: '3.1.0',
     info: {
       title: 'Gantry management API',
@@ -636,6 +664,26 @@ export function openApiDocument(): oas31.OpenAPIObject {
     },
     paths: paths(),
   }, { override: plainer });
+  addEventDataSchemas(document);
+  return document;
+}
+
+/**
+ * Adds the components the events' `contentSchema`s name. They are rendered as answers, on their
+ * own: registered with the document, zod-openapi would also render them as input and rename
+ * the answers they share (Environment → EnvironmentOutput).
+ */
+function addEventDataSchemas(document: oas31.OpenAPIObject): void {
+  const schemas = ((document.components ??= {}).schemas ??= {});
+  for (const [id, schema] of Object.entries({ ModelsEventData: modelsEventData, ModelDetail: modelDetailSchema, LogEventData: logEventData })) {
+    const rendered = createSchema(schema, { io: 'output', opts: { override: plainer } });
+    for (const [name, component] of Object.entries(rendered.components)) {
+      const existing = schemas[name];
+      if (existing && JSON.stringify(existing) !== JSON.stringify(component)) throw new Error(`component ${name} is rendered two ways`);
+      schemas[name] = component;
+    }
+    if (!schemas[id]) throw new Error(`component ${id} was not rendered`);
+  }
 }
 
 /**
