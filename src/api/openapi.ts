@@ -640,7 +640,7 @@ export function openApiDocument(): oas31.OpenAPIObject {
         "Gantry's management API: push models, manage deployments, environments, promotions, secrets and async inference. Every route but /healthz, /v1/openapi.json, /docs and the dashboard's page takes `Authorization: Api-Key <key>`. Errors are `{\"error\": {\"code\", \"message\", \"details\"?}}`. Predictions go to the gateway (docs/inference.md); the async inference routes are served here at Baseten's paths and passed on by the gateway too.",
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
-    servers: [{ url: 'http://127.0.0.1:8080', description: 'A stack started by `npm start` with the default ports' }],
+    servers: [{ url: '/', description: 'The API that serves this document (http://127.0.0.1:8080 for `npm start` with the default ports)' }],
     security: [{ ApiKey: [] }],
     tags: [
       { name: 'Models' },

@@ -2,7 +2,7 @@
  * The API's description, served without a key like any public API description:
  * `GET /v1/openapi.json` (the OpenAPI 3.1 document) and `GET /docs`, a reference page rendered
  * by Scalar API Reference from the bundle in node_modules (`/docs/standalone.js`): nothing is
- * fetched from the internet, not even fonts.
+ * fetched from the internet: not fonts, not Scalar's AI agent.
  */
 import { Router } from 'express';
 import { openApiDocument } from '../openapi';
@@ -10,7 +10,7 @@ import { openApiDocument } from '../openapi';
 /** The Scalar bundle the page loads, as the npm package ships it. */
 const SCALAR_BUNDLE = require.resolve('@scalar/api-reference/browser/standalone.js');
 
-/** The reference page: Scalar renders /v1/openapi.json; default fonts off (they come from a CDN). */
+/** The reference page: Scalar renders /v1/openapi.json; its default fonts (a CDN) and its AI agent (Scalar's servers) are off. */
 const REFERENCE_PAGE = `<!doctype html>
 <html lang="en">
   <head>
@@ -25,6 +25,7 @@ const REFERENCE_PAGE = `<!doctype html>
       Scalar.createApiReference('#app', {
         url: '/v1/openapi.json',
         withDefaultFonts: false,
+        agent: { disabled: true },
         showDeveloperTools: 'never',
         hideDownloadButton: false,
         persistAuth: false,
