@@ -120,8 +120,9 @@ describe('fuzzing (real stack)', function () {
     const report = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as SchemathesisReport;
     // The seed as printed: the report's JSON number is past what a double holds exactly.
     const seed = /^Seed: (\d+)$/m.exec(result.stdout)?.[1] ?? 'unknown';
+    const links = /API Links:\s+(\d+) covered \/ (\d+)/.exec(result.stdout);
     summary.unshift(
-      `API ${report.operations.tested} operations, ${report.test_cases.generated} cases, ${report.test_cases.unique_failures} failures, ${report.errors.length} errors (Schemathesis seed ${seed})`,
+      `API ${report.operations.tested} operations, ${report.test_cases.generated} cases, ${links ? `${links[1]} of ${links[2]} links followed, ` : ''}${report.test_cases.unique_failures} failures, ${report.errors.length} errors (Schemathesis seed ${seed})`,
     );
     const output = `${result.stdout}\n${result.stderr}`;
     assert.equal(report.test_cases.unique_failures, 0, output);
@@ -129,5 +130,14 @@ describe('fuzzing (real stack)', function () {
     assert.equal(report.operations.tested, report.operations.total, output);
     assert.equal(report.exit_code, 0, output);
     assert.doesNotMatch(stack.log, /unexpected error/, 'the API answered a 500 (its error handler logs "unexpected error")');
+    // The stateful sequences got as far as deleting what they created.
+    const audited = async (route: string): Promise<Set<string>> =>
+      new Set(((await stack.api('GET', route)).body.audit_logs as { action: string }[]).map((entry) => entry.action));
+    const model = await audited(`/v1/models/${modelId}/audit_logs`);
+    const secrets = await audited('/v1/audit_logs');
+    for (const action of ['CREATE_ENVIRONMENT', 'DELETE_ENVIRONMENT', 'UPDATE_PROMOTION_SETTINGS', 'UPDATE_DEPLOYMENT', 'UPDATE_AUTOSCALING']) {
+      assert.ok(model.has(action), `no ${action} in the model's audit log: the fuzzing did not get that far`);
+    }
+    for (const action of ['SET_SECRET', 'DELETE_SECRET']) assert.ok(secrets.has(action), `no ${action} in the audit log: the fuzzing did not get that far`);
   });
 });
