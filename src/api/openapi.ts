@@ -195,7 +195,7 @@ function asyncPaths(): ZodOpenApiPathsObject {
         requestBody: jsonBody(asyncPredictRequestSchema),
         responses: {
           '201': json('Queued', asyncPredictAcceptedSchema, asyncRequestLinks('$request.path.model', '$response.body#/request_id')),
-          ...errors(400, 401, 404, 409, 413, 503),
+          ...errors(400, 401, 404, 413, 503),
         },
       },
     };
@@ -224,7 +224,7 @@ function asyncPaths(): ZodOpenApiPathsObject {
       summary: 'Cancel a queued async request',
       description: 'A request no longer queued is not canceled: the answer says so (`canceled: false`).',
       requestParams: { path: requestPath },
-      responses: { '200': json('What became of the request', asyncCancelResultSchema), ...errors(400, 401, 404, 503) },
+      responses: { '200': json('What became of the request', asyncCancelResultSchema), ...errors(400, 401, 404) },
     },
   };
   paths['/v1/async_requests/{request}'] = {
@@ -526,7 +526,7 @@ function paths(): ZodOpenApiPathsObject {
         summary: "Change an environment's promotion settings (merged field by field)",
         requestParams: { path: environmentPath },
         requestBody: jsonBody(updateEnvironmentSchema),
-        responses: { '200': json('The environment', environmentViewSchema), ...errors(400, 401, 404, 409, 413, 422) },
+        responses: { '200': json('The environment', environmentViewSchema), ...errors(400, 401, 404, 413, 422) },
       },
       delete: {
         operationId: 'deleteEnvironment',
