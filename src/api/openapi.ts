@@ -125,6 +125,12 @@ const modelLinks = (from: string): ZodOpenApiLinksObject => ({
   ListEnvironments: { operationId: 'listEnvironments', parameters: { model: from } },
   CreateEnvironment: { operationId: 'createEnvironment', parameters: { model: from } },
   ListModelAuditLogs: { operationId: 'listModelAuditLogs', parameters: { model: from } },
+  DevelopmentWatchHeartbeat: { operationId: 'developmentWatchHeartbeat', parameters: { model: from } },
+  PromoteDevelopment: { operationId: 'promoteDevelopment', parameters: { model: from } },
+  AsyncPredictProduction: { operationId: 'asyncPredictProduction', parameters: { model: from } },
+  AsyncQueueStatusProduction: { operationId: 'asyncQueueStatusProduction', parameters: { model: from } },
+  AsyncPredictDevelopment: { operationId: 'asyncPredictDevelopment', parameters: { model: from } },
+  AsyncQueueStatusDevelopment: { operationId: 'asyncQueueStatusDevelopment', parameters: { model: from } },
 });
 
 /** The operations on one deployment, from its model and id. */
@@ -136,6 +142,8 @@ const deploymentLinks = (model: string, ref: string): ZodOpenApiLinksObject => (
   DeactivateDeployment: { operationId: 'deactivateDeployment', parameters: { model, ref } },
   ActivateDeployment: { operationId: 'activateDeployment', parameters: { model, ref } },
   PredictThroughApi: { operationId: 'predictThroughApi', parameters: { model, ref } },
+  AsyncPredictDeployment: { operationId: 'asyncPredictDeployment', parameters: { model, deployment: ref } },
+  AsyncQueueStatusDeployment: { operationId: 'asyncQueueStatusDeployment', parameters: { model, deployment: ref } },
   DeleteDeployment: { operationId: 'deleteDeployment', parameters: { model, ref } },
 });
 
@@ -146,6 +154,13 @@ const environmentLinks = (model: string, env: string): ZodOpenApiLinksObject => 
   ListPromotions: { operationId: 'listPromotions', parameters: { model, env } },
   GetPromotion: { operationId: 'getPromotion', parameters: { model, env } },
   Promote: { operationId: 'promote', parameters: { model, env } },
+  PausePromotion: { operationId: 'pausePromotion', parameters: { model, env } },
+  ResumePromotion: { operationId: 'resumePromotion', parameters: { model, env } },
+  CancelPromotion: { operationId: 'cancelPromotion', parameters: { model, env } },
+  ForceCancelPromotion: { operationId: 'forceCancelPromotion', parameters: { model, env } },
+  ForceRollForwardPromotion: { operationId: 'forceRollForwardPromotion', parameters: { model, env } },
+  AsyncPredictEnvironment: { operationId: 'asyncPredictEnvironment', parameters: { model, env } },
+  AsyncQueueStatusEnvironment: { operationId: 'asyncQueueStatusEnvironment', parameters: { model, env } },
   DeleteEnvironment: { operationId: 'deleteEnvironment', parameters: { model, env } },
 });
 

@@ -118,6 +118,33 @@ describe('OpenAPI document', () => {
     }
   });
 
+  it('links only to operations it has, with parameters they take', () => {
+    const document = openApiDocument();
+    const parametersOf = new Map<string, string[]>();
+    for (const item of Object.values(document.paths ?? {})) {
+      for (const method of METHODS) {
+        const operation = item?.[method];
+        if (operation?.operationId) parametersOf.set(operation.operationId, (operation.parameters ?? []).map((parameter) => (parameter as { name: string }).name));
+      }
+    }
+    let links = 0;
+    for (const [route, item] of Object.entries(document.paths ?? {})) {
+      for (const method of METHODS) {
+        for (const [status, response] of Object.entries(item?.[method]?.responses ?? {})) {
+          for (const [name, link] of Object.entries((response as { links?: Record<string, { operationId: string; parameters?: Record<string, string> }> }).links ?? {})) {
+            links++;
+            const where = `${method} ${route} ${status} link ${name}`;
+            assert.ok(parametersOf.has(link.operationId), `${where}: no operation ${link.operationId}`);
+            for (const parameter of Object.keys(link.parameters ?? {})) {
+              assert.ok(parametersOf.get(link.operationId)!.includes(parameter), `${where}: ${link.operationId} takes no parameter ${parameter}`);
+            }
+          }
+        }
+      }
+    }
+    assert.ok(links > 40, `only ${links} links`);
+  });
+
   it('is committed as docs/openapi.json, exactly as the code generates it', () => {
     const committed = fs.existsSync(OPENAPI_FILE) ? fs.readFileSync(OPENAPI_FILE, 'utf8') : '';
     assert.ok(
