@@ -8,7 +8,7 @@ import { EnvironmentService } from '../services/environments';
 import { PromotionService } from '../services/promotions';
 import { UsageService } from '../services/usage';
 import { ModelService } from '../services/models';
-import type { TemporalUiLink } from '../shared/views';
+import type { Health, TemporalUiLink } from '../shared/views';
 import type { Store } from '../store/store';
 import type { AsyncPredictionsClient, WorkflowsClient } from '../temporal/workflows-client';
 import { DASHBOARD_DIR } from '../shared/project-paths';
@@ -51,7 +51,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok' } satisfies Health);
   });
   app.use(dashboardRoutes(deps.dashboardDir ?? DASHBOARD_DIR));
   app.use(docsRoutes());

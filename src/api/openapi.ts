@@ -41,6 +41,7 @@ import {
   deploymentViewSchema,
   developmentPushAnswerSchema,
   environmentViewSchema,
+  healthSchema,
   logEntrySchema,
   modelDetailSchema,
   modelOverviewSchema,
@@ -290,7 +291,7 @@ function paths(): ZodOpenApiPathsObject {
         tags: ['Meta'],
         summary: 'Whether the API is up (no key needed)',
         security: [],
-        responses: { '200': json('Up', z.strictObject({ status: z.literal('ok') })) },
+        responses: { '200': json('Up', healthSchema) },
       },
     },
     '/v1/openapi.json': {

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { archivePath, type HomePaths } from '../home';
-import type { ApiClientSource } from '../shared/views';
+import type { ApiClientSource, DeploymentLogs } from '../shared/views';
 import { followLog, readLogTail, type LogEntry } from '../logs/deployment-logs';
 import { looksLikeId } from '../shared/ids';
 import { wakePatch } from '../shared/replica-status';
@@ -276,7 +276,7 @@ export class DeploymentService {
   }
 
   /** The last `tail` lines of a deployment's build and replica logs. */
-  async logs(model: ModelRecord, ref: string, tail: number): Promise<{ deployment_id: string; entries: LogEntry[] }> {
+  async logs(model: ModelRecord, ref: string, tail: number): Promise<DeploymentLogs> {
     const deployment = await this.resolve(model, ref);
     return { deployment_id: deployment.id, entries: readLogTail(this.deps.paths.logs, deployment.id, tail) };
   }

@@ -16,20 +16,10 @@ import { DevelopmentUpdateAlreadyRunning, type WorkflowsClient } from '../tempor
 import { UPDATES_UNDER_WAY, type Actor, type DeploymentService } from './deployments';
 import { conflict, invalid, notFound, unavailable } from './errors';
 import type { DeploymentView } from './views';
+import type { DevelopmentUpdate } from '../shared/views';
 
-/** What a development push did. */
-export interface DevelopmentPushResult {
-  deployment: DeploymentView;
-  /**
-   * created: the first build started; reloaded: the replica runs the new code; woken: the
-   * sleeping deployment started on the new code; rebuilding: requirements changed, a rebuild
-   * started; failed: the new code did not load and the previous code keeps serving.
-   */
-  update: 'created' | 'reloaded' | 'woken' | 'rebuilding' | 'failed';
-  revision: number;
-  seconds?: number;
-  error?: string;
-}
+/** What a development push did (its `update`, revision, seconds and error: the answer's `development_update`), with the deployment. */
+export type DevelopmentPushResult = DevelopmentUpdate & { deployment: DeploymentView };
 
 /** What the development service needs. */
 export interface DevelopmentServiceDeps {

@@ -238,6 +238,8 @@ export type DevelopmentUpdate = z.infer<typeof developmentUpdateSchema>;
 export const developmentPushAnswerSchema = deploymentViewSchema
   .extend({ development_update: developmentUpdateSchema })
   .meta({ id: 'DevelopmentPushAnswer' });
+/** What a development push answers. */
+export type DevelopmentPushAnswer = z.infer<typeof developmentPushAnswerSchema>;
 
 /** A secret as the API shows it (Baseten's SecretV1): never its value. */
 export const secretViewSchema = z
@@ -252,8 +254,15 @@ export const secretViewSchema = z
 /** A secret as the API shows it (Baseten's SecretV1): never its value. */
 export type SecretView = z.infer<typeof secretViewSchema>;
 
-/** What DELETE /v1/secrets/{name} answers. */
+/** What DELETE /v1/secrets/{name} answers (Baseten's SecretTombstoneV1). */
 export const secretDeletedSchema = z.strictObject({ name: z.string() }).meta({ id: 'SecretDeleted' });
+/** What DELETE /v1/secrets/{name} answers. */
+export type SecretDeleted = z.infer<typeof secretDeletedSchema>;
+
+/** What GET /healthz answers. */
+export const healthSchema = z.strictObject({ status: z.literal('ok') });
+/** What GET /healthz answers. */
+export type Health = z.infer<typeof healthSchema>;
 
 /** The body of every error answer: `{"error": {"code", "message", "details"?}}`. */
 export const apiErrorBodySchema = z
