@@ -211,6 +211,8 @@ export const logEntrySchema = z
     message: z.string(),
   })
   .meta({ id: 'LogEntry' });
+/** One line of a deployment's log. */
+export type LogEntry = z.infer<typeof logEntrySchema>;
 
 /** What GET …/logs answers (and, with `follow=true`, the data of each `log` event, without `deployment_id`). */
 export const deploymentLogsSchema = z
