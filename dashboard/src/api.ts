@@ -3,7 +3,7 @@
  * sessionStorage in `Authorization: Api-Key`, never in a URL; errors carry the API's own words.
  */
 
-import { CLIENT_HEADER } from '../../src/shared/views';
+import { CLIENT_HEADER } from '../../src/shared/constants';
 
 const KEY_ITEM = 'gantry.api-key';
 

@@ -9,7 +9,7 @@ import { EnvironmentService } from '../services/environments';
 import { PromotionService } from '../services/promotions';
 import { UsageService } from '../services/usage';
 import { ModelService } from '../services/models';
-import type { TemporalUiLink } from '../shared/views';
+import type { Health, TemporalUiLink } from '../shared/views';
 import type { Store } from '../store/store';
 import type { AsyncPredictionsClient, WorkflowsClient } from '../temporal/workflows-client';
 import { DASHBOARD_DIR } from '../shared/project-paths';
@@ -22,6 +22,7 @@ import { errorHandler, routeNotFound } from './errors';
 import { requestLog } from './request-log';
 import { asyncPredictionRoutes } from './routes/async-predictions';
 import { deploymentRoutes } from './routes/deployments';
+import { docsRoutes } from './routes/docs';
 import { environmentRoutes } from './routes/environments';
 import { eventRoutes } from './routes/events';
 import { playgroundRoutes } from './routes/playground';
@@ -54,8 +55,8 @@ export interface AppDeps {
 
 /**
  * Creates the API app: every request with a request id, an access log line and counted in the
- * metrics; /healthz and the dashboard's page and assets without a key, everything else (/metrics
- * too) behind Api-Key auth.
+ * metrics; /healthz, the dashboard's page and assets and the API's description
+ * (/v1/openapi.json, /docs) without a key, everything else (/metrics too) behind Api-Key auth.
  */
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
@@ -65,9 +66,10 @@ export function createApp(deps: AppDeps): express.Express {
   const metrics = deps.metrics ?? new ApiMetrics(deps.store);
   app.use(metrics.countRequests());
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok' } satisfies Health);
   });
   app.use(dashboardRoutes(deps.dashboardDir ?? DASHBOARD_DIR));
+  app.use(docsRoutes());
   app.use(requireApiKey(deps.store));
   app.get(METRICS_PATH, async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());

@@ -1,8 +1,7 @@
 /** The CLI's HTTP client for the management API and the inference gateway. */
 import type { Credentials } from './credentials';
 import { CLIENT_HEADER } from '../shared/views';
-import type { DeploymentView, ModelView } from '../shared/views';
-import type { LogEntry } from '../contracts/api';
+import type { DeploymentView, LogEntry, ModelView } from '../shared/views';
 
 /** An error answer from the API or gateway, with its status and message. */
 export class ApiClientError extends Error {

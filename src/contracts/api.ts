@@ -1,28 +1,8 @@
 /**
- * Answers of the API that the CLI reads and that have no home in src/shared/views.ts: a
- * development push's result and a deployment's log lines.
+ * Answers of the API that are not one schema of src/shared/views.ts but are built from them: a
+ * development push's result, as the service returns it and the CLI reads it.
  */
-import type { DeploymentView } from '../shared/views';
+import type { DeploymentView, DevelopmentUpdate } from '../shared/views';
 
-/** What a development push did. */
-export interface DevelopmentPushResult {
-  deployment: DeploymentView;
-  /**
-   * created: the first build started; reloaded: the replica runs the new code; woken: the
-   * sleeping deployment started on the new code; rebuilding: requirements changed, a rebuild
-   * started; failed: the new code did not load and the previous code keeps serving.
-   */
-  update: 'created' | 'reloaded' | 'woken' | 'rebuilding' | 'failed';
-  revision: number;
-  seconds?: number;
-  error?: string;
-}
-
-/** One line of a deployment's log. */
-export interface LogEntry {
-  /** ISO time the line was written. */
-  ts: string;
-  /** `build`, `gantry` (status changes) or `replica-<id>`. */
-  source: string;
-  message: string;
-}
+/** What a development push did (its update, revision, seconds and error), with the deployment. */
+export type DevelopmentPushResult = DevelopmentUpdate & { deployment: DeploymentView };

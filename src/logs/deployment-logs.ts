@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { processLogger } from '../logging/logger';
-import type { LogEntry } from '../contracts/api';
+import type { LogEntry } from '../shared/views';
 
 /** When a deployment's log is rotated and how many rotated files are kept. */
 export interface DeploymentLogLimits {

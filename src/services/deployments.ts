@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { archivePath, type HomePaths } from '../home';
-import type { ApiClientSource } from '../shared/views';
+import type { ApiClientSource, DeploymentLogs, LogEntry } from '../shared/views';
 import { followLog, readLogTail } from '../logs/deployment-logs';
 import { looksLikeId } from '../shared/ids';
 import {
@@ -19,7 +19,6 @@ import type { WorkflowsClient } from '../temporal/workflows-client';
 import { conflict, invalid, notFound, unavailable } from './errors';
 import { deploymentView } from './views';
 import type { DeploymentView } from '../shared/views';
-import type { LogEntry } from '../contracts/api';
 
 /** Statuses in which a deploy or update of the deployment is still under way. */
 export const UPDATES_UNDER_WAY: readonly DeploymentRecord['status'][] = ['BUILDING', 'DEPLOYING', 'UPDATING'];
@@ -277,7 +276,7 @@ export class DeploymentService {
   }
 
   /** The last `tail` lines of a deployment's build and replica logs. */
-  async logs(model: ModelRecord, ref: string, tail: number): Promise<{ deployment_id: string; entries: LogEntry[] }> {
+  async logs(model: ModelRecord, ref: string, tail: number): Promise<DeploymentLogs> {
     const deployment = await this.resolve(model, ref);
     return { deployment_id: deployment.id, entries: readLogTail(this.deps.paths.logs, deployment.id, tail) };
   }

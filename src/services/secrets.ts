@@ -6,6 +6,7 @@ import type { HomePaths } from '../home';
 import { SecretBox } from '../secrets/secret-box';
 import { SECRET_TEAM_NAME, type SecretView } from '../shared/secrets';
 import type { UpsertSecretRequest } from '../shared/schemas';
+import type { SecretDeleted } from '../shared/views';
 import type { SecretRecord, Store } from '../store/store';
 import type { Actor } from './deployments';
 import { notFound } from './errors';
@@ -48,7 +49,7 @@ export class SecretService {
   }
 
   /** Deletes a secret by name, or not_found. */
-  async delete(name: string, actor: Actor): Promise<{ name: string }> {
+  async delete(name: string, actor: Actor): Promise<SecretDeleted> {
     if (!(await this.deps.store.deleteSecret(name))) throw notFound(`secret ${name} not found`);
     await this.deps.store.appendAudit({ model_id: null, actor: actor.name, source: actor.source, action: 'DELETE_SECRET', target: name, details: { name } });
     return { name };

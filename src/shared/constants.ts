@@ -27,3 +27,12 @@ export const DEPLOYMENT_ID_HEADER = 'x-gantry-deployment-id';
 
 /** A node whose heartbeat is older than this is not counted as serving. */
 export const NODE_STALE_AFTER_MS = 15_000;
+
+/** The sources an API client names itself as (`X-Gantry-Client`); any other caller is `api`. */
+export const API_CLIENT_SOURCES = ['cli', 'dashboard'] as const;
+
+/** How an API call was made: the CLI, the dashboard, or any other client. */
+export type ApiClientSource = 'api' | (typeof API_CLIENT_SOURCES)[number];
+
+/** The header a client names itself in (the browser bundle takes it from here: ./views brings zod with it). */
+export const CLIENT_HEADER = 'x-gantry-client';

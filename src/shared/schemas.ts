@@ -36,7 +36,8 @@ export const deploymentNameSchema = z
   .min(1)
   .max(63)
   .regex(/^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/, 'lowercase letters, digits, dot, underscore and dash, starting and ending with a letter or digit')
-  .refine((name) => name !== 'production' && name !== 'development', 'production and development are reserved');
+  .refine((name) => name !== 'production' && name !== 'development', 'production and development are reserved')
+  .meta({ override: { not: { enum: ['production', 'development'] } } });
 
 /** Deployment labels: string keys to string values, as in Kubernetes. */
 export const labelsSchema = z
@@ -49,7 +50,8 @@ export const labelsSchema = z
         ctx.addIssue({ code: 'custom', path: [key], message: `label key "${key}" must be 1-63 letters, digits or . _ / -` });
       }
     }
-  });
+  })
+  .meta({ override: { maxProperties: 64, propertyNames: { type: 'string', pattern: '^[A-Za-z0-9._/-]{1,63}$' } } });
 /** A deployment's labels. */
 export type Labels = z.infer<typeof labelsSchema>;
 
@@ -94,18 +96,26 @@ export const autoscalingSettingsPatchSchema = z
     /** Seconds demand must stay lower before replicas are taken away (or, at min_replica 0, without requests before zero). */
     scale_down_delay: z.number().int().min(0).max(3600).optional(),
   })
-  .refine((patch) => Object.keys(patch).length > 0, 'give at least one autoscaling setting');
+  .refine((patch) => Object.keys(patch).length > 0, 'give at least one autoscaling setting')
+  .meta({ override: { minProperties: 1 } });
 /** A change to a deployment's autoscaling settings. */
 export type AutoscalingSettingsPatch = z.infer<typeof autoscalingSettingsPatchSchema>;
 
+/** A deployment's replica bounds and how the autoscaler moves between them (as the API answers them). */
+export const autoscalingSettingsSchema = z
+  .strictObject({
+    min_replica: replicaCount,
+    max_replica: replicaCount,
+    /** Requests in flight one replica is meant to carry. */
+    concurrency_target: z.number().int(),
+    /** Seconds of in-flight samples averaged to decide the replica count. */
+    autoscaling_window: z.number().int(),
+    /** Seconds demand must stay lower before replicas are taken away. */
+    scale_down_delay: z.number().int(),
+  })
+  .meta({ id: 'AutoscalingSettings' });
 /** A deployment's replica bounds and how the autoscaler moves between them. */
-export interface AutoscalingSettings {
-  min_replica: number;
-  max_replica: number;
-  concurrency_target: number;
-  autoscaling_window: number;
-  scale_down_delay: number;
-}
+export type AutoscalingSettings = z.infer<typeof autoscalingSettingsSchema>;
 
 /** The settings a published deployment starts with. */
 export const DEFAULT_AUTOSCALING: AutoscalingSettings = {
@@ -263,7 +273,8 @@ export type PromotionAction = (typeof promotionActions)[number];
 /** PATCH /v1/models/{m}/deployments/{ref}: a new name, new labels (replacing the old), or both. */
 export const updateDeploymentSchema = z
   .strictObject({ name: deploymentNameSchema.optional(), labels: labelsSchema.optional() })
-  .refine((patch) => patch.name !== undefined || patch.labels !== undefined, 'give name, labels or both');
+  .refine((patch) => patch.name !== undefined || patch.labels !== undefined, 'give name, labels or both')
+  .meta({ override: { anyOf: [{ required: ['name'] }, { required: ['labels'] }] } });
 /** A change to a deployment's name or labels. */
 export type DeploymentUpdate = z.infer<typeof updateDeploymentSchema>;
 

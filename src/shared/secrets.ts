@@ -24,11 +24,5 @@ export function declaredSecretNames(config: { secrets?: Record<string, unknown> 
   return Object.keys(config?.secrets ?? {}).sort();
 }
 
-/** A secret as the API shows it (Baseten's SecretV1): never its value. */
-export interface SecretView {
-  /** Stable across rotation. */
-  id: string;
-  name: string;
-  created_at: string;
-  team_name: string;
-}
+/** A secret as the API shows it (its schema is in ./views, with the API's other answers). */
+export type { SecretView } from './views';

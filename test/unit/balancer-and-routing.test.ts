@@ -57,6 +57,9 @@ describe('parseInferencePath', () => {
 
   it('does not match anything else', () => {
     for (const path of [
+      '/models/%zz/production/predict',
+      '/models/m1/environments/%E0%A4%A/predict',
+      '/models/m1/deployment/%/wake',
       '/',
       '/models/m1',
       '/models/m1/production',

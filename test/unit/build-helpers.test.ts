@@ -6,7 +6,7 @@ import { ensureAdminKey, hashApiKey, keyFromAuthorization } from '../../src/auth
 import { environmentKey, normaliseRequirements, pipFailureCause, runStreaming } from '../../src/build/python-environments';
 import { appendLog, followLog, LineSplitter, logFile, readLogTail } from '../../src/logs/deployment-logs';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
-import type { LogEntry } from '../../src/contracts/api';
+import type { LogEntry } from '../../src/shared/views';
 
 describe('Python environment keys', () => {
   it('do not depend on order, duplicates or spacing', () => {

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { appendLog, followLog, logFile, readLogTail, removeDeploymentLogs, rotatedLogFiles, type DeploymentLogLimits } from '../../src/logs/deployment-logs';
-import type { LogEntry } from '../../src/contracts/api';
+import type { LogEntry } from '../../src/shared/views';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
 import { eventually } from '../helpers/ports';
 

@@ -98,6 +98,22 @@ describe('Gateway: wake and the async routes passed on to the API', function () 
     assert.deepEqual(woken, [sleeping, sleeping]);
   });
 
+  it('answers a malformed path 400 or 404 in JSON, not a 502 (found by the fuzzing)', async () => {
+    const cases: [string, number][] = [
+      ['//', 404],
+      [`/models/%zz/production/predict`, 404],
+      [`/models/${modelId}/environments/%E0%A4%A/predict`, 404],
+      [`/models/${modelId}/deployment/%C0%AF/wake`, 404],
+    ];
+    for (const [route, status] of cases) {
+      const answer = await send(`${base}${route}`, { headers: AUTH });
+      assert.equal(answer.status, status, `${route}: ${answer.body}`);
+      assert.equal(answer.headers['content-type'], 'application/json');
+      assert.equal(typeof JSON.parse(answer.body).error.code, 'string');
+    }
+    assert.deepEqual(woken, []);
+  });
+
   it('refuses a wake as predict does, in JSON, and wakes nothing', async () => {
     const cases: [string, Record<string, string>, string, number, string][] = [
       ['POST', AUTH, `/models/nope/production/wake`, 404, 'not_found'],

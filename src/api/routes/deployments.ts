@@ -12,6 +12,7 @@ import {
   usageQuerySchema,
 } from '../../shared/schemas';
 import type { DevelopmentService } from '../../services/development';
+import type { DevelopmentPushAnswer } from '../../shared/views';
 import type { UsageService } from '../../services/usage';
 import { actorOf } from '../auth';
 import { ApiError } from '../errors';
@@ -46,7 +47,7 @@ export function deploymentRoutes({ deployments, development, usage, paths, maxAr
       if (parsed.development) {
         const result = await development.push(upload, parsed, actorOf(res));
         const { deployment, ...update } = result;
-        res.status(result.update === 'created' ? 201 : 200).json({ ...deployment, development_update: update });
+        res.status(result.update === 'created' ? 201 : 200).json({ ...deployment, development_update: update } satisfies DevelopmentPushAnswer);
       } else {
         res.status(201).json(await deployments.push(upload, parsed, actorOf(res)));
       }

@@ -99,6 +99,16 @@ function sendError(res: http.ServerResponse, status: number, code: string, messa
   res.end(body);
 }
 
+/** The request target as a URL: its path and query, read as they are (`//` included); a target that is not a path is refused. */
+function requestUrl(target: string | undefined): URL {
+  if (!target?.startsWith('/')) throw new RequestError(400, 'bad_request', 'the request target must be a path such as /models/{model_id}/production/predict');
+  try {
+    return new URL(`http://gateway${target}`);
+  } catch {
+    throw new RequestError(400, 'bad_request', 'the request target is not a valid path');
+  }
+}
+
 function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -243,7 +253,7 @@ export class Gateway {
     // Filled in once the request resolves to a deployment; read when the answer ends.
     const labels: RequestLabels = { model_id: '', deployment_id: '', environment: '' };
     try {
-      const url = new URL(req.url ?? '/', 'http://gateway');
+      const url = requestUrl(req.url);
       if (url.pathname === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
         return;

@@ -72,7 +72,8 @@ export function parseInferencePath(host: string | undefined, pathname: string): 
     const match = /^\/models\/([^/]+)(\/.*)$/.exec(rest);
     if (!match) return undefined;
     encodedModel = match[1]!;
-    modelId = decodeURIComponent(match[1]!);
+    modelId = decodedSegment(match[1]!);
+    if (modelId === undefined) return undefined;
     rest = match[2]!;
   }
   if (/^\/async_request\/[^/]+$/.test(rest)) return { action: 'api', apiPath: `/models/${encodedModel}${rest}` };
@@ -82,11 +83,22 @@ export function parseInferencePath(host: string | undefined, pathname: string): 
   if (API_ACTIONS.has(action!)) return { action: 'api', apiPath: `/models/${encodedModel}${rest}` };
   if (action !== 'predict' && action !== 'wake') return undefined;
   let address: RequestAddress;
-  if (environment !== undefined) address = { kind: 'environment', modelId, environment: decodeURIComponent(environment) };
-  else if (deploymentId !== undefined) address = { kind: 'deployment', modelId, deploymentId: decodeURIComponent(deploymentId) };
+  const decoded = decodedSegment(environment ?? deploymentId ?? '');
+  if (decoded === undefined) return undefined;
+  if (environment !== undefined) address = { kind: 'environment', modelId, environment: decoded };
+  else if (deploymentId !== undefined) address = { kind: 'deployment', modelId, deploymentId: decoded };
   else if (rest.startsWith('/production/')) address = { kind: 'environment', modelId, environment: PRODUCTION };
   else address = { kind: 'development', modelId };
   return { action, address };
+}
+
+/** A path segment with its percent-escapes decoded, or undefined when they are malformed (`%zz`, a cut UTF-8 sequence): such a path names nothing. */
+function decodedSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
 }
 
 // Not here: DEPLOYING (its replicas serve as soon as they are ready, so nothing is refused
