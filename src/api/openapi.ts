@@ -701,7 +701,9 @@ export function openApiDocument(): oas31.OpenAPIObject {
  * the answers they share (Environment → EnvironmentOutput).
  */
 function addEventDataSchemas(document: oas31.OpenAPIObject): void {
-  const schemas = ((document.components ??= {}).schemas ??= {});
+  document.components ??= {};
+  document.components.schemas ??= {};
+  const schemas = document.components.schemas;
   for (const [id, schema] of Object.entries({ ModelsEventData: modelsEventData, ModelDetail: modelDetailSchema, LogEventData: logEventData })) {
     const rendered = createSchema(schema, { io: 'output', opts: { override: plainer } });
     for (const [name, component] of Object.entries(rendered.components)) {

@@ -4,7 +4,8 @@
  */
 import type { HomePaths } from '../home';
 import { SecretBox } from '../secrets/secret-box';
-import { SECRET_TEAM_NAME, type SecretView } from '../shared/secrets';
+import { SECRET_TEAM_NAME } from '../shared/secrets';
+import type { SecretView } from '../shared/views';
 import type { UpsertSecretRequest } from '../shared/schemas';
 import type { SecretDeleted } from '../shared/views';
 import type { SecretRecord, Store } from '../store/store';

@@ -23,6 +23,3 @@ export function isMissingSecretMessage(message: string): boolean {
 export function declaredSecretNames(config: { secrets?: Record<string, unknown> } | null | undefined): string[] {
   return Object.keys(config?.secrets ?? {}).sort();
 }
-
-/** A secret as the API shows it (its schema is in ./views, with the API's other answers). */
-export type { SecretView } from './views';

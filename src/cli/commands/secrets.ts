@@ -1,7 +1,7 @@
 /** `gantry secrets set|list|delete`: values come from standard input or a hidden prompt, never the command line. */
 import * as readline from 'node:readline/promises';
 import { Writable } from 'node:stream';
-import type { SecretView } from '../../shared/secrets';
+import type { SecretView } from '../../shared/views';
 import type { ApiClient } from '../api-client';
 import { table } from '../output';
 
