@@ -42,9 +42,7 @@ module.exports = {
     },
     {
       name: 'workflows-only-types-of-schemas-and-views',
-      comment:
-        'src/shared/schemas.ts and views.ts build zod schemas at load time: workflows take their ' +
-        'types only, so zod stays out of the workflow bundle and its replay.',
+      comment: 'src/shared/schemas.ts and views.ts build zod schemas at load time: workflows take their ' + 'types only, so zod stays out of the workflow bundle and its replay.',
       severity: 'error',
       from: { path: '^src/workflows/' },
       to: { path: '^src/shared/(schemas|views)[.]ts$', dependencyTypesNot: ['type-only'] },

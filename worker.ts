@@ -86,10 +86,12 @@ async function main(): Promise<void> {
   const repairer = new Repairer({ store, workflows, paths, deployTimeoutSeconds: config.deployTimeoutSeconds, log: lineLogger(log) });
   const drain = (): void => metrics.drain(sdkMetrics);
   // Metrics are not worth stopping rollouts for: a taken port is said loudly, and the worker runs on.
-  const metricsServer = await metrics.listen(config.workerMetricsPort, config.host, async (hash) => (await store.findApiKeyByHash(hash)) !== undefined, drain).catch((error) => {
-    log.error(`worker: serving no metrics: cannot listen on ${config.host}:${config.workerMetricsPort} (GANTRY_WORKER_METRICS_PORT): ${(error as Error).message}`);
-    return undefined;
-  });
+  const metricsServer = await metrics
+    .listen(config.workerMetricsPort, config.host, async (hash) => (await store.findApiKeyByHash(hash)) !== undefined, drain)
+    .catch((error) => {
+      log.error(`worker: serving no metrics: cannot listen on ${config.host}:${config.workerMetricsPort} (GANTRY_WORKER_METRICS_PORT): ${(error as Error).message}`);
+      return undefined;
+    });
   const drainTimer = setInterval(drain, METRICS_DRAIN_INTERVAL_MS);
   exitWhenParentDies(() => worker.shutdown());
   log.info(`worker polling task queue "${TASK_QUEUE}" on ${config.temporalAddress} (namespace ${config.temporalNamespace})`);

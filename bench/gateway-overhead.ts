@@ -43,14 +43,18 @@ async function measure(url: string, headers: Record<string, string>, concurrency
   const one = (): Promise<void> =>
     new Promise((resolve, reject) => {
       const t0 = process.hrtime.bigint();
-      const request = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } }, (response) => {
-        response.resume();
-        response.on('end', () => {
-          if (response.statusCode !== 200) reject(new Error(`status ${response.statusCode}`));
-          latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-          resolve();
-        });
-      });
+      const request = http.request(
+        url,
+        { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } },
+        (response) => {
+          response.resume();
+          response.on('end', () => {
+            if (response.statusCode !== 200) reject(new Error(`status ${response.statusCode}`));
+            latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            resolve();
+          });
+        },
+      );
       request.on('error', reject);
       request.end(body);
     });

@@ -160,7 +160,11 @@ async function main(argv: string[]): Promise<void> {
     const window = generator.samples.filter((s) => s.at >= (second - 1) * 1000 && s.at < second * 1000);
     const byDeployment: Record<string, number> = {};
     for (const s of window) byDeployment[s.deploymentId ?? `status ${s.status}`] = (byDeployment[s.deploymentId ?? `status ${s.status}`] ?? 0) + 1;
-    console.log(`${String(second).padStart(4)}s  ${Object.entries(byDeployment).map(([k, v]) => `${k}: ${v}`).join('  ')}`);
+    console.log(
+      `${String(second).padStart(4)}s  ${Object.entries(byDeployment)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('  ')}`,
+    );
   }
   console.log(JSON.stringify(await generator.stop(), null, 2));
 }

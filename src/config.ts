@@ -22,7 +22,10 @@ export const configSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   GANTRY_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   GANTRY_PYTHON: z.string().min(1).default('python3'),
-  GANTRY_NODE_ID: z.string().regex(/^[a-z0-9-]{1,40}$/).default('local'),
+  GANTRY_NODE_ID: z
+    .string()
+    .regex(/^[a-z0-9-]{1,40}$/)
+    .default('local'),
   GANTRY_DEPLOY_TIMEOUT_SECONDS: positiveSeconds.default(900),
   GANTRY_MAX_ARCHIVE_MB: z.coerce.number().int().min(1).max(10_240).default(512),
   GANTRY_WAKE_TIMEOUT_SECONDS: positiveSeconds.default(60),
@@ -36,7 +39,12 @@ export const configSchema = z.object({
   /** How `npm start` prints: json, or pretty (the default in a terminal). */
   GANTRY_LOG_FORMAT: logFormatSchema,
   /** A deployment's log file is rotated when it reaches this size (bytes). */
-  GANTRY_DEPLOYMENT_LOG_MAX_BYTES: z.coerce.number().int().min(4096).max(2 ** 40).default(10 * 1024 * 1024),
+  GANTRY_DEPLOYMENT_LOG_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(4096)
+    .max(2 ** 40)
+    .default(10 * 1024 * 1024),
   /** How many rotated files of a deployment's log are kept besides the current one. */
   GANTRY_DEPLOYMENT_LOG_FILES: z.coerce.number().int().min(0).max(100).default(3),
 });

@@ -50,12 +50,7 @@ async function readStream(path: string, signal: AbortSignal, onEvent: (message: 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Follows `GET /v1/events[?model=]` and hands each event's data over; returns a stop function. */
-function follow<T>(
-  query: string,
-  event: LiveEvent['event'],
-  poll: () => Promise<T>,
-  handlers: LiveHandlers<T>,
-): () => void {
+function follow<T>(query: string, event: LiveEvent['event'], poll: () => Promise<T>, handlers: LiveHandlers<T>): () => void {
   let stopped = false;
   let controller: AbortController | undefined;
   let pollTimer: ReturnType<typeof setInterval> | undefined;
@@ -63,7 +58,11 @@ function follow<T>(
   const startPolling = (): void => {
     if (pollTimer || stopped) return;
     handlers.state('polling');
-    const once = (): void => void poll().then((data) => !stopped && handlers.data(data), () => undefined);
+    const once = (): void =>
+      void poll().then(
+        (data) => !stopped && handlers.data(data),
+        () => undefined,
+      );
     once();
     pollTimer = setInterval(once, POLL_MS);
   };

@@ -19,7 +19,6 @@ import type { ActivityDeps } from './deps';
 import { ASYNC_REQUEST_GONE, NON_RETRYABLE_CALL_FAILURES, WEBHOOK_NOT_DELIVERED } from '../contracts/failures';
 import { REQUEST_ID_HEADER } from '../logging/request-id';
 
-
 /** How often a long activity heartbeats while it waits for an answer. */
 const HEARTBEAT_MS = 2000;
 /** How long one webhook delivery attempt may take. */
@@ -62,7 +61,9 @@ function postToGateway(url: string, headers: Record<string, string>, body: strin
     const request = http.request(url, { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) }, signal }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.once('end', () => resolve({ status: response.statusCode ?? 502, contentType: response.headers['content-type'] ?? null, body: Buffer.concat(chunks).toString('utf8') }));
+      response.once('end', () =>
+        resolve({ status: response.statusCode ?? 502, contentType: response.headers['content-type'] ?? null, body: Buffer.concat(chunks).toString('utf8') }),
+      );
       response.once('error', reject);
       response.once('aborted', () => reject(new Error('the gateway closed the answer before its end')));
     });
@@ -189,7 +190,12 @@ export function createAsyncPredictionActivities(deps: ActivityDeps) {
         return { status: 'SUCCEEDED' };
       }
       const code = errorCodeOf(answer.status);
-      return failWith(code, `the model answered ${answer.status}: ${answer.body.slice(0, 500)}`, `the model answered ${answer.status}`, !NON_RETRYABLE_CALL_FAILURES.includes(code));
+      return failWith(
+        code,
+        `the model answered ${answer.status}: ${answer.body.slice(0, 500)}`,
+        `the model answered ${answer.status}`,
+        !NON_RETRYABLE_CALL_FAILURES.includes(code),
+      );
     },
 
     /** Ends an IN_PROGRESS request FAILED: with the error its last attempt recorded, else the one given (a timeout). */

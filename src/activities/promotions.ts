@@ -90,7 +90,13 @@ export function createPromotionActivities(deps: ActivityDeps) {
       await deps.store.endPromotion(
         row.id,
         { status: 'FAILED', message: `refused: ${reason}` },
-        { model_id: row.model_id, actor: row.actor, action: 'PROMOTION_REFUSED', target: row.environment, details: { promotion_id: row.id, candidate_deployment_id: candidate.id, reason } },
+        {
+          model_id: row.model_id,
+          actor: row.actor,
+          action: 'PROMOTION_REFUSED',
+          target: row.environment,
+          details: { promotion_id: row.id, candidate_deployment_id: candidate.id, reason },
+        },
       );
       return { ...NOTHING_STARTED, refused: reason };
     },
@@ -123,7 +129,12 @@ export function createPromotionActivities(deps: ActivityDeps) {
      * Starts the promotion a push asked for. A refusal (another promotion in flight, the
      * deployment already current) is reported, not retried: the deployment itself is fine.
      */
-    async promoteAfterDeploy(input: { deploymentId: string; environment: string; actor: string; actorSource?: ApiClientSource }): Promise<{ promotionId?: string; refused?: string }> {
+    async promoteAfterDeploy(input: {
+      deploymentId: string;
+      environment: string;
+      actor: string;
+      actorSource?: ApiClientSource;
+    }): Promise<{ promotionId?: string; refused?: string }> {
       if (!deps.workflows) throw new Error('this worker cannot start workflows (no Temporal client in its activity deps)');
       const deployment = await requireDeployment(deps, input.deploymentId);
       const model = await deps.store.getModel(deployment.model_id);
@@ -134,7 +145,10 @@ export function createPromotionActivities(deps: ActivityDeps) {
       const mine = inFlight.find((p) => p.candidate_deployment_id === deployment.id && p.environment === input.environment);
       if (mine) return { promotionId: mine.id }; // a retry after the start succeeded
       try {
-        const promotion = await new PromotionService({ store: deps.store, workflows: deps.workflows }).promote(model, input.environment, deployment, { name: input.actor, source: input.actorSource });
+        const promotion = await new PromotionService({ store: deps.store, workflows: deps.workflows }).promote(model, input.environment, deployment, {
+          name: input.actor,
+          source: input.actorSource,
+        });
         return { promotionId: promotion.id };
       } catch (error) {
         if (error instanceof ServiceError && error.kind !== 'unavailable') {

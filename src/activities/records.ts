@@ -92,13 +92,14 @@ export function createRecordActivities(deps: ActivityDeps) {
       if (!adopted) return { adopted };
       const route = await deps.store.getRoute(deployment.model_id, input.environment);
       if (!route) throw new Error(`environment ${input.environment} has no route after adoption`);
-      if (!alreadyCurrent) await deps.store.appendAudit({
-        model_id: deployment.model_id,
-        actor: 'gantry',
-        action: 'SET_CURRENT_DEPLOYMENT',
-        target: input.environment,
-        details: { deployment_id: deployment.id, reason: 'first deployment of the model' },
-      });
+      if (!alreadyCurrent)
+        await deps.store.appendAudit({
+          model_id: deployment.model_id,
+          actor: 'gantry',
+          action: 'SET_CURRENT_DEPLOYMENT',
+          target: input.environment,
+          details: { deployment_id: deployment.id, reason: 'first deployment of the model' },
+        });
       return { adopted, modelId: deployment.model_id, generation: route.generation };
     },
   };

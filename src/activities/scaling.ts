@@ -81,8 +81,7 @@ export function createScalingActivities(deps: ActivityDeps) {
           const states = observed.map((replica) => replica.state).join(', ') || 'none started';
           const lastLine = readLogTail(deps.paths.logs, input.deploymentId, 1)[0]?.message;
           throw ApplicationFailure.nonRetryable(
-            `${ready} of ${input.replicas} replicas became healthy before the deploy timeout (replicas: ${states})` +
-              (lastLine ? `; last log line: ${lastLine}` : ''),
+            `${ready} of ${input.replicas} replicas became healthy before the deploy timeout (replicas: ${states})` + (lastLine ? `; last log line: ${lastLine}` : ''),
             REPLICAS_NOT_READY,
           );
         }

@@ -7,7 +7,6 @@ import { liveNodes, nodesBehind, routeKey } from '../store/store';
 import type { ActivityDeps } from './deps';
 import { ROUTE_NOT_APPLIED } from '../contracts/failures';
 
-
 /** Creates the traffic activities. */
 export function createTrafficActivities(deps: ActivityDeps) {
   const pollMs = deps.pollIntervalMs ?? 250;

@@ -23,9 +23,6 @@ export function dashboardRoutes(dir: string): Router {
     res.setHeader('Cache-Control', 'no-cache');
     res.sendFile(index);
   });
-  router.use(
-    DASHBOARD_BASE,
-    express.static(dir, { index: false, fallthrough: false, immutable: true, maxAge: '1y' }),
-  );
+  router.use(DASHBOARD_BASE, express.static(dir, { index: false, fallthrough: false, immutable: true, maxAge: '1y' }));
   return router;
 }

@@ -49,7 +49,9 @@ export const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
 
 /** What JSON.parse found wrong, without the piece of the body its message quotes (it may be a secret). */
 function jsonErrorHint(message: string | undefined): string {
-  const what = /^(Unexpected token '.'|Unexpected end of JSON input|Unexpected non-whitespace character after JSON|Bad control character in string literal)/.exec(message ?? '')?.[1];
+  const what = /^(Unexpected token '.'|Unexpected end of JSON input|Unexpected non-whitespace character after JSON|Bad control character in string literal)/.exec(
+    message ?? '',
+  )?.[1];
   const position = /at position (\d+)/.exec(message ?? '')?.[1];
   if (!what) return '';
   return `: ${what}${position === undefined ? '' : ` at position ${position}`}`;

@@ -70,9 +70,7 @@ const ERROR_WHEN: Record<number, string> = {
 
 /** Error responses, each with the error body. */
 function errors(...statuses: number[]): ZodOpenApiResponsesObject {
-  return Object.fromEntries(
-    statuses.map((status) => [String(status), { description: ERROR_WHEN[status], content: { 'application/json': { schema: apiErrorBodySchema } } }]),
-  );
+  return Object.fromEntries(statuses.map((status) => [String(status), { description: ERROR_WHEN[status], content: { 'application/json': { schema: apiErrorBodySchema } } }]));
 }
 
 /** A 200 (or other) JSON answer. */
@@ -206,7 +204,8 @@ function asyncPaths(): ZodOpenApiPathsObject {
         operationId: `asyncPredict${target.name}`,
         tags: ['Async inference'],
         summary: `Queue an async prediction for ${target.what}`,
-        description: "Baseten's async predict: the request is queued, run when a replica has room, and its result POSTed to `webhook_endpoint`. Answers 400 (not 422) for a bad request, as Baseten does.",
+        description:
+          "Baseten's async predict: the request is queued, run when a replica has room, and its result POSTed to `webhook_endpoint`. Answers 400 (not 422) for a bad request, as Baseten does.",
         requestParams: { path: target.params },
         requestBody: jsonBody(asyncPredictRequestSchema),
         responses: {
@@ -406,7 +405,7 @@ function paths(): ZodOpenApiPathsObject {
       patch: {
         operationId: 'updateDeployment',
         tags: ['Deployments'],
-        summary: "Rename a deployment or replace its labels",
+        summary: 'Rename a deployment or replace its labels',
         requestParams: { path: deploymentPath },
         requestBody: jsonBody(updateDeploymentSchema),
         responses: { '200': json('The deployment', deploymentViewSchema), ...errors(400, 401, 404, 409, 413, 422) },
@@ -481,7 +480,7 @@ function paths(): ZodOpenApiPathsObject {
             content: { 'application/json': { schema: z.unknown() }, 'application/x-ndjson': { schema: z.string() }, 'text/plain': { schema: z.string() } },
           },
           ...errors(400, 401, 404, 413, 502, 503),
-          '504': { description: "The model did not answer within its `predict_timeout_seconds`", content: { 'application/json': { schema: apiErrorBodySchema } } },
+          '504': { description: 'The model did not answer within its `predict_timeout_seconds`', content: { 'application/json': { schema: apiErrorBodySchema } } },
         },
       },
     },
@@ -658,39 +657,42 @@ function paths(): ZodOpenApiPathsObject {
 
 /** Builds the management API's OpenAPI 3.1 document. */
 export function openApiDocument(): oas31.OpenAPIObject {
-  const document = createDocument({
-    openapi: '3.1.0',
-    info: {
-      title: 'Gantry management API',
-      version: API_VERSION,
-      description:
-        "Gantry's management API: push models, manage deployments, environments, promotions, secrets and async inference. Every route but /healthz, /v1/openapi.json, /docs and the dashboard's page takes `Authorization: Api-Key <key>`. Errors are `{\"error\": {\"code\", \"message\", \"details\"?}}`. Predictions go to the gateway (docs/inference.md); the async inference routes are served here at Baseten's paths and passed on by the gateway too.",
-      license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
-    },
-    servers: [{ url: '/', description: 'The API that serves this document (http://127.0.0.1:8080 for `npm start` with the default ports)' }],
-    security: [{ ApiKey: [] }],
-    tags: [
-      { name: 'Models' },
-      { name: 'Deployments' },
-      { name: 'Development' },
-      { name: 'Environments' },
-      { name: 'Promotions' },
-      { name: 'Secrets' },
-      { name: 'Async inference' },
-      { name: 'Inference' },
-      { name: 'Usage' },
-      { name: 'Audit' },
-      { name: 'Dashboard' },
-      { name: 'Meta' },
-    ],
-    components: {
-      securitySchemes: {
-        ApiKey: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`Api-Key <key>` (the key `npm start` prints, or one from `gantry`)' },
+  const document = createDocument(
+    {
+      openapi: '3.1.0',
+      info: {
+        title: 'Gantry management API',
+        version: API_VERSION,
+        description:
+          'Gantry\'s management API: push models, manage deployments, environments, promotions, secrets and async inference. Every route but /healthz, /v1/openapi.json, /docs and the dashboard\'s page takes `Authorization: Api-Key <key>`. Errors are `{"error": {"code", "message", "details"?}}`. Predictions go to the gateway (docs/inference.md); the async inference routes are served here at Baseten\'s paths and passed on by the gateway too.',
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
       },
-      schemas: { PushOptions: pushOptionsSchema.meta({ unusedIO: 'input' }) },
+      servers: [{ url: '/', description: 'The API that serves this document (http://127.0.0.1:8080 for `npm start` with the default ports)' }],
+      security: [{ ApiKey: [] }],
+      tags: [
+        { name: 'Models' },
+        { name: 'Deployments' },
+        { name: 'Development' },
+        { name: 'Environments' },
+        { name: 'Promotions' },
+        { name: 'Secrets' },
+        { name: 'Async inference' },
+        { name: 'Inference' },
+        { name: 'Usage' },
+        { name: 'Audit' },
+        { name: 'Dashboard' },
+        { name: 'Meta' },
+      ],
+      components: {
+        securitySchemes: {
+          ApiKey: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`Api-Key <key>` (the key `npm start` prints, or one from `gantry`)' },
+        },
+        schemas: { PushOptions: pushOptionsSchema.meta({ unusedIO: 'input' }) },
+      },
+      paths: paths(),
     },
-    paths: paths(),
-  }, { override: plainer });
+    { override: plainer },
+  );
   addEventDataSchemas(document);
   return document;
 }

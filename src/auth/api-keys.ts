@@ -41,8 +41,7 @@ export async function ensureAdminKey(store: Store, configuredKey: string | undef
   if (configuredKey) {
     const hash = hashApiKey(configuredKey);
     const existing = await store.findApiKeyByHash(hash);
-    const record =
-      existing ?? (await store.createApiKey({ name: 'admin (GANTRY_API_KEY)', prefix: configuredKey.slice(0, 8), secretHash: hash, role: 'admin' }));
+    const record = existing ?? (await store.createApiKey({ name: 'admin (GANTRY_API_KEY)', prefix: configuredKey.slice(0, 8), secretHash: hash, role: 'admin' }));
     return { file: keyFile, record };
   }
   if (fs.existsSync(keyFile)) {

@@ -59,7 +59,11 @@ export class ApiClient {
         body: body === undefined ? undefined : body instanceof FormData ? body : JSON.stringify(body),
       });
     } catch (error) {
-      throw new ApiClientError(0, 'unreachable', `cannot reach ${what} at ${base} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is it running (npm start)?`);
+      throw new ApiClientError(
+        0,
+        'unreachable',
+        `cannot reach ${what} at ${base} (${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}); is it running (npm start)?`,
+      );
     }
     const text = await response.text();
     let json: unknown;

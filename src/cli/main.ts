@@ -128,10 +128,18 @@ export function buildProgram(): Command {
       }),
     );
   settingsOptions(
-    environments.command('create').description('create an environment; settings not given take the defaults').argument('<model>', 'model id or name').argument('<name>', 'environment name'),
+    environments
+      .command('create')
+      .description('create an environment; settings not given take the defaults')
+      .argument('<model>', 'model id or name')
+      .argument('<name>', 'environment name'),
   ).action(run((client, model: string, name: string, options: SettingsFlags) => writeEnvironmentCommand(client, 'create', model, name, options)));
   settingsOptions(
-    environments.command('update').description("change an environment's promotion settings; only the ones given change").argument('<model>', 'model id or name').argument('<name>', 'environment name'),
+    environments
+      .command('update')
+      .description("change an environment's promotion settings; only the ones given change")
+      .argument('<model>', 'model id or name')
+      .argument('<name>', 'environment name'),
   ).action(run((client, model: string, name: string, options: SettingsFlags) => writeEnvironmentCommand(client, 'update', model, name, options)));
   environments
     .command('delete')
@@ -160,7 +168,7 @@ export function buildProgram(): Command {
     );
   deployments
     .command('update')
-    .description("rename a deployment and/or replace its labels")
+    .description('rename a deployment and/or replace its labels')
     .argument('<model>', 'model id or name')
     .argument('<deployment>', 'deployment id or name')
     .option('--name <name>', 'new name')

@@ -59,7 +59,12 @@ function commandSection(command: Command): string[] {
   }
   const subcommands = command.commands.filter((child) => child.name() !== 'help');
   if (subcommands.length > 0) {
-    lines.push('| command | description |', '|---|---|', ...subcommands.map((child) => `| [\`${fullName(child)}\`](#${anchorOf(child)}) | ${markdownText(child.description())} |`), '');
+    lines.push(
+      '| command | description |',
+      '|---|---|',
+      ...subcommands.map((child) => `| [\`${fullName(child)}\`](#${anchorOf(child)}) | ${markdownText(child.description())} |`),
+      '',
+    );
   }
   return lines;
 }

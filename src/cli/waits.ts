@@ -28,4 +28,3 @@ export async function waitForDeployment(
     current = await client.getDeployment(current.model_id, current.id);
   }
 }
-

@@ -307,7 +307,13 @@ function readWholeFile(file: string): { lines: string[]; inode: number } | undef
   try {
     const inode = fs.fstatSync(fd).ino;
     const text = fs.readFileSync(fd, 'utf8');
-    return { inode, lines: text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((line) => line.length > 0) };
+    return {
+      inode,
+      lines: text
+        .slice(0, text.lastIndexOf('\n') + 1)
+        .split('\n')
+        .filter((line) => line.length > 0),
+    };
   } finally {
     fs.closeSync(fd);
   }

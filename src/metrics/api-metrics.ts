@@ -134,7 +134,14 @@ export class ApiMetrics {
         this.reset();
         for (const p of promotions) {
           this.set(
-            { model_id: p.model_id, environment: p.environment, promotion_id: p.id, status: p.status, candidate_deployment_id: p.candidate_deployment_id, previous_deployment_id: p.previous_deployment_id ?? '' },
+            {
+              model_id: p.model_id,
+              environment: p.environment,
+              promotion_id: p.id,
+              status: p.status,
+              candidate_deployment_id: p.candidate_deployment_id,
+              previous_deployment_id: p.previous_deployment_id ?? '',
+            },
             1,
           );
         }

@@ -131,9 +131,13 @@ export class Node {
     this.timers.push(setInterval(() => this.usage.sampleReplicas(this.runtime.snapshot()), 1000));
     this.timers.push(
       setInterval(() => {
-        this.usage.flush().catch((error) =>
-          this.log(`node: usage flush failed (${plural(this.usage.pendingSamples, 'sample')} kept for the next flush in ${formatSeconds(usageFlushMs)}): ${describeError(error)}`),
-        );
+        this.usage
+          .flush()
+          .catch((error) =>
+            this.log(
+              `node: usage flush failed (${plural(this.usage.pendingSamples, 'sample')} kept for the next flush in ${formatSeconds(usageFlushMs)}): ${describeError(error)}`,
+            ),
+          );
       }, usageFlushMs),
     );
     this.timers.push(setInterval(() => this.autoscale(), this.options.autoscaleMs ?? 1000));
@@ -195,8 +199,16 @@ export class Node {
     await Promise.all([this.gateway.close(), this.runtime.stopAll(5000)]);
     if (this.reportTimer) clearTimeout(this.reportTimer);
     await Promise.all([this.heartbeats.close(), this.refreshes.close(), this.replicaReports.close()]);
-    await this.lastWrite('usage flush', () => this.usage.flush(), () => `${plural(this.usage.pendingSamples, 'usage sample')} lost`);
-    await this.lastWrite('replica report', () => this.reportReplicas(), () => 'the store keeps the last replica report written');
+    await this.lastWrite(
+      'usage flush',
+      () => this.usage.flush(),
+      () => `${plural(this.usage.pendingSamples, 'usage sample')} lost`,
+    );
+    await this.lastWrite(
+      'replica report',
+      () => this.reportReplicas(),
+      () => 'the store keeps the last replica report written',
+    );
   }
 
   /** A write at stop: retried like the others, but for STOP_WRITES_MS at most. */

@@ -12,7 +12,17 @@
 import type { HomePaths } from '../home';
 import { appendLog } from '../logs/deployment-logs';
 import { workflowIds } from '../shared/constants';
-import { type AsyncRequestRecord, type DeploymentPatch, type DeploymentRecord, liveNodes, nodesBehind, type PromotionRecord, routeKey, scalePatch, type Store } from '../store/store';
+import {
+  type AsyncRequestRecord,
+  type DeploymentPatch,
+  type DeploymentRecord,
+  liveNodes,
+  nodesBehind,
+  type PromotionRecord,
+  routeKey,
+  scalePatch,
+  type Store,
+} from '../store/store';
 import type { WorkflowDescription, WorkflowsClient } from '../temporal/workflows-client';
 import type { DevelopmentUpdateInput } from '../contracts/workflows';
 import type { PromotionPatch } from '../contracts/records';
@@ -55,7 +65,9 @@ export interface Repair {
 /** How a closed workflow ended, in words for a status message. */
 function ended(workflow: WorkflowDescription | undefined, reason?: string): string {
   if (!workflow) return 'its workflow was never started';
-  const how = { TERMINATED: 'terminated', CANCELLED: 'cancelled', FAILED: 'failed', TIMED_OUT: 'timed out', COMPLETED: 'completed' }[workflow.status as string] ?? workflow.status.toLowerCase();
+  const how =
+    { TERMINATED: 'terminated', CANCELLED: 'cancelled', FAILED: 'failed', TIMED_OUT: 'timed out', COMPLETED: 'completed' }[workflow.status as string] ??
+    workflow.status.toLowerCase();
   return `its workflow was ${how}${reason ? ` (${reason})` : ''}`;
 }
 
@@ -171,7 +183,13 @@ export class Repairer {
       await this.deps.workflows.startDeploy(model, deployment, { deployTimeoutSeconds: this.deps.deployTimeoutSeconds, actor: REPAIR_ACTOR });
       const cause = workflow ? `it was ${deployment.status} but its last deploy workflow had completed` : 'it was never started';
       const action = 'started its deploy workflow again';
-      await store.appendAudit({ model_id: deployment.model_id, actor: REPAIR_ACTOR, action: 'REPAIRED', target: deployment.id, details: { deployment_id: deployment.id, workflow_id: workflowId, cause, action } });
+      await store.appendAudit({
+        model_id: deployment.model_id,
+        actor: REPAIR_ACTOR,
+        action: 'REPAIRED',
+        target: deployment.id,
+        details: { deployment_id: deployment.id, workflow_id: workflowId, cause, action },
+      });
       return { kind: 'deploy', id: deployment.id, cause, action };
     }
     const reason = workflow.status === 'TERMINATED' ? (await this.deps.workflows.startInputOf(workflowId))?.terminationReason : undefined;
@@ -182,7 +200,13 @@ export class Repairer {
       deployment.id,
       [deployment.status],
       { status: failed, status_message: `the deploy did not finish: ${cause}`, desired_replicas: 0 },
-      { model_id: deployment.model_id, actor: REPAIR_ACTOR, action: 'REPAIRED', target: deployment.id, details: { deployment_id: deployment.id, workflow_id: workflowId, cause, action } },
+      {
+        model_id: deployment.model_id,
+        actor: REPAIR_ACTOR,
+        action: 'REPAIRED',
+        target: deployment.id,
+        details: { deployment_id: deployment.id, workflow_id: workflowId, cause, action },
+      },
     );
     if (!repaired) return undefined;
     appendLog(this.deps.paths.logs, deployment.id, 'gantry', [`status ${failed}: the deploy did not finish: ${cause} (repaired)`]);
@@ -234,7 +258,9 @@ export class Repairer {
     if (workflow?.status === 'RUNNING') {
       if (runsThis) return undefined;
       // A newer promotion of the environment runs: this one must not touch its traffic.
-      return this.endPromotion(promotion, 'FAILED', 'its workflow ended without recording it, and a newer promotion of the environment runs', { action: 'left the traffic to the newer promotion' });
+      return this.endPromotion(promotion, 'FAILED', 'its workflow ended without recording it, and a newer promotion of the environment runs', {
+        action: 'left the traffic to the newer promotion',
+      });
     }
     if (!runsThis && this.recent(promotion.updated_at)) return undefined;
     const reason = runsThis && workflow.status === 'TERMINATED' ? (await this.deps.workflows.startInputOf(promotion.workflow_id))?.terminationReason : undefined;
@@ -258,7 +284,8 @@ export class Repairer {
     const weights = route?.weights ?? {};
     const candidateServesAll = environment.current_deployment_id === candidateId || (weights[candidateId] === 100 && Object.keys(weights).length === 1);
     if (candidateServesAll) {
-      if (environment.current_deployment_id !== candidateId) await this.awaitRouteApplied(promotion, await store.setCurrentDeployment(promotion.model_id, promotion.environment, candidateId));
+      if (environment.current_deployment_id !== candidateId)
+        await this.awaitRouteApplied(promotion, await store.setCurrentDeployment(promotion.model_id, promotion.environment, candidateId));
       return { action: 'the candidate already served all traffic and stays the current deployment', percent_traffic_to_new_version: 100 };
     }
     const previousId = environment.current_deployment_id;
@@ -278,7 +305,9 @@ export class Repairer {
     const servesElsewhere = (await store.listEnvironments(promotion.model_id)).some((env) => env.current_deployment_id === candidateId);
     if (candidate && !candidate.deleted_at && !servesElsewhere && candidate.desired_replicas > 0) await store.updateDeployment(candidateId, scalePatch(candidate, 0));
     return {
-      action: previous ? `all traffic is back on deployment ${previous.name}, the candidate scaled to zero` : 'the environment has no previous deployment to send traffic to; the candidate scaled to zero',
+      action: previous
+        ? `all traffic is back on deployment ${previous.name}, the candidate scaled to zero`
+        : 'the environment has no previous deployment to send traffic to; the candidate scaled to zero',
       percent_traffic_to_new_version: 0,
       candidate_replicas: servesElsewhere ? candidate?.desired_replicas : 0,
       previous_replicas: previousReplicas,

@@ -12,10 +12,7 @@ import type { AsyncPredictionsClient } from '../temporal/workflows-client';
 import { notFound, ServiceError, unavailable } from './errors';
 
 /** How an async route names its deployment: as Baseten's paths do. */
-export type AsyncTarget =
-  | { kind: 'environment'; name: string }
-  | { kind: 'development' }
-  | { kind: 'deployment'; id: string };
+export type AsyncTarget = { kind: 'environment'; name: string } | { kind: 'development' } | { kind: 'deployment'; id: string };
 
 /** What the async prediction service needs. */
 export interface AsyncPredictionServiceDeps {

@@ -8,12 +8,7 @@ import { archivePath, type HomePaths } from '../home';
 import type { ApiClientSource, DeploymentLogs, LogEntry } from '../shared/views';
 import { followLog, readLogTail } from '../logs/deployment-logs';
 import { looksLikeId } from '../shared/ids';
-import {
-  DEFAULT_AUTOSCALING,
-  type AutoscalingSettingsPatch,
-  type DeploymentUpdate,
-  type PushOptions,
-} from '../shared/schemas';
+import { DEFAULT_AUTOSCALING, type AutoscalingSettingsPatch, type DeploymentUpdate, type PushOptions } from '../shared/schemas';
 import { ConflictError, type DeploymentRecord, type ModelRecord, promotionInvolves, type Store, wakePatch } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
 import { conflict, invalid, notFound, unavailable } from './errors';
@@ -29,7 +24,6 @@ export interface Actor {
   /** How the call reached the API: the CLI, the dashboard, or any other client (absent for Gantry's own actors). */
   source?: ApiClientSource;
 }
-
 
 /** What the deployment service needs. */
 export interface DeploymentServiceDeps {
@@ -145,7 +139,8 @@ export class DeploymentService {
     }
     await store.appendAudit({
       model_id: model.id,
-      actor: actor.name, source: actor.source,
+      actor: actor.name,
+      source: actor.source,
       action: 'PUSH',
       target: deployment.id,
       details: { deployment_name: deployment.name, labels: deployment.labels, ...(options.environment ? { promote_to: options.environment } : {}) },
@@ -167,8 +162,7 @@ export class DeploymentService {
     }
     // New bounds apply at once to a running deployment (the autoscaler moves within them),
     // except while a promotion owns its replica count (they apply after it ends).
-    const running =
-      deployment.status === 'ACTIVE' || deployment.status === 'UNHEALTHY' || (deployment.status === 'DEPLOYING' && deployment.desired_replicas > 0);
+    const running = deployment.status === 'ACTIVE' || deployment.status === 'UNHEALTHY' || (deployment.status === 'DEPLOYING' && deployment.desired_replicas > 0);
     const promoting = await this.promotionInvolving(deployment);
     const clamped = Math.min(settings.max_replica, Math.max(settings.min_replica, deployment.desired_replicas, running ? 1 : 0));
     const updated = await this.deps.store.updateDeployment(deployment.id, {
@@ -177,7 +171,8 @@ export class DeploymentService {
     });
     await this.deps.store.appendAudit({
       model_id: model.id,
-      actor: actor.name, source: actor.source,
+      actor: actor.name,
+      source: actor.source,
       action: 'UPDATE_AUTOSCALING',
       target: deployment.id,
       details: { ...settings },
@@ -211,7 +206,8 @@ export class DeploymentService {
     }
     await this.deps.store.appendAudit({
       model_id: model.id,
-      actor: actor.name, source: actor.source,
+      actor: actor.name,
+      source: actor.source,
       action: 'UPDATE_DEPLOYMENT',
       target: deployment.id,
       details: { ...(update.name !== undefined ? { name: { from: deployment.name, to: update.name } } : {}), ...(update.labels ? { labels: update.labels } : {}) },
@@ -232,7 +228,14 @@ export class DeploymentService {
       throw conflict(`deployment ${deployment.name} is ${deployment.status}; deactivate it once that is done`);
     }
     const updated = await this.deps.store.updateDeployment(deployment.id, { status: 'DEACTIVATING', status_message: null, desired_replicas: 0 });
-    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, source: actor.source, action: 'DEACTIVATE', target: deployment.id, details: { previous_status: deployment.status } });
+    await this.deps.store.appendAudit({
+      model_id: model.id,
+      actor: actor.name,
+      source: actor.source,
+      action: 'DEACTIVATE',
+      target: deployment.id,
+      details: { previous_status: deployment.status },
+    });
     return this.view(model, updated);
   }
 

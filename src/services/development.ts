@@ -31,7 +31,6 @@ export interface DevelopmentServiceDeps {
   pollMs?: number;
 }
 
-
 /** How long a push that starts a rebuild waits for it to show as UPDATING. */
 const STATUS_WAIT_MS = 10_000;
 
@@ -109,7 +108,14 @@ export class DevelopmentService {
       if (error instanceof DevelopmentUpdateAlreadyRunning) throw conflict('an update of the development deployment is under way; push again once it is done');
       throw unavailable(`could not start the development update (is Temporal running?): ${(error as Error).message}`, error);
     }
-    await store.appendAudit({ model_id: model.id, actor: actor.name, source: actor.source, action: 'UPDATE_DEVELOPMENT', target: existing.id, details: { revision, mode: reload ? 'reload' : 'rebuild' } });
+    await store.appendAudit({
+      model_id: model.id,
+      actor: actor.name,
+      source: actor.source,
+      action: 'UPDATE_DEVELOPMENT',
+      target: existing.id,
+      details: { revision, mode: reload ? 'reload' : 'rebuild' },
+    });
     const view = async () => this.deps.deployments.view(model, (await store.getDeployment(existing.id))!);
     if (!reload) {
       // Answer once the rebuild shows as UPDATING, so that whoever waits sees it under way.
@@ -187,10 +193,16 @@ export class DevelopmentService {
       autoscaling: { ...development.autoscaling, min_replica: 1, max_replica: 1 },
     });
     fs.copyFileSync(source, archivePath(this.deps.paths, published.id));
-    await this.deps.workflows.startDeploy(model, published, { deployTimeoutSeconds: this.deps.deployTimeoutSeconds, promoteTo: 'production', actor: actor.name, actorSource: actor.source });
+    await this.deps.workflows.startDeploy(model, published, {
+      deployTimeoutSeconds: this.deps.deployTimeoutSeconds,
+      promoteTo: 'production',
+      actor: actor.name,
+      actorSource: actor.source,
+    });
     await this.deps.store.appendAudit({
       model_id: model.id,
-      actor: actor.name, source: actor.source,
+      actor: actor.name,
+      source: actor.source,
       action: 'PROMOTE_DEVELOPMENT',
       target: published.id,
       details: { development_deployment_id: development.id, revision: development.revision },

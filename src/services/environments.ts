@@ -3,20 +3,13 @@
  * what each serves. Knows the store and the workflows; knows nothing of HTTP.
  */
 import { PRODUCTION } from '../shared/constants';
-import {
-  DEFAULT_PROMOTION_SETTINGS,
-  describeIssues,
-  promotionSettingsSchema,
-  type PromotionSettings,
-  type PromotionSettingsPatch,
-} from '../shared/schemas';
+import { DEFAULT_PROMOTION_SETTINGS, describeIssues, promotionSettingsSchema, type PromotionSettings, type PromotionSettingsPatch } from '../shared/schemas';
 import { ConflictError, liveNodes, routeKey, type EnvironmentRecord, type ModelRecord, type Store } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
 import type { Actor, DeploymentService } from './deployments';
 import { conflict, invalid, notFound, ServiceError } from './errors';
 import type { PromotionService } from './promotions';
 import type { DeploymentView, EnvironmentView } from '../shared/views';
-
 
 /** Applies a partial change to settings and checks the result (exactly one of surge/unavailable, ranges). */
 export function mergePromotionSettings(current: PromotionSettings, patch: PromotionSettingsPatch | undefined): PromotionSettings {
@@ -93,7 +86,14 @@ export class EnvironmentService {
       if (error instanceof ConflictError) throw conflict(`model ${model.name} already has an environment named ${name}`);
       throw error;
     }
-    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, source: actor.source, action: 'CREATE_ENVIRONMENT', target: name, details: { promotion_settings: merged } });
+    await this.deps.store.appendAudit({
+      model_id: model.id,
+      actor: actor.name,
+      source: actor.source,
+      action: 'CREATE_ENVIRONMENT',
+      target: name,
+      details: { promotion_settings: merged },
+    });
     return this.view(model, environment);
   }
 
@@ -102,7 +102,14 @@ export class EnvironmentService {
     const environment = await this.require(model, name);
     const merged = mergePromotionSettings(environment.promotion_settings, patch);
     const updated = await this.deps.store.updatePromotionSettings(model.id, name, merged);
-    await this.deps.store.appendAudit({ model_id: model.id, actor: actor.name, source: actor.source, action: 'UPDATE_PROMOTION_SETTINGS', target: name, details: { promotion_settings: merged } });
+    await this.deps.store.appendAudit({
+      model_id: model.id,
+      actor: actor.name,
+      source: actor.source,
+      action: 'UPDATE_PROMOTION_SETTINGS',
+      target: name,
+      details: { promotion_settings: merged },
+    });
     return this.view(model, updated);
   }
 

@@ -11,11 +11,7 @@ export class ModelService {
   /** Every model, oldest first. */
   async list(): Promise<ModelView[]> {
     const models = await this.store.listModels();
-    return Promise.all(
-      models.map(async (model) =>
-        modelView(model, await this.store.listDeployments(model.id), await this.store.listEnvironments(model.id)),
-      ),
-    );
+    return Promise.all(models.map(async (model) => modelView(model, await this.store.listDeployments(model.id), await this.store.listEnvironments(model.id))));
   }
 
   /** One model by id or name, or not_found. */

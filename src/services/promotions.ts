@@ -15,7 +15,6 @@ import { conflict, invalid, notFound, unavailable } from './errors';
 import type { PromotionWorkflowInput } from '../contracts/workflows';
 import type { PromotionActionName } from '../shared/promotion-status';
 
-
 /** The API's action names → the audit log's. */
 export const ACTION_NAMES: Record<PromotionAction, PromotionActionName> = {
   pause: 'PAUSE',

@@ -2,7 +2,6 @@
 import type { DeploymentUsage, UsageReport } from '../shared/views';
 import type { Store } from '../store/store';
 
-
 const round = (n: number): number => Math.round(n * 10) / 10;
 
 /** Builds usage reports from the store's per-minute samples. */

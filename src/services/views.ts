@@ -3,13 +3,8 @@ import { PRODUCTION } from '../shared/constants';
 import type { DeploymentView, ModelView } from '../shared/views';
 import type { DeploymentRecord, EnvironmentRecord, ModelRecord, ObservedReplica } from '../store/store';
 
-
 /** Shows a deployment with the environments it serves and its replica counts. */
-export function deploymentView(
-  deployment: DeploymentRecord,
-  environments: EnvironmentRecord[],
-  replicas: ObservedReplica[],
-): DeploymentView {
+export function deploymentView(deployment: DeploymentRecord, environments: EnvironmentRecord[], replicas: ObservedReplica[]): DeploymentView {
   const own = replicas.filter((replica) => replica.deployment_id === deployment.id);
   const ready = own.filter((replica) => replica.state === 'READY').length;
   const serving = environments.filter((env) => env.current_deployment_id === deployment.id).map((env) => env.name);

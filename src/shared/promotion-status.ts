@@ -20,4 +20,3 @@ export interface PromotionActionRecord {
 
 /** An action a user can send, as the audit log names it. */
 export type PromotionActionName = Exclude<PromotionActionRecord['action'], 'PROMOTE'>;
-

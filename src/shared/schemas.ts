@@ -144,7 +144,10 @@ export const eventsQuerySchema = z.strictObject({
 export const logsQuerySchema = z.strictObject({
   tail: z.coerce.number().int().min(1).max(100_000).default(1000),
   /** `true`: answer server-sent `log` events, the tail first, then each new line as it is written. */
-  follow: z.enum(['true', 'false']).default('false').transform((value) => value === 'true'),
+  follow: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((value) => value === 'true'),
 });
 
 const envValue = z.union([z.string(), z.number(), z.boolean()]).transform(String);
@@ -159,12 +162,16 @@ export const DEFAULT_PREDICT_TIMEOUT_SECONDS = 600;
 export const modelConfigSchema = z.looseObject({
   model_name: modelNameSchema.optional(),
   requirements: z.array(z.string().trim().min(1, 'empty requirement')).default([]),
-  environment_variables: z
-    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _'), envValue)
-    .default({}),
+  environment_variables: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _'), envValue).default({}),
   model_module_dir: z.string().min(1).default('model'),
-  model_class_filename: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\.py$/, 'a Python file name such as model.py').default('model.py'),
-  model_class_name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a Python class name').default('Model'),
+  model_class_filename: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*\.py$/, 'a Python file name such as model.py')
+    .default('model.py'),
+  model_class_name: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a Python class name')
+    .default('Model'),
   data_dir: z.string().min(1).default('data'),
   runtime: z
     .looseObject({
@@ -181,9 +188,7 @@ export const modelConfigSchema = z.looseObject({
    * The secrets the model needs, by name (Truss's shape: `{hf_access_token: null}`). Values here
    * are placeholders and never used: replicas get the values set with `gantry secrets set`.
    */
-  secrets: z
-    .record(z.string().regex(SECRET_NAME_PATTERN, 'secret names are 1-128 letters, digits, underscore, dot or dash'), z.union([z.string(), z.null()]))
-    .default({}),
+  secrets: z.record(z.string().regex(SECRET_NAME_PATTERN, 'secret names are 1-128 letters, digits, underscore, dot or dash'), z.union([z.string(), z.null()])).default({}),
 });
 /** A parsed config.yaml with defaults filled in. */
 export type ModelConfig = z.infer<typeof modelConfigSchema>;
@@ -192,7 +197,6 @@ export type ModelConfig = z.infer<typeof modelConfigSchema>;
 export function describeIssues(error: z.ZodError): { field: string; message: string }[] {
   return error.issues.map((issue) => ({ field: issue.path.join('.') || '(root)', message: issue.message }));
 }
-
 
 /** What happens to the previous deployment once a promotion succeeds. */
 export const cleanupStrategies = ['SCALE_TO_ZERO', 'KEEP', 'DEACTIVATE'] as const;

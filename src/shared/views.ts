@@ -6,13 +6,7 @@
  */
 import { z } from 'zod';
 import { promotionStatuses, type PromotionActionRecord } from './promotion-status';
-import {
-  autoscalingSettingsSchema,
-  deploymentStatuses,
-  labelsSchema,
-  promotionActions,
-  promotionSettingsSchema,
-} from './schemas';
+import { autoscalingSettingsSchema, deploymentStatuses, labelsSchema, promotionActions, promotionSettingsSchema } from './schemas';
 import { SECRET_TEAM_NAME } from './secrets';
 
 /** An ISO 8601 time as the API writes it (`Date.toISOString()`). */
@@ -162,16 +156,12 @@ export const deploymentUsageSchema = z
 export type DeploymentUsage = z.infer<typeof deploymentUsageSchema>;
 
 /** What GET /v1/usage answers. */
-export const usageReportSchema = z
-  .strictObject({ start: isoTime, end: isoTime, deployments: z.array(deploymentUsageSchema) })
-  .meta({ id: 'UsageReport' });
+export const usageReportSchema = z.strictObject({ start: isoTime, end: isoTime, deployments: z.array(deploymentUsageSchema) }).meta({ id: 'UsageReport' });
 /** What GET /v1/usage answers. */
 export type UsageReport = z.infer<typeof usageReportSchema>;
 
 /** A model with every deployment it has, as the models page lists it. */
-export const modelOverviewSchema = z
-  .strictObject({ model: modelViewSchema, deployments: z.array(deploymentViewSchema) })
-  .meta({ id: 'ModelOverview' });
+export const modelOverviewSchema = z.strictObject({ model: modelViewSchema, deployments: z.array(deploymentViewSchema) }).meta({ id: 'ModelOverview' });
 /** A model with every deployment it has, as the models page lists it. */
 export type ModelOverview = z.infer<typeof modelOverviewSchema>;
 
@@ -215,9 +205,7 @@ export const logEntrySchema = z
 export type LogEntry = z.infer<typeof logEntrySchema>;
 
 /** What GET …/logs answers (and, with `follow=true`, the data of each `log` event, without `deployment_id`). */
-export const deploymentLogsSchema = z
-  .strictObject({ deployment_id: z.string(), entries: z.array(logEntrySchema) })
-  .meta({ id: 'DeploymentLogs' });
+export const deploymentLogsSchema = z.strictObject({ deployment_id: z.string(), entries: z.array(logEntrySchema) }).meta({ id: 'DeploymentLogs' });
 /** The tail of a deployment's log. */
 export type DeploymentLogs = z.infer<typeof deploymentLogsSchema>;
 
@@ -237,9 +225,7 @@ export const developmentUpdateSchema = z
 export type DevelopmentUpdate = z.infer<typeof developmentUpdateSchema>;
 
 /** What a development push (POST /v1/deployments with `development: true`) answers: the deployment and what the push did to it. */
-export const developmentPushAnswerSchema = deploymentViewSchema
-  .extend({ development_update: developmentUpdateSchema })
-  .meta({ id: 'DevelopmentPushAnswer' });
+export const developmentPushAnswerSchema = deploymentViewSchema.extend({ development_update: developmentUpdateSchema }).meta({ id: 'DevelopmentPushAnswer' });
 /** What a development push answers. */
 export type DevelopmentPushAnswer = z.infer<typeof developmentPushAnswerSchema>;
 
@@ -308,9 +294,7 @@ export const asyncRequestErrorCodeSchema = z.enum([
 export type AsyncRequestErrorCode = z.infer<typeof asyncRequestErrorCodeSchema>;
 
 /** One error of an async request (Baseten's AsyncRequestError). */
-export const asyncRequestErrorSchema = z
-  .strictObject({ code: asyncRequestErrorCodeSchema, message: z.string() })
-  .meta({ id: 'AsyncRequestError' });
+export const asyncRequestErrorSchema = z.strictObject({ code: asyncRequestErrorCodeSchema, message: z.string() }).meta({ id: 'AsyncRequestError' });
 /** One error of an async request. */
 export type AsyncRequestError = z.infer<typeof asyncRequestErrorSchema>;
 
@@ -345,9 +329,7 @@ export const asyncRequestViewSchema = z
 export type AsyncRequestView = z.infer<typeof asyncRequestViewSchema>;
 
 /** What DELETE …/async_request/{id} answers. */
-export const asyncCancelResultSchema = z
-  .strictObject({ request_id: z.string(), canceled: z.boolean(), message: z.string() })
-  .meta({ id: 'AsyncCancelResult' });
+export const asyncCancelResultSchema = z.strictObject({ request_id: z.string(), canceled: z.boolean(), message: z.string() }).meta({ id: 'AsyncCancelResult' });
 /** What DELETE …/async_request/{id} answers. */
 export type AsyncCancelResult = z.infer<typeof asyncCancelResultSchema>;
 

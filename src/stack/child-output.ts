@@ -45,10 +45,7 @@ export class ChildOutput {
     level: LogLevelName = 'info',
   ) {
     this.minimum = LOG_LEVELS.indexOf(level);
-    this.pretty =
-      format === 'pretty'
-        ? prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'process,pid,hostname,stream', singleLine: true })
-        : undefined;
+    this.pretty = format === 'pretty' ? prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'process,pid,hostname,stream', singleLine: true }) : undefined;
   }
 
   /** One line a child printed on `stream`, as the stack prints it (undefined: below the level). */

@@ -86,7 +86,10 @@ export class SupervisedChild {
       detached: true,
     });
     this.child = child;
-    for (const [name, stream] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
+    for (const [name, stream] of [
+      ['stdout', child.stdout!],
+      ['stderr', child.stderr!],
+    ] as const) {
       const lines = new LineSplitter();
       const print = (line: string): void => {
         const printed = line.length > 0 ? this.output.childLine(this.spec.name, name, line) : undefined;

@@ -16,7 +16,6 @@ export interface ModelRecord {
   created_at: string;
 }
 
-
 /** One version of a model's code and config. */
 export interface DeploymentRecord {
   id: string;
@@ -137,8 +136,7 @@ const AWAKE: readonly DeploymentStatus[] = ['ACTIVE', 'UNHEALTHY', 'WAKING_UP'];
  * sets `replicas`. To zero puts a serving deployment to sleep; up from zero wakes it.
  */
 export function scalePatch(deployment: Pick<DeploymentRecord, 'status'>, replicas: number): DeploymentPatch {
-  const status =
-    replicas === 0 && AWAKE.includes(deployment.status) ? 'SCALED_TO_ZERO' : replicas > 0 && deployment.status === 'SCALED_TO_ZERO' ? 'WAKING_UP' : undefined;
+  const status = replicas === 0 && AWAKE.includes(deployment.status) ? 'SCALED_TO_ZERO' : replicas > 0 && deployment.status === 'SCALED_TO_ZERO' ? 'WAKING_UP' : undefined;
   return { desired_replicas: replicas, status, status_message: status ? null : undefined };
 }
 
@@ -180,7 +178,6 @@ export interface ApiKeyRecord {
   role: 'admin';
   created_at: string;
 }
-
 
 /** Where an entry came from when its writer did not say: read from Gantry's own actors, else an API call. */
 export function defaultAuditSource(actor: string): AuditSource {
@@ -233,7 +230,10 @@ export interface NewDeployment {
 
 /** The fields of a deployment that may change after it is created. */
 export type DeploymentPatch = Partial<
-  Pick<DeploymentRecord, 'status' | 'status_message' | 'labels' | 'autoscaling' | 'desired_replicas' | 'config' | 'env_key' | 'name' | 'deleted_at' | 'revision' | 'watch_heartbeat_at'>
+  Pick<
+    DeploymentRecord,
+    'status' | 'status_message' | 'labels' | 'autoscaling' | 'desired_replicas' | 'config' | 'env_key' | 'name' | 'deleted_at' | 'revision' | 'watch_heartbeat_at'
+  >
 >;
 
 /** Raised when a write would break a uniqueness rule (a deployment name already taken). */

@@ -1,11 +1,5 @@
 /** Starts, updates, signals, queries and describes Gantry's workflows, with their ids, search attributes and summaries in one place. */
-import {
-  type Client,
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  type WorkflowExecutionStatusName,
-} from '@temporalio/client';
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowExecutionStatusName } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter, TypedSearchAttributes } from '@temporalio/common';
 import { TASK_QUEUE, workflowIds } from '../shared/constants';
 import { GANTRY_DEPLOYMENT_ID, GANTRY_ENVIRONMENT, GANTRY_MODEL_ID } from '../shared/search-attributes';
@@ -63,7 +57,11 @@ export interface WorkflowDescription {
 /** The workflow operations the API, activities and the repair loop need. */
 export interface WorkflowsClient {
   /** Starts the deploy workflow of a new deployment (a second start while one runs is a no-op). */
-  startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string; actorSource?: ApiClientSource }): Promise<void>;
+  startDeploy(
+    model: ModelRecord,
+    deployment: DeploymentRecord,
+    options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string; actorSource?: ApiClientSource },
+  ): Promise<void>;
   /** Starts an update of a development deployment (throws DevelopmentUpdateAlreadyRunning while one runs) and returns its outcome once it ends. */
   startDevelopmentUpdate(model: ModelRecord, deployment: DeploymentRecord, input: DevelopmentUpdateInput): Promise<{ result: () => Promise<DevelopmentUpdateOutcome> }>;
   /** Starts a promotion; throws PromotionAlreadyRunning when one of the environment is in flight. */
@@ -130,7 +128,14 @@ export class TemporalWorkflowsClient implements WorkflowsClient, AsyncPrediction
   }
 
   async startAsyncPrediction(model: ModelRecord, deploymentId: string, input: AsyncPredictionInput, summary: string): Promise<void> {
-    await this.start('asyncPredictionWorkflow', workflowIds.asyncPrediction(input.requestId), input, { model, deploymentId }, { staticSummary: summary }, { request_id: input.requestId });
+    await this.start(
+      'asyncPredictionWorkflow',
+      workflowIds.asyncPrediction(input.requestId),
+      input,
+      { model, deploymentId },
+      { staticSummary: summary },
+      { request_id: input.requestId },
+    );
   }
 
   async signalAsyncPrediction(requestId: string, signal: 'dispatched' | 'cancel'): Promise<void> {
@@ -141,13 +146,23 @@ export class TemporalWorkflowsClient implements WorkflowsClient, AsyncPrediction
     }
   }
 
-  async startDeploy(model: ModelRecord, deployment: DeploymentRecord, options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string; actorSource?: ApiClientSource }): Promise<void> {
+  async startDeploy(
+    model: ModelRecord,
+    deployment: DeploymentRecord,
+    options: { deployTimeoutSeconds: number; promoteTo?: string; actor: string; actorSource?: ApiClientSource },
+  ): Promise<void> {
     const { promoteTo } = options;
     try {
       await this.start(
         'deployWorkflow',
         workflowIds.deploy(deployment.id),
-        { deploymentId: deployment.id, deployTimeoutSeconds: options.deployTimeoutSeconds, promoteTo, actor: options.actor, ...(options.actorSource ? { actorSource: options.actorSource } : {}) },
+        {
+          deploymentId: deployment.id,
+          deployTimeoutSeconds: options.deployTimeoutSeconds,
+          promoteTo,
+          actor: options.actor,
+          ...(options.actorSource ? { actorSource: options.actorSource } : {}),
+        },
         { model, deploymentId: deployment.id },
         {
           staticSummary: `Deploy ${model.name} / ${deployment.name}${promoteTo ? `, then promote to ${promoteTo}` : ''}`,

@@ -98,7 +98,12 @@ async function deploy(input: DeployWorkflowInput, progress: DeployProgress): Pro
   await enter('ACTIVE', unverified);
   const outcome: DeployOutcome = { deployment_id: input.deploymentId, status: 'ACTIVE', became_production: adoption.adopted };
   if (input.promoteTo && !(adoption.adopted && input.promoteTo === PRODUCTION)) {
-    const started = await records.promoteAfterDeploy({ deploymentId: input.deploymentId, environment: input.promoteTo, actor: input.actor ?? 'gantry', ...(input.actorSource ? { actorSource: input.actorSource } : {}) });
+    const started = await records.promoteAfterDeploy({
+      deploymentId: input.deploymentId,
+      environment: input.promoteTo,
+      actor: input.actor ?? 'gantry',
+      ...(input.actorSource ? { actorSource: input.actorSource } : {}),
+    });
     outcome.promotion = { promotion_id: started.promotionId, refused: started.refused };
   }
   return outcome;

@@ -568,9 +568,7 @@ class Promotion {
         // (Handlers run in the workflow's root scope: a cancellation of the workflow must not end the wait.)
         await CancellationScope.nonCancellable(() =>
           condition(
-            () =>
-              this.endRecorded ||
-              (this.status.finishing === null && !this.isEnded() && this.recordedStatus === this.control.status && actionTookEffect(action, this.control)),
+            () => this.endRecorded || (this.status.finishing === null && !this.isEnded() && this.recordedStatus === this.control.status && actionTookEffect(action, this.control)),
           ),
         );
         // The latest actions only: the answer stays small (the query and the audit log have them all).
@@ -655,7 +653,15 @@ class Promotion {
   /** Queues an audit entry; the auditor writes it. */
   private audit(action: string, actor: string, details: Record<string, unknown>, source?: AuditSource): void {
     const input = this.input;
-    this.unaudited.push({ model_id: input.modelId, actor, action, target: input.environment, details: { promotion_id: input.promotionId, ...details }, at: iso(), ...(source ? { source } : {}) });
+    this.unaudited.push({
+      model_id: input.modelId,
+      actor,
+      action,
+      target: input.environment,
+      details: { promotion_id: input.promotionId, ...details },
+      at: iso(),
+      ...(source ? { source } : {}),
+    });
   }
 
   /** Writes audit entries in the background, in order, so a long step never delays them. */

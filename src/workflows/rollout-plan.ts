@@ -5,9 +5,7 @@
  */
 
 /** One thing a step does. `scale` waits for readiness only when replicas are added. */
-export type RolloutAction =
-  | { kind: 'scale'; side: 'candidate' | 'previous'; replicas: number }
-  | { kind: 'route'; percent: number };
+export type RolloutAction = { kind: 'scale'; side: 'candidate' | 'previous'; replicas: number } | { kind: 'route'; percent: number };
 
 /** Where a rollout stands between steps. */
 export interface RolloutState {

@@ -158,7 +158,11 @@ class ChaosRun {
     this.checker = new InvariantChecker(this.stack, this.api, this.workflows, this.modelId);
     await this.settleDeployment(first.id, 'ACTIVE');
     // Two replicas in production, so that its promotions take two steps.
-    this.expectStatus(await this.api.call('PATCH', `/v1/models/${this.modelId}/deployments/${first.id}/autoscaling_settings`, { min_replica: 2, max_replica: 2 }), 200, 'scale production');
+    this.expectStatus(
+      await this.api.call('PATCH', `/v1/models/${this.modelId}/deployments/${first.id}/autoscaling_settings`, { min_replica: 2, max_replica: 2 }),
+      200,
+      'scale production',
+    );
     await this.until('two ready replicas in production', async () => (await this.deployment(first.id)).replicas.ready >= 2);
     this.expectStatus(await this.api.call('PATCH', `/v1/models/${this.modelId}/environments/production`, { promotion_settings: PROMOTION_SETTINGS }), 200, 'production settings');
     this.expectStatus(await this.api.call('POST', `/v1/models/${this.modelId}/environments`, { name: 'staging', promotion_settings: PROMOTION_SETTINGS }), 201, 'create staging');
@@ -183,7 +187,9 @@ class ChaosRun {
       generator.start();
       this.loads.set(environment, { generator, startedAt: Date.now() - generator.elapsed() });
     }
-    this.log(`model ${MODEL_NAME} (${this.modelId}): production ${first.id} (2 replicas), staging ${second.id}, spare ${spare.id}, development ${this.developmentId}; load ${this.options.loadRate ?? 20}/s on each environment`);
+    this.log(
+      `model ${MODEL_NAME} (${this.modelId}): production ${first.id} (2 replicas), staging ${second.id}, spare ${spare.id}, development ${this.developmentId}; load ${this.options.loadRate ?? 20}/s on each environment`,
+    );
     await this.converge();
   }
 
@@ -444,7 +450,11 @@ class ChaosRun {
           break;
         }
       } else if (Date.now() > deadline) {
-        this.violate({ invariant: 0, key: `0:observe:${this.currentRound}`, description: `the harness could not observe the stack for ${this.convergenceMs / 1000} s: ${failure}` });
+        this.violate({
+          invariant: 0,
+          key: `0:observe:${this.currentRound}`,
+          description: `the harness could not observe the stack for ${this.convergenceMs / 1000} s: ${failure}`,
+        });
         return;
       }
       await sleep(500);
@@ -473,7 +483,11 @@ class ChaosRun {
         const ended = await this.awaitPromotionEnd(environment, answer.body.id, this.convergenceMs).catch(() => undefined);
         bump(this.operations, `probe promotion → ${ended?.status ?? 'did not end'}`);
         if (!ended) {
-          this.violate({ invariant: 4, key: `4:${answer.body.id}:in-flight`, description: `the probe promotion ${answer.body.id} of ${target.id} to ${environment} did not end within ${this.convergenceMs / 1000} s` });
+          this.violate({
+            invariant: 4,
+            key: `4:${answer.body.id}:in-flight`,
+            description: `the probe promotion ${answer.body.id} of ${target.id} to ${environment} did not end within ${this.convergenceMs / 1000} s`,
+          });
         } else if (ended.status === 'FAILED') {
           this.log(`  note: probe promotion ${ended.id} to ${environment} FAILED: ${ended.message}`);
         }

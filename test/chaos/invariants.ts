@@ -133,12 +133,7 @@ export class InvariantChecker {
    * update after UPDATING (6), a promotion workflow with no promotion in flight in the store (4:
    * it refuses every new start in its environment).
    */
-  private async checkStrayWorkflows(
-    deployments: DeploymentSnapshot[],
-    environments: EnvironmentSnapshot[],
-    inFlight: PromotionSnapshot[],
-    problems: Problem[],
-  ): Promise<void> {
+  private async checkStrayWorkflows(deployments: DeploymentSnapshot[], environments: EnvironmentSnapshot[], inFlight: PromotionSnapshot[], problems: Problem[]): Promise<void> {
     const byId = new Map(deployments.map((d) => [d.id, d]));
     for (const { workflowId } of await this.workflows.runningWorkflows()) {
       const [kind, first, second] = workflowId.split(':');
@@ -190,10 +185,17 @@ export class InvariantChecker {
         running = await this.workflows.runningDevelopmentUpdates(deployment.id);
       }
       if (running.length === 0) {
-        const what = deployment.status === 'UPDATING' ? `no developmentUpdateWorkflow runs for it (deploy:${deployment.id} is ${deployState})` : `its workflow deploy:${deployment.id} is ${deployState}`;
+        const what =
+          deployment.status === 'UPDATING'
+            ? `no developmentUpdateWorkflow runs for it (deploy:${deployment.id} is ${deployState})`
+            : `its workflow deploy:${deployment.id} is ${deployState}`;
         problems.push({ invariant: 1, key: `1:${deployment.id}:${deployment.status}`, description: `${label} is ${deployment.status} but ${what}` });
       } else {
-        problems.push({ invariant: 6, key: `6:${deployment.id}:${deployment.status}`, description: `${label} is still ${deployment.status}; its workflow ${running.join(', ')} runs` });
+        problems.push({
+          invariant: 6,
+          key: `6:${deployment.id}:${deployment.status}`,
+          description: `${label} is still ${deployment.status}; its workflow ${running.join(', ')} runs`,
+        });
       }
     }
   }

@@ -84,7 +84,9 @@ export function formatReport(report: ChaosReport): string {
   const lines: string[] = [];
   const landed = Object.values(report.faults).reduce((sum, f) => sum + f.landed, 0);
   const missed = Object.values(report.faults).reduce((sum, f) => sum + f.missed, 0);
-  lines.push(`Chaos run: seed ${report.seed}, ${report.rounds.length} rounds, ${landed} faults injected (${missed} missed: nothing to hit at that moment), ${report.violations.length} invariant violations.`);
+  lines.push(
+    `Chaos run: seed ${report.seed}, ${report.rounds.length} rounds, ${landed} faults injected (${missed} missed: nothing to hit at that moment), ${report.violations.length} invariant violations.`,
+  );
   lines.push('');
   lines.push('| fault | injected | missed |', '|---|---|---|');
   for (const kind of FAULT_KINDS) {
@@ -126,7 +128,11 @@ export function formatReport(report: ChaosReport): string {
   lines.push('');
   lines.push('| control action | answers |', '|---|---|');
   for (const [action, answers] of Object.entries(report.actions).sort()) {
-    lines.push(`| ${action} | ${Object.entries(answers).map(([status, n]) => `${status}: ${n}`).join(', ')} |`);
+    lines.push(
+      `| ${action} | ${Object.entries(answers)
+        .map(([status, n]) => `${status}: ${n}`)
+        .join(', ')} |`,
+    );
   }
   lines.push('');
   lines.push(`Harness calls retried while the API or Temporal was down: ${report.harnessRetries}.${report.keptHome ? ` Stack home kept in ${report.keptHome}.` : ''}`);

@@ -20,8 +20,7 @@ const example = (name: string): string => path.join(PROJECT_ROOT, 'examples', na
  * GANTRY_UPDATE_SCREENSHOTS=1, else a temporary directory, so that `npm test` leaves the
  * checkout as it found it.
  */
-const SCREENSHOTS =
-  process.env.GANTRY_UPDATE_SCREENSHOTS === '1' ? path.join(PROJECT_ROOT, 'docs', 'images') : fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-screenshots-'));
+const SCREENSHOTS = process.env.GANTRY_UPDATE_SCREENSHOTS === '1' ? path.join(PROJECT_ROOT, 'docs', 'images') : fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-screenshots-'));
 
 describe('dashboard (real stack, real browser)', function () {
   this.timeout(600_000);
@@ -100,14 +99,17 @@ describe('dashboard (real stack, real browser)', function () {
     const row = page.locator('tr[data-deployment="blue"]');
     await row.getByRole('button', { name: 'Delete blue' }).click();
     await page.getByRole('button', { name: 'Delete blue', exact: true }).last().click();
-    await page.getByRole('alert').filter({ hasText: /production/ }).waitFor();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: /production/ })
+      .waitFor();
     await row.getByRole('button', { name: 'Deactivate blue' }).click();
     await row.locator('[data-status="INACTIVE"]').waitFor();
     await row.getByRole('button', { name: 'Activate blue' }).click();
     await row.locator('[data-status="ACTIVE"]').waitFor({ timeout: 60_000 });
   });
 
-  it('tails a deployment\'s logs live: a line the model printed, filtered, and new lines without a reload', async () => {
+  it("tails a deployment's logs live: a line the model printed, filtered, and new lines without a reload", async () => {
     const logs = page.locator('section[aria-labelledby="logs-title"]');
     await logs.scrollIntoViewIfNeeded();
     await logs.getByLabel('Deployment').selectOption({ label: 'blue' });
@@ -122,7 +124,7 @@ describe('dashboard (real stack, real browser)', function () {
     assert.equal((await stack.api('POST', `/v1/models/${model.id}/deployments/blue/deactivate`)).status, 200);
     await eventually('the replica stopped', async () => ((await stack.api('GET', `/v1/models/${model.id}/deployments/blue`)).body.replicas.ready === 0 ? true : undefined));
     assert.equal((await stack.api('POST', `/v1/models/${model.id}/deployments/blue/activate`)).status, 200);
-    await eventually('the new replica\'s line', async () => ((await printed.count()) > before ? true : undefined), 60_000, 100);
+    await eventually("the new replica's line", async () => ((await printed.count()) > before ? true : undefined), 60_000, 100);
   });
 
   it('answers in the predict playground, saying which deployment served', async () => {
@@ -181,7 +183,8 @@ describe('dashboard (real stack, real browser)', function () {
       for (const action of ['PAUSE', 'RESUME', 'GRACEFUL_CANCEL']) assert.ok(audit.includes(action), `${action} is audited`);
       // Where each came from: the buttons (through the Update, recorded by the workflow), the CLI push.
       const entries: { action: string; source: string }[] = (await stack.api('GET', `/v1/models/${model.id}/audit_logs`)).body.audit_logs;
-      for (const action of ['PROMOTE', 'PAUSE', 'RESUME', 'GRACEFUL_CANCEL']) assert.equal(entries.find((e) => e.action === action)?.source, 'dashboard', `${action} came from the dashboard`);
+      for (const action of ['PROMOTE', 'PAUSE', 'RESUME', 'GRACEFUL_CANCEL'])
+        assert.equal(entries.find((e) => e.action === action)?.source, 'dashboard', `${action} came from the dashboard`);
       assert.equal(entries.find((e) => e.action === 'PUSH')?.source, 'cli');
       const auditTable = page.locator('section[aria-labelledby="audit-title"] table');
       await auditTable.locator('tr', { hasText: 'GRACEFUL_CANCEL' }).getByText('dashboard', { exact: true }).first().waitFor();
@@ -220,11 +223,16 @@ describe('dashboard (real stack, real browser)', function () {
     const usage = page.locator('section[aria-labelledby="usage-title"]');
     await usage.scrollIntoViewIfNeeded();
     // The chart loads its data when the range is picked (and once a minute).
-    await eventually('usage of both deployments', async () => {
-      await usage.getByLabel('Range').selectOption({ label: 'Last 7 days' });
-      await usage.getByLabel('Range').selectOption({ label: 'Last 24 hours' });
-      return (await usage.locator('tr[data-usage-deployment="deployment-2"]').count()) === 1 ? true : undefined;
-    }, 60_000, 1000);
+    await eventually(
+      'usage of both deployments',
+      async () => {
+        await usage.getByLabel('Range').selectOption({ label: 'Last 7 days' });
+        await usage.getByLabel('Range').selectOption({ label: 'Last 24 hours' });
+        return (await usage.locator('tr[data-usage-deployment="deployment-2"]').count()) === 1 ? true : undefined;
+      },
+      60_000,
+      1000,
+    );
     assert.match(await usage.locator('tr[data-usage-deployment="deployment-2"]').innerText(), /deleted/);
     assert.ok(Number((await usage.locator('tr[data-usage-deployment="blue"] td').first().innerText()).trim()) > 0, 'blue used replica-hours');
     await usage.locator('.chart canvas').waitFor(); // uPlot is loaded with the panel
@@ -291,7 +299,10 @@ describe('dashboard (real stack, real browser)', function () {
     // The first line is on the page while the model still has three one-second gaps to go.
     assert.ok(!(await answer.innerText()).includes('"index":3'), await answer.innerText());
     await answer.filter({ hasText: '"index":3' }).waitFor({ timeout: 60_000 });
-    const shown = (await answer.innerText()).trim().split('\n').map((line) => JSON.parse(line).index);
+    const shown = (await answer.innerText())
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line).index);
     assert.deepEqual(shown, [0, 1, 2, 3]);
   });
 });

@@ -86,7 +86,11 @@ describe('fuzzing (real stack)', function () {
     } catch {
       throw new Error(`the gateway fuzzer printed no report (exit ${result.code}):\n${result.stdout}\n${result.stderr}`);
     }
-    summary.push(`gateway ${report.requests} requests (${Object.entries(report.statuses).map(([s, n]) => `${n}×${s}`).join(', ')}), ${report.failure_count} failures`);
+    summary.push(
+      `gateway ${report.requests} requests (${Object.entries(report.statuses)
+        .map(([s, n]) => `${n}×${s}`)
+        .join(', ')}), ${report.failure_count} failures`,
+    );
     assert.equal(report.error, null, `${report.error}\n${JSON.stringify(report.failures, null, 2)}`);
     assert.equal(report.failure_count, 0, JSON.stringify(report.failures, null, 2));
     assert.ok(report.requests >= GATEWAY_REQUESTS / 2, `only ${report.requests} requests were sent`);
@@ -132,8 +136,7 @@ describe('fuzzing (real stack)', function () {
     assert.doesNotMatch(stack.log, /unexpected error/, 'the API answered a 500 (its error handler logs "unexpected error")');
     assert.doesNotMatch(stack.log, /"status":500[,}]/, 'a request was answered 500 (its access log line says so)');
     // The stateful sequences got as far as deleting what they created.
-    const audited = async (route: string): Promise<Set<string>> =>
-      new Set(((await stack.api('GET', route)).body.audit_logs as { action: string }[]).map((entry) => entry.action));
+    const audited = async (route: string): Promise<Set<string>> => new Set(((await stack.api('GET', route)).body.audit_logs as { action: string }[]).map((entry) => entry.action));
     const model = await audited(`/v1/models/${modelId}/audit_logs`);
     const secrets = await audited('/v1/audit_logs');
     for (const action of ['CREATE_ENVIRONMENT', 'DELETE_ENVIRONMENT', 'UPDATE_PROMOTION_SETTINGS', 'UPDATE_DEPLOYMENT', 'UPDATE_AUTOSCALING']) {

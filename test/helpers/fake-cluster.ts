@@ -14,15 +14,7 @@ import type { NewAuditEntry } from '../../src/contracts/records';
 /** The activities a promotion calls. */
 export type PromotionActivities = Pick<
   Activities,
-  | 'beginPromotion'
-  | 'recordPromotion'
-  | 'recordAudit'
-  | 'scaleDeployment'
-  | 'awaitReplicasReady'
-  | 'setTraffic'
-  | 'awaitRouteApplied'
-  | 'setCurrentDeployment'
-  | 'cleanUpPrevious'
+  'beginPromotion' | 'recordPromotion' | 'recordAudit' | 'scaleDeployment' | 'awaitReplicasReady' | 'setTraffic' | 'awaitRouteApplied' | 'setCurrentDeployment' | 'cleanUpPrevious'
 >;
 
 /** The candidate deployment's id. */
@@ -143,7 +135,11 @@ export class FakeCluster {
       awaitRouteApplied: async ({ generation }) => {
         await this.gate(`route:${generation}`);
         if (this.neverApplied.has(generation)) {
-          throw ApplicationFailure.create({ message: `the route of staging at generation ${generation} was not applied in time: no node is live`, type: ROUTE_NOT_APPLIED, nonRetryable: true });
+          throw ApplicationFailure.create({
+            message: `the route of staging at generation ${generation} was not applied in time: no node is live`,
+            type: ROUTE_NOT_APPLIED,
+            nonRetryable: true,
+          });
         }
       },
       setCurrentDeployment: async ({ deploymentId }) => {
@@ -171,7 +167,6 @@ export const settings = (overrides: Partial<PromotionSettings> & { stabilization
     stabilization_time_seconds: overrides.stabilization ?? 0,
   },
 });
-
 
 /** The activities a deploy calls. */
 export type DeployActivities = Pick<

@@ -22,7 +22,10 @@ export function listProcesses(): ProcessInfo[] {
     try {
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
       const parentPid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter((arg) => arg !== '');
+      const argv = fs
+        .readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+        .split('\0')
+        .filter((arg) => arg !== '');
       if (argv.length > 0) processes.push({ pid: Number(entry), parentPid, argv });
     } catch {
       // the process ended while we looked
@@ -48,7 +51,5 @@ export function temporalDevServerPids(stack: TestStack): { wrapper?: number; ser
 /** The model-server (replica) processes running code from the stack's home, wherever their parent is. */
 export function replicaProcesses(stack: TestStack): ProcessInfo[] {
   const builds = path.join(stack.home, 'builds') + path.sep;
-  return listProcesses().filter(
-    (p) => p.argv.some((arg) => arg.endsWith('gantry_model_server.py')) && p.argv.some((arg) => arg.startsWith(builds)),
-  );
+  return listProcesses().filter((p) => p.argv.some((arg) => arg.endsWith('gantry_model_server.py')) && p.argv.some((arg) => arg.startsWith(builds)));
 }

@@ -33,9 +33,7 @@ export function declaredMetrics(text: string): Set<string> {
  * sample reads as empty, as in Prometheus).
  */
 export function sumOf(samples: PrometheusSample[], name: string, labels: Record<string, string> = {}): number {
-  return samples
-    .filter((s) => s.name === name && Object.entries(labels).every(([key, value]) => (s.labels[key] ?? '') === value))
-    .reduce((total, s) => total + s.value, 0);
+  return samples.filter((s) => s.name === name && Object.entries(labels).every(([key, value]) => (s.labels[key] ?? '') === value)).reduce((total, s) => total + s.value, 0);
 }
 
 /** The samples named `name` whose labels include `labels`. */

@@ -249,7 +249,11 @@ describe('async inference (real stack)', function () {
       assert.equal(answer.status, expected, `${method} ${where} ${JSON.stringify(body)} → ${answer.status} ${JSON.stringify(answer.body)}`);
       assert.equal(typeof answer.body?.error?.message, 'string', `${method} ${where}: a JSON error`);
     }
-    const notJson = await fetch(`${stack.apiUrl}${route}`, { method: 'POST', headers: { authorization: `Api-Key ${stack.apiKey}`, 'content-type': 'application/json' }, body: '{"model_input":' });
+    const notJson = await fetch(`${stack.apiUrl}${route}`, {
+      method: 'POST',
+      headers: { authorization: `Api-Key ${stack.apiKey}`, 'content-type': 'application/json' },
+      body: '{"model_input":',
+    });
     assert.equal(notJson.status, 400);
     assert.equal(typeof ((await notJson.json()) as any).error.message, 'string');
     const noKey = await fetch(`${stack.apiUrl}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model_input":{}}' });
@@ -267,13 +271,21 @@ describe('async inference (real stack)', function () {
       scale_down_delay: 10,
     });
     assert.equal(patched.status, 200, JSON.stringify(patched.body));
-    await eventually('the batch deployment to fall asleep', async () => {
-      const d = await deployment(batch.id);
-      return d.status === 'SCALED_TO_ZERO' && d.replicas.ready === 0 ? true : undefined;
-    }, 90_000, 500);
+    await eventually(
+      'the batch deployment to fall asleep',
+      async () => {
+        const d = await deployment(batch.id);
+        return d.status === 'SCALED_TO_ZERO' && d.replicas.ready === 0 ? true : undefined;
+      },
+      90_000,
+      500,
+    );
 
     const watching = setInterval(() => {
-      deployment(batch.id).then((d) => (maxDesiredSeen = Math.max(maxDesiredSeen, d.replicas.desired)), () => undefined);
+      deployment(batch.id).then(
+        (d) => (maxDesiredSeen = Math.max(maxDesiredSeen, d.replicas.desired)),
+        () => undefined,
+      );
     }, 250);
     try {
       const ids: string[] = [];
@@ -307,23 +319,33 @@ describe('async inference (real stack)', function () {
       // answers again. (A crash in that narrow window would deliver twice: see docs/async-inference.md.)
       await eventually('a quarter of the deliveries', async () => (receiver.delivered.size >= REQUESTS / 4 ? true : undefined), 120_000, 50);
       receiver.hold();
-      await eventually('every answered delivery to be recorded', async () => {
-        const recorded = webhookSucceeded();
-        return [...receiver.delivered.keys()].every((id) => recorded.has(id)) ? true : undefined;
-      }, 30_000, 50);
+      await eventually(
+        'every answered delivery to be recorded',
+        async () => {
+          const recorded = webhookSucceeded();
+          return [...receiver.delivered.keys()].every((id) => recorded.has(id)) ? true : undefined;
+        },
+        30_000,
+        50,
+      );
       const worker = stack.childPid('worker');
       process.kill(worker, 'SIGKILL');
       const deliveredAtKill = receiver.delivered.size;
       await eventually('the worker to be gone', async () => (fs.existsSync(`/proc/${worker}`) ? undefined : true), 10_000, 20);
       await new Promise((resolve) => setTimeout(resolve, 500)); // the receiver sees the held connections close
       receiver.resume();
-      await eventually('the supervisor to restart the worker', async () => {
-        try {
-          return stack.childPid('worker') !== worker ? true : undefined;
-        } catch {
-          return undefined;
-        }
-      }, 30_000, 200);
+      await eventually(
+        'the supervisor to restart the worker',
+        async () => {
+          try {
+            return stack.childPid('worker') !== worker ? true : undefined;
+          } catch {
+            return undefined;
+          }
+        },
+        30_000,
+        200,
+      );
       assert.ok(deliveredAtKill < REQUESTS, `the worker was killed with ${REQUESTS - deliveredAtKill} requests still to deliver`);
 
       await eventually('every request delivered', async () => (receiver.delivered.size === REQUESTS ? true : undefined), 180_000, 200);
@@ -394,35 +416,59 @@ describe('async inference (real stack)', function () {
     assert.equal(canceledStatus.status, 'CANCELED');
     assert.equal(canceledStatus.webhook_status, 'CANCELED');
 
-    const expired = await eventually('the expiry', async () => {
-      const s = await status(expiring);
-      return s.status === 'QUEUED' ? undefined : s;
-    }, 30_000, 200);
+    const expired = await eventually(
+      'the expiry',
+      async () => {
+        const s = await status(expiring);
+        return s.status === 'QUEUED' ? undefined : s;
+      },
+      30_000,
+      200,
+    );
     assert.equal(expired.status, 'EXPIRED', JSON.stringify(expired));
     assert.equal((await status(blocker)).status, 'IN_PROGRESS', 'it expired while the blocker held the only slot');
 
-    const [highDone, lowDone] = await eventually('both to finish', async () => {
-      const both = [await status(high), await status(low)];
-      return both.every((s) => s.status === 'SUCCEEDED') ? both : undefined;
-    }, 60_000, 200);
+    const [highDone, lowDone] = await eventually(
+      'both to finish',
+      async () => {
+        const both = [await status(high), await status(low)];
+        return both.every((s) => s.status === 'SUCCEEDED') ? both : undefined;
+      },
+      60_000,
+      200,
+    );
     assert.ok(Date.parse(highDone!.started_at!) <= Date.parse(lowDone!.started_at!), `priority 0 started first: ${highDone!.started_at} vs ${lowDone!.started_at}`);
     assert.ok(Date.parse(highDone!.ended_at!) <= Date.parse(lowDone!.started_at!), 'one at a time: the later one started after the first ended');
     assert.equal((await status(blocker)).status, 'SUCCEEDED');
-    const repaired = await eventually('the orphan to be repaired', async () => {
-      const s = await status(orphan);
-      return s.status === 'FAILED' ? s : undefined;
-    }, 60_000, 500);
+    const repaired = await eventually(
+      'the orphan to be repaired',
+      async () => {
+        const s = await status(orphan);
+        return s.status === 'FAILED' ? s : undefined;
+      },
+      60_000,
+      500,
+    );
     assert.deepEqual(repaired.errors, [{ code: 'INTERNAL_SERVER_ERROR', message: 'repaired: the workflow ended without finishing the request' }]);
     const audit = (await stack.api('GET', `/v1/models/${m}/audit_logs`)).body.audit_logs as { action: string; target: string; details: Record<string, string> }[];
     const entry = audit.find((e) => e.action === 'REPAIRED' && e.target === orphan);
     assert.ok(entry, 'the repair is audited');
     assert.equal(entry.details.cause, 'its workflow was terminated');
     // A model that raises: retried by the policy, then FAILED with the error in the record (and the webhook), not in Temporal.
-    const failing = await submit(route, { model_input: { sleep: 'not-a-number-5c1e' }, webhook_endpoint: receiver.url, inference_retry_config: { max_attempts: 2, initial_delay_ms: 100 } });
-    const failed = await eventually('the failing request to end', async () => {
-      const s = await status(failing);
-      return s.status === 'FAILED' ? s : undefined;
-    }, 60_000, 200);
+    const failing = await submit(route, {
+      model_input: { sleep: 'not-a-number-5c1e' },
+      webhook_endpoint: receiver.url,
+      inference_retry_config: { max_attempts: 2, initial_delay_ms: 100 },
+    });
+    const failed = await eventually(
+      'the failing request to end',
+      async () => {
+        const s = await status(failing);
+        return s.status === 'FAILED' ? s : undefined;
+      },
+      60_000,
+      200,
+    );
     assert.equal(failed.attempts, 2);
     assert.equal(failed.errors.length, 1);
     assert.equal(failed.errors[0]!.code, 'MODEL_PREDICT_ERROR');
@@ -432,9 +478,12 @@ describe('async inference (real stack)', function () {
     assert.deepEqual(receiver.payloads.get(failing).errors, failed.errors);
     const temporal = await stack.temporalClient();
     try {
-      for (const [id, marker] of [[high, 'input-marker-7f3a'], [failing, 'not-a-number-5c1e']] as const) {
+      for (const [id, marker] of [
+        [high, 'input-marker-7f3a'],
+        [failing, 'not-a-number-5c1e'],
+      ] as const) {
         const history = textOf(await temporal.workflow.getHandle(`async:${id}`).fetchHistory());
-        assert.ok(history.includes(id), 'the history is the request\'s');
+        assert.ok(history.includes(id), "the history is the request's");
         assert.ok(!history.includes(marker), `the input of ${id} is not in its workflow history`);
       }
     } finally {
@@ -451,26 +500,36 @@ describe('async inference (real stack)', function () {
     assert.equal(queued.code, 0, `${queued.stdout}\n${queued.stderr}`);
     const id = queued.stdout.trim();
     assert.match(id, /^[a-z0-9]{16}$/);
-    const done = await eventually('the CLI request to finish', async () => {
-      const result = await stack.cli(['async', 'status', id, '--output', 'json']);
-      assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
-      const view = JSON.parse(result.stdout) as AsyncStatus;
-      return view.status === 'SUCCEEDED' && view.webhook_status === 'SUCCEEDED' ? view : undefined;
-    }, 60_000, 500);
+    const done = await eventually(
+      'the CLI request to finish',
+      async () => {
+        const result = await stack.cli(['async', 'status', id, '--output', 'json']);
+        assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+        const view = JSON.parse(result.stdout) as AsyncStatus;
+        return view.status === 'SUCCEEDED' && view.webhook_status === 'SUCCEEDED' ? view : undefined;
+      },
+      60_000,
+      500,
+    );
     assert.deepEqual(done.output, { echo: { which: 'cli' } });
     assert.equal(done.priority, 1);
     assert.equal(receiver.delivered.get(id), 1);
     // The worker's call of the model carried the request's id as x-request-id: the gateway logged it.
     const call = stack.logLines().find((line) => line.process === 'node' && line.requestId === id);
-    assert.ok(call, 'the gateway\'s access line of the model call has the async request\'s id');
+    assert.ok(call, "the gateway's access line of the model call has the async request's id");
     assert.deepEqual([call.method, call.path, call.status, call.deploymentId], ['POST', `/models/${single.model_id}/deployment/${single.id}/predict`, 200, single.id]);
   });
 
   it('puts the batch deployment back to sleep once its queue is empty', async () => {
-    await eventually('the batch deployment to scale back to zero', async () => {
-      const d = await deployment(batch.id);
-      return d.status === 'SCALED_TO_ZERO' && d.replicas.desired === 0 && d.replicas.ready === 0 ? true : undefined;
-    }, 90_000, 500);
+    await eventually(
+      'the batch deployment to scale back to zero',
+      async () => {
+        const d = await deployment(batch.id);
+        return d.status === 'SCALED_TO_ZERO' && d.replicas.desired === 0 && d.replicas.ready === 0 ? true : undefined;
+      },
+      90_000,
+      500,
+    );
     console.log(`      (the batch deployment's desired replicas went up to ${maxDesiredSeen})`);
   });
 });

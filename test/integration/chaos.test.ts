@@ -11,7 +11,16 @@ import type { FaultKind } from '../chaos/faults';
 import { formatReport } from '../chaos/report';
 
 /** One of each process kill, and a terminate and a cancel of the workflows that move traffic and deployments. */
-const SHORT_RUN_FAULTS: readonly FaultKind[] = ['kill worker', 'kill api', 'kill node', 'kill temporal', 'terminate promotion', 'cancel deploy', 'cancel promotion', 'terminate deploy'];
+const SHORT_RUN_FAULTS: readonly FaultKind[] = [
+  'kill worker',
+  'kill api',
+  'kill node',
+  'kill temporal',
+  'terminate promotion',
+  'cancel deploy',
+  'cancel promotion',
+  'terminate deploy',
+];
 
 describe('fault injection (real stack, under load)', function () {
   this.timeout(1_200_000);

@@ -113,11 +113,7 @@ describe('foundation: push, serve, fail, recover, restart (real stack)', functio
     assert.equal((await fetch(`${stack.apiUrl}/v1/models`)).status, 401);
     assert.equal((await fetch(`${stack.apiUrl}/healthz`)).status, 200);
 
-    for (const route of [
-      '/models/nosuchmd/production/predict',
-      `/models/${echo.model_id}/deployment/nosuchdp/predict`,
-      `/models/${echo.model_id}/environments/staging/predict`,
-    ]) {
+    for (const route of ['/models/nosuchmd/production/predict', `/models/${echo.model_id}/deployment/nosuchdp/predict`, `/models/${echo.model_id}/environments/staging/predict`]) {
       const answer = await stack.predict(route, {});
       assert.equal(answer.status, 404, route);
       assert.equal(answer.body.error.code, 'not_found');
@@ -169,14 +165,22 @@ describe('foundation: push, serve, fail, recover, restart (real stack)', functio
       const [replica] = await replicas.listReplicas(echo.id);
       assert.ok(replica?.pid, 'the replica has a pid');
       process.kill(replica.pid, 'SIGKILL');
-      await eventually('the killed replica to be seen gone', async () => {
-        const [now] = await replicas.listReplicas(echo.id);
-        return now && now.restarts >= 1 ? now : undefined;
-      }, 10_000);
-      const restarted = await eventually('a new ready replica', async () => {
-        const [now] = await replicas.listReplicas(echo.id);
-        return now?.state === 'READY' && now.pid !== replica.pid ? now : undefined;
-      }, 20_000);
+      await eventually(
+        'the killed replica to be seen gone',
+        async () => {
+          const [now] = await replicas.listReplicas(echo.id);
+          return now && now.restarts >= 1 ? now : undefined;
+        },
+        10_000,
+      );
+      const restarted = await eventually(
+        'a new ready replica',
+        async () => {
+          const [now] = await replicas.listReplicas(echo.id);
+          return now?.state === 'READY' && now.pid !== replica.pid ? now : undefined;
+        },
+        20_000,
+      );
       assert.equal(restarted.last_exit, 'signal SIGKILL');
     } finally {
       await replicas.close();

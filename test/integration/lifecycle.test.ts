@@ -101,7 +101,11 @@ describe('deployment lifecycle (real stack)', function () {
       assert.equal(pid.status, 'ACTIVE');
 
       fs.writeFileSync(modelFile, original.replace('def predict(self, model_input):', 'def predict(self, model_input)'));
-      await eventually('the failure to be printed', async () => (/revision 2 failed to load; the previous code keeps serving:\s+SyntaxError/.test(output) ? true : undefined), 20_000);
+      await eventually(
+        'the failure to be printed',
+        async () => (/revision 2 failed to load; the previous code keeps serving:\s+SyntaxError/.test(output) ? true : undefined),
+        20_000,
+      );
       const still = await stack.predict(route, {});
       assert.equal(still.status, 200);
       assert.equal(still.body.version, 2, 'the previous code keeps serving');
@@ -129,10 +133,15 @@ describe('deployment lifecycle (real stack)', function () {
         const modelFile = path.join(slow, 'model', 'model.py');
         fs.writeFileSync(modelFile, fs.readFileSync(modelFile, 'utf8').replace('"imported_slowly": True', '"imported_slowly": True, "saved": "during the first build"'));
         const modelId = building.body.model_id;
-        const served = await eventually('the saved change to be served', async () => {
-          const answer = await stack.predict(`/models/${modelId}/development/predict`, {});
-          return answer.status === 200 && answer.body.saved ? answer.body : undefined;
-        }, 120_000, 250);
+        const served = await eventually(
+          'the saved change to be served',
+          async () => {
+            const answer = await stack.predict(`/models/${modelId}/development/predict`, {});
+            return answer.status === 200 && answer.body.saved ? answer.body : undefined;
+          },
+          120_000,
+          250,
+        );
         assert.equal(served.saved, 'during the first build');
         await eventually('the reload to be printed', async () => (/revision 1 live-reloaded/.test(log) ? true : undefined));
       } finally {
@@ -168,10 +177,14 @@ describe('deployment lifecycle (real stack)', function () {
       autoscaling_window: 10,
     });
     assert.equal(settings.status, 200, JSON.stringify(settings.body));
-    await eventually('scaled to zero', async () => {
-      const now = await get(deployment.model_id, deployment.id);
-      return now.status === 'SCALED_TO_ZERO' && now.replicas.ready === 0 && now.replicas.desired === 0 ? true : undefined;
-    }, 60_000);
+    await eventually(
+      'scaled to zero',
+      async () => {
+        const now = await get(deployment.model_id, deployment.id);
+        return now.status === 'SCALED_TO_ZERO' && now.replicas.ready === 0 && now.replicas.desired === 0 ? true : undefined;
+      },
+      60_000,
+    );
     const started = Date.now();
     const answer = await stack.predict(`/models/${deployment.model_id}/production/predict`, { wake: true });
     assert.equal(answer.status, 200, JSON.stringify(answer.body));
@@ -195,18 +208,26 @@ describe('deployment lifecycle (real stack)', function () {
       }
     });
     try {
-      await eventually('three ready replicas', async () => {
-        const now = await get(deployment.model_id, deployment.id);
-        return now.replicas.desired === 3 && now.replicas.ready === 3 ? true : undefined;
-      }, 90_000);
+      await eventually(
+        'three ready replicas',
+        async () => {
+          const now = await get(deployment.model_id, deployment.id);
+          return now.replicas.desired === 3 && now.replicas.ready === 3 ? true : undefined;
+        },
+        90_000,
+      );
     } finally {
       loading = false;
       await Promise.all(loops);
     }
-    await eventually('back to one replica', async () => {
-      const now = await get(deployment.model_id, deployment.id);
-      return now.replicas.desired === 1 && now.replicas.ready === 1 ? true : undefined;
-    }, 90_000);
+    await eventually(
+      'back to one replica',
+      async () => {
+        const now = await get(deployment.model_id, deployment.id);
+        return now.replicas.desired === 1 && now.replicas.ready === 1 ? true : undefined;
+      },
+      90_000,
+    );
   });
 
   it('names deployments at push and by PATCH, keeps names unique, and filters by labels', async () => {
@@ -252,7 +273,7 @@ describe('deployment lifecycle (real stack)', function () {
     for (const route of paths) assert.equal((await stack.predict(route, {})).status, 200, route);
   });
 
-  it('refuses to delete production\'s current deployment, deletes it once replaced, and keeps it in the usage log', async () => {
+  it("refuses to delete production's current deployment, deletes it once replaced, and keeps it in the usage log", async () => {
     const first = await push(example('echo'), '--model-name', 'doomed');
     for (let i = 0; i < 3; i++) assert.equal((await stack.predict(`/models/${first.model_id}/deployment/${first.id}/predict`, { i })).status, 200);
     const refused = await stack.api('DELETE', `/v1/models/doomed/deployments/${first.id}`);
@@ -267,17 +288,24 @@ describe('deployment lifecycle (real stack)', function () {
     assert.equal((await stack.predict(`/models/${first.model_id}/deployment/${first.id}/predict`, {})).status, 404);
     assert.equal((await stack.api('GET', `/v1/models/doomed/deployments/${first.id}`)).status, 404);
     const listed = (await stack.api('GET', '/v1/models/doomed/deployments')).body.deployments as Deployment[];
-    assert.deepEqual(listed.map((d) => d.id), [second.id]);
+    assert.deepEqual(
+      listed.map((d) => d.id),
+      [second.id],
+    );
     await eventually('the build released', async () => (!fs.existsSync(path.join(stack.home, 'builds', first.id)) ? true : undefined));
     assert.ok(fs.readdirSync(path.join(stack.home, 'logs')).includes(`${second.id}.jsonl`));
     await eventually('its log files removed', async () => (fs.readdirSync(path.join(stack.home, 'logs')).some((name) => name.startsWith(first.id)) ? undefined : true));
     await eventually('the removal logged', async () => (stack.logged(new RegExp(`^removed \\d+ log files? of deleted deployment ${first.id}`), 'node') ? true : undefined));
 
-    const usage = await eventually('the usage of the deleted deployment', async () => {
-      const report = (await stack.api('GET', '/v1/usage')).body;
-      const row = report.deployments.find((d: { deployment_id: string }) => d.deployment_id === first.id);
-      return row && row.requests >= 3 && row.replica_seconds > 0 ? row : undefined;
-    }, 30_000);
+    const usage = await eventually(
+      'the usage of the deleted deployment',
+      async () => {
+        const report = (await stack.api('GET', '/v1/usage')).body;
+        const row = report.deployments.find((d: { deployment_id: string }) => d.deployment_id === first.id);
+        return row && row.requests >= 3 && row.replica_seconds > 0 ? row : undefined;
+      },
+      30_000,
+    );
     assert.equal(usage.model_name, 'doomed');
     assert.equal(usage.deployment_name, 'deployment-1');
     assert.ok(usage.deleted_at, 'deleted_at is set');

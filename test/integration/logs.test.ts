@@ -78,7 +78,7 @@ describe('logs: request ids, JSON lines and deployment log rotation (real stack)
     await stack?.destroy();
   });
 
-  it('returns a gateway request\'s x-request-id, logs it and passes it to the replica', async () => {
+  it("returns a gateway request's x-request-id, logs it and passes it to the replica", async () => {
     const response = await fetch(`${stack.gatewayUrl}${predictPath()}?note=not-logged`, {
       method: 'POST',
       headers: { authorization: `Api-Key ${stack.apiKey}`, 'content-type': 'application/json', 'x-request-id': 'abc-123' },
@@ -88,7 +88,7 @@ describe('logs: request ids, JSON lines and deployment log rotation (real stack)
     assert.equal(response.headers.get('x-request-id'), 'abc-123');
     await response.text();
 
-    const line = await eventually('the gateway\'s access log line', async () => stack.logLines().find((l) => l.process === 'node' && l.requestId === 'abc-123'));
+    const line = await eventually("the gateway's access log line", async () => stack.logLines().find((l) => l.process === 'node' && l.requestId === 'abc-123'));
     assert.deepEqual(
       { level: line.level, method: line.method, path: line.path, status: line.status, modelId: line.modelId, deploymentId: line.deploymentId },
       { level: 'info', method: 'POST', path: predictPath(), status: 200, modelId: deployment.model_id, deploymentId: deployment.id },
@@ -97,12 +97,15 @@ describe('logs: request ids, JSON lines and deployment log rotation (real stack)
     assert.ok(!stack.log.includes('not-logged'), 'the query is not logged');
 
     // The replica got it: its failure line (in the deployment's log) names the request.
-    const replicaLine = await eventually('the replica\'s line with the request id', async () => {
+    const replicaLine = await eventually("the replica's line with the request id", async () => {
       const logs = await stack.api('GET', `/v1/models/${deployment.model_id}/deployments/${deployment.id}/logs?tail=200`);
       return (logs.body.entries as Entry[]).find((entry) => entry.message.includes('(request abc-123)'));
     });
     assert.match(replicaLine.source, /^replica-/);
-    assert.match(replicaLine.message, /^predict raised RuntimeError: the model failed at chunk 1 mid-stream after 1 chunk\(s\); the error is the stream's last line \(request abc-123\)/);
+    assert.match(
+      replicaLine.message,
+      /^predict raised RuntimeError: the model failed at chunk 1 mid-stream after 1 chunk\(s\); the error is the stream's last line \(request abc-123\)/,
+    );
 
     // One it made up itself is answered, passed on and logged the same way.
     const made = await fetch(`${stack.gatewayUrl}${predictPath()}`, {
@@ -116,13 +119,13 @@ describe('logs: request ids, JSON lines and deployment log rotation (real stack)
     await eventually('its access log line', async () => stack.logLines().find((l) => l.process === 'node' && l.requestId === madeId && l.status === 200));
   });
 
-  it('returns an API request\'s x-request-id and logs it with the route', async () => {
+  it("returns an API request's x-request-id and logs it with the route", async () => {
     const response = await fetch(`${stack.apiUrl}/v1/models/${deployment.model_id}/deployments/${deployment.id}`, {
       headers: { authorization: `Api-Key ${stack.apiKey}`, 'x-request-id': 'api-req-7' },
     });
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('x-request-id'), 'api-req-7');
-    const line = await eventually('the API\'s access log line', async () => stack.logLines().find((l) => l.process === 'api' && l.requestId === 'api-req-7'));
+    const line = await eventually("the API's access log line", async () => stack.logLines().find((l) => l.process === 'api' && l.requestId === 'api-req-7'));
     assert.deepEqual(
       { method: line.method, path: line.path, route: line.route, status: line.status },
       { method: 'GET', path: `/v1/models/${deployment.model_id}/deployments/${deployment.id}`, route: '/v1/models/:model/deployments/:ref', status: 200 },
@@ -161,13 +164,21 @@ describe('logs: request ids, JSON lines and deployment log rotation (real stack)
       const tail = (await stack.api('GET', `/v1/models/${deployment.model_id}/deployments/${deployment.id}/logs?tail=100000`)).body.entries as Entry[];
       assert.ok(tail.length > current, `the tail (${tail.length} entries) reaches into the rotated files (the current one has ${current})`);
       const tailIds = tagged(tail);
-      assert.deepEqual(tailIds, [...tailIds].sort((a, b) => a - b), 'in order');
+      assert.deepEqual(
+        tailIds,
+        [...tailIds].sort((a, b) => a - b),
+        'in order',
+      );
       assert.equal(tailIds.at(-1), count - 1);
 
       // The follower saw every failure, once each and in order, across every rotation.
       await eventually('the follower to reach the last failure', async () => (tagged(follower.entries).includes(count - 1) ? true : undefined));
       const problems = stack.logLines().filter((line) => line.process === 'api' && line.level !== 'info' && line.level !== 'debug');
-      assert.deepEqual(tagged(follower.entries), Array.from({ length: count }, (_, i) => i), `API warnings: ${JSON.stringify(problems)}; files: ${files().join(', ')}`);
+      assert.deepEqual(
+        tagged(follower.entries),
+        Array.from({ length: count }, (_, i) => i),
+        `API warnings: ${JSON.stringify(problems)}; files: ${files().join(', ')}`,
+      );
     } finally {
       follower.stop();
     }
@@ -185,7 +196,7 @@ describe('logs: request ids, JSON lines and deployment log rotation (real stack)
     assert.ok(stack.logged(/^API listening on /, 'api'));
     assert.ok(stack.logged(/^node local: gateway listening on /, 'node'));
     assert.ok(stack.logged(/^worker polling task queue/, 'worker'));
-    assert.ok(stack.logged(/^build succeeded/, 'worker'), 'the build\'s start and end are in the worker\'s log');
+    assert.ok(stack.logged(/^build succeeded/, 'worker'), "the build's start and end are in the worker's log");
     assert.ok(stack.logged(/^Gantry is up\.$/, 'gantry'));
     assert.ok(stack.logged(/^stopped$/, 'gantry'));
     assert.ok(lines.every((line) => ['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(line.level)));

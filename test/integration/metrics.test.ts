@@ -82,10 +82,15 @@ describe('Prometheus metrics (real stack)', function () {
     const asyncRequest = await stack.api('POST', `/models/${modelId}/production/async_predict`, { model_input: { hello: 'queue' } });
     assert.equal(asyncRequest.status, 201, JSON.stringify(asyncRequest.body));
     // Its workflow calls the first deployment through the gateway (addressed to the deployment).
-    await eventually('the async request to succeed', async () => {
-      const status = (await stack.api('GET', `/models/${modelId}/async_request/${asyncRequest.body.request_id}`)).body.status;
-      return status === 'SUCCEEDED' ? true : undefined;
-    }, 60_000, 200);
+    await eventually(
+      'the async request to succeed',
+      async () => {
+        const status = (await stack.api('GET', `/models/${modelId}/async_request/${asyncRequest.body.request_id}`)).body.status;
+        return status === 'SUCCEEDED' ? true : undefined;
+      },
+      60_000,
+      200,
+    );
 
     // A rolling promotion of the second deployment under steady load.
     const settings = await stack.api('PATCH', `/v1/models/${modelId}/environments/production`, {
@@ -100,18 +105,30 @@ describe('Prometheus metrics (real stack)', function () {
     const promotionId: string = promoted.body.id;
 
     // While it is in flight, the API's metrics say so.
-    await eventually('the promotion in flight in the API metrics', async () => {
-      const { samples } = await scrape(urls().api!);
-      const info = seriesOf(samples, 'gantry_promotion_info', { model_id: modelId, environment: 'production' });
-      return sumOf(samples, 'gantry_promotion_in_flight', { model_id: modelId, environment: 'production' }) === 1 &&
-        info.length === 1 && info[0]!.labels.promotion_id === promotionId && info[0]!.labels.candidate_deployment_id === second.id
-        ? true
-        : undefined;
-    }, 60_000, 100);
-    const ended = await eventually('the promotion to end', async () => {
-      const p = (await stack.api('GET', `/v1/models/${modelId}/environments/production/promotion`)).body;
-      return ['SUCCEEDED', 'FAILED', 'CANCELED'].includes(p.status) ? p : undefined;
-    }, 120_000, 100);
+    await eventually(
+      'the promotion in flight in the API metrics',
+      async () => {
+        const { samples } = await scrape(urls().api!);
+        const info = seriesOf(samples, 'gantry_promotion_info', { model_id: modelId, environment: 'production' });
+        return sumOf(samples, 'gantry_promotion_in_flight', { model_id: modelId, environment: 'production' }) === 1 &&
+          info.length === 1 &&
+          info[0]!.labels.promotion_id === promotionId &&
+          info[0]!.labels.candidate_deployment_id === second.id
+          ? true
+          : undefined;
+      },
+      60_000,
+      100,
+    );
+    const ended = await eventually(
+      'the promotion to end',
+      async () => {
+        const p = (await stack.api('GET', `/v1/models/${modelId}/environments/production/promotion`)).body;
+        return ['SUCCEEDED', 'FAILED', 'CANCELED'].includes(p.status) ? p : undefined;
+      },
+      120_000,
+      100,
+    );
     assert.equal(ended.status, 'SUCCEEDED', ended.message ?? '');
     await new Promise((resolve) => setTimeout(resolve, 500));
     const summary = await load.stop();
@@ -123,10 +140,15 @@ describe('Prometheus metrics (real stack)', function () {
 
     // The gateway: exactly what was sent, by deployment, environment and status.
     const production = { model_id: modelId, environment: 'production' };
-    const gateway = await eventually('the gateway to have counted every answer', async () => {
-      const scraped = await scrape(urls().gateway!);
-      return sumOf(scraped.samples, 'gantry_gateway_requests_total', { ...production, deployment_id: second.id }) === servedSecond + 5 ? scraped.samples : undefined;
-    }, 10_000, 100);
+    const gateway = await eventually(
+      'the gateway to have counted every answer',
+      async () => {
+        const scraped = await scrape(urls().gateway!);
+        return sumOf(scraped.samples, 'gantry_gateway_requests_total', { ...production, deployment_id: second.id }) === servedSecond + 5 ? scraped.samples : undefined;
+      },
+      10_000,
+      100,
+    );
     const requests = (labels: Record<string, string>): number => sumOf(gateway, 'gantry_gateway_requests_total', labels);
     assert.equal(requests({ ...production, deployment_id: first.id, status_code: '200' }), 10 + servedFirst);
     assert.equal(requests({ ...production, deployment_id: second.id, status_code: '200' }), servedSecond + 5);
@@ -141,11 +163,16 @@ describe('Prometheus metrics (real stack)', function () {
     assert.equal(sumOf(gateway, 'gantry_gateway_request_duration_seconds_bucket', { ...production, deployment_id: second.id, le: '+Inf' }), servedSecond + 5);
 
     // The API: the promotion's progress and the control plane's state, read from the store.
-    const api = await eventually('the second deployment alone ready in the API metrics', async () => {
-      const { samples } = await scrape(urls().api!);
-      const ready = (id: string): number => sumOf(samples, 'gantry_deployment_replicas_ready', { model_id: modelId, deployment_id: id });
-      return ready(second.id) === 1 && ready(first.id) === 0 && sumOf(samples, 'gantry_async_requests', { model_id: modelId, status: 'SUCCEEDED' }) === 1 ? samples : undefined;
-    }, 60_000, 200);
+    const api = await eventually(
+      'the second deployment alone ready in the API metrics',
+      async () => {
+        const { samples } = await scrape(urls().api!);
+        const ready = (id: string): number => sumOf(samples, 'gantry_deployment_replicas_ready', { model_id: modelId, deployment_id: id });
+        return ready(second.id) === 1 && ready(first.id) === 0 && sumOf(samples, 'gantry_async_requests', { model_id: modelId, status: 'SUCCEEDED' }) === 1 ? samples : undefined;
+      },
+      60_000,
+      200,
+    );
     assert.equal(sumOf(api, 'gantry_promotions', { ...production, status: 'SUCCEEDED' }), 1);
     assert.equal(sumOf(api, 'gantry_promotions', production), 1);
     assert.equal(sumOf(api, 'gantry_promotion_in_flight', production), 0);
@@ -165,20 +192,25 @@ describe('Prometheus metrics (real stack)', function () {
     assert.equal(sumOf(api, 'gantry_api_requests_total', { route: '/v1/models/:model/environments/:env/promote', method: 'POST', status_code: '202' }), 1);
     assert.equal(sumOf(api, 'gantry_api_requests_total', { route: '/models/:model/production/async_predict', method: 'POST', status_code: '201' }), 1);
     assert.ok(sumOf(api, 'gantry_api_requests_total', { route: 'unmatched', status_code: '401' }) >= 3, 'the refused scrapes of the first test');
-    assert.ok(seriesOf(api, 'gantry_api_requests_total').every((s) => !s.labels.route!.includes(modelId)), 'routes are patterns, never raw paths');
-    assert.equal(
-      sumOf(api, 'gantry_api_request_duration_seconds_count', { route: '/v1/models/:model/environments/:env/promote', method: 'POST' }),
-      1,
+    assert.ok(
+      seriesOf(api, 'gantry_api_requests_total').every((s) => !s.labels.route!.includes(modelId)),
+      'routes are patterns, never raw paths',
     );
+    assert.equal(sumOf(api, 'gantry_api_request_duration_seconds_count', { route: '/v1/models/:model/environments/:env/promote', method: 'POST' }), 1);
 
     // The worker: the activities of two deploys and a promotion, and the workflows that closed.
-    const worker = await eventually('the worker to have counted the closed workflows', async () => {
-      const scraped = await scrape(urls().worker!);
-      return sumOf(scraped.samples, 'gantry_worker_workflows_closed_total', { workflow_type: 'promotionWorkflow', outcome: 'completed' }) === 1 &&
-        sumOf(scraped.samples, 'gantry_worker_workflows_closed_total', { workflow_type: 'deployWorkflow', outcome: 'completed' }) === 2
-        ? scraped
-        : undefined;
-    }, 30_000, 250);
+    const worker = await eventually(
+      'the worker to have counted the closed workflows',
+      async () => {
+        const scraped = await scrape(urls().worker!);
+        return sumOf(scraped.samples, 'gantry_worker_workflows_closed_total', { workflow_type: 'promotionWorkflow', outcome: 'completed' }) === 1 &&
+          sumOf(scraped.samples, 'gantry_worker_workflows_closed_total', { workflow_type: 'deployWorkflow', outcome: 'completed' }) === 2
+          ? scraped
+          : undefined;
+      },
+      30_000,
+      250,
+    );
     const activities = (type: string, outcome = 'completed'): number => sumOf(worker.samples, 'gantry_worker_activity_executions_total', { activity_type: type, outcome });
     assert.equal(activities('beginPromotion'), 1);
     assert.equal(activities('setCurrentDeployment'), 1);

@@ -45,10 +45,15 @@ describe('environments and rolling promotions (real stack, under load)', functio
   }
 
   async function until(what: string, done: (p: Promotion) => boolean, env = 'production', model = modelId): Promise<Promotion> {
-    return eventually(what, async () => {
-      const p = await promotionOf(env, model);
-      return done(p) ? p : undefined;
-    }, 120_000, 50);
+    return eventually(
+      what,
+      async () => {
+        const p = await promotionOf(env, model);
+        return done(p) ? p : undefined;
+      },
+      120_000,
+      50,
+    );
   }
 
   async function deployment(id: string, model = modelId): Promise<{ status: string; replicas: { desired: number; ready: number } }> {
@@ -126,20 +131,29 @@ describe('environments and rolling promotions (real stack, under load)', functio
     assert.match(second.body.error.message, new RegExp(`already in flight: ${started.body.id}`));
 
     const seen: { at: number; percent: number; status: string }[] = [];
-    const ended = await eventually('the promotion to end', async () => {
-      const p = await promotionOf();
-      if (seen.at(-1)?.percent !== p.percent_traffic_to_new_version || seen.at(-1)?.status !== p.status) {
-        seen.push({ at: generator.elapsed(), percent: p.percent_traffic_to_new_version, status: p.status });
-      }
-      return ['SUCCEEDED', 'FAILED', 'CANCELED'].includes(p.status) ? p : undefined;
-    }, 120_000, 50);
+    const ended = await eventually(
+      'the promotion to end',
+      async () => {
+        const p = await promotionOf();
+        if (seen.at(-1)?.percent !== p.percent_traffic_to_new_version || seen.at(-1)?.status !== p.status) {
+          seen.push({ at: generator.elapsed(), percent: p.percent_traffic_to_new_version, status: p.status });
+        }
+        return ['SUCCEEDED', 'FAILED', 'CANCELED'].includes(p.status) ? p : undefined;
+      },
+      120_000,
+      50,
+    );
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const summary = await generator.stop();
     assert.equal(ended.status, 'SUCCEEDED', ended.message ?? '');
     assertNoFailures(generator, summary);
 
     const percents = seen.map((s) => s.percent);
-    assert.deepEqual([...percents].sort((a, b) => a - b), percents, `traffic share only rises: ${percents}`);
+    assert.deepEqual(
+      [...percents].sort((a, b) => a - b),
+      percents,
+      `traffic share only rises: ${percents}`,
+    );
     assert.ok(percents.includes(50) && percents.at(-1) === 100, `steps 50 then 100: ${percents}`);
     // While at 50%, both deployments answered; at the start only the previous, at the end only the candidate.
     const half = seen.find((s) => s.percent === 50)!;
@@ -275,7 +289,10 @@ describe('environments and rolling promotions (real stack, under load)', functio
     assert.match(followed.stdout, /SUCCEEDED/);
     const entries = (await stack.api('GET', `/v1/models/${modelId}/audit_logs`)).body.audit_logs.filter((e: any) => e.details.promotion_id === paused.id);
     const actions = entries.map((e: any) => e.action).reverse();
-    assert.deepEqual(actions.filter((a: string) => ['PROMOTE', 'PAUSE', 'RESUME', 'PROMOTION_SUCCEEDED'].includes(a)), ['PROMOTE', 'PAUSE', 'RESUME', 'PROMOTION_SUCCEEDED']);
+    assert.deepEqual(
+      actions.filter((a: string) => ['PROMOTE', 'PAUSE', 'RESUME', 'PROMOTION_SUCCEEDED'].includes(a)),
+      ['PROMOTE', 'PAUSE', 'RESUME', 'PROMOTION_SUCCEEDED'],
+    );
     assert.ok(entries.find((e: any) => e.action === 'RESUME')?.actor.startsWith('admin'), 'the API resume names the key');
     current = candidate.id;
   });
@@ -300,7 +317,10 @@ describe('environments and rolling promotions (real stack, under load)', functio
     const environment = await stack.api('GET', `/v1/models/${model}/environments/production`);
     assert.equal(environment.body.current_deployment.id, second.id);
     const history = await stack.api('GET', `/v1/models/${model}/environments/production/promotions`);
-    assert.deepEqual(history.body.promotions.map((p: Promotion) => p.status), ['FAILED', 'SUCCEEDED']);
+    assert.deepEqual(
+      history.body.promotions.map((p: Promotion) => p.status),
+      ['FAILED', 'SUCCEEDED'],
+    );
   });
 
   it('creates a staging environment, promotes into it instantly, pushes with --environment, and deletes it', async () => {

@@ -50,10 +50,15 @@ describe('recovery: nothing gets stuck (real stack)', function () {
   }
 
   async function until(what: string, done: (p: Promotion) => boolean, timeoutMs = 60_000): Promise<Promotion> {
-    return eventually(what, async () => {
-      const p = await promotion();
-      return done(p) ? p : undefined;
-    }, timeoutMs, 100);
+    return eventually(
+      what,
+      async () => {
+        const p = await promotion();
+        return done(p) ? p : undefined;
+      },
+      timeoutMs,
+      100,
+    );
   }
 
   async function audit(): Promise<{ action: string; actor: string; target: string; details: Record<string, any> }[]> {
@@ -75,7 +80,9 @@ describe('recovery: nothing gets stuck (real stack)', function () {
   async function deployRunning(deploymentId: string): Promise<void> {
     const client = await stack.temporalClient();
     try {
-      await eventually('the deploy workflow to run', async () => ((await client.workflow.getHandle(`deploy:${deploymentId}`).describe()).status.name === 'RUNNING' ? true : undefined));
+      await eventually('the deploy workflow to run', async () =>
+        (await client.workflow.getHandle(`deploy:${deploymentId}`).describe()).status.name === 'RUNNING' ? true : undefined,
+      );
     } finally {
       await client.connection.close();
     }
@@ -103,7 +110,9 @@ describe('recovery: nothing gets stuck (real stack)', function () {
     const scaled = await stack.api('PATCH', `/v1/models/${modelId}/deployments/${previousId}/autoscaling_settings`, { min_replica: 2, max_replica: 2 });
     assert.equal(scaled.status, 200, JSON.stringify(scaled.body));
     candidateId = (await push(example('echo'), '--wait', '--model-name', 'recovery')).id;
-    await stack.api('PATCH', `/v1/models/${modelId}/environments/production`, { promotion_settings: { rolling_deploy_config: { max_surge_percent: 50, stabilization_time_seconds: 1 } } });
+    await stack.api('PATCH', `/v1/models/${modelId}/environments/production`, {
+      promotion_settings: { rolling_deploy_config: { max_surge_percent: 50, stabilization_time_seconds: 1 } },
+    });
     await eventually('two ready replicas of the previous deployment', async () => {
       const view = (await stack.api('GET', `/v1/models/${modelId}/deployments/${previousId}`)).body;
       return view.replicas.ready === 2 ? true : undefined;
@@ -166,10 +175,15 @@ describe('recovery: nothing gets stuck (real stack)', function () {
     assert.equal(building.status, 'BUILDING');
     await deployRunning(building.id);
     await temporal('terminate', '--workflow-id', `deploy:${building.id}`, '--reason', 'chaos test');
-    const failed = await eventually('the repair', async () => {
-      const view = (await stack.api('GET', `/v1/models/${modelId}/deployments/${building.id}`)).body;
-      return view.status === 'BUILDING' ? undefined : view;
-    }, 30_000, 200);
+    const failed = await eventually(
+      'the repair',
+      async () => {
+        const view = (await stack.api('GET', `/v1/models/${modelId}/deployments/${building.id}`)).body;
+        return view.status === 'BUILDING' ? undefined : view;
+      },
+      30_000,
+      200,
+    );
     assert.equal(failed.status, 'BUILD_FAILED');
     assert.match(failed.status_message, /its workflow was terminated \(chaos test\)/);
     assert.ok((await audit()).some((e) => e.action === 'REPAIRED' && e.details.deployment_id === building.id));
@@ -179,10 +193,15 @@ describe('recovery: nothing gets stuck (real stack)', function () {
     const building = await push(fixture('slow-import'), '--model-name', 'recovery');
     await deployRunning(building.id);
     await temporal('cancel', '--workflow-id', `deploy:${building.id}`);
-    const failed = await eventually('the cancellation', async () => {
-      const view = (await stack.api('GET', `/v1/models/${modelId}/deployments/${building.id}`)).body;
-      return view.status === 'BUILDING' ? undefined : view;
-    }, 30_000, 200);
+    const failed = await eventually(
+      'the cancellation',
+      async () => {
+        const view = (await stack.api('GET', `/v1/models/${modelId}/deployments/${building.id}`)).body;
+        return view.status === 'BUILDING' ? undefined : view;
+      },
+      30_000,
+      200,
+    );
     assert.equal(failed.status, 'BUILD_FAILED');
     assert.equal(failed.status_message, 'the deploy was cancelled');
   });
@@ -197,10 +216,15 @@ describe('recovery: nothing gets stuck (real stack)', function () {
     } finally {
       await store.close();
     }
-    const active = await eventually('the repair to deploy it', async () => {
-      const view = (await stack.api('GET', `/v1/models/${modelId}/deployments/${orphanId}`)).body;
-      return view.status === 'ACTIVE' ? view : undefined;
-    }, 60_000, 250);
+    const active = await eventually(
+      'the repair to deploy it',
+      async () => {
+        const view = (await stack.api('GET', `/v1/models/${modelId}/deployments/${orphanId}`)).body;
+        return view.status === 'ACTIVE' ? view : undefined;
+      },
+      60_000,
+      250,
+    );
     assert.equal(active.labels.orphan, 'yes');
     const entry = (await audit()).find((e) => e.action === 'REPAIRED' && e.details.deployment_id === orphanId);
     assert.match(entry?.details.cause ?? '', /never started/);

@@ -148,9 +148,10 @@ describe('secrets (real stack)', function () {
   it('lists names, ids and dates only, and audits set/rotate/delete by name', async () => {
     const listed = await api('GET', '/v1/secrets');
     assert.equal(listed.status, 200);
-    assert.deepEqual(listed.body.secrets.map((s: Record<string, unknown>) => [s.name, s.team_name, Object.keys(s).sort()]), [
-      ['hf_access_token', 'default', ['created_at', 'id', 'name', 'team_name']],
-    ]);
+    assert.deepEqual(
+      listed.body.secrets.map((s: Record<string, unknown>) => [s.name, s.team_name, Object.keys(s).sort()]),
+      [['hf_access_token', 'default', ['created_at', 'id', 'name', 'team_name']]],
+    );
     const table = await cli(['secrets', 'list']);
     assert.equal(table.code, 0);
     assert.match(table.stdout, /^NAME\s+ID\s+CREATED\n/);
@@ -200,7 +201,10 @@ describe('secrets (real stack)', function () {
     const first = await reader.read();
     received.push(Buffer.from(first.value ?? new Uint8Array()).toString('utf8'));
     events.abort();
-    assert.ok(received.some((text) => text.includes('fixture-needs-secret')), 'the API answers were collected');
+    assert.ok(
+      received.some((text) => text.includes('fixture-needs-secret')),
+      'the API answers were collected',
+    );
     for (const [i, text] of received.entries()) search(`API/CLI answer ${i}`, text);
 
     // Everything the stack printed.

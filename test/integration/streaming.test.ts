@@ -31,18 +31,22 @@ interface Arrivals {
 function postAndRecord(url: string, apiKey: string, body: unknown, stopAfter?: number): Promise<Arrivals> {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body);
-    const request = http.request(url, { method: 'POST', headers: { authorization: `Api-Key ${apiKey}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (answer) => {
-      const result: Arrivals = { status: answer.statusCode ?? 0, headers: answer.headers, pieces: [] };
-      answer.on('data', (chunk: Buffer) => {
-        result.pieces.push({ at: Date.now(), text: chunk.toString('utf8') });
-        if (stopAfter !== undefined && result.pieces.length >= stopAfter) {
-          request.destroy(); // the client goes away mid-stream
-          resolve(result);
-        }
-      });
-      answer.once('end', () => resolve(result));
-      answer.once('error', reject);
-    });
+    const request = http.request(
+      url,
+      { method: 'POST', headers: { authorization: `Api-Key ${apiKey}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+      (answer) => {
+        const result: Arrivals = { status: answer.statusCode ?? 0, headers: answer.headers, pieces: [] };
+        answer.on('data', (chunk: Buffer) => {
+          result.pieces.push({ at: Date.now(), text: chunk.toString('utf8') });
+          if (stopAfter !== undefined && result.pieces.length >= stopAfter) {
+            request.destroy(); // the client goes away mid-stream
+            resolve(result);
+          }
+        });
+        answer.once('end', () => resolve(result));
+        answer.once('error', reject);
+      },
+    );
     request.once('error', (error) => (request.destroyed && stopAfter !== undefined ? undefined : reject(error)));
     request.end(payload);
   });
@@ -94,7 +98,11 @@ describe('streaming: a generator model streams through the gateway, the API and 
     // Every chunk arrived on its own, complete and in order.
     assert.equal(answer.pieces.length, chunks, `pieces: ${JSON.stringify(answer.pieces)}`);
     const received = answer.pieces.map((piece) => lines(piece.text));
-    for (const [index, pieceLines] of received.entries()) assert.deepEqual(pieceLines.map((line) => line.index), [index]);
+    for (const [index, pieceLines] of received.entries())
+      assert.deepEqual(
+        pieceLines.map((line) => line.index),
+        [index],
+      );
     // The first chunk reached the client before the model yielded the last one.
     const lastYieldedAt = received[chunks - 1]![0].yielded_at * 1000;
     const firstArrival = answer.pieces[0]!.at;
@@ -109,7 +117,10 @@ describe('streaming: a generator model streams through the gateway, the API and 
     assert.equal(answer.status, 200);
     assert.equal(answer.headers['x-gantry-deployment-id'], deployment.id);
     assert.equal(answer.pieces.length, 3, `pieces: ${JSON.stringify(answer.pieces)}`);
-    assert.deepEqual(lines(answer.pieces.map((piece) => piece.text).join('')).map((line) => line.index), [0, 1, 2]);
+    assert.deepEqual(
+      lines(answer.pieces.map((piece) => piece.text).join('')).map((line) => line.index),
+      [0, 1, 2],
+    );
     assert.ok(answer.pieces[2]!.at - answer.pieces[0]!.at >= 400);
   });
 
@@ -130,7 +141,10 @@ describe('streaming: a generator model streams through the gateway, the API and 
     const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     const exitedAt = Date.now();
     assert.equal(code, 0, stderr);
-    assert.deepEqual(lines(stdout).map((line) => line.index), [0, 1, 2, 3]);
+    assert.deepEqual(
+      lines(stdout).map((line) => line.index),
+      [0, 1, 2, 3],
+    );
     assert.ok(stdout.endsWith('}\n'));
     // The first line was printed while the model was still yielding (three gaps of 0.5 s to go).
     assert.ok(exitedAt - firstOutputAt! >= 1000, `first output ${exitedAt - firstOutputAt!} ms before the exit`);
@@ -140,7 +154,10 @@ describe('streaming: a generator model streams through the gateway, the API and 
     const answer = await postAndRecord(`${stack.gatewayUrl}${gatewayPath()}`, stack.apiKey, { chunks: 4, gap: 0.1, fail_at: 2 });
     assert.equal(answer.status, 200);
     const received = lines(answer.pieces.map((piece) => piece.text).join(''));
-    assert.deepEqual(received.slice(0, 2).map((line) => line.index), [0, 1]);
+    assert.deepEqual(
+      received.slice(0, 2).map((line) => line.index),
+      [0, 1],
+    );
     assert.deepEqual(received[2], { error: 'RuntimeError: the model failed at chunk 2' });
     assert.equal(received.length, 3);
     const log = await eventually('the error in the deployment log', async () => {
@@ -161,7 +178,10 @@ describe('streaming: a generator model streams through the gateway, the API and 
     // predict_concurrency is 1: the next stream runs only if the slot was given back.
     const next = await postAndRecord(`${stack.gatewayUrl}${gatewayPath()}`, stack.apiKey, { chunks: 2, gap: 0 });
     assert.equal(next.status, 200);
-    assert.deepEqual(lines(next.pieces.map((piece) => piece.text).join('')).map((line) => line.index), [0, 1]);
+    assert.deepEqual(
+      lines(next.pieces.map((piece) => piece.text).join('')).map((line) => line.index),
+      [0, 1],
+    );
   });
 
   it('gantry predict says so and exits 1 when the stream is cut (its replica killed mid-stream)', async () => {
@@ -185,11 +205,18 @@ describe('streaming: a generator model streams through the gateway, the API and 
     assert.equal(lines(stdout)[0].index, 0);
     assert.ok(lines(stdout).length < 50);
     // The node restarts the replica; the next stream is served in full.
-    const next = await eventually('a stream from the restarted replica', async () => {
-      const answer = await postAndRecord(`${stack.gatewayUrl}${gatewayPath()}`, stack.apiKey, { chunks: 2, gap: 0 });
-      return answer.status === 200 ? answer : undefined;
-    }, 60_000);
-    assert.deepEqual(lines(next.pieces.map((piece) => piece.text).join('')).map((line) => line.index), [0, 1]);
+    const next = await eventually(
+      'a stream from the restarted replica',
+      async () => {
+        const answer = await postAndRecord(`${stack.gatewayUrl}${gatewayPath()}`, stack.apiKey, { chunks: 2, gap: 0 });
+        return answer.status === 200 ? answer : undefined;
+      },
+      60_000,
+    );
+    assert.deepEqual(
+      lines(next.pieces.map((piece) => piece.text).join('')).map((line) => line.index),
+      [0, 1],
+    );
   });
 
   it('answers a non-streaming predict with JSON and a content-length as before', async () => {

@@ -45,20 +45,28 @@ describe('wake and the async routes through the gateway (real stack)', function 
   async function putToSleep(deployment: Deployment): Promise<void> {
     const route = `/v1/models/${deployment.model_id}/deployments/${deployment.id}/autoscaling_settings`;
     assert.equal((await stack.api('PATCH', route, { min_replica: 0, scale_down_delay: 0, autoscaling_window: 10 })).status, 200);
-    await eventually('scaled to zero', async () => {
-      const now = await get(deployment.model_id, deployment.id);
-      return now.status === 'SCALED_TO_ZERO' && now.replicas.desired === 0 && now.replicas.ready === 0 ? true : undefined;
-    }, 60_000);
+    await eventually(
+      'scaled to zero',
+      async () => {
+        const now = await get(deployment.model_id, deployment.id);
+        return now.status === 'SCALED_TO_ZERO' && now.replicas.desired === 0 && now.replicas.ready === 0 ? true : undefined;
+      },
+      60_000,
+    );
     assert.equal((await stack.api('PATCH', route, { scale_down_delay: 600 })).status, 200);
     const still = await get(deployment.model_id, deployment.id);
     assert.equal(still.status, 'SCALED_TO_ZERO', 'changing the settings does not wake it');
   }
 
   async function awake(deployment: Deployment): Promise<void> {
-    await eventually('ACTIVE with a ready replica', async () => {
-      const now = await get(deployment.model_id, deployment.id);
-      return now.status === 'ACTIVE' && now.replicas.ready === 1 ? true : undefined;
-    }, 60_000);
+    await eventually(
+      'ACTIVE with a ready replica',
+      async () => {
+        const now = await get(deployment.model_id, deployment.id);
+        return now.status === 'ACTIVE' && now.replicas.ready === 1 ? true : undefined;
+      },
+      60_000,
+    );
   }
 
   before(async () => {

@@ -119,10 +119,18 @@ function developmentUpdate(behaviour: ConstructorParameters<typeof FakeControlPl
   return async ({ env, bundle, taskQueue }) => {
     let waiting: (() => void) | undefined;
     let release!: () => void;
-    const plane = new FakeControlPlane(cancel ? { ...behaviour, ready: () => new Promise<void>((resolve) => {
-      release = resolve;
-      waiting?.();
-    }) } : behaviour);
+    const plane = new FakeControlPlane(
+      cancel
+        ? {
+            ...behaviour,
+            ready: () =>
+              new Promise<void>((resolve) => {
+                release = resolve;
+                waiting?.();
+              }),
+          }
+        : behaviour,
+    );
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: plane.activities() });
     const workflowId = `development:${taskQueue}`;
     await worker.runUntil(async () => {
@@ -163,7 +171,17 @@ function asyncPrediction(behaviour: FakeAsyncBehaviour, input: Partial<AsyncPred
       const handle = await env.client.workflow.start(asyncPredictionWorkflow, {
         taskQueue,
         workflowId,
-        args: [{ requestId: taskQueue, maxTimeInQueueSeconds: 600, retry: { max_attempts: 3, initial_delay_ms: 100, max_delay_ms: 500 }, callTimeoutSeconds: 60, webhook: true, webhookRetrySeconds: 30, ...input }],
+        args: [
+          {
+            requestId: taskQueue,
+            maxTimeInQueueSeconds: 600,
+            retry: { max_attempts: 3, initial_delay_ms: 100, max_delay_ms: 500 },
+            callTimeoutSeconds: 60,
+            webhook: true,
+            webhookRetrySeconds: 30,
+            ...input,
+          },
+        ],
       });
       if (drive === 'dispatch') {
         request.dispatch();
@@ -183,10 +201,13 @@ function cancelledDeploy(): Scenario {
   return async ({ env, bundle, taskQueue }) => {
     let building: (() => void) | undefined;
     let release!: () => void;
-    const plane = new FakeControlPlane({ build: () => new Promise<void>((resolve) => {
-      release = resolve;
-      building?.();
-    }) });
+    const plane = new FakeControlPlane({
+      build: () =>
+        new Promise<void>((resolve) => {
+          release = resolve;
+          building?.();
+        }),
+    });
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: plane.activities() });
     const workflowId = `deploy:${taskQueue}`;
     await worker.runUntil(async () => {
@@ -221,13 +242,17 @@ export const SCENARIOS: Record<string, Scenario> = {
   'deploy-cancelled': cancelledDeploy(),
   'promotion-rolled-forward': promotion(settings({ stabilization: 1 })),
   'promotion-instant': promotion({ ...settings(), rolling_deploy: false }),
-  'promotion-paused-resumed': promotion(settings(), async (handle, cluster) => {
-    await blockedOn(cluster, `ready:${CANDIDATE}`);
-    await act(handle, 'pause');
-    cluster.release(`ready:${CANDIDATE}`);
-    await until(handle, (s) => s.status === 'PAUSED', 'PAUSED');
-    await act(handle, 'resume');
-  }, (cluster) => cluster.arm(`ready:${CANDIDATE}`)),
+  'promotion-paused-resumed': promotion(
+    settings(),
+    async (handle, cluster) => {
+      await blockedOn(cluster, `ready:${CANDIDATE}`);
+      await act(handle, 'pause');
+      cluster.release(`ready:${CANDIDATE}`);
+      await until(handle, (s) => s.status === 'PAUSED', 'PAUSED');
+      await act(handle, 'resume');
+    },
+    (cluster) => cluster.arm(`ready:${CANDIDATE}`),
+  ),
   'promotion-action-ignored': promotion(settings({ stabilization: 60 }), async (handle) => {
     // A resume that does not apply: refused as an Update (no trace), ignored and audited as a signal.
     await until(handle, (s) => s.step >= 1 && s.percent_traffic_to_new_version === 50, 'the first step');
@@ -238,12 +263,20 @@ export const SCENARIOS: Record<string, Scenario> = {
   'promotion-cancelled': promotion(settings({ stabilization: 60 }), afterFirstStep('cancel')),
   'promotion-force-cancelled': promotion(settings({ stabilization: 60 }), afterFirstStep('force_cancel')),
   'promotion-forced-forward': promotion(settings({ stabilization: 60 }), afterFirstStep('force_roll_forward')),
-  'promotion-force-cancel-interrupts-wait': promotion(settings(), async (handle, cluster) => {
-    await blockedOn(cluster, `ready:${CANDIDATE}`);
-    await act(handle, 'force_cancel');
-    await until(handle, (s) => s.pending_action === 'FORCE_CANCEL' || s.status === 'CANCELED', 'the force-cancel');
-  }, (cluster) => cluster.arm(`ready:${CANDIDATE}`)),
-  'promotion-rolled-back': promotion(settings(), async () => {}, (cluster) => cluster.failReady.add(CANDIDATE)),
+  'promotion-force-cancel-interrupts-wait': promotion(
+    settings(),
+    async (handle, cluster) => {
+      await blockedOn(cluster, `ready:${CANDIDATE}`);
+      await act(handle, 'force_cancel');
+      await until(handle, (s) => s.pending_action === 'FORCE_CANCEL' || s.status === 'CANCELED', 'the force-cancel');
+    },
+    (cluster) => cluster.arm(`ready:${CANDIDATE}`),
+  ),
+  'promotion-rolled-back': promotion(
+    settings(),
+    async () => {},
+    (cluster) => cluster.failReady.add(CANDIDATE),
+  ),
   'promotion-signals': promotion(settings({ stabilization: 60 }), async (handle) => {
     await until(handle, (s) => s.step >= 1, 'the first step');
     await act(handle, 'pause', 'signal');
@@ -255,8 +288,16 @@ export const SCENARIOS: Record<string, Scenario> = {
     await until(handle, (s) => s.step >= 1, 'the first step');
     await handle.cancel();
   }),
-  'promotion-refused': promotion(settings(), async () => {}, (cluster) => (cluster.refuseBegin = 'promotion p0 of staging has not ended yet')),
-  'promotion-route-not-applied': promotion(settings(), async () => {}, (cluster) => cluster.neverApplied.add(1)),
+  'promotion-refused': promotion(
+    settings(),
+    async () => {},
+    (cluster) => (cluster.refuseBegin = 'promotion p0 of staging has not ended yet'),
+  ),
+  'promotion-route-not-applied': promotion(
+    settings(),
+    async () => {},
+    (cluster) => cluster.neverApplied.add(1),
+  ),
   'promotion-continued-as-new': promotion(settings({ stabilization: 600 }), async (handle) => {
     await until(handle, (s) => s.step >= 1, 'the first step');
     for (let cycle = 0; cycle < 120; cycle++) {
@@ -305,7 +346,11 @@ async function main(): Promise<void> {
       // A workflow that continued as new is recorded twice: its last run, and the run before it.
       let runId: string | undefined;
       for (const file of [name, `${name}-run-before`]) {
-        const json = execFileSync(TEMPORAL_CLI, ['workflow', 'show', '--address', env.address, '--workflow-id', workflowId, ...(runId ? ['--run-id', runId] : []), '--output', 'json'], { encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
+        const json = execFileSync(
+          TEMPORAL_CLI,
+          ['workflow', 'show', '--address', env.address, '--workflow-id', workflowId, ...(runId ? ['--run-id', runId] : []), '--output', 'json'],
+          { encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 },
+        );
         const history = JSON.parse(json) as { events: { workflowExecutionStartedEventAttributes?: { continuedExecutionRunId?: string } }[] };
         // Gzipped: a history is kept to be replayed, not read, and compresses tenfold.
         fs.writeFileSync(path.join(dir, `${file}.json.gz`), zlib.gzipSync(`${JSON.stringify(history)}\n`));

@@ -184,7 +184,11 @@ describe('API boundary', () => {
   it('answers 413 for a JSON body over the limit and 400 for broken JSON', async () => {
     const first = await push({ model_name: 'echo' });
     const route = `${url}/v1/models/echo/deployments/${first.body.id}/autoscaling_settings`;
-    const huge = await fetch(route, { method: 'PATCH', headers: { authorization: `Api-Key ${KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ x: 'y'.repeat(2_000_000) }) });
+    const huge = await fetch(route, {
+      method: 'PATCH',
+      headers: { authorization: `Api-Key ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ x: 'y'.repeat(2_000_000) }),
+    });
     assert.equal(huge.status, 413);
     const broken = await fetch(route, { method: 'PATCH', headers: { authorization: `Api-Key ${KEY}`, 'content-type': 'application/json' }, body: '{"min_replica":' });
     assert.equal(broken.status, 400);
@@ -226,7 +230,10 @@ describe('API boundary', () => {
     assert.equal(answer.status, 503);
     assert.match(answer.body.error.message, /Temporal/);
     const deployments = await store.listDeployments(first.body.model_id);
-    assert.deepEqual(deployments.map((d) => d.id), [first.body.id]);
+    assert.deepEqual(
+      deployments.map((d) => d.id),
+      [first.body.id],
+    );
     assert.deepEqual(fs.readdirSync(path.join(dir, 'archives')), [`${first.body.id}.tar.gz`]);
   });
 
@@ -267,13 +274,19 @@ describe('API boundary', () => {
       const cleanup = await call('POST', '/v1/models/echo/environments', { name: 'staging', promotion_settings: { promotion_cleanup_strategy: 'DELETE' } });
       assert.equal(cleanup.status, 422);
       assert.match(cleanup.body.error.message, /promotion_cleanup_strategy/);
-      const created = await call('POST', '/v1/models/echo/environments', { name: 'staging', promotion_settings: { rolling_deploy_config: { max_unavailable_percent: 25, max_surge_percent: 0 } } });
+      const created = await call('POST', '/v1/models/echo/environments', {
+        name: 'staging',
+        promotion_settings: { rolling_deploy_config: { max_unavailable_percent: 25, max_surge_percent: 0 } },
+      });
       assert.equal(created.status, 201);
       assert.deepEqual(created.body.promotion_settings.rolling_deploy_config, { max_surge_percent: 0, max_unavailable_percent: 25, stabilization_time_seconds: 10 });
       assert.equal(created.body.current_deployment, null);
       assert.equal((await call('POST', '/v1/models/echo/environments', { name: 'staging' })).status, 409);
       const list = await call('GET', '/v1/models/echo/environments');
-      assert.deepEqual(list.body.environments.map((e: { name: string }) => e.name), ['production', 'staging']);
+      assert.deepEqual(
+        list.body.environments.map((e: { name: string }) => e.name),
+        ['production', 'staging'],
+      );
     });
 
     it('patches settings by merging, and refuses a patch that breaks them without changing anything', async () => {
@@ -320,7 +333,10 @@ describe('API boundary', () => {
       const clash = await call('POST', '/v1/models/echo/environments/staging/promote', { deployment_id: 'deployment-2' });
       assert.equal(clash.status, 409, 'a deployment whose replicas another promotion controls');
       const history = await call('GET', '/v1/models/echo/environments/production/promotions');
-      assert.deepEqual(history.body.promotions.map((p: { id: string }) => p.id), [promotion.body.id]);
+      assert.deepEqual(
+        history.body.promotions.map((p: { id: string }) => p.id),
+        [promotion.body.id],
+      );
     });
 
     it('answers 409 for an action with no promotion in flight and 404 for unknown actions', async () => {
@@ -336,7 +352,10 @@ describe('API boundary', () => {
       await push({ model_name: 'echo' });
       await call('POST', '/v1/models/echo/environments', { name: 'qa' });
       const audit = await call('GET', '/v1/models/echo/audit_logs');
-      assert.deepEqual(audit.body.audit_logs.map((e: { action: string }) => e.action), ['CREATE_ENVIRONMENT', 'PUSH']);
+      assert.deepEqual(
+        audit.body.audit_logs.map((e: { action: string }) => e.action),
+        ['CREATE_ENVIRONMENT', 'PUSH'],
+      );
       assert.ok(audit.body.audit_logs.every((e: { actor: string; at: string }) => e.actor === 'tester' && !Number.isNaN(Date.parse(e.at))));
     });
   });

@@ -39,9 +39,22 @@ describe('ApiMetrics: the control plane read from the store at scrape time', () 
     await store.createEnvironment(model.id, 'doomed', DEFAULT_PROMOTION_SETTINGS);
     const promotion = async (id: string, environment: string, startedAt: number, fields: Partial<PromotionRecord>): Promise<void> => {
       await store.createPromotion({
-        id, model_id: model.id, environment, candidate_deployment_id: b, previous_deployment_id: a, status: 'RAMPING_UP', step: 0, total_steps: 4,
-        percent_traffic_to_new_version: 0, candidate_replicas: 0, previous_replicas: 0, settings: DEFAULT_PROMOTION_SETTINGS, message: null, actor: 'test',
-        workflow_id: `w-${id}`, started_at: new Date(startedAt).toISOString(),
+        id,
+        model_id: model.id,
+        environment,
+        candidate_deployment_id: b,
+        previous_deployment_id: a,
+        status: 'RAMPING_UP',
+        step: 0,
+        total_steps: 4,
+        percent_traffic_to_new_version: 0,
+        candidate_replicas: 0,
+        previous_replicas: 0,
+        settings: DEFAULT_PROMOTION_SETTINGS,
+        message: null,
+        actor: 'test',
+        workflow_id: `w-${id}`,
+        started_at: new Date(startedAt).toISOString(),
       });
       await store.updatePromotion(id, fields);
     };
@@ -52,8 +65,38 @@ describe('ApiMetrics: the control plane read from the store at scrape time', () 
     await promotion('gone', 'doomed', t0, { status: 'SUCCEEDED', step: 4, percent_traffic_to_new_version: 100, ended_at: new Date(t0 + 1000).toISOString() });
     await store.deleteEnvironment(model.id, 'doomed');
     await store.reportReplicas('n1', [
-      { id: 'r1', deployment_id: b, node_id: 'n1', state: 'READY', pid: 1, port: 1, restarts: 0, last_exit: null, last_error: null, revision: 0, reload_error: null, started_at: new Date().toISOString(), ready_at: new Date().toISOString(), updated_at: new Date().toISOString() },
-      { id: 'r2', deployment_id: b, node_id: 'n1', state: 'STARTING', pid: 2, port: null, restarts: 0, last_exit: null, last_error: null, revision: 0, reload_error: null, started_at: new Date().toISOString(), ready_at: null, updated_at: new Date().toISOString() },
+      {
+        id: 'r1',
+        deployment_id: b,
+        node_id: 'n1',
+        state: 'READY',
+        pid: 1,
+        port: 1,
+        restarts: 0,
+        last_exit: null,
+        last_error: null,
+        revision: 0,
+        reload_error: null,
+        started_at: new Date().toISOString(),
+        ready_at: new Date().toISOString(),
+        updated_at: new Date().toISOString(),
+      },
+      {
+        id: 'r2',
+        deployment_id: b,
+        node_id: 'n1',
+        state: 'STARTING',
+        pid: 2,
+        port: null,
+        restarts: 0,
+        last_exit: null,
+        last_error: null,
+        revision: 0,
+        reload_error: null,
+        started_at: new Date().toISOString(),
+        ready_at: null,
+        updated_at: new Date().toISOString(),
+      },
     ] as never);
 
     const metrics = new ApiMetrics(store);
@@ -65,10 +108,15 @@ describe('ApiMetrics: the control plane read from the store at scrape time', () 
     assert.equal(sumOf(samples, 'gantry_promotion_in_flight', env('production')), 1);
     assert.equal(sumOf(samples, 'gantry_promotion_in_flight', env('staging')), 0);
     assert.equal(sumOf(samples, 'gantry_promotion_traffic_percent', env('staging')), 100);
-    assert.deepEqual(seriesOf(samples, 'gantry_promotion_info').map((s) => [s.labels.environment, s.labels.promotion_id, s.labels.status]).sort(), [
-      ['production', 'new', 'RAMPING_UP'],
-      ['staging', 'staged', 'SUCCEEDED'],
-    ]);
+    assert.deepEqual(
+      seriesOf(samples, 'gantry_promotion_info')
+        .map((s) => [s.labels.environment, s.labels.promotion_id, s.labels.status])
+        .sort(),
+      [
+        ['production', 'new', 'RAMPING_UP'],
+        ['staging', 'staged', 'SUCCEEDED'],
+      ],
+    );
     assert.equal(seriesOf(samples, 'gantry_promotion_step', env('doomed')).length, 0, 'no series for a deleted environment');
     assert.equal(sumOf(samples, 'gantry_promotions', { ...env('production'), status: 'FAILED' }), 1);
     assert.equal(sumOf(samples, 'gantry_promotions', { ...env('production'), status: 'RAMPING_UP' }), 1);
@@ -78,7 +126,10 @@ describe('ApiMetrics: the control plane read from the store at scrape time', () 
     assert.equal(sumOf(samples, 'gantry_deployment_replicas_desired', { deployment_id: b }), 2);
     assert.equal(sumOf(samples, 'gantry_deployment_replicas_ready', { deployment_id: b }), 1, 'a STARTING replica is not ready');
     assert.equal(sumOf(samples, 'gantry_deployment_replicas_ready', { deployment_id: c }), 0);
-    assert.deepEqual(seriesOf(samples, 'gantry_deployment_info', { deployment_id: c }).map((s) => [s.labels.model_name, s.labels.status]), [['scraped', 'BUILDING']]);
+    assert.deepEqual(
+      seriesOf(samples, 'gantry_deployment_info', { deployment_id: c }).map((s) => [s.labels.model_name, s.labels.status]),
+      [['scraped', 'BUILDING']],
+    );
 
     // Read again at the next scrape: a deleted deployment's series go.
     await store.updateDeployment(c, { deleted_at: new Date().toISOString() });

@@ -34,7 +34,19 @@ describe('autoscaler decisions', () => {
   });
 
   it('scales down only to the highest recommendation of the last scale_down_delay', () => {
-    assert.equal(nextReplicas(state({ current: 4, recentRecommendations: [{ at: 0, replicas: 3 }, { at: 1, replicas: 1 }] }), 1), 3);
+    assert.equal(
+      nextReplicas(
+        state({
+          current: 4,
+          recentRecommendations: [
+            { at: 0, replicas: 3 },
+            { at: 1, replicas: 1 },
+          ],
+        }),
+        1,
+      ),
+      3,
+    );
     assert.equal(nextReplicas(state({ current: 4, recentRecommendations: [] }), 1), 1, 'a delay of demand below: down');
     assert.equal(nextReplicas(state({ current: 4, observedMs: 10_000 }), 1), 4, 'not before a full delay of watching it');
   });
@@ -60,9 +72,22 @@ describe('Autoscaler on a store', () => {
       const sleepy = await store.createDeployment({ model_id: model.id, kind: 'published', labels: {}, autoscaling: settings({ min_replica: 0, scale_down_delay: 0 }) });
       for (const d of [busy, owned, sleepy]) await store.updateDeployment(d.id, { status: 'ACTIVE', desired_replicas: 1 });
       await store.createPromotion({
-        id: 'p1', model_id: model.id, environment: 'production', candidate_deployment_id: owned.id, previous_deployment_id: null, status: 'RAMPING_UP',
-        step: 0, total_steps: 1, percent_traffic_to_new_version: 0, candidate_replicas: 1, previous_replicas: 0, settings: (await store.getEnvironment(model.id, 'production'))!.promotion_settings,
-        message: null, actor: 'test', workflow_id: 'w', started_at: new Date().toISOString(),
+        id: 'p1',
+        model_id: model.id,
+        environment: 'production',
+        candidate_deployment_id: owned.id,
+        previous_deployment_id: null,
+        status: 'RAMPING_UP',
+        step: 0,
+        total_steps: 1,
+        percent_traffic_to_new_version: 0,
+        candidate_replicas: 1,
+        previous_replicas: 0,
+        settings: (await store.getEnvironment(model.id, 'production'))!.promotion_settings,
+        message: null,
+        actor: 'test',
+        workflow_id: 'w',
+        started_at: new Date().toISOString(),
       });
       let now = Date.now() + 1000;
       const demand = { inFlight: (id: string) => (id === sleepy.id ? 0 : 5), lastRequestAt: (id: string) => (id === sleepy.id ? undefined : now) };
@@ -85,18 +110,33 @@ describe('Autoscaler on a store', () => {
     try {
       const model = await store.findOrCreateModel('m');
       const queue = await store.createDeployment({
-        model_id: model.id, kind: 'published', labels: {}, autoscaling: settings({ min_replica: 0, max_replica: 4, concurrency_target: 2, autoscaling_window: 10, scale_down_delay: 10 }),
+        model_id: model.id,
+        kind: 'published',
+        labels: {},
+        autoscaling: settings({ min_replica: 0, max_replica: 4, concurrency_target: 2, autoscaling_window: 10, scale_down_delay: 10 }),
       });
       await store.updateDeployment(queue.id, { status: 'ACTIVE', desired_replicas: 1 });
       let now = Date.now() + 60_000;
       const demand = { inFlight: () => 0, lastRequestAt: () => undefined };
       const autoscaler = new Autoscaler({ store, demand, now: () => now });
       const enqueue = (id: string, status: 'QUEUED' | 'IN_PROGRESS' = 'QUEUED') =>
-        store.createAsyncRequest({
-          id, model_id: model.id, environment: null, deployment_id: queue.id, webhook_endpoint: null, webhook_status: 'NO_WEBHOOK_PROVIDED', priority: 0,
-          max_time_in_queue_seconds: 600, retry_config: { max_attempts: 3, initial_delay_ms: 1000, max_delay_ms: 5000 }, input: '{}', workflow_id: `async:${id}`,
-          created_at: new Date(now).toISOString(), expires_at: new Date(now + 600_000).toISOString(),
-        }).then(() => (status === 'IN_PROGRESS' ? store.dispatchAsyncRequests(queue.id, 100) : undefined));
+        store
+          .createAsyncRequest({
+            id,
+            model_id: model.id,
+            environment: null,
+            deployment_id: queue.id,
+            webhook_endpoint: null,
+            webhook_status: 'NO_WEBHOOK_PROVIDED',
+            priority: 0,
+            max_time_in_queue_seconds: 600,
+            retry_config: { max_attempts: 3, initial_delay_ms: 1000, max_delay_ms: 5000 },
+            input: '{}',
+            workflow_id: `async:${id}`,
+            created_at: new Date(now).toISOString(),
+            expires_at: new Date(now + 600_000).toISOString(),
+          })
+          .then(() => (status === 'IN_PROGRESS' ? store.dispatchAsyncRequests(queue.id, 100) : undefined));
       for (let i = 0; i < 5; i++) await enqueue(`q${i}`);
       await autoscaler.tick();
       assert.equal((await store.getDeployment(queue.id))?.desired_replicas, 3, '5 queued / concurrency_target 2 → 3 replicas');

@@ -19,7 +19,10 @@ describe('pickLeastInFlight', () => {
       { id: 'a', inFlight: 0 },
       { id: 'b', inFlight: 0 },
     ];
-    assert.deepEqual([0, 1, 2, 3].map((turn) => pickLeastInFlight(replicas, turn)?.id), ['a', 'b', 'a', 'b']);
+    assert.deepEqual(
+      [0, 1, 2, 3].map((turn) => pickLeastInFlight(replicas, turn)?.id),
+      ['a', 'b', 'a', 'b'],
+    );
     assert.equal(pickLeastInFlight(replicas, 0, new Set(['a']))?.id, 'b');
     assert.equal(pickLeastInFlight(replicas, 0, new Set(['a', 'b'])), undefined);
   });
@@ -39,7 +42,10 @@ describe('parseInferencePath', () => {
 
   it('reads wake on every address, by path or Host', () => {
     assert.deepEqual(parseInferencePath(undefined, '/models/m1/production/wake'), { action: 'wake', address: { kind: 'environment', modelId: 'm1', environment: 'production' } });
-    assert.deepEqual(parseInferencePath(undefined, '/models/m1/environments/st%20g/wake'), { action: 'wake', address: { kind: 'environment', modelId: 'm1', environment: 'st g' } });
+    assert.deepEqual(parseInferencePath(undefined, '/models/m1/environments/st%20g/wake'), {
+      action: 'wake',
+      address: { kind: 'environment', modelId: 'm1', environment: 'st g' },
+    });
     assert.deepEqual(parseInferencePath(undefined, '/models/m1/deployment/d1/wake'), { action: 'wake', address: { kind: 'deployment', modelId: 'm1', deploymentId: 'd1' } });
     assert.deepEqual(parseInferencePath('model-m1.localhost:8081', '/development/wake/'), { action: 'wake', address: { kind: 'development', modelId: 'm1' } });
   });
@@ -163,14 +169,20 @@ describe('RoutingTable.wakeTargets', () => {
   const route = (environment: string, weights: Record<string, number>): RouteRecord => ({ model_id: 'm1', environment, weights, generation: 1, updated_at: at });
   const table = new RoutingTable(
     ['m1'],
-    [deployment('old', 'SCALED_TO_ZERO'), deployment('new', 'SCALED_TO_ZERO'), deployment('gone', 'INACTIVE'), deployment('built', 'BUILD_FAILED'), deployment('dev', 'ACTIVE', 'development')],
+    [
+      deployment('old', 'SCALED_TO_ZERO'),
+      deployment('new', 'SCALED_TO_ZERO'),
+      deployment('gone', 'INACTIVE'),
+      deployment('built', 'BUILD_FAILED'),
+      deployment('dev', 'ACTIVE', 'development'),
+    ],
     [environment('production', 'old'), environment('staging', 'gone'), environment('broken', 'built'), environment('empty', null)],
     [route('production', { old: 60, new: 40, gone: 0 }), route('staging', { gone: 100 }), route('broken', { built: 100 })],
   );
   const ids = (result: ReturnType<RoutingTable['wakeTargets']>): string[] | string =>
     'deployments' in result ? result.deployments.map((d) => d.id) : `${result.error.status} ${result.error.code}`;
 
-  it('wakes an environment\'s current deployment and every deployment its route gives weight, once each', () => {
+  it("wakes an environment's current deployment and every deployment its route gives weight, once each", () => {
     assert.deepEqual(ids(table.wakeTargets({ kind: 'environment', modelId: 'm1', environment: 'production' })), ['old', 'new']);
     assert.deepEqual(ids(table.wakeTargets({ kind: 'deployment', modelId: 'm1', deploymentId: 'new' })), ['new']);
     assert.deepEqual(ids(table.wakeTargets({ kind: 'development', modelId: 'm1' })), ['dev']);

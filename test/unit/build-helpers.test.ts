@@ -33,7 +33,11 @@ describe('build subprocesses', () => {
     process.env.TEMPORAL_ADDRESS = '127.0.0.1:7233';
     try {
       const lines: string[] = [];
-      const code = await runStreaming('python3', ['-c', 'import os; print(sorted(k for k in os.environ if k.startswith(("GANTRY_", "TEMPORAL_")))); print(bool(os.environ.get("PATH")))'], { onLine: (line) => lines.push(line) });
+      const code = await runStreaming(
+        'python3',
+        ['-c', 'import os; print(sorted(k for k in os.environ if k.startswith(("GANTRY_", "TEMPORAL_")))); print(bool(os.environ.get("PATH")))'],
+        { onLine: (line) => lines.push(line) },
+      );
       assert.equal(code, 0);
       assert.deepEqual(lines, ['[]', 'True']);
     } finally {
@@ -51,7 +55,10 @@ describe('deployment logs', () => {
   it('returns the last lines in order, also across read chunks and multi-byte text', () => {
     for (let i = 0; i < 3000; i++) appendLog(dir, 'd1', i % 2 ? 'build' : 'replica-x', [`line ${i} — ünïcode ✓ ${'x'.repeat(50)}`]);
     const tail = readLogTail(dir, 'd1', 5);
-    assert.deepEqual(tail.map((entry) => entry.message.split(' ')[1]), ['2995', '2996', '2997', '2998', '2999']);
+    assert.deepEqual(
+      tail.map((entry) => entry.message.split(' ')[1]),
+      ['2995', '2996', '2997', '2998', '2999'],
+    );
     assert.ok(tail.every((entry) => entry.message.includes('ünïcode ✓')));
     assert.equal(readLogTail(dir, 'd1', 10_000).length, 3000);
     assert.deepEqual(readLogTail(dir, 'missing', 5), []);

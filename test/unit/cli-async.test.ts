@@ -39,7 +39,16 @@ describe('CLI: predict --async, async status and cancel, wake (against a stand-i
     'GET /v1/async_requests/gone': [404, { error: { code: 'not_found', message: 'async request gone not found' } }],
     'DELETE /models/m1/async_request/r1': [200, { request_id: 'r1', canceled: true, message: 'canceled' }],
     'DELETE /models/m1/async_request/r2': [200, { request_id: 'r2', canceled: false, message: 'the request is IN_PROGRESS; only a queued request can be canceled' }],
-    'POST /models/m1/environments/staging/wake': [202, { model_id: 'm1', deployments: [{ id: 'd1', name: 'blue', woken: true }, { id: 'd2', name: 'green', woken: false }] }],
+    'POST /models/m1/environments/staging/wake': [
+      202,
+      {
+        model_id: 'm1',
+        deployments: [
+          { id: 'd1', name: 'blue', woken: true },
+          { id: 'd2', name: 'green', woken: false },
+        ],
+      },
+    ],
   };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -66,7 +75,20 @@ describe('CLI: predict --async, async status and cancel, wake (against a stand-i
   });
 
   it('predict --async posts the model input and the options to async_predict and prints the request_id', async () => {
-    const result = await cli(url, ['predict', 'sleepy', '--async', '--data', '{"x":1}', '--webhook', 'http://127.0.0.1:9/hook', '--priority', '1', '--max-time-in-queue', '60', '-v']);
+    const result = await cli(url, [
+      'predict',
+      'sleepy',
+      '--async',
+      '--data',
+      '{"x":1}',
+      '--webhook',
+      'http://127.0.0.1:9/hook',
+      '--priority',
+      '1',
+      '--max-time-in-queue',
+      '60',
+      '-v',
+    ]);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, 'r1\n');
     assert.equal(result.stderr, 'POST /models/m1/production/async_predict → queued\n');
@@ -121,7 +143,10 @@ describe('CLI: predict --async, async status and cancel, wake (against a stand-i
     const refused = await cli(url, ['async', 'cancel', 'r2', '-m', 'sleepy']);
     assert.equal(refused.code, 1);
     assert.equal(refused.stderr, 'not canceled: the request is IN_PROGRESS; only a queued request can be canceled\n');
-    assert.deepEqual(seen.filter((s) => s.method === 'DELETE').map((s) => s.url), ['/models/m1/async_request/r1', '/models/m1/async_request/r2']);
+    assert.deepEqual(
+      seen.filter((s) => s.method === 'DELETE').map((s) => s.url),
+      ['/models/m1/async_request/r1', '/models/m1/async_request/r2'],
+    );
   });
 
   it('wake posts to the environment wake path and says what is waking', async () => {

@@ -37,10 +37,7 @@ describe('loadConfig', () => {
     assert.throws(
       () => loadConfig({ GANTRY_API_PORT: '99999', TEMPORAL_ADDRESS: 'no-port', GANTRY_API_KEY: 'short' }),
       (error: unknown) =>
-        error instanceof ConfigError &&
-        /GANTRY_API_PORT/.test(error.message) &&
-        /TEMPORAL_ADDRESS: must be host:port/.test(error.message) &&
-        /GANTRY_API_KEY/.test(error.message),
+        error instanceof ConfigError && /GANTRY_API_PORT/.test(error.message) && /TEMPORAL_ADDRESS: must be host:port/.test(error.message) && /GANTRY_API_KEY/.test(error.message),
     );
   });
 

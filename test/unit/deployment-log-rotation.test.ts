@@ -50,11 +50,19 @@ describe('deployment log rotation', function () {
     // Each entry is 112 bytes: a file is rotated on its tenth line.
     for (let i = 0; i < 45; i++) appendLog(dir, 'd1', 'build', [`line ${String(i).padStart(2, '0')} ${'y'.repeat(40)}`], limits);
     const rotated = rotatedLogFiles(dir, 'd1');
-    assert.deepEqual(rotated.map((file) => path.basename(file)), ['d1.3.jsonl', 'd1.4.jsonl'], 'four rotations, the two newest kept');
+    assert.deepEqual(
+      rotated.map((file) => path.basename(file)),
+      ['d1.3.jsonl', 'd1.4.jsonl'],
+      'four rotations, the two newest kept',
+    );
     for (const file of rotated) assert.ok(fs.statSync(file).size >= limits.maxBytes, `${file} was full when rotated`);
     assert.ok(fs.statSync(logFile(dir, 'd1')).size < limits.maxBytes);
     const kept = allEntries(dir, 'd1').map((entry) => Number(entry.message.split(' ')[1]));
-    assert.deepEqual(kept, Array.from({ length: kept.length }, (_, i) => 45 - kept.length + i), 'the newest lines, in order, none twice');
+    assert.deepEqual(
+      kept,
+      Array.from({ length: kept.length }, (_, i) => 45 - kept.length + i),
+      'the newest lines, in order, none twice',
+    );
     assert.equal(kept.at(-1), 44);
     assert.ok(!fs.existsSync(`${logFile(dir, 'd1')}.rotating`), 'the rotation lock is released');
   });
@@ -62,7 +70,10 @@ describe('deployment log rotation', function () {
   it('drops a full file when no rotated file is to be kept', () => {
     for (let i = 0; i < 25; i++) appendLog(dir, 'd1', 'build', [`line ${i} ${'y'.repeat(40)}`], { maxBytes: 1100, rotatedFiles: 0 });
     assert.deepEqual(rotatedLogFiles(dir, 'd1'), []);
-    assert.deepEqual(readLogTail(dir, 'd1', 100).map((entry) => entry.message.split(' ')[1]), ['20', '21', '22', '23', '24']);
+    assert.deepEqual(
+      readLogTail(dir, 'd1', 100).map((entry) => entry.message.split(' ')[1]),
+      ['20', '21', '22', '23', '24'],
+    );
   });
 
   it('reads a tail across the current and the rotated files, oldest first', () => {
@@ -71,8 +82,16 @@ describe('deployment log rotation', function () {
     assert.equal(rotatedLogFiles(dir, 'd1').length, 3);
     const numbers = (count: number): number[] => readLogTail(dir, 'd1', count).map((entry) => Number(entry.message.split(' ')[1]));
     assert.deepEqual(numbers(3), [32, 33, 34]);
-    assert.deepEqual(numbers(12), Array.from({ length: 12 }, (_, i) => 23 + i), 'spans the newest rotated file');
-    assert.deepEqual(numbers(1000), Array.from({ length: 35 }, (_, i) => i), 'every line of every file, once');
+    assert.deepEqual(
+      numbers(12),
+      Array.from({ length: 12 }, (_, i) => 23 + i),
+      'spans the newest rotated file',
+    );
+    assert.deepEqual(
+      numbers(1000),
+      Array.from({ length: 35 }, (_, i) => i),
+      'every line of every file, once',
+    );
   });
 
   it('loses no line and rotates no file twice when two processes append at once', async () => {
@@ -84,7 +103,11 @@ describe('deployment log rotation', function () {
     assert.equal(entries.length, 2 * perWriter, 'every line, once');
     for (const writer of ['worker', 'node']) {
       const numbers = entries.filter((entry) => entry.source === writer).map((entry) => Number(entry.message.split(' ')[1]));
-      assert.deepEqual(numbers, Array.from({ length: perWriter }, (_, i) => i), `${writer}'s lines in the order it wrote them`);
+      assert.deepEqual(
+        numbers,
+        Array.from({ length: perWriter }, (_, i) => i),
+        `${writer}'s lines in the order it wrote them`,
+      );
     }
     const rotated = rotatedLogFiles(dir, 'd1');
     assert.ok(rotated.length >= 30, `rotated ${rotated.length} times`);
@@ -121,7 +144,10 @@ describe('deployment log rotation', function () {
       }
       await eventually('every line followed', async () => (got.at(-1) === 79 ? true : undefined), 5000, 20);
       assert.ok(rotatedLogFiles(dir, 'd1').length >= 7);
-      assert.deepEqual(got, Array.from({ length: 78 }, (_, i) => i + 2));
+      assert.deepEqual(
+        got,
+        Array.from({ length: 78 }, (_, i) => i + 2),
+      );
     } finally {
       stop();
     }
@@ -141,7 +167,10 @@ describe('deployment log rotation', function () {
       await new Promise((resolve) => setTimeout(resolve, 250)); // polls that find no current file
       append(10, 35); // two more rotations and a current file, between two polls
       await eventually('every line followed', async () => (got.at(-1) === 34 ? true : undefined), 5000, 20);
-      assert.deepEqual(got, Array.from({ length: 35 }, (_, i) => i));
+      assert.deepEqual(
+        got,
+        Array.from({ length: 35 }, (_, i) => i),
+      );
     } finally {
       stop();
     }
@@ -156,7 +185,10 @@ describe('deployment log rotation', function () {
         await new Promise((resolve) => setTimeout(resolve, 30));
       }
       await eventually('every line followed', async () => (got.at(-1) === 29 ? true : undefined), 5000, 20);
-      assert.deepEqual(got, Array.from({ length: 30 }, (_, i) => i));
+      assert.deepEqual(
+        got,
+        Array.from({ length: 30 }, (_, i) => i),
+      );
     } finally {
       stop();
     }
@@ -170,7 +202,10 @@ describe('deployment log rotation', function () {
     }
     fs.writeFileSync(`${logFile(dir, 'd1')}.rotating`, ''); // a lock left by a writer that died
     assert.equal(removeDeploymentLogs(dir, 'd1'), 3);
-    assert.deepEqual(fs.readdirSync(dir).filter((name) => name.startsWith('d1')), []);
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((name) => name.startsWith('d1')),
+      [],
+    );
     assert.equal(readLogTail(dir, 'd2', 1000).length, 30);
   });
 });

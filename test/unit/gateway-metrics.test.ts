@@ -64,10 +64,15 @@ describe('Gateway: GET /metrics', function () {
 
   /** Waits until the gateway has counted `count` answers for the labels (a count lands when the answer's connection closes). */
   async function counted(labels: Record<string, string>, count: number): Promise<PrometheusSample[]> {
-    return eventually(`${count} answers counted for ${JSON.stringify(labels)}`, async () => {
-      const samples = await scrape();
-      return sumOf(samples, 'gantry_gateway_requests_total', labels) === count ? samples : undefined;
-    }, 5000, 20);
+    return eventually(
+      `${count} answers counted for ${JSON.stringify(labels)}`,
+      async () => {
+        const samples = await scrape();
+        return sumOf(samples, 'gantry_gateway_requests_total', labels) === count ? samples : undefined;
+      },
+      5000,
+      20,
+    );
   }
 
   before(async () => {
@@ -154,7 +159,10 @@ describe('Gateway: GET /metrics', function () {
     const retries = (samples: PrometheusSample[]): number => sumOf(samples, 'gantry_gateway_upstream_retries_total', labels);
     // Least in flight first, then round robin: two requests pick the refusing replica once at least.
     const answers = await Promise.all([0, 1, 2, 3].map(() => send(`${base}/models/${modelId}/deployment/${ids.serving}/predict`, { body: '{}', headers: AUTH })));
-    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200]);
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200, 200, 200],
+    );
     const afterRefusals = await scrape();
     const refusals = errors(afterRefusals, 'unavailable') - errors(before, 'unavailable');
     assert.ok(refusals >= 1, `refusals counted: ${refusals}`);
@@ -171,20 +179,29 @@ describe('Gateway: GET /metrics', function () {
   it('counts a wait for a replica, the wake-up it asked for, and the client that left (499)', async () => {
     const labels = { model_id: modelId, deployment_id: ids.sleeping };
     const request = startRequest(`${base}/models/${modelId}/deployment/${ids.sleeping}/predict`, '{}', AUTH);
-    const waiting = await eventually('the request waiting and the wake-up counted', async () => {
-      const samples = await scrape();
-      return sumOf(samples, 'gantry_gateway_replica_waiting_requests', labels) === 1 &&
-        sumOf(samples, 'gantry_gateway_wakeups_total', { ...labels, trigger: 'request' }) === 1
-        ? samples
-        : undefined;
-    }, 5000, 20);
+    const waiting = await eventually(
+      'the request waiting and the wake-up counted',
+      async () => {
+        const samples = await scrape();
+        return sumOf(samples, 'gantry_gateway_replica_waiting_requests', labels) === 1 && sumOf(samples, 'gantry_gateway_wakeups_total', { ...labels, trigger: 'request' }) === 1
+          ? samples
+          : undefined;
+      },
+      5000,
+      20,
+    );
     assert.equal(sumOf(waiting, 'gantry_gateway_requests_in_flight', labels), 1);
     request.destroy();
     // The answer is counted when the connection closes; the wait ends at the queue's next look (25 ms).
-    const left = await eventually('the wait ended by the client leaving', async () => {
-      const samples = await scrape();
-      return sumOf(samples, 'gantry_gateway_replica_wait_seconds_count', labels) === 1 ? samples : undefined;
-    }, 5000, 20);
+    const left = await eventually(
+      'the wait ended by the client leaving',
+      async () => {
+        const samples = await scrape();
+        return sumOf(samples, 'gantry_gateway_replica_wait_seconds_count', labels) === 1 ? samples : undefined;
+      },
+      5000,
+      20,
+    );
     assert.equal(sumOf(left, 'gantry_gateway_requests_total', { ...labels, status_code: '499' }), 1);
     assert.equal(sumOf(left, 'gantry_gateway_requests_total', labels), 1);
     assert.equal(sumOf(left, 'gantry_gateway_replica_wait_seconds_count', { ...labels, outcome: 'client_gone' }), 1);

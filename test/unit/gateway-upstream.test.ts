@@ -121,11 +121,20 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
     assert.deepEqual(JSON.parse(answer.body), {
       error: { code: 'upstream_timeout', message: `deployment quick (${ids.quick}) did not answer within 1 s` },
     });
-    assert.equal(standIns.reduce((n, s) => n + s.received, 0), 1);
+    assert.equal(
+      standIns.reduce((n, s) => n + s.received, 0),
+      1,
+    );
     await eventually('the upstream request closed', async () => (standIns.reduce((n, s) => n + s.closedEarly, 0) === 1 ? true : undefined));
-    assert.equal(standIns.reduce((n, s) => n + s.answered, 0), 0);
+    assert.equal(
+      standIns.reduce((n, s) => n + s.answered, 0),
+      0,
+    );
     assert.equal(gateway.inFlight(ids.quick), 0);
-    assert.deepEqual(standIns.map((s) => s.replica.inFlight), [0, 0]);
+    assert.deepEqual(
+      standIns.map((s) => s.replica.inFlight),
+      [0, 0],
+    );
   });
 
   it('still tries another replica when one refuses the connection', async () => {
@@ -135,7 +144,10 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
     replicas.set(ids.quick, [refusing, working]);
     await new Promise((resolve) => refusing.server.close(resolve)); // its port now refuses
     const answers = await Promise.all([0, 1, 2, 3].map(() => send(url(ids.quick), { body: '{}', headers: AUTH })));
-    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200]);
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200, 200, 200],
+    );
     assert.equal(working.answered, 4);
   });
 

@@ -72,7 +72,10 @@ describe('the Grafana dashboard (docs/grafana/gantry-dashboard.json)', () => {
     assert.equal(typeof dashboard.title, 'string');
     assert.equal(typeof dashboard.uid, 'string');
     assert.ok(Number.isInteger(dashboard.schemaVersion));
-    assert.deepEqual(dashboard.__inputs.map((i: { name: string; pluginId: string }) => [i.name, i.pluginId]), [['DS_PROMETHEUS', 'prometheus']]);
+    assert.deepEqual(
+      dashboard.__inputs.map((i: { name: string; pluginId: string }) => [i.name, i.pluginId]),
+      [['DS_PROMETHEUS', 'prometheus']],
+    );
     const ids = panels.map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
     for (const panel of graphs) {
@@ -110,7 +113,10 @@ describe('the Grafana dashboard (docs/grafana/gantry-dashboard.json)', () => {
       for (const group of expr.matchAll(/\bby \(([^)]*)\)/g)) {
         const used = group[1]!.split(',').map((label: string) => label.trim());
         for (const label of used) {
-          assert.ok(found.some(({ metric }) => metrics.get(metric)!.has(label)), `${where}: no metric of ${expr} has the label ${label} it groups by`);
+          assert.ok(
+            found.some(({ metric }) => metrics.get(metric)!.has(label)),
+            `${where}: no metric of ${expr} has the label ${label} it groups by`,
+          );
         }
       }
     }

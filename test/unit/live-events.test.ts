@@ -31,10 +31,12 @@ class EventReader {
     const response = await fetch(url, { headers: { authorization: `Api-Key ${KEY}` }, signal: reader.controller.signal });
     reader.status = response.status;
     assert.equal(response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
-    const parser = createParser({ onEvent: (message) => {
-      reader.queue.push(message);
-      reader.wake?.();
-    } });
+    const parser = createParser({
+      onEvent: (message) => {
+        reader.queue.push(message);
+        reader.wake?.();
+      },
+    });
     void (async () => {
       const decoder = new TextDecoder();
       try {
@@ -167,7 +169,10 @@ describe('live events (GET /v1/events)', () => {
     let detail = JSON.parse(first.data) as ModelDetail;
     assert.equal(detail.model.id, model.id);
     assert.deepEqual(detail.environments.map((env) => env.name).sort(), ['production', 'staging']);
-    assert.deepEqual(detail.deployments.map((d) => d.id), [deployment.id]);
+    assert.deepEqual(
+      detail.deployments.map((d) => d.id),
+      [deployment.id],
+    );
 
     const byId = await open(`?model=${model.id}`);
     assert.deepEqual(JSON.parse((await byId.next()).data), detail);
@@ -185,7 +190,10 @@ describe('live events (GET /v1/events)', () => {
     try {
       await other.findOrCreateModel('written-elsewhere');
       const models = (JSON.parse((await reader.next()).data) as { models: ModelOverview[] }).models;
-      assert.deepEqual(models.map((m) => m.model.name), ['written-elsewhere']);
+      assert.deepEqual(
+        models.map((m) => m.model.name),
+        ['written-elsewhere'],
+      );
     } finally {
       await other.close();
     }

@@ -15,7 +15,7 @@ function documentationFiles(): string[] {
 }
 
 describe('markdown links', () => {
-  it("makes anchors as GitHub does: lowercase, punctuation dropped, spaces to dashes, repeats numbered", () => {
+  it('makes anchors as GitHub does: lowercase, punctuation dropped, spaces to dashes, repeats numbered', () => {
     assert.equal(githubSlug('Walkthrough: a rolling promotion under load'), 'walkthrough-a-rolling-promotion-under-load');
     assert.equal(githubSlug('The fault-injection run (`npm run chaos`)'), 'the-fault-injection-run-npm-run-chaos');
     assert.equal(githubSlug('Wake without a request: `POST …/wake` and `gantry wake`'), 'wake-without-a-request-post-wake-and-gantry-wake');

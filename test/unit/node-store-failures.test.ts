@@ -67,13 +67,19 @@ describe('Node with a store that fails for a while', function () {
       (failures.get('reportReplicas') ?? 0) >= 2 && (failures.get('reportNode') ?? 0) >= 2 && (failures.get('addUsage') ?? 0) >= 2 ? true : undefined,
     );
     assert.equal((await send(`${gateway}/healthz`, { method: 'GET' })).status, 200);
-    assert.ok(lines.some((line) => /^node: replica report failed \(will retry in [\d.]+ s\): SQLITE_BUSY: database is locked$/.test(line)), lines.join('\n'));
+    assert.ok(
+      lines.some((line) => /^node: replica report failed \(will retry in [\d.]+ s\): SQLITE_BUSY: database is locked$/.test(line)),
+      lines.join('\n'),
+    );
     assert.ok(lines.some((line) => line.startsWith('node: heartbeat failed (will retry in ')));
     assert.ok(lines.some((line) => line.startsWith('node: usage flush failed (')));
     assert.ok(lines.some((line) => line.startsWith('node: reconcile failed (tried again on the next pass): SQLITE_BUSY')));
     // Nothing was written meanwhile: the store still has the replica as first reported.
     const before = await local.store.listReplicas(deploymentId);
-    assert.deepEqual(before.map((r) => r.restarts), [0]);
+    assert.deepEqual(
+      before.map((r) => r.restarts),
+      [0],
+    );
 
     // The store recovers: the report of the restarted replica and a heartbeat land.
     const recoveredAt = new Date().toISOString();
@@ -92,7 +98,10 @@ describe('Node with a store that fails for a while', function () {
     await node.stop();
     node = undefined;
     const usage = await local.store.listUsage({ start: '2000-01-01T00:00:00.000Z', end: '2100-01-01T00:00:00.000Z' });
-    assert.equal(usage.reduce((sum, sample) => sum + sample.requests, 0), sent);
+    assert.equal(
+      usage.reduce((sum, sample) => sum + sample.requests, 0),
+      sent,
+    );
     assert.ok(usage.reduce((sum, sample) => sum + sample.replica_seconds, 0) > 0);
     assert.deepEqual(await local.store.listReplicas(deploymentId), []); // the empty report at stop
     assert.deepEqual(unhandled, []);

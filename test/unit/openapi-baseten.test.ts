@@ -10,8 +10,22 @@ import * as path from 'node:path';
 import { openApiDocument } from '../../src/api/openapi';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
 
-type Schema = { $ref?: string; type?: string | string[]; enum?: unknown[]; const?: unknown; required?: string[]; properties?: Record<string, Schema>; items?: Schema; minimum?: number; maximum?: number; anyOf?: Schema[] };
-type Document = { components?: { schemas?: Record<string, Schema>; responses?: Record<string, { content?: Record<string, { schema?: Schema }> }> }; paths?: Record<string, Record<string, any>> };
+type Schema = {
+  $ref?: string;
+  type?: string | string[];
+  enum?: unknown[];
+  const?: unknown;
+  required?: string[];
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  minimum?: number;
+  maximum?: number;
+  anyOf?: Schema[];
+};
+type Document = {
+  components?: { schemas?: Record<string, Schema>; responses?: Record<string, { content?: Record<string, { schema?: Schema }> }> };
+  paths?: Record<string, Record<string, any>>;
+};
 
 const REFERENCE = path.join(PROJECT_ROOT, '..', 'shared', 'reference');
 
@@ -39,7 +53,11 @@ function bodyOf(document: Document, route: string, method: string): Schema {
   return resolve(document, body.content['application/json'].schema);
 }
 
-const typeOf = (schema: Schema): string[] => [schema.type ?? []].flat().filter((type) => type !== 'null').sort();
+const typeOf = (schema: Schema): string[] =>
+  [schema.type ?? []]
+    .flat()
+    .filter((type) => type !== 'null')
+    .sort();
 
 /** Baseten's request fields are all accepted by Gantry, with the same types and bounds. */
 function assertAcceptsRequest(baseten: Document, theirs: Schema, gantry: Document, ours: Schema, where: string): void {
@@ -74,7 +92,13 @@ describe("OpenAPI document against Baseten's", () => {
     const baseten = read('baseten-inference-openapi.json');
     for (const target of ['production', 'development', 'environments/{env_name}', 'deployment/{deployment_id}']) {
       const ours = target.replace('{env_name}', '{env}').replace('{deployment_id}', '{deployment}');
-      assertAcceptsRequest(baseten, bodyOf(baseten, `/${target}/async_predict`, 'post'), gantry, bodyOf(gantry, `/models/{model}/${ours}/async_predict`, 'post'), `async_predict (${target})`);
+      assertAcceptsRequest(
+        baseten,
+        bodyOf(baseten, `/${target}/async_predict`, 'post'),
+        gantry,
+        bodyOf(gantry, `/models/{model}/${ours}/async_predict`, 'post'),
+        `async_predict (${target})`,
+      );
       for (const status of Object.keys(baseten.paths![`/${target}/async_predict`]!.post.responses).filter((s) => s !== '429')) {
         assert.ok(gantry.paths![`/models/{model}/${ours}/async_predict`]!.post.responses[status], `async_predict (${target}) does not describe ${status}`);
       }
@@ -83,8 +107,20 @@ describe("OpenAPI document against Baseten's", () => {
 
   it("answers an async request's status and its cancel as Baseten does", () => {
     const baseten = read('baseten-inference-openapi.json');
-    assertAnswersLike(baseten, answerOf(baseten, '/async_request/{request_id}', 'get', '200'), gantry, answerOf(gantry, '/models/{model}/async_request/{request}', 'get', '200'), 'async request');
-    assertAnswersLike(baseten, answerOf(baseten, '/async_request/{request_id}', 'delete', '200'), gantry, answerOf(gantry, '/models/{model}/async_request/{request}', 'delete', '200'), 'cancel');
+    assertAnswersLike(
+      baseten,
+      answerOf(baseten, '/async_request/{request_id}', 'get', '200'),
+      gantry,
+      answerOf(gantry, '/models/{model}/async_request/{request}', 'get', '200'),
+      'async request',
+    );
+    assertAnswersLike(
+      baseten,
+      answerOf(baseten, '/async_request/{request_id}', 'delete', '200'),
+      gantry,
+      answerOf(gantry, '/models/{model}/async_request/{request}', 'delete', '200'),
+      'cancel',
+    );
   });
 
   it('takes and answers secrets as Baseten does', () => {

@@ -36,9 +36,7 @@ function expressRoutes(router: Router): string[] {
 
 /** Every `METHOD /path` the document describes. */
 function documentedRoutes(document: ReturnType<typeof openApiDocument>): string[] {
-  return Object.entries(document.paths ?? {}).flatMap(([route, item]) =>
-    METHODS.filter((method) => item?.[method]).map((method) => `${method.toUpperCase()} ${route}`),
-  );
+  return Object.entries(document.paths ?? {}).flatMap(([route, item]) => METHODS.filter((method) => item?.[method]).map((method) => `${method.toUpperCase()} ${route}`));
 }
 
 describe('OpenAPI document', () => {
@@ -124,7 +122,11 @@ describe('OpenAPI document', () => {
     for (const item of Object.values(document.paths ?? {})) {
       for (const method of METHODS) {
         const operation = item?.[method];
-        if (operation?.operationId) parametersOf.set(operation.operationId, (operation.parameters ?? []).map((parameter) => (parameter as { name: string }).name));
+        if (operation?.operationId)
+          parametersOf.set(
+            operation.operationId,
+            (operation.parameters ?? []).map((parameter) => (parameter as { name: string }).name),
+          );
       }
     }
     let links = 0;
@@ -147,10 +149,7 @@ describe('OpenAPI document', () => {
 
   it('is committed as docs/openapi.json, exactly as the code generates it', () => {
     const committed = fs.existsSync(OPENAPI_FILE) ? fs.readFileSync(OPENAPI_FILE, 'utf8') : '';
-    assert.ok(
-      committed === renderOpenApiFile(),
-      'docs/openapi.json differs from the document the code generates: run `npm run openapi` and commit docs/openapi.json',
-    );
+    assert.ok(committed === renderOpenApiFile(), 'docs/openapi.json differs from the document the code generates: run `npm run openapi` and commit docs/openapi.json');
   });
 
   it('is served at /v1/openapi.json without a key', async () => {

@@ -23,7 +23,12 @@ const cases: { why: string; state: Partial<PromotionLoopState>; pending: Promoti
   { why: 'force-roll-forward while ramping up', state: {}, pending: 'FORCE_ROLL_FORWARD', decision: { kind: 'COMPLETE', because: 'FORCE_ROLL_FORWARD' } },
   { why: 'force-roll-forward while ramping down', state: rampingDown, pending: 'FORCE_ROLL_FORWARD', decision: { kind: 'COMPLETE', because: 'FORCE_ROLL_FORWARD' } },
   { why: 'force-roll-forward while paused', state: pausedUp, pending: 'FORCE_ROLL_FORWARD', decision: { kind: 'COMPLETE', because: 'FORCE_ROLL_FORWARD' } },
-  { why: 'force-roll-forward during a stabilization wait', state: { stabilizingMs: 60_000 }, pending: 'FORCE_ROLL_FORWARD', decision: { kind: 'COMPLETE', because: 'FORCE_ROLL_FORWARD' } },
+  {
+    why: 'force-roll-forward during a stabilization wait',
+    state: { stabilizingMs: 60_000 },
+    pending: 'FORCE_ROLL_FORWARD',
+    decision: { kind: 'COMPLETE', because: 'FORCE_ROLL_FORWARD' },
+  },
   { why: 'force-cancel while ramping up', state: {}, pending: 'FORCE_CANCEL', decision: { kind: 'CANCEL_AT_ONCE' } },
   { why: 'force-cancel while paused ramping down', state: pausedDown, pending: 'FORCE_CANCEL', decision: { kind: 'CANCEL_AT_ONCE' } },
   { why: 'force-cancel at step 0 ramping down', state: { ...rampingDown, step: 0 }, pending: 'FORCE_CANCEL', decision: { kind: 'CANCEL_AT_ONCE' } },

@@ -117,7 +117,11 @@ describe('request ids', () => {
       const ids = [made, unsafe].map((answer) => answer.headers['x-request-id'] as string);
       for (const id of ids) assert.match(id, UUID);
       assert.notEqual(ids[0], ids[1]);
-      assert.deepEqual(received.map((headers) => headers['x-request-id']), ids, 'the replica got the ids answered');
+      assert.deepEqual(
+        received.map((headers) => headers['x-request-id']),
+        ids,
+        'the replica got the ids answered',
+      );
       assert.equal(refused.status, 401);
       assert.equal(refused.headers['x-request-id'], 'no-key-1');
       await eventually('three access log lines', async () => (lines.length === 3 ? true : undefined));

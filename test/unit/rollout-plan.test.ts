@@ -13,7 +13,8 @@ function simulate(
   let percent = start.percent;
   actions.forEach((action, i) => {
     if (action.kind === 'route') percent = action.percent;
-    else if (action.side === 'candidate') candidate = action.replicas; // scaling up waits until ready; down drains at once
+    else if (action.side === 'candidate')
+      candidate = action.replicas; // scaling up waits until ready; down drains at once
     else previous = action.replicas;
     check({ candidate, previous }, percent, `${label} action ${i} ${JSON.stringify(action)}`);
   });
@@ -75,7 +76,10 @@ describe('planRollout (exhaustive: N = 1..20, every surge and unavailable percen
   it('follows docs/promotions.md for N=4, surge 25%: one replica a step, 25% traffic a step', () => {
     const plan = planRollout({ replicas: 4, maxSurgePercent: 25, maxUnavailablePercent: 0, rolling: true });
     assert.equal(plan.mode, 'surge');
-    assert.deepEqual(plan.states.map((s) => s.percent), [0, 25, 50, 75, 100]);
+    assert.deepEqual(
+      plan.states.map((s) => s.percent),
+      [0, 25, 50, 75, 100],
+    );
     assert.deepEqual(plan.steps[0], [
       { kind: 'scale', side: 'candidate', replicas: 1 },
       { kind: 'route', percent: 25 },
@@ -112,23 +116,36 @@ describe('planRollout (exhaustive: N = 1..20, every surge and unavailable percen
     for (let n = 1; n <= 20; n++) {
       const plan = planCanary(n);
       assert.equal(plan.steps.length, 10);
-      assert.deepEqual(plan.states.slice(1).map((s) => s.percent), [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+      assert.deepEqual(
+        plan.states.slice(1).map((s) => s.percent),
+        [10, 20, 30, 40, 50, 60, 70, 80, 90, 100],
+      );
       assert.deepEqual(plan.steps[0]![0], { kind: 'scale', side: 'candidate', replicas: n });
       let last = 0;
       plan.steps.forEach((step, k) => {
-        simulate(plan.states[k]!, step, (ready, percent, where) => {
-          assert.ok(ready.previous === n, `${where}: the previous keeps N`);
-          if (percent > 0) assert.equal(ready.candidate, n, `${where}: traffic only once the candidate has N`);
-          assert.ok(percent >= last);
-          last = percent;
-        }, `canary N=${n} step ${k}`);
+        simulate(
+          plan.states[k]!,
+          step,
+          (ready, percent, where) => {
+            assert.ok(ready.previous === n, `${where}: the previous keeps N`);
+            if (percent > 0) assert.equal(ready.candidate, n, `${where}: traffic only once the candidate has N`);
+            assert.ok(percent >= last);
+            last = percent;
+          },
+          `canary N=${n} step ${k}`,
+        );
       });
       let state = plan.states.at(-1)!;
       for (let to = plan.states.length - 2; to >= 0; to--) {
-        state = simulate(state, stepBack(state, plan.states[to]!), (ready, percent, where) => {
-          if (percent > 0) assert.ok(ready.candidate >= 1, where);
-          assert.ok(ready.previous >= 1, where);
-        }, `canary back to ${to}`);
+        state = simulate(
+          state,
+          stepBack(state, plan.states[to]!),
+          (ready, percent, where) => {
+            if (percent > 0) assert.ok(ready.candidate >= 1, where);
+            assert.ok(ready.previous >= 1, where);
+          },
+          `canary back to ${to}`,
+        );
       }
       assert.deepEqual(state, plan.states[0]);
     }

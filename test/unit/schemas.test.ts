@@ -62,7 +62,8 @@ describe('parseModelConfig', () => {
   it('names every invalid field', () => {
     assert.throws(
       () => parseModelConfig('requirements: "numpy"\nruntime: {predict_concurrency: 0}\n'),
-      (error: unknown) => error instanceof BuildError && error.kind === 'INVALID_CONFIG' && /requirements/.test(error.message) && /runtime\.predict_concurrency/.test(error.message),
+      (error: unknown) =>
+        error instanceof BuildError && error.kind === 'INVALID_CONFIG' && /requirements/.test(error.message) && /runtime\.predict_concurrency/.test(error.message),
     );
   });
 

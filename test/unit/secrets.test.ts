@@ -62,14 +62,16 @@ describe('secrets', () => {
       const module = path.resolve(__dirname, '../../src/secrets/secret-box.js');
       const script = `process.stdout.write(require(${JSON.stringify(module)}).loadOrCreateSecretKey(${JSON.stringify(file)}).toString('hex'))`;
       const keys = await Promise.all(
-        Array.from({ length: 8 }, () =>
-          new Promise<string>((resolve, reject) => {
-            const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-            let out = '';
-            child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-            child.once('error', reject);
-            child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}`))));
-          }),
+        Array.from(
+          { length: 8 },
+          () =>
+            new Promise<string>((resolve, reject) => {
+              const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+              let out = '';
+              child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+              child.once('error', reject);
+              child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}`))));
+            }),
         ),
       );
       assert.equal(new Set(keys).size, 1);
@@ -91,10 +93,16 @@ describe('secrets', () => {
         assert.equal(rotated.secret.created_at, created.secret.created_at);
         await store.upsertSecret('b.key', box.seal('b.key', 'three'));
         const listed = await store.listSecrets();
-        assert.deepEqual(listed.map((secret) => secret.name), ['b.key', 'hf_access_token']);
+        assert.deepEqual(
+          listed.map((secret) => secret.name),
+          ['b.key', 'hf_access_token'],
+        );
         assert.deepEqual(Object.keys(listed[0]!).sort(), ['created_at', 'id', 'name', 'updated_at']);
         const sealed = await store.readSecretCiphertexts(['hf_access_token', 'absent']);
-        assert.deepEqual(sealed.map((secret) => secret.name), ['hf_access_token']);
+        assert.deepEqual(
+          sealed.map((secret) => secret.name),
+          ['hf_access_token'],
+        );
         assert.equal(box.open('hf_access_token', sealed[0]!), 'two');
 
         const resolve = storeSecretResolver(store, path.join(dir, 'secrets.key'));
@@ -103,10 +111,16 @@ describe('secrets', () => {
 
         assert.equal(await store.deleteSecret('b.key'), true);
         assert.equal(await store.deleteSecret('b.key'), false);
-        assert.deepEqual((await store.listSecrets()).map((secret) => secret.name), ['hf_access_token']);
+        assert.deepEqual(
+          (await store.listSecrets()).map((secret) => secret.name),
+          ['hf_access_token'],
+        );
 
         await store.appendAudit({ model_id: null, actor: 'admin', action: 'SET_SECRET', target: 'hf_access_token', details: { name: 'hf_access_token' } });
-        assert.deepEqual((await store.listAudit(null)).map((entry) => entry.action), ['SET_SECRET']);
+        assert.deepEqual(
+          (await store.listAudit(null)).map((entry) => entry.action),
+          ['SET_SECRET'],
+        );
       } finally {
         await store.close();
       }
@@ -137,7 +151,16 @@ describe('secrets', () => {
     runtime.reconcile([
       {
         replicas: 1,
-        spec: { deploymentId: 'd1', kind: 'published', python: '/nonexistent/python', packageDir: dir, revision: 0, environment: {}, secretNames: ['hf_access_token'], logsDir: dir },
+        spec: {
+          deploymentId: 'd1',
+          kind: 'published',
+          python: '/nonexistent/python',
+          packageDir: dir,
+          revision: 0,
+          environment: {},
+          secretNames: ['hf_access_token'],
+          logsDir: dir,
+        },
       },
     ]);
     assert.equal(runtime.snapshot()[0]!.state, 'STARTING');

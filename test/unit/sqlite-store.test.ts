@@ -32,7 +32,10 @@ describe('SqliteStore', () => {
   it('creates a model with its production environment, once per name', async () => {
     const model = await store.findOrCreateModel('echo');
     assert.equal((await store.findOrCreateModel('echo')).id, model.id);
-    assert.deepEqual((await store.listEnvironments(model.id)).map((env) => env.name), ['production']);
+    assert.deepEqual(
+      (await store.listEnvironments(model.id)).map((env) => env.name),
+      ['production'],
+    );
     assert.equal((await store.getModel('echo'))?.id, model.id);
     assert.equal((await store.getModel(model.id))?.name, 'echo');
   });
@@ -77,7 +80,9 @@ describe('SqliteStore', () => {
       port: 2,
       restarts: 0,
       last_exit: null,
-      last_error: null, revision: 0, reload_error: null,
+      last_error: null,
+      revision: 0,
+      reload_error: null,
       started_at: 'now',
       ready_at: null,
       updated_at: 'now',
@@ -105,8 +110,6 @@ describe('SqliteStore', () => {
     const minute = '2026-01-01T00:00:00.000Z';
     await store.addUsage([{ deployment_id: 'd1', minute, replica_seconds: 30, requests: 2 }]);
     await store.addUsage([{ deployment_id: 'd1', minute, replica_seconds: 30, requests: 3 }]);
-    assert.deepEqual(await store.listUsage({ start: minute, end: '2026-01-02T00:00:00.000Z' }), [
-      { deployment_id: 'd1', minute, replica_seconds: 60, requests: 5 },
-    ]);
+    assert.deepEqual(await store.listUsage({ start: minute, end: '2026-01-02T00:00:00.000Z' }), [{ deployment_id: 'd1', minute, replica_seconds: 60, requests: 5 }]);
   });
 });

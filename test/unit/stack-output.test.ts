@@ -15,7 +15,7 @@ describe('the stack output', () => {
     assert.equal(outputFormat('pretty', false), 'pretty');
   });
 
-  it('passes a child\'s JSON log lines through unchanged and wraps every other line into one', () => {
+  it("passes a child's JSON log lines through unchanged and wraps every other line into one", () => {
     const output = new ChildOutput('json');
     const lines: string[] = [];
     createLogger('node', { destination: { write: (line: string) => void lines.push(line.replace(/\n$/, '')) } }).info({ deploymentId: 'd1' }, 'replica r1 is ready');
@@ -39,10 +39,14 @@ describe('the stack output', () => {
       ],
     );
     assert.equal(wrapped[3]!.child, 'worker');
-    assert.deepEqual(wrapped.map((line) => line.stream), ['stdout', 'stderr', 'stdout', undefined], 'a wrapped line says where it came from');
+    assert.deepEqual(
+      wrapped.map((line) => line.stream),
+      ['stdout', 'stderr', 'stdout', undefined],
+      'a wrapped line says where it came from',
+    );
   });
 
-  it('drops the lines it makes below GANTRY_LOG_LEVEL, never a child\'s own log line', () => {
+  it("drops the lines it makes below GANTRY_LOG_LEVEL, never a child's own log line", () => {
     const output = new ChildOutput('json', {}, false, 'warn');
     assert.equal(output.childLine('temporal', 'stdout', 'chatter'), undefined);
     assert.equal(JSON.parse(output.childLine('temporal', 'stderr', 'a problem')!).level, 'warn');
@@ -65,7 +69,7 @@ describe('the stack output', () => {
     assert.match(plain, /^\[temporal\] +\S+ INFO.*plain text/);
   });
 
-  it('writes the Temporal SDK\'s lines as the worker\'s JSON lines, its metadata as fields', () => {
+  it("writes the Temporal SDK's lines as the worker's JSON lines, its metadata as fields", () => {
     const lines: Record<string, unknown>[] = [];
     const logger = createLogger('worker', { level: 'debug', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
     const sdk = temporalLogger(logger);

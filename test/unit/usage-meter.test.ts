@@ -14,7 +14,20 @@ describe('UsageMeter', () => {
     let now = Date.parse('2026-01-01T00:00:50.000Z');
     const meter = new UsageMeter(store, () => now);
     const replica = (id: string, deployment_id: string, state: ObservedReplica['state'], pid: number | null): ObservedReplica => ({
-      id, deployment_id, node_id: 'n', state, pid, port: null, restarts: 0, last_exit: null, last_error: null, revision: 0, reload_error: null, started_at: '', ready_at: null, updated_at: '',
+      id,
+      deployment_id,
+      node_id: 'n',
+      state,
+      pid,
+      port: null,
+      restarts: 0,
+      last_exit: null,
+      last_error: null,
+      revision: 0,
+      reload_error: null,
+      started_at: '',
+      ready_at: null,
+      updated_at: '',
     });
     const running = [replica('r1', 'd1', 'READY', 1), replica('r2', 'd1', 'STARTING', 2), replica('r3', 'd2', 'EXITED', null)];
     now += 5000;
@@ -43,7 +56,22 @@ describe('UsageMeter', () => {
     let now = Date.parse('2026-01-01T00:00:40.000Z');
     const meter = new UsageMeter(store, () => now);
     const running: ObservedReplica[] = [
-      { id: 'r1', deployment_id: 'd1', node_id: 'n', state: 'READY', pid: 1, port: null, restarts: 0, last_exit: null, last_error: null, revision: 0, reload_error: null, started_at: '', ready_at: null, updated_at: '' },
+      {
+        id: 'r1',
+        deployment_id: 'd1',
+        node_id: 'n',
+        state: 'READY',
+        pid: 1,
+        port: null,
+        restarts: 0,
+        last_exit: null,
+        last_error: null,
+        revision: 0,
+        reload_error: null,
+        started_at: '',
+        ready_at: null,
+        updated_at: '',
+      },
     ];
     now += 4000;
     meter.sampleReplicas(running);
@@ -89,7 +117,10 @@ describe('UsageMeter', () => {
     const second = meter.flush(); // asked while the first is in flight
     release();
     const outcomes = await Promise.allSettled([first, second]);
-    assert.deepEqual(outcomes.map((o) => o.status), ['rejected', 'fulfilled']);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['rejected', 'fulfilled'],
+    );
     assert.equal(failures.get('addUsage'), 1);
     await meter.flush(); // nothing left to write
     const usage = await sqlite.listUsage({ start: '2026-01-01T00:00:00.000Z', end: '2026-01-01T01:00:00.000Z' });

@@ -115,13 +115,21 @@ describe('asyncPredictionWorkflow (time-skipping)', function () {
     });
     const outcome = await run(request, { retry: { max_attempts: 5, initial_delay_ms: 2000, max_delay_ms: 5000 } }, dispatch(request));
     assert.equal(outcome.status, 'FAILED');
-    assert.deepEqual(request.callAttempts.map((a) => a.attempt), [1, 2, 3, 4, 5], 'max_attempts, no more');
+    assert.deepEqual(
+      request.callAttempts.map((a) => a.attempt),
+      [1, 2, 3, 4, 5],
+      'max_attempts, no more',
+    );
     // An attempt is scheduled when the one before it failed, so these gaps are the backoffs before attempts 2, 3 and 4.
     const gaps = request.callAttempts.slice(2).map((a, i) => a.scheduledAt - request.callAttempts[i + 1]!.scheduledAt);
     assert.ok(gaps[0]! >= 2000 && gaps[0]! < 3000, `first retry after ~2 s: ${gaps}`);
     assert.ok(gaps[1]! >= 4000 && gaps[1]! < 5000, `then ~4 s: ${gaps}`);
     assert.ok(gaps[2]! >= 5000 && gaps[2]! < 6000, `then capped at 5 s: ${gaps}`);
-    assert.deepEqual(request.errors.map((e) => e.code), ['MODEL_PREDICT_ERROR'], `the fifth attempt's error, the last one made: ${JSON.stringify(request.errors)}`);
+    assert.deepEqual(
+      request.errors.map((e) => e.code),
+      ['MODEL_PREDICT_ERROR'],
+      `the fifth attempt's error, the last one made: ${JSON.stringify(request.errors)}`,
+    );
     assert.equal(request.delivered, 1, 'a failed request is delivered to its webhook too');
   });
 

@@ -123,10 +123,14 @@ describe('deployWorkflow (time-skipping)', function () {
       let release!: () => void;
       let started = false;
       const gate = new Promise<void>((resolve) => (release = resolve));
-      return { wait: () => {
-        started = true;
-        return gate;
-      }, release: () => release(), started: () => started };
+      return {
+        wait: () => {
+          started = true;
+          return gate;
+        },
+        release: () => release(),
+        started: () => started,
+      };
     }
 
     async function cancelWhile(plane: FakeControlPlane, gate: ReturnType<typeof blocking>): Promise<unknown> {
@@ -186,11 +190,17 @@ describe('deployWorkflow (time-skipping)', function () {
       const plane = new FakeControlPlane({});
       const activities = plane.activities();
       activities.awaitRouteApplied = async () => {
-        throw ApplicationFailure.create({ message: 'the route of production at generation 7 was not applied in time: no node is live', type: ROUTE_NOT_APPLIED, nonRetryable: true });
+        throw ApplicationFailure.create({
+          message: 'the route of production at generation 7 was not applied in time: no node is live',
+          type: ROUTE_NOT_APPLIED,
+          nonRetryable: true,
+        });
       };
       const taskQueue = `deploy-test-${++counter}`;
       const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities });
-      const outcome = await worker.runUntil(env.client.workflow.execute(deployWorkflow, { taskQueue, workflowId: `deploy:test-${counter}`, args: [{ deploymentId: 'd', deployTimeoutSeconds: 60 }] }));
+      const outcome = await worker.runUntil(
+        env.client.workflow.execute(deployWorkflow, { taskQueue, workflowId: `deploy:test-${counter}`, args: [{ deploymentId: 'd', deployTimeoutSeconds: 60 }] }),
+      );
       assert.equal(outcome.status, 'ACTIVE');
       assert.equal(outcome.became_production, true);
       assert.match(plane.messages.at(-1) ?? '', /^serves production once a gateway applies its route: .*no node is live/);

@@ -90,12 +90,14 @@ describe('developmentUpdateWorkflow (time-skipping)', function () {
   it('puts the previous revision back when the update is cancelled, then ends cancelled', async () => {
     let release!: () => void;
     let waiting = false;
-    const plane = new FakeControlPlane({ ready: () => {
+    const plane = new FakeControlPlane({
+      ready: () => {
         waiting = true;
         return new Promise<void>((resolve) => {
           release = resolve;
         });
-      } });
+      },
+    });
     const failure = await update(plane, 'reload', async (workflowId) => {
       for (let i = 0; i < 200 && !waiting; i++) await new Promise((resolve) => setTimeout(resolve, 25));
       const handle = env.client.workflow.getHandle(workflowId);

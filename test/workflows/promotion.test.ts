@@ -356,7 +356,11 @@ describe('promotionWorkflow (time-skipping)', function () {
       assertCanceled(cluster, outcome);
       const peak = Math.max(...cluster.routed);
       const down = cluster.routed.slice(cluster.routed.indexOf(peak) + 1);
-      assert.deepEqual(down, [...down].sort((a, b) => b - a), `walks back down: ${cluster.routed}`);
+      assert.deepEqual(
+        down,
+        [...down].sort((a, b) => b - a),
+        `walks back down: ${cluster.routed}`,
+      );
     });
 
     it('rolls forward at once on force-roll-forward', async () => {

@@ -9,7 +9,10 @@ import { AutoscalingForm } from './settings-forms';
 /** Reads `key: value` lines (or `key=value`) into labels; throws on a line that is neither. */
 export function parseLabelLines(text: string): Labels {
   const labels: Labels = {};
-  for (const line of text.split(/[\n,]/).map((l) => l.trim()).filter(Boolean)) {
+  for (const line of text
+    .split(/[\n,]/)
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     const match = /^([^:=\s]+)\s*[:=]\s*(.*)$/.exec(line);
     if (!match) throw new Error(`"${line}" is not key: value`);
     labels[match[1]!] = match[2]!;
@@ -109,17 +112,25 @@ export function DeploymentRow({ modelId, deployment, environments }: { modelId: 
         </td>
         <td class="actions">
           {!development && (
-            <button type="button" onClick={() => {
+            <button
+              type="button"
+              onClick={() => {
                 setName(deployment.name);
                 setEditing('rename');
-              }} aria-label={`Rename ${deployment.name}`}>
+              }}
+              aria-label={`Rename ${deployment.name}`}
+            >
               Rename
             </button>
           )}
           <button
             type="button"
             onClick={() => {
-              setLabels(Object.entries(deployment.labels).map(([k, v]) => `${k}: ${v}`).join('\n'));
+              setLabels(
+                Object.entries(deployment.labels)
+                  .map(([k, v]) => `${k}: ${v}`)
+                  .join('\n'),
+              );
               setEditing('labels');
             }}
             aria-label={`Edit the labels of ${deployment.name}`}
@@ -176,10 +187,14 @@ export function DeploymentRow({ modelId, deployment, environments }: { modelId: 
                 <button type="button" class="danger" disabled={busy} onClick={() => void run(() => api('DELETE', path))}>
                   Delete {deployment.name}
                 </button>{' '}
-                <button type="button" class="quiet" onClick={() => {
-                  setEditing('none');
-                  setError(null);
-                }}>
+                <button
+                  type="button"
+                  class="quiet"
+                  onClick={() => {
+                    setEditing('none');
+                    setError(null);
+                  }}
+                >
                   Keep it
                 </button>
               </div>

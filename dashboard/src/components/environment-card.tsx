@@ -43,7 +43,15 @@ function useElapsed(since: string): string {
 /** The traffic split as a bar: the candidate's share against the previous deployment's. */
 function TrafficBar({ percent }: { percent: number }) {
   return (
-    <div class="traffic" role="meter" aria-label="Traffic to the new deployment" aria-valuemin={0} aria-valuemax={100} aria-valuenow={percent} aria-valuetext={`${percent}% new, ${100 - percent}% previous`}>
+    <div
+      class="traffic"
+      role="meter"
+      aria-label="Traffic to the new deployment"
+      aria-valuemin={0}
+      aria-valuemax={100}
+      aria-valuenow={percent}
+      aria-valuetext={`${percent}% new, ${100 - percent}% previous`}
+    >
       <div class="candidate" style={{ width: `${percent}%` }} />
       <span class="traffic-label">
         {percent}% new · {100 - percent}% previous
@@ -83,7 +91,11 @@ function LivePromotion({ modelId, environment, temporalUi }: { modelId: string; 
         {promotion.pending_action && <span class="pending">pending: {promotion.pending_action}</span>}
         <span class="muted">for {elapsed}</span>
         {temporalUi && (
-          <a href={`${temporalUi.url}/namespaces/${encodeURIComponent(temporalUi.namespace)}/workflows/${encodeURIComponent(workflowIds.promotion(modelId, environment.name))}`} target="_blank" rel="noreferrer">
+          <a
+            href={`${temporalUi.url}/namespaces/${encodeURIComponent(temporalUi.namespace)}/workflows/${encodeURIComponent(workflowIds.promotion(modelId, environment.name))}`}
+            target="_blank"
+            rel="noreferrer"
+          >
             workflow in Temporal
           </a>
         )}
@@ -157,9 +169,7 @@ export function EnvironmentCard({ modelId, environment, temporalUi }: { modelId:
           Promotion settings
         </button>
       )}
-      <p class="muted settings">
-        {describeSettings(environment.promotion_settings)}
-      </p>
+      <p class="muted settings">{describeSettings(environment.promotion_settings)}</p>
       {environment.in_progress_promotion ? <LivePromotion modelId={modelId} environment={environment} temporalUi={temporalUi} /> : <p class="muted">No promotion in flight.</p>}
       {environment.name !== 'production' &&
         (confirming ? (

@@ -86,22 +86,40 @@ export function PromotionSettingsForm({ modelId, environment, settings, onClose 
       {surge ? (
         <NumberField label="Max surge (%)" value={draft.rolling_deploy_config.max_surge_percent} min={1} max={50} onChange={(v) => setRolling({ max_surge_percent: v })} />
       ) : (
-        <NumberField label="Max unavailable (%)" value={draft.rolling_deploy_config.max_unavailable_percent} min={1} max={50} onChange={(v) => setRolling({ max_unavailable_percent: v })} />
+        <NumberField
+          label="Max unavailable (%)"
+          value={draft.rolling_deploy_config.max_unavailable_percent}
+          min={1}
+          max={50}
+          onChange={(v) => setRolling({ max_unavailable_percent: v })}
+        />
       )}
-      <NumberField label="Stabilization per step (s)" value={draft.rolling_deploy_config.stabilization_time_seconds} min={0} max={3600} onChange={(v) => setRolling({ stabilization_time_seconds: v })} />
+      <NumberField
+        label="Stabilization per step (s)"
+        value={draft.rolling_deploy_config.stabilization_time_seconds}
+        min={0}
+        max={3600}
+        onChange={(v) => setRolling({ stabilization_time_seconds: v })}
+      />
       <NumberField label="Promotion timeout (s)" value={draft.promotion_timeout_seconds} min={10} max={86400} onChange={(v) => set({ promotion_timeout_seconds: v })} />
       <label>
         Afterwards, the previous deployment is
-        <select value={draft.promotion_cleanup_strategy} onChange={(e) => set({ promotion_cleanup_strategy: e.currentTarget.value as PromotionSettings['promotion_cleanup_strategy'] })}>
+        <select
+          value={draft.promotion_cleanup_strategy}
+          onChange={(e) => set({ promotion_cleanup_strategy: e.currentTarget.value as PromotionSettings['promotion_cleanup_strategy'] })}
+        >
           <option value="SCALE_TO_ZERO">scaled to zero</option>
           <option value="KEEP">kept running</option>
           <option value="DEACTIVATE">deactivated</option>
         </select>
       </label>
       <label class="check">
-        <input type="checkbox" checked={draft.ramp_up_while_promoting} onChange={(e) => set({ ramp_up_while_promoting: e.currentTarget.checked })} /> Canary: move traffic in 10 equal stages
+        <input type="checkbox" checked={draft.ramp_up_while_promoting} onChange={(e) => set({ ramp_up_while_promoting: e.currentTarget.checked })} /> Canary: move traffic in 10
+        equal stages
       </label>
-      {draft.ramp_up_while_promoting && <NumberField label="Canary duration (s)" value={draft.ramp_up_duration_seconds} min={10} max={86400} onChange={(v) => set({ ramp_up_duration_seconds: v })} />}
+      {draft.ramp_up_while_promoting && (
+        <NumberField label="Canary duration (s)" value={draft.ramp_up_duration_seconds} min={10} max={86400} onChange={(v) => set({ ramp_up_duration_seconds: v })} />
+      )}
       <FormFooter save="Save settings" busy={busy} error={error} onCancel={onClose} />
     </form>
   );

@@ -62,7 +62,11 @@ function jump(event: MouseEvent): void {
 /** The model page. */
 export function ModelPage({ modelId, onExpired }: { modelId: string; onExpired(): void }) {
   const [gone, setGone] = useState<string | null>(null);
-  const { data, state } = useLive<ModelDetail>((handlers) => followModel(modelId, handlers), [modelId], (error: ApiError) => (error.status === 401 ? onExpired() : setGone(error.message)));
+  const { data, state } = useLive<ModelDetail>(
+    (handlers) => followModel(modelId, handlers),
+    [modelId],
+    (error: ApiError) => (error.status === 401 ? onExpired() : setGone(error.message)),
+  );
   if (gone) {
     return (
       <p class="error" role="alert">
@@ -81,8 +85,27 @@ export function ModelPage({ modelId, onExpired }: { modelId: string; onExpired()
         <LiveIndicator state={state} />
       </div>
       <nav class="sections" aria-label="Sections of this model">
-        <a href="#deployments-title" onClick={jump}>Deployments</a> <a href="#environments-title" onClick={jump}>Environments</a> <a href="#development-title" onClick={jump}>Development</a>{' '}
-        <a href="#playground-title" onClick={jump}>Predict</a> <a href="#logs-title" onClick={jump}>Logs</a> <a href="#usage-title" onClick={jump}>Usage</a> <a href="#audit-title" onClick={jump}>Audit log</a>
+        <a href="#deployments-title" onClick={jump}>
+          Deployments
+        </a>{' '}
+        <a href="#environments-title" onClick={jump}>
+          Environments
+        </a>{' '}
+        <a href="#development-title" onClick={jump}>
+          Development
+        </a>{' '}
+        <a href="#playground-title" onClick={jump}>
+          Predict
+        </a>{' '}
+        <a href="#logs-title" onClick={jump}>
+          Logs
+        </a>{' '}
+        <a href="#usage-title" onClick={jump}>
+          Usage
+        </a>{' '}
+        <a href="#audit-title" onClick={jump}>
+          Audit log
+        </a>
       </nav>
 
       <section aria-labelledby="deployments-title">

@@ -3,14 +3,7 @@ import * as fs from 'node:fs';
 import { Router } from 'express';
 import type { HomePaths } from '../../home';
 import type { DeploymentService } from '../../services/deployments';
-import {
-  autoscalingSettingsPatchSchema,
-  deploymentListQuerySchema,
-  logsQuerySchema,
-  pushOptionsSchema,
-  updateDeploymentSchema,
-  usageQuerySchema,
-} from '../../shared/schemas';
+import { autoscalingSettingsPatchSchema, deploymentListQuerySchema, logsQuerySchema, pushOptionsSchema, updateDeploymentSchema, usageQuerySchema } from '../../shared/schemas';
 import type { DevelopmentService } from '../../services/development';
 import type { DevelopmentPushAnswer } from '../../shared/views';
 import type { UsageService } from '../../services/usage';

@@ -4,14 +4,7 @@ import type { DeploymentService } from '../../services/deployments';
 import type { EnvironmentService } from '../../services/environments';
 import type { PromotionService } from '../../services/promotions';
 import type { Store } from '../../store/store';
-import {
-  createEnvironmentSchema,
-  environmentNameSchema,
-  promoteRequestSchema,
-  promotionActions,
-  updateEnvironmentSchema,
-  type PromotionAction,
-} from '../../shared/schemas';
+import { createEnvironmentSchema, environmentNameSchema, promoteRequestSchema, promotionActions, updateEnvironmentSchema, type PromotionAction } from '../../shared/schemas';
 import { actorOf } from '../auth';
 import { parseInput } from '../validation';
 

@@ -29,9 +29,7 @@ interface Subscriber {
 
 /** Builds the event a subscriber should see now. */
 async function eventFor(live: LiveViews, subscriber: Subscriber): Promise<LiveEvent> {
-  return subscriber.model
-    ? { event: 'model', data: await live.detail(subscriber.model) }
-    : { event: 'models', data: { models: await live.overview() } };
+  return subscriber.model ? { event: 'model', data: await live.detail(subscriber.model) } : { event: 'models', data: { models: await live.overview() } };
 }
 
 /** /v1/events. */

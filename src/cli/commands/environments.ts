@@ -66,7 +66,9 @@ export async function environmentsCommand(client: ApiClient, model: string, opti
       environments.map((env) => [
         env.name,
         env.current_deployment ? `${env.current_deployment.name} (${env.current_deployment.id})` : '-',
-        env.in_progress_promotion ? `${env.in_progress_promotion.status} ${env.in_progress_promotion.percent_traffic_to_new_version}% → ${env.candidate_deployment?.name ?? env.in_progress_promotion.candidate_deployment_id}` : '-',
+        env.in_progress_promotion
+          ? `${env.in_progress_promotion.status} ${env.in_progress_promotion.percent_traffic_to_new_version}% → ${env.candidate_deployment?.name ?? env.in_progress_promotion.candidate_deployment_id}`
+          : '-',
         describeSettings(env),
       ]),
     ),
@@ -134,8 +136,7 @@ export async function followPromotion(client: ApiClient, model: string, env: str
       await new Promise((resolve) => setTimeout(resolve, 500));
       continue;
     }
-    const ready = async (id: string | null): Promise<number | undefined> =>
-      id ? (await client.getDeployment(model, id).catch(() => undefined))?.replicas.ready : undefined;
+    const ready = async (id: string | null): Promise<number | undefined> => (id ? (await client.getDeployment(model, id).catch(() => undefined))?.replicas.ready : undefined);
     const line = progressLine(p, { candidate: await ready(p.candidate_deployment_id), previous: await ready(p.previous_deployment_id) });
     if (tty) process.stdout.write(`\r\x1b[2K${line}`);
     else if (line !== last) console.log(line);
@@ -150,12 +151,7 @@ export async function followPromotion(client: ApiClient, model: string, env: str
 }
 
 /** `gantry promote MODEL DEPLOYMENT [--environment ENV] [--follow]`. */
-export async function promoteCommand(
-  client: ApiClient,
-  model: string,
-  deployment: string,
-  options: { environment?: string; follow?: boolean; output?: string },
-): Promise<number> {
+export async function promoteCommand(client: ApiClient, model: string, deployment: string, options: { environment?: string; follow?: boolean; output?: string }): Promise<number> {
   const env = options.environment ?? 'production';
   if (deployment === 'development') {
     if (env !== 'production') throw new Error('the development deployment is promoted to production only');

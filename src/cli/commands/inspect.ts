@@ -33,15 +33,7 @@ export async function deploymentsCommand(client: ApiClient, model: string, optio
   console.log(
     table(
       ['ID', 'NAME', 'STATUS', 'REPLICAS', 'ENVIRONMENTS', 'LABELS', 'CREATED'],
-      deployments.map((d) => [
-        d.id,
-        d.name,
-        d.status,
-        `${d.replicas.ready}/${d.replicas.desired}`,
-        d.environments.join(',') || '-',
-        formatLabels(d.labels),
-        d.created_at,
-      ]),
+      deployments.map((d) => [d.id, d.name, d.status, `${d.replicas.ready}/${d.replicas.desired}`, d.environments.join(',') || '-', formatLabels(d.labels), d.created_at]),
     ),
   );
   return 0;

@@ -22,8 +22,6 @@ export interface PushCommandOptions {
   output?: string;
 }
 
-
-
 function parseLabels(text: string | undefined): Record<string, string> | undefined {
   if (text === undefined) return undefined;
   let value: unknown;
@@ -71,7 +69,9 @@ export async function pushCommand(client: ApiClient, dir: string, options: PushC
   if (options.watch) {
     const refused = [options.promote && '--promote', options.environment && '--environment', options.deploymentName && '--deployment-name'].filter(Boolean);
     if (refused.length > 0) {
-      throw new Error(`--watch updates the development deployment, which is not named or promoted by a push: drop ${refused.join(', ')} (promote it later with gantry promote MODEL development)`);
+      throw new Error(
+        `--watch updates the development deployment, which is not named or promoted by a push: drop ${refused.join(', ')} (promote it later with gantry promote MODEL development)`,
+      );
     }
     return watchCommand(client, dir, { modelName: options.modelName, labels });
   }

@@ -9,7 +9,9 @@ import { table } from '../output';
 async function readPipedValue(input: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of input) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /** Asks for a value on the terminal without echoing what is typed. */
@@ -36,7 +38,9 @@ async function promptHidden(question: string): Promise<string> {
 export async function setSecretCommand(client: ApiClient, name: string, extra: string[], options: { output?: string }): Promise<number> {
   if (extra.length > 0) {
     // Not echoed: the extra argument is probably the value.
-    throw new Error('gantry secrets set takes no value on the command line (it would stay in your shell history); pipe it in (gantry secrets set NAME < file) or type it at the hidden prompt');
+    throw new Error(
+      'gantry secrets set takes no value on the command line (it would stay in your shell history); pipe it in (gantry secrets set NAME < file) or type it at the hidden prompt',
+    );
   }
   const value = process.stdin.isTTY ? await promptHidden(`value of secret ${name}: `) : await readPipedValue(process.stdin);
   if (value === '') throw new Error('the secret value is empty: nothing was set');
@@ -50,7 +54,13 @@ export async function setSecretCommand(client: ApiClient, name: string, extra: s
 export async function listSecretsCommand(client: ApiClient, options: { output?: string }): Promise<number> {
   const { secrets } = await client.request<{ secrets: SecretView[] }>('GET', '/v1/secrets');
   if (options.output === 'json') console.log(JSON.stringify(secrets, null, 2));
-  else console.log(table(['NAME', 'ID', 'CREATED'], secrets.map((secret) => [secret.name, secret.id, secret.created_at])));
+  else
+    console.log(
+      table(
+        ['NAME', 'ID', 'CREATED'],
+        secrets.map((secret) => [secret.name, secret.id, secret.created_at]),
+      ),
+    );
   return 0;
 }
 

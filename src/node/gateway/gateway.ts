@@ -231,7 +231,13 @@ export class Gateway {
           store.listRoutes(),
           store.listApiKeyHashes(),
         ]);
-        this.table = new RoutingTable(models.map((m) => m.id), deployments, environments, routes, this.table);
+        this.table = new RoutingTable(
+          models.map((m) => m.id),
+          deployments,
+          environments,
+          routes,
+          this.table,
+        );
         this.keys = keys;
         this.deps.onApplied?.(this.table.appliedGenerations());
       } while (this.refreshAgain);
@@ -369,7 +375,11 @@ export class Gateway {
     const limits = this.deps.waitLimits ?? DEFAULT_WAIT_LIMITS;
     const queued = this.waiting.get(deploymentId) ?? 0;
     if (queued >= limits.queueSize) {
-      throw new RequestError(503, 'unavailable', `deployment ${name} (${deploymentId}) is ${status === 'SCALED_TO_ZERO' ? 'waking up' : 'starting'} and ${queued} requests already wait for it; retry shortly`);
+      throw new RequestError(
+        503,
+        'unavailable',
+        `deployment ${name} (${deploymentId}) is ${status === 'SCALED_TO_ZERO' ? 'waking up' : 'starting'} and ${queued} requests already wait for it; retry shortly`,
+      );
     }
     this.waiting.set(deploymentId, queued + 1);
     this.metrics.waiting.inc(target);

@@ -117,13 +117,7 @@ export class RoutingTable {
   private readonly development = new Map<string, string>();
 
   /** Builds the table; choosers of routes whose generation did not change carry over from `previous`. */
-  constructor(
-    modelIds: string[],
-    deployments: DeploymentRecord[],
-    environments: EnvironmentRecord[],
-    routes: RouteRecord[],
-    previous?: RoutingTable,
-  ) {
+  constructor(modelIds: string[], deployments: DeploymentRecord[], environments: EnvironmentRecord[], routes: RouteRecord[], previous?: RoutingTable) {
     for (const id of modelIds) this.models.add(id);
     for (const d of deployments) {
       if (d.deleted_at) continue;
@@ -143,8 +137,7 @@ export class RoutingTable {
       const key = routeKey(env.model_id, env.name);
       const route = routeByKey.get(key);
       const before = previous?.environments.get(key);
-      const chooser =
-        route && before?.route?.generation === route.generation && before.chooser ? before.chooser : route ? new SmoothWeightedRoundRobin(route.weights) : undefined;
+      const chooser = route && before?.route?.generation === route.generation && before.chooser ? before.chooser : route ? new SmoothWeightedRoundRobin(route.weights) : undefined;
       this.environments.set(key, { current: env.current_deployment_id, route, chooser });
     }
   }
@@ -174,10 +167,13 @@ export class RoutingTable {
    * Those that cannot serve are left out; when none can, the first one's routing error.
    */
   wakeTargets(address: RequestAddress): { deployments: RoutedDeployment[] } | { error: RoutingError } {
-    const found = this.candidates(address, (env) => env.current ?? undefined, (env) =>
-      Object.entries(env.route?.weights ?? {})
-        .filter(([, weight]) => weight > 0)
-        .map(([id]) => id),
+    const found = this.candidates(
+      address,
+      (env) => env.current ?? undefined,
+      (env) =>
+        Object.entries(env.route?.weights ?? {})
+          .filter(([, weight]) => weight > 0)
+          .map(([id]) => id),
     );
     if ('error' in found) return found;
     const checked = [...new Set(found.ids)].map((id) => this.serving(address.modelId, id));

@@ -264,7 +264,15 @@ export class ReplicaProcess {
     const body = JSON.stringify({ package: spec.packageDir, environment_variables: spec.environment, secrets });
     return new Promise((resolve) => {
       const request = http.request(
-        { host: '127.0.0.1', port: this.port, path: '/reload', method: 'POST', agent: this.agent, timeout: 600_000, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        {
+          host: '127.0.0.1',
+          port: this.port,
+          path: '/reload',
+          method: 'POST',
+          agent: this.agent,
+          timeout: 600_000,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
         (response) => {
           const chunks: Buffer[] = [];
           response.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -135,20 +135,14 @@ export class SqliteStore implements Store {
   }
 
   private migrate(all: Migration[]): void {
-    this.db.exec(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
-    );
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
     // IMMEDIATE: several processes may start at once; one applies, the others then see it applied.
     const apply = this.db.transaction(() => {
-      const applied = new Set(
-        (this.db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
-      );
+      const applied = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
       for (const migration of all) {
         if (applied.has(migration.version)) continue;
         this.db.exec(migration.sql);
-        this.db
-          .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
-          .run(migration.version, migration.name, now());
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(migration.version, migration.name, now());
       }
     });
     apply.immediate();
@@ -195,9 +189,7 @@ export class SqliteStore implements Store {
       if (name !== undefined) {
         if (nameTaken.get(input.model_id, name)) throw new ConflictError(`a deployment named ${name} already exists`);
       } else {
-        const counter = this.db.prepare('SELECT next_deployment_number AS n FROM models WHERE id = ?').get(input.model_id) as
-          | { n: number }
-          | undefined;
+        const counter = this.db.prepare('SELECT next_deployment_number AS n FROM models WHERE id = ?').get(input.model_id) as { n: number } | undefined;
         if (!counter) throw new Error(`model ${input.model_id} does not exist`);
         let n = counter.n;
         while (nameTaken.get(input.model_id, `deployment-${n}`)) n++;
@@ -225,9 +217,7 @@ export class SqliteStore implements Store {
   }
 
   async findDeploymentByName(modelId: string, name: string): Promise<DeploymentRecord | undefined> {
-    const row = this.db
-      .prepare('SELECT * FROM deployments WHERE model_id = ? AND name = ? AND deleted_at IS NULL')
-      .get(modelId, name) as Row | undefined;
+    const row = this.db.prepare('SELECT * FROM deployments WHERE model_id = ? AND name = ? AND deleted_at IS NULL').get(modelId, name) as Row | undefined;
     return row && toDeployment(row);
   }
 
@@ -276,10 +266,7 @@ export class SqliteStore implements Store {
       if (patch.name !== undefined) {
         const current = this.db.prepare('SELECT model_id FROM deployments WHERE id = ?').get(id) as { model_id: string } | undefined;
         const clash =
-          current &&
-          this.db
-            .prepare('SELECT 1 FROM deployments WHERE model_id = ? AND name = ? AND id != ? AND deleted_at IS NULL')
-            .get(current.model_id, patch.name, id);
+          current && this.db.prepare('SELECT 1 FROM deployments WHERE model_id = ? AND name = ? AND id != ? AND deleted_at IS NULL').get(current.model_id, patch.name, id);
         if (clash) throw new ConflictError(`a deployment named ${patch.name} already exists`);
       }
       if (columns.length > 0) {
@@ -309,9 +296,7 @@ export class SqliteStore implements Store {
   }
 
   async listEnvironments(modelId: string): Promise<EnvironmentRecord[]> {
-    return (
-      this.db.prepare(`SELECT * FROM environments WHERE model_id = ? ORDER BY name = '${PRODUCTION}' DESC, name`).all(modelId) as Row[]
-    ).map(toEnvironment);
+    return (this.db.prepare(`SELECT * FROM environments WHERE model_id = ? ORDER BY name = '${PRODUCTION}' DESC, name`).all(modelId) as Row[]).map(toEnvironment);
   }
 
   async listAllEnvironments(): Promise<EnvironmentRecord[]> {
@@ -333,9 +318,7 @@ export class SqliteStore implements Store {
   }
 
   async updatePromotionSettings(modelId: string, name: string, settings: PromotionSettings): Promise<EnvironmentRecord> {
-    this.db
-      .prepare('UPDATE environments SET promotion_settings = ?, updated_at = ? WHERE model_id = ? AND name = ?')
-      .run(JSON.stringify(settings), now(), modelId, name);
+    this.db.prepare('UPDATE environments SET promotion_settings = ?, updated_at = ? WHERE model_id = ? AND name = ?').run(JSON.stringify(settings), now(), modelId, name);
     this.changed();
     const environment = await this.getEnvironment(modelId, name);
     if (!environment) throw new Error(`environment ${name} does not exist`);
@@ -395,9 +378,7 @@ export class SqliteStore implements Store {
   ): Promise<{ promotion: PromotionRecord } | { clash: PromotionRecord }> {
     const create = this.db.transaction((): Row | undefined => {
       const inFlight = this.db.prepare('SELECT * FROM promotions WHERE ended_at IS NULL AND model_id = ? AND id != ?').all(promotion.model_id, promotion.id) as Row[];
-      const clash = inFlight
-        .map(toPromotion)
-        .find((p) => p.environment === promotion.environment || deploymentIds.some((id) => promotionInvolves(p, id)));
+      const clash = inFlight.map(toPromotion).find((p) => p.environment === promotion.environment || deploymentIds.some((id) => promotionInvolves(p, id)));
       if (clash) return inFlight.find((row) => row.id === clash.id);
       this.insertPromotion(promotion);
       return undefined;
@@ -479,18 +460,14 @@ export class SqliteStore implements Store {
   }
 
   async countPromotionsByStatus(): Promise<PromotionStatusCount[]> {
-    return this.db
-      .prepare('SELECT model_id, environment, status, COUNT(*) AS count FROM promotions GROUP BY model_id, environment, status')
-      .all() as PromotionStatusCount[];
+    return this.db.prepare('SELECT model_id, environment, status, COUNT(*) AS count FROM promotions GROUP BY model_id, environment, status').all() as PromotionStatusCount[];
   }
 
   async adoptIfNoCurrentDeployment(modelId: string, environment: string, deploymentId: string): Promise<boolean> {
     const adopt = this.db.transaction((): boolean => {
       const at = now();
       const result = this.db
-        .prepare(
-          'UPDATE environments SET current_deployment_id = ?, updated_at = ? WHERE model_id = ? AND name = ? AND current_deployment_id IS NULL',
-        )
+        .prepare('UPDATE environments SET current_deployment_id = ?, updated_at = ? WHERE model_id = ? AND name = ? AND current_deployment_id IS NULL')
         .run(deploymentId, at, modelId, environment);
       if (result.changes === 0) return false;
       this.writeRouteIn(modelId, environment, { [deploymentId]: 100 }, at);
@@ -502,9 +479,7 @@ export class SqliteStore implements Store {
   }
 
   async getRoute(modelId: string, environment: string): Promise<RouteRecord | undefined> {
-    const row = this.db.prepare('SELECT * FROM routes WHERE model_id = ? AND environment = ?').get(modelId, environment) as
-      | Row
-      | undefined;
+    const row = this.db.prepare('SELECT * FROM routes WHERE model_id = ? AND environment = ?').get(modelId, environment) as Row | undefined;
     return row && toRoute(row);
   }
 
@@ -565,9 +540,7 @@ export class SqliteStore implements Store {
   }
 
   async findApiKeyByHash(secretHash: string): Promise<ApiKeyRecord | undefined> {
-    return this.db
-      .prepare(`SELECT ${API_KEY_COLUMNS} FROM api_keys WHERE secret_hash = ? AND revoked_at IS NULL`)
-      .get(secretHash) as ApiKeyRecord | undefined;
+    return this.db.prepare(`SELECT ${API_KEY_COLUMNS} FROM api_keys WHERE secret_hash = ? AND revoked_at IS NULL`).get(secretHash) as ApiKeyRecord | undefined;
   }
 
   async countApiKeys(): Promise<number> {
@@ -598,9 +571,7 @@ export class SqliteStore implements Store {
   }
 
   async listAudit(modelId: string | null, options: { limit?: number } = {}): Promise<AuditEntry[]> {
-    const rows = this.db
-      .prepare('SELECT * FROM audit_log WHERE model_id IS ? ORDER BY id DESC LIMIT ?')
-      .all(modelId, options.limit ?? 1000) as Row[];
+    const rows = this.db.prepare('SELECT * FROM audit_log WHERE model_id IS ? ORDER BY id DESC LIMIT ?').all(modelId, options.limit ?? 1000) as Row[];
     return rows.map(toAudit);
   }
 
@@ -613,9 +584,7 @@ export class SqliteStore implements Store {
       const at = now();
       const existing = this.db.prepare('SELECT id, created_at FROM secrets WHERE name = ?').get(name) as { id: string; created_at: string } | undefined;
       if (existing) {
-        this.db
-          .prepare('UPDATE secrets SET ciphertext = ?, iv = ?, auth_tag = ?, updated_at = ? WHERE id = ?')
-          .run(value.ciphertext, value.iv, value.auth_tag, at, existing.id);
+        this.db.prepare('UPDATE secrets SET ciphertext = ?, iv = ?, auth_tag = ?, updated_at = ? WHERE id = ?').run(value.ciphertext, value.iv, value.auth_tag, at, existing.id);
         return { secret: { id: existing.id, name, created_at: existing.created_at, updated_at: at }, created: false };
       }
       const id = newId();
@@ -656,9 +625,7 @@ export class SqliteStore implements Store {
   }
 
   async listUsage(range: { start: string; end: string }): Promise<UsageSample[]> {
-    return this.db
-      .prepare('SELECT * FROM usage WHERE minute >= ? AND minute < ? ORDER BY minute, deployment_id')
-      .all(range.start, range.end) as UsageSample[];
+    return this.db.prepare('SELECT * FROM usage WHERE minute >= ? AND minute < ? ORDER BY minute, deployment_id').all(range.start, range.end) as UsageSample[];
   }
 
   async createAsyncRequest(request: NewAsyncRequest): Promise<AsyncRequestRecord> {
@@ -693,9 +660,7 @@ export class SqliteStore implements Store {
       values.push(now());
     }
     if (columns.length === 0) return false;
-    const result = this.db
-      .prepare(`UPDATE async_requests SET ${columns.join(', ')} WHERE id = ? AND status IN (${from.map(() => '?').join(', ')})`)
-      .run(...values, id, ...from);
+    const result = this.db.prepare(`UPDATE async_requests SET ${columns.join(', ')} WHERE id = ? AND status IN (${from.map(() => '?').join(', ')})`).run(...values, id, ...from);
     if (result.changes > 0) this.changed();
     return result.changes > 0;
   }
@@ -710,9 +675,7 @@ export class SqliteStore implements Store {
   }
 
   async countAsyncRequestsByStatus(): Promise<AsyncStatusCount[]> {
-    return this.db
-      .prepare('SELECT model_id, deployment_id, status, COUNT(*) AS count FROM async_requests GROUP BY model_id, deployment_id, status')
-      .all() as AsyncStatusCount[];
+    return this.db.prepare('SELECT model_id, deployment_id, status, COUNT(*) AS count FROM async_requests GROUP BY model_id, deployment_id, status').all() as AsyncStatusCount[];
   }
 
   async listAsyncQueueGroups(): Promise<AsyncQueueGroup[]> {
@@ -734,9 +697,7 @@ export class SqliteStore implements Store {
 
   async dispatchAsyncRequests(deploymentId: string, slots: number): Promise<AsyncRequestRecord[]> {
     const dispatch = this.db.transaction((): Row[] => {
-      const { n } = this.db
-        .prepare(`SELECT COUNT(*) AS n FROM async_requests WHERE deployment_id = ? AND status = 'IN_PROGRESS'`)
-        .get(deploymentId) as { n: number };
+      const { n } = this.db.prepare(`SELECT COUNT(*) AS n FROM async_requests WHERE deployment_id = ? AND status = 'IN_PROGRESS'`).get(deploymentId) as { n: number };
       const free = slots - n;
       if (free <= 0) return [];
       const at = now();
@@ -754,11 +715,9 @@ export class SqliteStore implements Store {
   }
 
   async listUnfinishedAsyncRequests(): Promise<AsyncRequestRecord[]> {
-    return (
-      this.db
-        .prepare(`SELECT ${ASYNC_COLUMNS_WITHOUT_INPUT} FROM async_requests WHERE status IN ('QUEUED', 'IN_PROGRESS') ORDER BY created_at, rowid`)
-        .all() as Row[]
-    ).map(toAsyncRequest);
+    return (this.db.prepare(`SELECT ${ASYNC_COLUMNS_WITHOUT_INPUT} FROM async_requests WHERE status IN ('QUEUED', 'IN_PROGRESS') ORDER BY created_at, rowid`).all() as Row[]).map(
+      toAsyncRequest,
+    );
   }
 
   async clearAsyncOutputs(endedBefore: string): Promise<number> {

@@ -9,13 +9,7 @@
  * Do not edit the command sequence below; the shared rule table and rollout plan it uses must
  * keep their answers for the states it can be in.
  */
-import {
-  CancellationScope,
-  condition,
-  isCancellation,
-  setHandler,
-  upsertMemo,
-} from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, setHandler, upsertMemo } from '@temporalio/workflow';
 import { REPLICAS_NOT_READY } from '../../contracts/failures';
 import { failureOfType, promotionSteps as quick, promotionWaits as waits } from '../activity-proxies';
 import {
@@ -273,11 +267,7 @@ export async function promotionWorkflowV1(input: PromotionWorkflowInput): Promis
         rolling,
       });
   // Between steps: the stabilization time (rolling) or an equal share of the ramp-up window (canary).
-  const pauseBetweenSteps = canary
-    ? input.settings.ramp_up_duration_seconds / CANARY_STAGES
-    : rolling
-      ? input.settings.rolling_deploy_config.stabilization_time_seconds
-      : 0;
+  const pauseBetweenSteps = canary ? input.settings.ramp_up_duration_seconds / CANARY_STAGES : rolling ? input.settings.rolling_deploy_config.stabilization_time_seconds : 0;
   status.total_steps = plan.steps.length;
   let phase: 'RAMPING_UP' | 'RAMPING_DOWN' = 'RAMPING_UP';
   await enter('RAMPING_UP');

@@ -30,8 +30,10 @@ export function send(url: string, options: { method?: string; body?: string; hea
 
 /** Starts a request and returns it unfinished, so that a test can abort it (the answer, if any, is ignored). */
 export function startRequest(url: string, body: string, headers: Record<string, string>): http.ClientRequest {
-  const request = http.request(url, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } }, (response) =>
-    response.resume(),
+  const request = http.request(
+    url,
+    { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } },
+    (response) => response.resume(),
   );
   request.on('error', () => {
     // aborted by the test
