@@ -1,6 +1,6 @@
 /**
  * Where Gantry mirrors Baseten's API, its OpenAPI document says the same as Baseten's published
- * descriptions (shared/reference/, beside the checkout: see its README): every request field
+ * descriptions (a copy in test/fixtures/baseten-reference/, with its source): every request field
  * Baseten defines exists with its type and bounds, and every field Baseten's answers require is
  * required in Gantry's answers with the same type and values.
  */
@@ -27,7 +27,7 @@ type Document = {
   paths?: Record<string, Record<string, any>>;
 };
 
-const REFERENCE = path.join(PROJECT_ROOT, '..', 'shared', 'reference');
+const REFERENCE = path.join(PROJECT_ROOT, 'test', 'fixtures', 'baseten-reference');
 
 /** The schema a `$ref` names, followed until it is not a reference. */
 function resolve(document: Document, schema: Schema | undefined): Schema {
