@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import importlib
 import importlib.util
 import inspect
@@ -51,7 +52,8 @@ import sys
 import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Callable, Dict, Optional, Tuple
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -61,6 +63,11 @@ EXIT_LOAD_FAILED = 3
 EXIT_IMPORT_FAILED = 4
 CONFIG_FILE = "gantry-config.json"
 IDLE_CONNECTION_TIMEOUT = 75.0  # seconds an idle keep-alive connection is kept open
+DEFAULT_PREDICT_TIMEOUT_SECONDS = 600  # as src/shared/schemas.ts, for packages built before the key existed
+MIN_MAX_CONNECTIONS = 256  # the node's keep-alive agent opens at most 256 sockets to a replica
+OVERFLOW_WORKERS = 2  # threads answering connections beyond --max-connections (health, or 503)
+OVERFLOW_WAITING = 32  # such connections queued for them; beyond, a connection is closed at once
+OVERFLOW_READ_TIMEOUT = 5.0  # seconds an overflow connection gets to send its request
 MAX_ERROR_CHARS = 2000  # keeps event lines under PIPE_BUF so each write is atomic
 REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@+=-")  # as the gateway accepts
 
@@ -173,6 +180,20 @@ def predict_concurrency(config: Dict[str, Any]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         return 1
     return value
+
+
+def predict_timeout_seconds(config: Dict[str, Any]) -> float:
+    """``runtime.predict_timeout_seconds`` (600 when the package predates the key)."""
+    runtime = config.get("runtime")
+    value = runtime.get("predict_timeout_seconds") if isinstance(runtime, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return float(DEFAULT_PREDICT_TIMEOUT_SECONDS)
+    return float(value)
+
+
+def default_max_connections(concurrency: int) -> int:
+    """Connections served at once when the node passes no ``--max-connections``."""
+    return max(MIN_MAX_CONNECTIONS, 4 * concurrency)
 
 
 def _relative(package_dir: str, path: Optional[str]) -> str:
@@ -441,6 +462,8 @@ class ModelRunner:
         self.async_runner = runner
         # The values of the secrets config.yaml declares (from the node, through a pipe): never logged.
         self.secrets: Dict[str, str] = dict(secrets or {})
+        # How long a predict may run before its request is answered 504 (the predict runs on).
+        self.timeout_seconds = predict_timeout_seconds(config)
         self._predict: Optional[Callable[[Any], Any]] = None
         self._preprocess: Optional[Callable[[Any], Any]] = None
         self._postprocess: Optional[Callable[[Any], Any]] = None
@@ -486,22 +509,34 @@ class ModelRunner:
         return self.async_runner.resolve(self._postprocess(output))
 
 
+class UnserializableResult(Exception):
+    """A result (or a yielded item) holding a value JSON cannot represent; the message names its type."""
+
+
+def _a(type_name: str) -> str:
+    return ("an " if type_name[:1].lower() in "aeiou" else "a ") + type_name
+
+
 def _json_default(obj: Any) -> Any:
+    """numpy arrays and scalars (``.tolist()`` / ``.item()``); anything else is refused."""
     tolist = getattr(obj, "tolist", None)
     if callable(tolist):
         return tolist()
     item = getattr(obj, "item", None)
     if callable(item):
         return item()
-    if isinstance(obj, (set, frozenset)):
-        return list(obj)
-    return str(obj)
+    raise TypeError("not JSON-serializable: %s" % type(obj).__name__)
 
 
-def _sanitize(obj: Any, depth: int = 0) -> Any:
-    """Makes ``obj`` strictly JSON: non-finite floats become null, keys become strings."""
-    if depth > 200:
-        raise ValueError("result is nested too deeply")
+def _where(path: list) -> str:
+    return "".join("[%s]" % json.dumps(step) if isinstance(step, str) else "[%d]" % step for step in path)
+
+
+def _sanitize(obj: Any, what: str, path: list) -> Any:
+    """``obj`` as strict JSON values (non-finite floats become null, numpy values plain ones);
+    raises UnserializableResult naming the first value that has no JSON form and where it is."""
+    if len(path) > 200:
+        raise UnserializableResult("%s a value nested more than 200 levels deep" % what)
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj
     if isinstance(obj, float):
@@ -509,21 +544,35 @@ def _sanitize(obj: Any, depth: int = 0) -> Any:
     if isinstance(obj, dict):
         out = {}
         for key, value in obj.items():
+            if not isinstance(key, (str, bool, int, float)) and key is not None:
+                try:
+                    key = _json_default(key)
+                except TypeError:
+                    raise UnserializableResult("%s a dict with a key of type %s%s, which is not JSON-serializable"
+                                               % (what, type(key).__name__, " at " + _where(path) if path else ""))
             if not isinstance(key, str):
-                key = key if isinstance(key, (bool, int)) or key is None else _json_default(key)
-                key = json.dumps(key) if not isinstance(key, str) else key
-            out[key] = _sanitize(value, depth + 1)
+                key = json.dumps(key)
+            out[key] = _sanitize(value, what, path + [key])
         return out
     if isinstance(obj, (list, tuple)):
-        return [_sanitize(v, depth + 1) for v in obj]
-    return _sanitize(_json_default(obj), depth + 1)
+        return [_sanitize(v, what, path + [i]) for i, v in enumerate(obj)]
+    try:
+        converted = _json_default(obj)
+    except TypeError:
+        name = type(obj).__name__
+        if not path:
+            raise UnserializableResult("%s %s, which is not JSON-serializable" % (what, _a(name)))
+        raise UnserializableResult("%s a value holding %s at %s, which is not JSON-serializable" % (what, _a(name), _where(path)))
+    return _sanitize(converted, what, path)
 
 
-def encode_result(result: Any) -> bytes:
+def encode_result(result: Any, what: str = "predict returned") -> bytes:
+    """``result`` as strict JSON; raises UnserializableResult (``what`` starts its message)
+    when it holds something JSON cannot represent (a set, an object...)."""
     try:
         text = json.dumps(result, default=_json_default, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
-        text = json.dumps(_sanitize(result), allow_nan=False, separators=(",", ":"))
+        text = json.dumps(_sanitize(result, what, []), allow_nan=False, separators=(",", ":"))
     return text.encode("utf-8")
 
 
@@ -537,7 +586,7 @@ def encode_chunk(item: Any) -> bytes:
         return bytes(item)
     if isinstance(item, str):
         return item.encode("utf-8")
-    return encode_result(item) + b"\n"
+    return encode_result(item, "predict yielded") + b"\n"
 
 
 class ModelDefinitionError(Exception):
@@ -599,11 +648,79 @@ class Gate:
             self._cond.notify_all()
 
 
+class Watchdog:
+    """One thread that calls each armed callback once its deadline passes, unless it was
+    disarmed first (a request that answered in time). Arming costs no thread."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list = []  # [deadline, sequence, callback or None once disarmed]
+        self._sequence = 0
+        self._disarmed = 0
+        self._thread: Optional[threading.Thread] = None
+
+    def arm(self, seconds: float, callback: Callable[[], None]) -> list:
+        """Calls ``callback`` in ``seconds`` unless ``disarm`` gets the returned entry first."""
+        with self._cond:
+            self._sequence += 1
+            entry = [time.monotonic() + seconds, self._sequence, callback]
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="gantry-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return entry
+
+    def disarm(self, entry: list) -> None:
+        with self._cond:
+            if entry[2] is None:
+                return
+            entry[2] = None
+            self._disarmed += 1
+            # Disarmed entries are dropped in bulk, so that the heap stays as small as what is armed.
+            if self._disarmed > 64 and self._disarmed * 2 > len(self._heap):
+                self._heap = [e for e in self._heap if e[2] is not None]
+                heapq.heapify(self._heap)
+                self._disarmed = 0
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and self._heap[0][2] is None:
+                        heapq.heappop(self._heap)
+                        self._disarmed -= 1
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    delay = self._heap[0][0] - time.monotonic()
+                    if delay <= 0:
+                        entry = heapq.heappop(self._heap)
+                        callback = entry[2]
+                        entry[2] = None
+                        break
+                    self._cond.wait(delay)
+            try:
+                callback()
+            except Exception as exc:  # noqa: BLE001 - a failed callback must not stop the others
+                log("a predict timeout could not be answered: %s" % describe_exception(exc))
+
+
+class Exchange:
+    """One predict request's answer: given once, by the handler or by its timeout."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.phase = "running"  # running -> answered | timed_out
+        self.entry: list = [0.0, 0, None]
+
+
 class State:
     """What the handlers share: readiness, in-flight accounting, the model and its gate."""
 
     def __init__(self, concurrency: int, kind: str) -> None:
         self.kind = kind
+        self.watchdog = Watchdog()
         self.status = "loading"  # loading -> ready; draining at shutdown
         self.model: Optional[ModelRunner] = None
         self.gate = Gate(concurrency)
@@ -908,7 +1025,23 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
             except OSError:
                 pass
 
+        def _may_answer(self) -> bool:
+            """False when this request's predict timed out and was answered 504 already."""
+            exchange: Optional[Exchange] = getattr(self, "_exchange", None)
+            if exchange is None:
+                return True
+            self._exchange = None
+            with exchange.lock:
+                if exchange.phase == "timed_out":
+                    self.close_connection = True
+                    return False
+                exchange.phase = "answered"
+            state.watchdog.disarm(exchange.entry)
+            return True
+
         def _send_json(self, status: int, payload: Any = None, body: Optional[bytes] = None, close: bool = False) -> None:
+            if not self._may_answer():
+                return
             if body is None:
                 body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
             if state.draining:
@@ -1069,66 +1202,115 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
                 self.close_connection = True
                 return None
 
-        def _predict(self) -> None:
-            raw = self._body()
-            if raw is None:
-                return
-            if state.status == "loading" or state.model is None:
-                self._send_json(503, {"error": "model is loading"})
-                return
-            try:
-                model_input = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as exc:
-                self._send_json(400, {"error": "request body is not valid JSON: %s" % one_line(str(exc))})
-                return
-            model: Optional[ModelRunner] = None
-            prepared: Any = None
+        def _refuse_unread(self, status: int, message: str) -> None:
+            """Answers ``status`` without reading the body, then closes the connection."""
+            self._send_json(status, {"error": message}, close=True)
+            if self._has_body():
+                self._discard_rest()
+
+        def _take_slot(self) -> Tuple[ModelRunner, Gate]:
+            """Waits for a predict slot on the active model (a reload while waiting moves the
+            request to the new model and its gate)."""
             while True:
-                # A reload may swap the model while this request waits for a slot: then it
-                # runs on the new model (retired gates refuse their waiters). preprocess runs
-                # outside the gate, as in Truss, on the model that then predicts.
-                current, gate = state.current()
-                assert current is not None
-                if current is not model:
-                    model = current
-                    try:
-                        prepared = model.preprocess(model_input)
-                    except BaseException as exc:  # noqa: BLE001
-                        self._predict_failed(exc, "preprocess")
-                        return
+                model, gate = state.current()
+                assert model is not None
                 if gate.acquire():
-                    break
+                    return model, gate
+
+        def _predict(self) -> None:
+            if state.status == "loading" or state.model is None:
+                self._refuse_unread(503, "model is loading")
+                return
+            # The slot is taken before the body is read: at most predict_concurrency bodies
+            # are in memory at once, however many connections send one.
+            model, gate = self._take_slot()
+            held = [True]
+
+            def release() -> None:
+                if held[0]:
+                    held[0] = False
+                    gate.release()
+
+            try:
+                raw = self._body()
+                if raw is None:
+                    return
+                try:
+                    model_input = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError) as exc:
+                    self._send_json(400, {"error": "request body is not valid JSON: %s" % one_line(str(exc))})
+                    return
+                del raw
+                seconds = model.timeout_seconds
+                exchange = Exchange()
+                exchange.entry = state.watchdog.arm(seconds, lambda: self._time_out(exchange, seconds))
+                self._exchange = exchange
+                started = time.monotonic()
+                try:
+                    self._run_predict(model, model_input, release)
+                finally:
+                    self._exchange = None
+                    state.watchdog.disarm(exchange.entry)
+                    if exchange.phase == "timed_out":
+                        self.close_connection = True
+                        log("the predict that timed out ended after %.1fs; its answer was dropped and its slot is free%s"
+                            % (time.monotonic() - started, self._request_tag()))
+            finally:
+                release()  # only now, when predict has really returned (or the stream ended)
+
+        def _time_out(self, exchange: Exchange, seconds: float) -> None:
+            """Answers 504 on the watchdog's thread while predict keeps running on this one."""
+            with exchange.lock:
+                if exchange.phase != "running":
+                    return
+                exchange.phase = "timed_out"
+            message = "predict did not finish within predict_timeout_seconds (%g s)" % seconds
+            log("%s%s: answered 504; it keeps running (a thread cannot be stopped) and holds its slot until it ends"
+                % (message, self._request_tag()))
+            body = json.dumps({"error": message}, separators=(",", ":")).encode("utf-8")
+            head = ("HTTP/1.1 504 Gateway Timeout\r\nServer: %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
+                    "Content-Length: %d\r\nConnection: close\r\n\r\n"
+                    % (self.server_version, self.date_time_string(), len(body))).encode("ascii")
+            try:
+                self.connection.sendall(head + body)
+                self.connection.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the client left already
+
+        def _run_predict(self, model: ModelRunner, model_input: Any, release: Callable[[], None]) -> None:
+            try:
+                prepared = model.preprocess(model_input)
+            except BaseException as exc:  # noqa: BLE001
+                self._predict_failed(exc, "preprocess")
+                return
             try:
                 result = model.predict(prepared)
             except BaseException as exc:  # noqa: BLE001 - even SystemExit becomes a 500
-                gate.release()
+                release()
                 self._predict_failed(exc)
                 return
             if is_stream(result):
                 # The slot stays taken until the stream ends (or its client goes away).
-                try:
-                    stream = ModelStream(result, model.async_runner)
-                    if model.has_postprocess:
-                        stream.close()
-                        self._predict_failed(ModelDefinitionError(
-                            "predict returned a generator (streaming) and the model defines postprocess: "
-                            "Truss does not allow both; do all processing in predict"))
-                        return
-                    self._send_stream(stream)
-                finally:
-                    gate.release()
+                stream = ModelStream(result, model.async_runner)
+                if model.has_postprocess:
+                    stream.close()
+                    self._predict_failed(ModelDefinitionError(
+                        "predict returned a generator (streaming) and the model defines postprocess: "
+                        "Truss does not allow both; do all processing in predict"))
+                    return
+                self._send_stream(stream)
                 return
-            gate.release()
+            release()
             try:
                 result = model.postprocess(result)
             except BaseException as exc:  # noqa: BLE001
                 self._predict_failed(exc, "postprocess")
                 return
             try:
-                body = encode_result(result)
-            except Exception as exc:  # noqa: BLE001
-                log("predict returned a value that is not JSON-serializable%s:\n%s" % (self._request_tag(), traceback.format_exc()))
-                self._send_json(500, {"error": "predict returned a value that is not JSON-serializable: %s" % describe_exception(exc)})
+                body = encode_result(result, "postprocess returned" if model.has_postprocess else "predict returned")
+            except UnserializableResult as exc:
+                log("%s%s" % (exc, self._request_tag()))
+                self._send_json(500, {"error": str(exc)})
                 return
             self._send_json(200, body=body)
 
@@ -1141,6 +1323,9 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
             """Answers 200 with each item the model yields sent as it comes (chunked transfer).
             A model that raises mid-stream gets its error as the last line, then the stream ends
             properly; a client that goes away closes the generator."""
+            if not self._may_answer():
+                stream.close()
+                return
             chunked = self.request_version != "HTTP/1.0"
             self.send_response(200)
             self.send_header("Content-Type", STREAM_CONTENT_TYPE)
@@ -1165,9 +1350,10 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
                         data = encode_chunk(item)
                     except BaseException as exc:  # noqa: BLE001 - the model raised mid-stream
                         formatted = user_traceback(exc)
+                        cause = str(exc) if isinstance(exc, UnserializableResult) else describe_exception(exc)
                         log("predict raised %s mid-stream after %d chunk(s); the error is the stream's last line%s\n%s"
-                            % (describe_exception(exc), sent, self._request_tag(), formatted.rstrip()))
-                        payload: Dict[str, Any] = {"error": describe_exception(exc)}
+                            % (cause, sent, self._request_tag(), formatted.rstrip()))
+                        payload: Dict[str, Any] = {"error": cause}
                         if state.kind == "development":
                             payload["traceback"] = formatted
                         line = json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n"
@@ -1237,20 +1423,64 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
     return Handler
 
 
-class ModelHTTPServer(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = False  # we drain ourselves; don't keep a list of every thread
+def make_overflow_handler(handler: type, max_connections: int) -> type:
+    """The handler for connections beyond ``max_connections``: health is answered, anything
+    else gets 503; one request each, then the connection is closed."""
+
+    class OverflowHandler(handler):  # type: ignore[valid-type, misc]
+        timeout = OVERFLOW_READ_TIMEOUT
+
+        def _send_json(self, status: int, payload: Any = None, body: Optional[bytes] = None, close: bool = False) -> None:
+            super()._send_json(status, payload, body, close=True)
+
+        def do_POST(self) -> None:
+            self._refuse_unread(503, "replica is serving its limit of %d connections; try again" % max_connections)
+
+    return OverflowHandler
+
+
+class ModelHTTPServer(HTTPServer):
+    """An HTTP server with a bounded pool: at most ``max_connections`` connections are served
+    at once, each by a pooled thread; the next ones go to a small overflow pool that answers
+    ``/health`` (so the node's probe is never starved) and 503 to anything else."""
+
     allow_reuse_address = True
     request_queue_size = 128
 
+    def __init__(self, address: Tuple[str, int], handler: type, max_connections: int) -> None:
+        super().__init__(address, handler)
+        self.max_connections = max_connections
+        self._free = threading.BoundedSemaphore(max_connections)
+        self._pool = ThreadPoolExecutor(max_workers=max_connections, thread_name_prefix="gantry-conn")
+        self._overflow_handler = make_overflow_handler(handler, max_connections)
+        self._overflow_free = threading.BoundedSemaphore(OVERFLOW_WAITING)
+        self._overflow_pool = ThreadPoolExecutor(max_workers=OVERFLOW_WORKERS, thread_name_prefix="gantry-overflow")
 
-def _make_server(host: str, port: int, handler: type) -> ModelHTTPServer:
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self._free.acquire(blocking=False):
+            self._pool.submit(self._serve, request, client_address, self.RequestHandlerClass, self._free)
+        elif self._overflow_free.acquire(blocking=False):
+            self._overflow_pool.submit(self._serve, request, client_address, self._overflow_handler, self._overflow_free)
+        else:
+            self.shutdown_request(request)  # a flood beyond both pools: closed at once
+
+    def _serve(self, request: Any, client_address: Any, handler: type, slots: threading.BoundedSemaphore) -> None:
+        try:
+            handler(request, client_address, self)
+        except Exception:  # noqa: BLE001 - as socketserver does: log it, keep serving
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            slots.release()
+
+
+def _make_server(host: str, port: int, handler: type, max_connections: int) -> ModelHTTPServer:
     if ":" in host:
         class V6Server(ModelHTTPServer):
             address_family = socket.AF_INET6
 
-        return V6Server((host, port), handler)
-    return ModelHTTPServer((host, port), handler)
+        return V6Server((host, port), handler, max_connections)
+    return ModelHTTPServer((host, port), handler, max_connections)
 
 
 # --------------------------------------------------------------------------- lifecycle
@@ -1330,7 +1560,8 @@ def serve(args: argparse.Namespace) -> None:
     if args.kind == "development":
         reloader = Reloader(state, events, async_runner, _config_environment(config))
     try:
-        server = _make_server(args.host, args.port, make_handler(state, reloader))
+        max_connections = args.max_connections or default_max_connections(predict_concurrency(config))
+        server = _make_server(args.host, args.port, make_handler(state, reloader), max_connections)
     except OSError as exc:
         cause = "cannot listen on %s:%s: %s" % (args.host, args.port, one_line(str(exc)))
         log(cause)
@@ -1339,8 +1570,9 @@ def serve(args: argparse.Namespace) -> None:
         return
     port = server.server_address[1]
     events.emit("listening", port=port, pid=os.getpid())
-    log("listening on http://%s:%d (pid %d, %s deployment, predict_concurrency %d)"
-        % (args.host, port, os.getpid(), args.kind, predict_concurrency(config)))
+    log("listening on http://%s:%d (pid %d, %s deployment, predict_concurrency %d, predict_timeout_seconds %g, "
+        "max_connections %d)" % (args.host, port, os.getpid(), args.kind, predict_concurrency(config),
+                                 predict_timeout_seconds(config), max_connections))
 
     shutdown_requested = threading.Event()
     outcome: Dict[str, Any] = {}
@@ -1476,6 +1708,13 @@ def check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def main(argv: Optional[list] = None) -> int:
     parser = argparse.ArgumentParser(prog="gantry_model_server.py", description="Gantry model server")
     sub = parser.add_subparsers(dest="command")
@@ -1486,6 +1725,9 @@ def main(argv: Optional[list] = None) -> int:
     serve_p.add_argument("--kind", choices=("published", "development"), default="published")
     serve_p.add_argument("--secrets-stdin", action="store_true",
                          help='read {"secrets": {name: value}} from standard input (the node writes it once, then closes it)')
+    serve_p.add_argument("--max-connections", type=_positive_int, default=0,
+                         help="connections served at once (default: the larger of 256 and 4 x predict_concurrency); "
+                              "beyond it /health is still answered and predictions get 503")
     check_p = sub.add_parser("check", help="import the model module and check its shape")
     check_p.add_argument("--package", required=True, help="the model package directory")
     args = parser.parse_args(argv)

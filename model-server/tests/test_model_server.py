@@ -77,7 +77,7 @@ def model_py(body):
 class Server:
     """The server as a subprocess, with its events read into a queue."""
 
-    def __init__(self, testcase, package, extra_env=None, kind=None, secrets_stdin=None):
+    def __init__(self, testcase, package, extra_env=None, kind=None, secrets_stdin=None, extra_args=()):
         self.testcase = testcase
         read_fd, write_fd = os.pipe()
         env = dict(os.environ)
@@ -90,6 +90,7 @@ class Server:
             args += ["--kind", kind]
         if secrets_stdin is not None:
             args += ["--secrets-stdin"]
+        args += list(extra_args)
         self.proc = subprocess.Popen(
             args, env=env, pass_fds=(write_fd,), stdout=self.log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL if secrets_stdin is None else subprocess.PIPE,
@@ -195,7 +196,7 @@ ECHO_MODEL = """
             if model_input == "boom":
                 raise ValueError("boom happened")
             if model_input == "odd-values":
-                return {"array": FakeArray(), "scalar": FakeScalar(), "nan": math.nan, "other": object}
+                return {"array": FakeArray(), "scalar": FakeScalar(), "nan": math.nan, "pair": (1, 2), 3: "int key"}
             return {
                 "echo": model_input,
                 "loaded": self.loaded,
@@ -235,7 +236,8 @@ class ServeTests(unittest.TestCase):
         self.assertEqual(body["array"], [1, 2, 3])
         self.assertEqual(body["scalar"], 7)
         self.assertIsNone(body["nan"])
-        self.assertIn("object", body["other"])
+        self.assertEqual(body["pair"], [1, 2])
+        self.assertEqual(body["3"], "int key")
 
         status, body, _ = server.request("POST", "/predict", b"{not json")
         self.assertEqual(status, 400)
@@ -1332,6 +1334,187 @@ class CheckTests(unittest.TestCase):
         for name in ("load-raises", "never-healthy", "slow-load", "bad-requirement", "bad-config"):
             code, out, err = self.check(make_package(self, copy_from=os.path.join(FIXTURES, name)))
             self.assertEqual((code, out.strip()), (0, "ok: class Model in model/model.py"), (name, err))
+
+
+
+LIMITS_MODEL = """
+    import os
+
+    class Model:
+        finished = 0
+
+        def predict(self, model_input):
+            if isinstance(model_input, str):
+                return {"length": len(model_input)}
+            if "sleep" in model_input:
+                import time
+                time.sleep(model_input["sleep"])
+                Model.finished += 1
+                return {"slept": model_input["sleep"], "finished_before": Model.finished - 1}
+            if "until" in model_input:
+                open(model_input["started"], "w").close()
+                while not os.path.exists(model_input["until"]):
+                    for _ in range(20000):  # pure Python: holds the GIL between switch points
+                        pass
+                return {"released": True}
+            if "result" in model_input:
+                return {"a set": {1, 2}, "nested": {"tags": [1, {3}]}, "object": object(), "bytes": b"x"}[model_input["result"]]
+            if "stream" in model_input:
+                def chunks():
+                    yield {"n": 1}
+                    yield {"bad": {1}}
+                return chunks()
+            return {"ok": True}
+"""
+
+
+class LimitsTests(unittest.TestCase):
+    """The runtime limits: predict timeout, connection pool, gate before the body, strict JSON."""
+
+    def start(self, runtime, extra_args=()):
+        pkg = make_package(self, model_py(LIMITS_MODEL), runtime=runtime)
+        return Server(self, pkg, extra_args=extra_args).start()
+
+    def flags(self):
+        root = tempfile.mkdtemp(prefix="gantry-ms-flags-")
+        self.addCleanup(shutil.rmtree, root, True)
+        return os.path.join(root, "started"), os.path.join(root, "release")
+
+    def wait_for_file(self, path):
+        for _ in range(500):
+            if os.path.exists(path):
+                return
+            time.sleep(0.02)
+        self.fail("%s never appeared" % path)
+
+    def test_a_predict_past_its_timeout_answers_504_and_the_replica_keeps_serving(self):
+        server = self.start({"predict_concurrency": 1, "predict_timeout_seconds": 1})
+        status, body, headers = server.predict({"sleep": 4}, timeout=10)
+        self.assertEqual((status, body), (504, {"error": "predict did not finish within predict_timeout_seconds (1 s)"}))
+        self.assertEqual(headers["Connection"], "close")
+        # Answered while the predict still runs (a thread cannot be stopped): it has not ended yet.
+        self.assertNotIn("the predict that timed out ended", server.output())
+        self.assertIn("predict did not finish within predict_timeout_seconds (1 s): answered 504", server.output())
+        # Health is answered meanwhile, by the same process.
+        self.assertEqual(server.request("GET", "/health")[:2], (200, {"status": "ready"}))
+        # The slot stays taken until the predict really ends: the next predict runs after it.
+        status, body, _ = server.predict({"sleep": 0}, timeout=10)
+        self.assertEqual((status, body), (200, {"slept": 0, "finished_before": 1}))
+        self.assertIn("the predict that timed out ended after", server.output())
+        self.assertIsNone(server.proc.poll())
+        self.assertEqual(server.request("GET", "/health")[:2], (200, {"status": "ready"}))
+
+    def test_other_slots_keep_serving_while_a_timed_out_predict_runs_on(self):
+        server = self.start({"predict_concurrency": 2, "predict_timeout_seconds": 1})
+        slow = {}
+        thread = threading.Thread(target=lambda: slow.update(answer=server.predict({"sleep": 4}, timeout=10)))
+        thread.start()
+        self.addCleanup(thread.join)
+        for _ in range(500):
+            if "answered 504" in server.output():
+                break
+            time.sleep(0.02)
+        status, body, _ = server.predict({"sleep": 0})
+        self.assertEqual((status, body), (200, {"slept": 0, "finished_before": 0}))  # the slow one still runs
+        thread.join()
+        self.assertEqual(slow["answer"][0], 504)
+        # Answers that come in time are not touched by the timeout.
+        for _ in range(3):
+            self.assertEqual(server.predict({"sleep": 0})[0], 200)
+
+    def test_health_is_answered_when_predicts_hold_every_connection_and_the_gil(self):
+        server = self.start({"predict_concurrency": 1}, extra_args=["--max-connections", "2"])
+        started, release = self.flags()
+        busy = []
+        for _ in range(2):  # one runs (spinning in Python), one waits for the slot
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            conn.connect()
+            busy.append(conn)
+        self.addCleanup(lambda: [c.close() for c in busy])
+        payload = json.dumps({"until": release, "started": started})
+        for conn in busy:
+            conn.request("POST", "/predict", body=payload, headers={"Content-Type": "application/json"})
+        self.wait_for_file(started)
+
+        # A third connection is beyond the pool: health is still answered, a predict gets 503.
+        self.assertEqual(server.request("GET", "/health")[:2], (200, {"status": "ready"}))
+        status, body, headers = server.predict({"sleep": 0})
+        self.assertEqual((status, body), (503, {"error": "replica is serving its limit of 2 connections; try again"}))
+        self.assertEqual(headers["Connection"], "close")
+
+        open(release, "w").close()
+        for conn in busy:
+            response = conn.getresponse()
+            self.assertEqual((response.status, json.loads(response.read())), (200, {"released": True}))
+        for conn in busy:
+            conn.close()
+        # Once the server has seen those connections close, their pool threads serve again.
+        for _ in range(200):
+            answer = server.predict({"sleep": 0})[:2]
+            if answer[0] != 503:
+                break
+            time.sleep(0.02)
+        self.assertEqual(answer, (200, {"slept": 0, "finished_before": 0}))
+
+    def test_the_gate_is_taken_before_the_body_is_read(self):
+        server = self.start({"predict_concurrency": 1})
+        started, release = self.flags()
+        holder = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        self.addCleanup(holder.close)
+        holder.request("POST", "/predict", body=json.dumps({"until": release, "started": started}))
+        self.wait_for_file(started)
+
+        size = 64 * 1024 * 1024
+        body = b'"' + b"a" * (size - 2) + b'"'
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        self.addCleanup(sock.close)
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        sock.settimeout(1.0)
+        sent = 0
+        try:
+            while sent < size:
+                sent += sock.send(body[sent:sent + (1 << 20)])
+        except socket.timeout:
+            pass
+        # Nobody reads the body while the slot is taken: only the kernel's buffers filled.
+        self.assertLess(sent, size)
+
+        open(release, "w").close()
+        response = holder.getresponse()
+        self.assertEqual(response.status, 200)
+        response.read()
+        sock.settimeout(30)
+        sock.sendall(body[sent:])
+        reply = b""
+        while b"}" not in reply:
+            data = sock.recv(65536)
+            if not data:
+                break
+            reply += data
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200 "), reply[:200])
+        self.assertIn(b'{"length":%d}' % (size - 2), reply)
+
+    def test_a_result_that_is_not_json_serializable_is_a_500_naming_its_type(self):
+        server = self.start({"predict_concurrency": 1})
+        expected = {
+            "a set": "predict returned a set, which is not JSON-serializable",
+            "nested": 'predict returned a value holding a set at ["tags"][1], which is not JSON-serializable',
+            "object": "predict returned an object, which is not JSON-serializable",
+            "bytes": "predict returned a bytes, which is not JSON-serializable",
+        }
+        for key, message in expected.items():
+            self.assertEqual(server.predict({"result": key})[:2], (500, {"error": message}), key)
+            self.assertIn(message, server.output())
+        self.assertEqual(server.predict({})[:2], (200, {"ok": True}))
+
+        # A stream still streams: the item that cannot be encoded ends it with the error line.
+        request = urllib.request.Request("http://127.0.0.1:%d/predict" % server.port, data=b'{"stream": true}', method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            self.assertEqual(response.status, 200)
+            lines = response.read().decode().splitlines()
+        self.assertEqual([json.loads(line) for line in lines],
+                         [{"n": 1}, {"error": "predict yielded a value holding a set at [\"bad\"], which is not JSON-serializable"}])
+
 
 if __name__ == "__main__":
     unittest.main()
