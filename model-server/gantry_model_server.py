@@ -668,7 +668,10 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="gantry-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0] is entry:
+                # Only a new earliest deadline wakes the thread: with one timeout per model that is
+                # rare (disarmed entries stay ahead until purged), so a request costs no thread switch.
+                self._cond.notify()
             return entry
 
     def disarm(self, entry: list) -> None:
