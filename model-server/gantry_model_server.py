@@ -5,7 +5,7 @@ Standard library only; runs on Python 3.9 and later. It is started by the Gantry
 runtime inside the deployment's virtual environment:
 
     python3 -u gantry_model_server.py serve --package DIR [--host 127.0.0.1] [--port 0]
-                                            [--kind published|development]
+                                            [--kind published|development] [--max-connections N]
     python3 -u gantry_model_server.py check --package DIR
 
 DIR holds the user's model package plus ``gantry-config.json``, written by the builder.
@@ -14,6 +14,10 @@ DIR holds the user's model package plus ``gantry-config.json``, written by the b
 while ``GET /health`` answers 503 ``loading``; once loaded it answers ``POST /predict``
 (a predict that returns a generator or async generator is streamed, one chunk per yielded
 item; the model's optional ``preprocess``/``postprocess`` run around predict, as in Truss).
+Limits: a bounded pool serves at most ``--max-connections`` connections (beyond it ``/health``
+is still answered, predictions get 503); a predict takes its ``predict_concurrency`` slot before
+its body is read; one running past ``runtime.predict_timeout_seconds`` is answered 504 while it
+runs on in its slot; a result JSON cannot represent is a 500 naming its type.
 Development replicas (``--kind development``) also answer ``POST /reload``, which imports
 and loads a new package directory in this process and swaps it in (see the README).
 With ``--secrets-stdin`` the server first reads ``{"secrets": {name: value}}`` from standard
