@@ -29,6 +29,8 @@ async function main(): Promise<void> {
     asyncPredictions: { client: workflows, webhookRetrySeconds: config.webhookRetrySeconds, wakeTimeoutSeconds: config.wakeTimeoutSeconds },
     deployTimeoutSeconds: config.deployTimeoutSeconds,
     maxArchiveBytes: config.maxArchiveBytes,
+    packageLimits: config.packageLimits,
+    maxConcurrentUploads: config.maxConcurrentUploads,
     basePython: config.python,
     gatewayUrl: `http://${config.host}:${config.gatewayPort}`,
     temporalUi: config.temporalUiUrl ? { url: config.temporalUiUrl, namespace: config.temporalNamespace } : undefined,
