@@ -56,6 +56,9 @@ export function receivePush(req: Request, scratchDir: string, maxArchiveBytes: n
         file.on('finish', () => done());
         file.on('error', writeFailed);
       });
+      // Settled by the parser's close, or not at all when the client went away.
+      writing.catch(() => undefined);
+      stream.on('error', (error: Error) => fail(new ApiError(400, 'bad_request', `malformed multipart request: ${error.message}`)));
       stream.pipe(file);
     });
     parser.on('field', (name, value, info) => {
@@ -88,6 +91,8 @@ export function receivePush(req: Request, scratchDir: string, maxArchiveBytes: n
     req.on('close', () => {
       if (req.complete) return;
       req.unpipe(parser);
+      parser.removeAllListeners('close');
+      parser.on('error', () => undefined);
       parser.destroy();
       out?.destroy();
       fs.rmSync(archiveFile, { force: true });

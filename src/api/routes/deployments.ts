@@ -35,7 +35,6 @@ export function deploymentRoutes({ deployments, development, usage, paths, maxAr
   router.post('/v1/deployments', async (req, res) => {
     if (uploadsUnderWay >= maxConcurrentUploads) {
       res.setHeader('Retry-After', String(UPLOAD_RETRY_AFTER_SECONDS));
-      res.setHeader('Connection', 'close');
       throw new ApiError(
         503,
         'too_many_uploads',
