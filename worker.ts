@@ -13,7 +13,7 @@ import { loadWebhookSecret } from './src/async/webhook-secret';
 import { loadConfig } from './src/config';
 import { collectProcessMetrics, METRICS_PATH } from './src/metrics/exposition';
 import { WorkerMetrics } from './src/metrics/worker-metrics';
-import { homePaths } from './src/home';
+import { ensurePrivateHome, homePaths } from './src/home';
 import { initProcessLogger, lineLogger } from './src/logging/logger';
 import { temporalLevel, temporalLogger } from './src/logging/temporal-logger';
 import { setDeploymentLogLimits } from './src/logs/deployment-logs';
@@ -45,6 +45,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   setDeploymentLogLimits(config.deploymentLogs);
   const paths = homePaths(config.home);
+  const tightened = ensurePrivateHome(paths);
+  if (tightened.length > 0) log.warn(`GANTRY_HOME was readable by other users; made private: ${tightened.join(', ')}`);
   const store = openSqliteStore(paths.database);
   // Before any connection: the SDK's runtime takes its logger and telemetry settings once.
   // The SDK's lines (its own, the workflow bundler's, native core's forwarded ones) in our format;
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
       store,
       paths,
       basePython: config.python,
+      packageLimits: config.packageLimits,
       workflows,
       asyncCalls: {
         apiKey: once(() => config.apiKey ?? fs.readFileSync(paths.adminKeyFile, 'utf8').trim()),

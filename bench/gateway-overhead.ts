@@ -14,6 +14,7 @@ import { buildModelPackage } from '../src/build/builder';
 import { buildDir, homePaths } from '../src/home';
 import { createLogger } from '../src/logging/logger';
 import { Node } from '../src/node/node';
+import { DEFAULT_PACKAGE_LIMITS } from '../src/shared/constants';
 import { PROJECT_ROOT } from '../src/shared/project-paths';
 import { DEFAULT_AUTOSCALING } from '../src/shared/schemas';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store';
@@ -88,7 +89,14 @@ async function main(argv: string[]): Promise<void> {
     const model = await store.findOrCreateModel('echo');
     const deployment = await store.createDeployment({ model_id: model.id, kind: 'published', labels: {}, autoscaling: DEFAULT_AUTOSCALING });
     const archive = await packModelDirectory(path.join(PROJECT_ROOT, 'examples', 'echo'));
-    const built = await buildModelPackage({ archive: archive.file, packageDir: buildDir(paths, deployment.id), venvsDir: paths.venvs, basePython: 'python3', log: () => {} });
+    const built = await buildModelPackage({
+      archive: archive.file,
+      packageDir: buildDir(paths, deployment.id),
+      venvsDir: paths.venvs,
+      basePython: 'python3',
+      limits: DEFAULT_PACKAGE_LIMITS,
+      log: () => {},
+    });
     await store.updateDeployment(deployment.id, { config: built.config, env_key: built.envKey, status: 'ACTIVE', desired_replicas: 1 });
     await store.adoptIfNoCurrentDeployment(model.id, 'production', deployment.id);
 

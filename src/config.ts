@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_MAX_CONCURRENT_UPLOADS, DEFAULT_PACKAGE_LIMITS, type PackageLimits } from './shared/constants';
 import { logFormatSchema, logLevelSchema, type LogLevelName } from './logging/logger';
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -28,6 +29,17 @@ export const configSchema = z.object({
     .default('local'),
   GANTRY_DEPLOY_TIMEOUT_SECONDS: positiveSeconds.default(900),
   GANTRY_MAX_ARCHIVE_MB: z.coerce.number().int().min(1).max(10_240).default(512),
+  /** The most bytes of file contents a package may unpack to. */
+  GANTRY_PACKAGE_MAX_UNPACKED_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024 * 1024)
+    .max(2 ** 44)
+    .default(DEFAULT_PACKAGE_LIMITS.maxUnpackedBytes),
+  /** The most files and folders a package may hold. */
+  GANTRY_PACKAGE_MAX_FILES: z.coerce.number().int().min(10).max(10_000_000).default(DEFAULT_PACKAGE_LIMITS.maxFiles),
+  /** How many pushes the API receives at once; more are answered 503 with Retry-After. */
+  GANTRY_MAX_CONCURRENT_UPLOADS: z.coerce.number().int().min(1).max(1000).default(DEFAULT_MAX_CONCURRENT_UPLOADS),
   GANTRY_WAKE_TIMEOUT_SECONDS: positiveSeconds.default(60),
   GANTRY_WAKE_QUEUE_SIZE: z.coerce.number().int().min(1).max(100_000).default(256),
   GANTRY_USAGE_FLUSH_SECONDS: positiveSeconds.default(60),
@@ -67,6 +79,10 @@ export interface GantryConfig {
   nodeId: string;
   deployTimeoutSeconds: number;
   maxArchiveBytes: number;
+  /** How much a pushed package may unpack to. */
+  packageLimits: PackageLimits;
+  /** How many pushes the API receives at once. */
+  maxConcurrentUploads: number;
   /** How long a request may wait for a sleeping or starting deployment. */
   wakeTimeoutSeconds: number;
   /** How many requests may wait per deployment. */
@@ -120,6 +136,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     nodeId: c.GANTRY_NODE_ID,
     deployTimeoutSeconds: c.GANTRY_DEPLOY_TIMEOUT_SECONDS,
     maxArchiveBytes: c.GANTRY_MAX_ARCHIVE_MB * 1024 * 1024,
+    packageLimits: { maxUnpackedBytes: c.GANTRY_PACKAGE_MAX_UNPACKED_BYTES, maxFiles: c.GANTRY_PACKAGE_MAX_FILES },
+    maxConcurrentUploads: c.GANTRY_MAX_CONCURRENT_UPLOADS,
     wakeTimeoutSeconds: c.GANTRY_WAKE_TIMEOUT_SECONDS,
     wakeQueueSize: c.GANTRY_WAKE_QUEUE_SIZE,
     usageFlushSeconds: c.GANTRY_USAGE_FLUSH_SECONDS,

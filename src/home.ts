@@ -36,6 +36,31 @@ export function homePaths(home: string): HomePaths {
   };
 }
 
+/**
+ * Creates GANTRY_HOME readable by its owner only (mode 0700) and tightens an existing one, and
+ * its key files (admin key, secrets key, webhook secret) to 0600. Returns what it tightened, for
+ * the log; nothing when all was already private.
+ */
+export function ensurePrivateHome(paths: HomePaths): string[] {
+  const tightened: string[] = [];
+  fs.mkdirSync(paths.root, { recursive: true, mode: 0o700 });
+  const tighten = (file: string, mode: number): void => {
+    let current: number;
+    try {
+      current = fs.statSync(file).mode & 0o777;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    if ((current & ~mode) === 0) return;
+    fs.chmodSync(file, mode);
+    tightened.push(`${file} (${current.toString(8).padStart(4, '0')} -> ${mode.toString(8).padStart(4, '0')})`);
+  };
+  tighten(paths.root, 0o700);
+  for (const file of [paths.adminKeyFile, paths.secretsKeyFile, paths.webhookSecretFile]) tighten(file, 0o600);
+  return tightened;
+}
+
 /** The uploaded archive of one deployment (of a development revision, when given). */
 export function archivePath(paths: HomePaths, deploymentId: string, revision = 0): string {
   return path.join(paths.archives, revision === 0 ? `${deploymentId}.tar.gz` : `${deploymentId}.r${revision}.tar.gz`);

@@ -9,6 +9,7 @@ import type { ActivityDeps } from './deps';
 import { BUILD_FAILED } from '../contracts/failures';
 import { requireDeployment } from './records';
 import type { BuildOutcome } from '../contracts/activities';
+import { DEFAULT_PACKAGE_LIMITS } from '../shared/constants';
 
 /** How often a build says it is alive (its heartbeat timeout is 20 s). */
 const BUILD_HEARTBEAT_MS = 5_000;
@@ -41,6 +42,7 @@ export function createBuildActivities(deps: ActivityDeps) {
           packageDir: buildDir(deps.paths, input.deploymentId, revision),
           venvsDir: deps.paths.venvs,
           basePython: deps.basePython,
+          limits: deps.packageLimits ?? DEFAULT_PACKAGE_LIMITS,
           log: (line) => log(line),
           heartbeat,
         });

@@ -1,4 +1,5 @@
 import type { HomePaths } from '../home';
+import type { PackageLimits } from '../shared/constants';
 import type { Store } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
 
@@ -8,6 +9,8 @@ export interface ActivityDeps {
   paths: HomePaths;
   /** The interpreter Python environments are made from. */
   basePython: string;
+  /** How much a pushed package may unpack to (DEFAULT_PACKAGE_LIMITS when not given). */
+  packageLimits?: PackageLimits;
   /** Starts workflows from activities (a push that asks for a promotion). */
   workflows?: WorkflowsClient;
   /** What async prediction activities need: the key they call the gateway with and the webhook secret (read when first needed). */

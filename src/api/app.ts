@@ -28,6 +28,7 @@ import { eventRoutes } from './routes/events';
 import { playgroundRoutes } from './routes/playground';
 import { modelRoutes } from './routes/models';
 import { secretRoutes } from './routes/secrets';
+import { DEFAULT_MAX_CONCURRENT_UPLOADS, type PackageLimits } from '../shared/constants';
 import { SecretService } from '../services/secrets';
 
 /** What the API is built from. */
@@ -37,6 +38,10 @@ export interface AppDeps {
   workflows: WorkflowsClient;
   deployTimeoutSeconds: number;
   maxArchiveBytes: number;
+  /** How much a pushed package may unpack to (checked here for development pushes; DEFAULT_PACKAGE_LIMITS when not given). */
+  packageLimits?: PackageLimits;
+  /** How many pushes are received at once (DEFAULT_MAX_CONCURRENT_UPLOADS when not given). */
+  maxConcurrentUploads?: number;
   /** The interpreter development updates compare Python environments on. */
   basePython: string;
   /** Where the gateway listens, for predictions sent through the API (the dashboard's playground). */
@@ -82,7 +87,16 @@ export function createApp(deps: AppDeps): express.Express {
   const promotions = new PromotionService(deps);
   const environments = new EnvironmentService({ ...deps, deployments, promotions });
   const development = new DevelopmentService({ ...deps, deployments });
-  app.use(deploymentRoutes({ deployments, development, usage: new UsageService(deps.store), paths: deps.paths, maxArchiveBytes: deps.maxArchiveBytes }));
+  app.use(
+    deploymentRoutes({
+      deployments,
+      development,
+      usage: new UsageService(deps.store),
+      paths: deps.paths,
+      maxArchiveBytes: deps.maxArchiveBytes,
+      maxConcurrentUploads: deps.maxConcurrentUploads ?? DEFAULT_MAX_CONCURRENT_UPLOADS,
+    }),
+  );
   app.use(environmentRoutes({ store: deps.store, deployments, environments, promotions }));
   app.use(modelRoutes(new ModelService(deps.store)));
   if (deps.gatewayUrl) app.use(playgroundRoutes({ deployments, gatewayUrl: deps.gatewayUrl }));

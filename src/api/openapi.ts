@@ -349,12 +349,17 @@ function paths(): ZodOpenApiPathsObject {
         tags: ['Deployments'],
         summary: 'Push a model: a new published deployment, or an update of the development deployment',
         description:
-          'multipart/form-data with one file part `archive` (the model directory as .tar.gz) and a field `options` (JSON, schema PushOptions). A published push answers 201 with the deployment, which then builds and deploys (its `status` moves from BUILDING); a development push answers the deployment with `development_update`, 201 when it created the deployment, 200 when it updated it.',
+          'multipart/form-data with one file part `archive` (the model directory as .tar.gz) and a field `options` (JSON, schema PushOptions). A published push answers 201 with the deployment, which then builds and deploys (its `status` moves from BUILDING; a package that unpacks past GANTRY_PACKAGE_MAX_UNPACKED_BYTES or GANTRY_PACKAGE_MAX_FILES ends BUILD_FAILED, naming the setting); a development push answers the deployment with `development_update`, 201 when it created the deployment, 200 when it updated it (new code past the package limits is refused 422).',
         requestBody: { required: true, content: { 'multipart/form-data': { schema: pushBody } } },
         responses: {
           '201': json('Created: the deployment (with `development_update` for a development push)', z.union([deploymentViewSchema, developmentPushAnswerSchema])),
           '200': json('A development deployment updated: what the push did', developmentPushAnswerSchema),
-          ...errors(400, 401, 404, 409, 413, 422, 503),
+          ...errors(400, 401, 404, 409, 413, 422),
+          '503': {
+            description: 'GANTRY_MAX_CONCURRENT_UPLOADS pushes are being received already (`too_many_uploads`: try again after Retry-After), or Temporal is unreachable',
+            headers: { 'Retry-After': { description: 'Seconds to wait before pushing again (sent with `too_many_uploads`)', schema: { type: 'integer' } } },
+            content: { 'application/json': { schema: apiErrorBodySchema } },
+          },
         },
       },
     },

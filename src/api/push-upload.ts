@@ -1,7 +1,8 @@
 /**
  * Reads a push request: multipart/form-data with a file part `archive` (.tar.gz) and a field
  * `options` (JSON). The archive streams to a scratch file; past the size limit the answer is
- * 413 and the scratch file is removed.
+ * 413 and the scratch file is removed; a client that goes away mid-body has its scratch file
+ * closed and removed at once.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -30,6 +31,7 @@ export function receivePush(req: Request, scratchDir: string, maxArchiveBytes: n
     let sawArchive = false;
     let failure: ApiError | undefined;
     let writing: Promise<void> = Promise.resolve();
+    let out: fs.WriteStream | undefined;
     const fail = (error: ApiError): void => {
       failure ??= error;
     };
@@ -47,13 +49,17 @@ export function receivePush(req: Request, scratchDir: string, maxArchiveBytes: n
         return;
       }
       sawArchive = true;
-      const out = fs.createWriteStream(archiveFile);
+      out = fs.createWriteStream(archiveFile);
+      const file = out;
       stream.on('limit', () => fail(new ApiError(413, 'payload_too_large', `the archive is larger than ${Math.round(maxArchiveBytes / 1024 / 1024)} MiB`)));
       writing = new Promise((done, writeFailed) => {
-        out.on('finish', () => done());
-        out.on('error', writeFailed);
+        file.on('finish', () => done());
+        file.on('error', writeFailed);
       });
-      stream.pipe(out);
+      // Settled by the parser's close, or not at all when the client went away.
+      writing.catch(() => undefined);
+      stream.on('error', (error: Error) => fail(new ApiError(400, 'bad_request', `malformed multipart request: ${error.message}`)));
+      stream.pipe(file);
     });
     parser.on('field', (name, value, info) => {
       if (name === 'options') optionsText = value;
@@ -80,6 +86,18 @@ export function receivePush(req: Request, scratchDir: string, maxArchiveBytes: n
           reject(error);
         },
       );
+    });
+    // The client went away before its body ended: close the scratch file and remove it now.
+    req.on('close', () => {
+      if (req.complete) return;
+      req.unpipe(parser);
+      parser.removeAllListeners('close');
+      parser.on('error', () => undefined);
+      parser.destroy();
+      out?.destroy();
+      fs.rmSync(archiveFile, { force: true });
+      out?.once('close', () => fs.rmSync(archiveFile, { force: true }));
+      reject(new ApiError(400, 'bad_request', 'the upload was aborted before its body ended'));
     });
     req.pipe(parser);
   });

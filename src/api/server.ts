@@ -1,7 +1,7 @@
 /** Entry point of the API process (started by `npm start`, or alone with `node dist/src/api/server.js`). */
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../config';
-import { homePaths } from '../home';
+import { ensurePrivateHome, homePaths } from '../home';
 import { initProcessLogger } from '../logging/logger';
 import { exitWhenParentDies } from '../stack/parent-watch';
 import { openSqliteStore } from '../store/sqlite/sqlite-store';
@@ -16,6 +16,8 @@ const log = initProcessLogger('api');
 async function main(): Promise<void> {
   const config = loadConfig();
   const paths = homePaths(config.home);
+  const tightened = ensurePrivateHome(paths);
+  if (tightened.length > 0) log.warn(`GANTRY_HOME was readable by other users; made private: ${tightened.join(', ')}`);
   const store = openSqliteStore(paths.database);
   const temporal = await connectClient(config.temporalAddress, config.temporalNamespace);
   const workflows = new TemporalWorkflowsClient(temporal);
@@ -29,6 +31,8 @@ async function main(): Promise<void> {
     asyncPredictions: { client: workflows, webhookRetrySeconds: config.webhookRetrySeconds, wakeTimeoutSeconds: config.wakeTimeoutSeconds },
     deployTimeoutSeconds: config.deployTimeoutSeconds,
     maxArchiveBytes: config.maxArchiveBytes,
+    packageLimits: config.packageLimits,
+    maxConcurrentUploads: config.maxConcurrentUploads,
     basePython: config.python,
     gatewayUrl: `http://${config.host}:${config.gatewayPort}`,
     temporalUi: config.temporalUiUrl ? { url: config.temporalUiUrl, namespace: config.temporalNamespace } : undefined,

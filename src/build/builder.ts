@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar';
 import { modelEnvironment } from '../shared/model-environment';
+import type { PackageLimits } from '../shared/constants';
 import { MODEL_SERVER_SCRIPT } from '../shared/project-paths';
 import type { ModelConfig } from '../shared/schemas';
 import { BuildError } from './build-error';
@@ -19,6 +20,8 @@ export interface BuildRequest {
   packageDir: string;
   venvsDir: string;
   basePython: string;
+  /** How much the package may unpack to. */
+  limits: PackageLimits;
   log: (line: string) => void;
   heartbeat?: () => void;
 }
@@ -32,30 +35,99 @@ export interface BuildResult {
   reusedEnvironment: boolean;
 }
 
-/** Unpacks a push archive, refusing links and anything that would land outside `dir`. */
-export async function unpackArchive(archive: string, dir: string): Promise<void> {
+/** What the limits are called where an operator sets them (docs/configuration.md). */
+const UNPACKED_BYTES_SETTING = 'GANTRY_PACKAGE_MAX_UNPACKED_BYTES';
+const FILES_SETTING = 'GANTRY_PACKAGE_MAX_FILES';
+
+/**
+ * Unpacks a push archive, refusing links, absolute or `..` paths, and a
+ * package past `limits`: each entry is counted from its header before a byte of it is written,
+ * so the unpacking stops with at most `limits` on disk, and what was unpacked is removed.
+ */
+export async function unpackArchive(archive: string, dir: string, limits: PackageLimits): Promise<void> {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   const refused: string[] = [];
+  let entries = 0;
+  let bytes = 0;
+  let overLimit: BuildError | undefined;
   try {
-    await tar.x({
-      file: archive,
-      cwd: dir,
-      strict: true,
-      preservePaths: false,
-      filter: (entryPath, entry) => {
-        const type = 'type' in entry ? entry.type : undefined;
-        const ok = type === undefined || type === 'File' || type === 'Directory' || type === 'OldFile' || type === 'ContiguousFile';
-        if (!ok) refused.push(`${entryPath} (${type})`);
-        return ok;
-      },
+    await new Promise<void>((resolve, reject) => {
+      const input = fs.createReadStream(archive);
+      const unpack = new tar.Unpack({
+        cwd: dir,
+        strict: true,
+        preservePaths: false,
+        filter: (entryPath, entry) => {
+          if (overLimit) return false;
+          const type = 'type' in entry ? entry.type : undefined;
+          const ok = type === undefined || type === 'File' || type === 'Directory' || type === 'OldFile' || type === 'ContiguousFile';
+          if (!ok) {
+            refused.push(`${entryPath} (${type})`);
+            return false;
+          }
+          if (path.isAbsolute(entryPath) || entryPath.split(/[\\/]/).includes('..')) {
+            refused.push(`${entryPath} (a path outside the package)`);
+            return false;
+          }
+          entries += 1;
+          bytes += entry.size ?? 0;
+          if (entries > limits.maxFiles) {
+            overLimit = new BuildError(
+              'INVALID_ARCHIVE',
+              `the package holds more than ${limits.maxFiles.toLocaleString('en')} files and folders (${FILES_SETTING}); unpacking stopped and was removed`,
+            );
+          } else if (bytes > limits.maxUnpackedBytes) {
+            overLimit = new BuildError(
+              'INVALID_ARCHIVE',
+              `the package unpacks to more than ${formatBytes(limits.maxUnpackedBytes)} (${UNPACKED_BYTES_SETTING}), at ${entryPath}; unpacking stopped and was removed`,
+            );
+          }
+          if (overLimit) {
+            // Stop reading: nothing more is decompressed or written.
+            input.destroy();
+            unpack.abort(overLimit);
+            return false;
+          }
+          return true;
+        },
+      });
+      unpack.on('error', reject);
+      unpack.on('close', () => resolve());
+      input.on('error', reject);
+      input.pipe(unpack);
     });
   } catch (error) {
-    throw new BuildError('INVALID_ARCHIVE', `the pushed archive could not be unpacked: ${(error as Error).message}`);
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (overLimit) throw overLimit;
+    const message = (error as Error).message;
+    if (/max decompression ratio exceeded/.test(message)) {
+      throw new BuildError(
+        'INVALID_ARCHIVE',
+        `the pushed archive was refused: it decompresses more than 1000 times over, as a compression bomb does (${message}); unpacking stopped and was removed`,
+      );
+    }
+    throw new BuildError('INVALID_ARCHIVE', `the pushed archive could not be unpacked: ${message}`);
+  }
+  if (overLimit) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw overLimit;
   }
   if (refused.length > 0) {
-    throw new BuildError('INVALID_ARCHIVE', `the archive holds links or special files, which packages may not: ${refused.slice(0, 5).join(', ')}`);
+    throw new BuildError('INVALID_ARCHIVE', `the archive holds links, special files or paths outside the package, which packages may not: ${refused.slice(0, 5).join(', ')}`);
   }
+}
+
+/** A byte count as an operator reads it (GiB, MiB or KiB). */
+function formatBytes(count: number): string {
+  for (const [unit, size] of [
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
+    if (count >= size) return `${Number((count / size).toFixed(1))} ${unit}`;
+  }
+  return `${count} bytes`;
 }
 
 /** The first line the import check wrote to stderr: the cause the model server names. */
@@ -66,7 +138,7 @@ function importFailureCause(lines: string[]): string {
 /** Builds the package from its archive; throws BuildError for anything the user must fix. */
 export async function buildModelPackage(request: BuildRequest): Promise<BuildResult> {
   request.log(`unpacking ${path.basename(request.archive)}`);
-  await unpackArchive(request.archive, request.packageDir);
+  await unpackArchive(request.archive, request.packageDir, request.limits);
 
   const pkg = readModelPackage(request.packageDir);
   for (const warning of pkg.warnings) request.log(`warning: ${warning}`);

@@ -1,6 +1,6 @@
 /** Entry point of the node process (started by `npm start`, or alone with `node dist/src/node/main.js`). */
 import { loadConfig } from '../config';
-import { homePaths } from '../home';
+import { ensurePrivateHome, homePaths } from '../home';
 import { initProcessLogger, lineLogger } from '../logging/logger';
 import { setDeploymentLogLimits } from '../logs/deployment-logs';
 import { exitWhenParentDies } from '../stack/parent-watch';
@@ -24,6 +24,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   setDeploymentLogLimits(config.deploymentLogs);
   const paths = homePaths(config.home);
+  const tightened = ensurePrivateHome(paths);
+  if (tightened.length > 0) log.warn(`GANTRY_HOME was readable by other users; made private: ${tightened.join(', ')}`);
   const store = openSqliteStore(paths.database);
   const node = new Node({
     store,

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import { BuildError } from '../build/build-error';
 import { unpackArchive } from '../build/builder';
+import { DEFAULT_PACKAGE_LIMITS, type PackageLimits } from '../shared/constants';
 import { readModelPackage, writeServerConfig } from '../build/model-package';
 import { cachedEnvironmentKey } from '../build/python-environments';
 import { archivePath, buildDir, type HomePaths } from '../home';
@@ -27,6 +28,8 @@ export interface DevelopmentServiceDeps {
   deployments: DeploymentService;
   deployTimeoutSeconds: number;
   basePython: string;
+  /** How much a pushed package may unpack to (DEFAULT_PACKAGE_LIMITS when not given). */
+  packageLimits?: PackageLimits;
   /** How often observed replicas are polled while a reload is under way. */
   pollMs?: number;
 }
@@ -79,7 +82,7 @@ export class DevelopmentService {
     const dir = buildDir(this.deps.paths, existing.id, revision);
     let config: ModelConfig;
     try {
-      await unpackArchive(upload.archiveFile, dir);
+      await unpackArchive(upload.archiveFile, dir, this.deps.packageLimits ?? DEFAULT_PACKAGE_LIMITS);
       const pkg = readModelPackage(dir);
       writeServerConfig(dir, pkg);
       config = pkg.config;

@@ -36,3 +36,19 @@ export type ApiClientSource = 'api' | (typeof API_CLIENT_SOURCES)[number];
 
 /** The header a client names itself in (the browser bundle takes it from here: ./views brings zod with it). */
 export const CLIENT_HEADER = 'x-gantry-client';
+
+/** How much a model package may unpack to: bytes of file contents, and files and folders. */
+export interface PackageLimits {
+  maxUnpackedBytes: number;
+  maxFiles: number;
+}
+
+/**
+ * The package limits when none are set: 2 GiB holds a model with a few small weight files
+ * (large weights belong in a download at load time, not in the push), and 50,000 entries is
+ * ten times a large Python source tree, while keeping a bomb's cost to seconds.
+ */
+export const DEFAULT_PACKAGE_LIMITS: PackageLimits = { maxUnpackedBytes: 2 * 1024 ** 3, maxFiles: 50_000 };
+
+/** How many pushes the API receives at once when none is set (more are answered 503). */
+export const DEFAULT_MAX_CONCURRENT_UPLOADS = 4;

@@ -3,12 +3,11 @@
  * answers at TEMPORAL_ADDRESS, then the API, the node and the worker as supervised children
  * with prefixed logs. Ctrl-C or SIGTERM stops everything in order; state stays in GANTRY_HOME.
  */
-import * as fs from 'node:fs';
 import { Connection } from '@temporalio/client';
 import { loadWebhookSecret } from '../async/webhook-secret';
 import { ensureAdminKey } from '../auth/api-keys';
 import { ConfigError, loadConfig, type GantryConfig } from '../config';
-import { homePaths } from '../home';
+import { ensurePrivateHome, homePaths } from '../home';
 import { createLogger, logFormatSchema, logLevelFromEnv, type Logger } from '../logging/logger';
 import { loadOrCreateSecretKey } from '../secrets/secret-box';
 import { openSqliteStore } from '../store/sqlite/sqlite-store';
@@ -92,8 +91,9 @@ async function main(): Promise<void> {
     throw error;
   }
   const paths = homePaths(config.home);
-  fs.mkdirSync(paths.root, { recursive: true });
+  const tightened = ensurePrivateHome(paths);
   say(`home ${paths.root}`);
+  if (tightened.length > 0) log.warn(`GANTRY_HOME was readable by other users; made private: ${tightened.join(', ')}`);
   for (const [name, port] of [
     ['GANTRY_API_PORT', config.apiPort],
     ['GANTRY_GATEWAY_PORT', config.gatewayPort],

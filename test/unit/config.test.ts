@@ -55,4 +55,18 @@ describe('loadConfig', () => {
         ['GANTRY_LOG_LEVEL', 'GANTRY_LOG_FORMAT', 'GANTRY_DEPLOYMENT_LOG_MAX_BYTES', 'GANTRY_DEPLOYMENT_LOG_FILES'].every((name) => error.message.includes(name)),
     );
   });
+
+  it('reads the package and upload limits, with their defaults, and refuses bad ones', () => {
+    const defaults = loadConfig({});
+    assert.deepEqual(defaults.packageLimits, { maxUnpackedBytes: 2 * 1024 ** 3, maxFiles: 50_000 });
+    assert.equal(defaults.maxConcurrentUploads, 4);
+    const set = loadConfig({ GANTRY_PACKAGE_MAX_UNPACKED_BYTES: '67108864', GANTRY_PACKAGE_MAX_FILES: '1000', GANTRY_MAX_CONCURRENT_UPLOADS: '1' });
+    assert.deepEqual([set.packageLimits, set.maxConcurrentUploads], [{ maxUnpackedBytes: 64 * 1024 * 1024, maxFiles: 1000 }, 1]);
+    assert.throws(
+      () => loadConfig({ GANTRY_PACKAGE_MAX_UNPACKED_BYTES: '1000', GANTRY_PACKAGE_MAX_FILES: 'many', GANTRY_MAX_CONCURRENT_UPLOADS: '0' }),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        ['GANTRY_PACKAGE_MAX_UNPACKED_BYTES', 'GANTRY_PACKAGE_MAX_FILES', 'GANTRY_MAX_CONCURRENT_UPLOADS'].every((name) => error.message.includes(name)),
+    );
+  });
 });

@@ -1,6 +1,6 @@
 /** Routes for pushes and a model's deployments. */
 import * as fs from 'node:fs';
-import { Router } from 'express';
+import { type Request, type Response, Router } from 'express';
 import type { HomePaths } from '../../home';
 import type { DeploymentService } from '../../services/deployments';
 import { autoscalingSettingsPatchSchema, deploymentListQuerySchema, logsQuerySchema, pushOptionsSchema, updateDeploymentSchema, usageQuerySchema } from '../../shared/schemas';
@@ -20,13 +20,36 @@ export interface DeploymentRoutesDeps {
   usage: UsageService;
   paths: HomePaths;
   maxArchiveBytes: number;
+  /** How many pushes are received and handled at once; more are answered 503 with Retry-After. */
+  maxConcurrentUploads: number;
 }
 
+/** How long a client refused for too many uploads is told to wait (seconds). */
+const UPLOAD_RETRY_AFTER_SECONDS = 5;
+
 /** POST /v1/deployments and /v1/models/{m}/deployments/... */
-export function deploymentRoutes({ deployments, development, usage, paths, maxArchiveBytes }: DeploymentRoutesDeps): Router {
+export function deploymentRoutes({ deployments, development, usage, paths, maxArchiveBytes, maxConcurrentUploads }: DeploymentRoutesDeps): Router {
   const router = Router();
+  let uploadsUnderWay = 0;
 
   router.post('/v1/deployments', async (req, res) => {
+    if (uploadsUnderWay >= maxConcurrentUploads) {
+      res.setHeader('Retry-After', String(UPLOAD_RETRY_AFTER_SECONDS));
+      throw new ApiError(
+        503,
+        'too_many_uploads',
+        `${maxConcurrentUploads} pushes are being received already (GANTRY_MAX_CONCURRENT_UPLOADS); try again in ${UPLOAD_RETRY_AFTER_SECONDS} s`,
+      );
+    }
+    uploadsUnderWay++;
+    try {
+      await handlePush(req, res);
+    } finally {
+      uploadsUnderWay--;
+    }
+  });
+
+  const handlePush = async (req: Request, res: Response): Promise<void> => {
     const upload = await receivePush(req, paths.tmp, maxArchiveBytes);
     try {
       if (upload.optionsText === undefined) throw new ApiError(400, 'bad_request', 'the push has no options field');
@@ -47,7 +70,7 @@ export function deploymentRoutes({ deployments, development, usage, paths, maxAr
     } finally {
       fs.rmSync(upload.archiveFile, { force: true }); // moved away on success
     }
-  });
+  };
 
   router.get('/v1/models/:model/deployments', async (req, res) => {
     const { label } = parseInput(deploymentListQuerySchema, req.query, 'deployment filters');
