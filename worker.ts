@@ -75,6 +75,7 @@ async function main(): Promise<void> {
       store,
       paths,
       basePython: config.python,
+      buildTimeoutSeconds: config.buildTimeoutSeconds,
       workflows,
       asyncCalls: {
         apiKey: once(() => config.apiKey ?? fs.readFileSync(paths.adminKeyFile, 'utf8').trim()),

@@ -21,6 +21,8 @@ export interface BuildRequest {
   basePython: string;
   log: (line: string) => void;
   heartbeat?: () => void;
+  /** Aborted when the build must stop (deadline or cancellation): the process running is killed with its group, and the build throws the abort reason. */
+  signal?: AbortSignal;
 }
 
 /** What a successful build produced. */
@@ -67,6 +69,7 @@ function importFailureCause(lines: string[]): string {
 export async function buildModelPackage(request: BuildRequest): Promise<BuildResult> {
   request.log(`unpacking ${path.basename(request.archive)}`);
   await unpackArchive(request.archive, request.packageDir);
+  request.signal?.throwIfAborted();
 
   const pkg = readModelPackage(request.packageDir);
   for (const warning of pkg.warnings) request.log(`warning: ${warning}`);
@@ -79,6 +82,7 @@ export async function buildModelPackage(request: BuildRequest): Promise<BuildRes
     requirements: pkg.config.requirements,
     log: request.log,
     heartbeat: request.heartbeat,
+    signal: request.signal,
   });
 
   request.log('checking that the model imports');
@@ -89,6 +93,7 @@ export async function buildModelPackage(request: BuildRequest): Promise<BuildRes
     onLine: request.log,
     onStderrLine: (line) => errors.push(line),
     heartbeat: request.heartbeat,
+    signal: request.signal,
   });
   if (code !== 0) {
     throw new BuildError('IMPORT_FAILED', `the model does not import: ${importFailureCause(errors)}`);
