@@ -124,7 +124,19 @@ describe('process groups and the host replica cap (real stack)', function () {
     const groups = new Map(both.map((server) => [server, groupMembers(server)]));
     for (const [server, members] of groups) assert.equal(members.length, 2, `replica ${server} and its child: ${members.join(', ')}`);
 
-    // Scale down to one: the retired replica's whole group is gone, the other's still runs.
+    // Another deployment pushed now finds the cap full: it is built, and waits for room.
+    const pushed = await stack.cli(['push', fixture('forks-child'), '--model-name', 'queued', '--output', 'json']);
+    assert.equal(pushed.code, 0, pushed.stdout + pushed.stderr);
+    const queued = JSON.parse(pushed.stdout) as Deployment;
+    const waiting = await eventually('the second deployment held back by the cap', async () => {
+      const now = await view(queued);
+      return now.status_message?.includes('host replica cap') ? now : undefined;
+    });
+    assert.equal(waiting.status_message, '0 of 1 replicas: host replica cap GANTRY_MAX_REPLICAS=2 reached');
+    assert.equal(waiting.replicas.ready, 0);
+
+    // Scale down to one: the retired replica's whole group is gone, the other's still runs, and
+    // the room it frees goes to the deployment that waited.
     assert.equal((await stack.api('PATCH', route, { min_replica: 1, max_replica: 1 })).status, 200);
     const [kept] = await eventually('one replica left', async () => {
       const pids = await replicaPids(deployment.id);
@@ -139,6 +151,18 @@ describe('process groups and the host replica cap (real stack)', function () {
       return now.status_message === null ? now : undefined;
     });
     assert.equal(uncapped.replicas.desired, 1);
+    const served = await eventually('the waiting deployment to get its replica', async () => {
+      const now = await view(queued);
+      return now.status === 'ACTIVE' && now.replicas.ready === 1 ? now : undefined;
+    });
+    assert.equal(served.status_message, null);
+    assert.equal((await replicaPids(deployment.id)).length + (await replicaPids(queued.id)).length, 2, 'still no more replicas than the cap');
+    const queuedPids = await replicaPids(queued.id);
+    const queuedGroup = groupMembers(queuedPids[0]!);
+    assert.equal(queuedGroup.length, 2);
+    const stopped = await stack.cli(['deployments', 'deactivate', queued.model_id, queued.id, '--wait']);
+    assert.equal(stopped.code, 0, stopped.stdout + stopped.stderr);
+    for (const gone of queuedGroup) await eventually(`process ${gone} to end after deactivate`, async () => (alive(gone) ? undefined : true));
 
     // Deactivate: the last replica and its child end too.
     const deactivated = await stack.cli(['deployments', 'deactivate', deployment.model_id, deployment.id, '--wait']);
