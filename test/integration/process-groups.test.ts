@@ -82,6 +82,20 @@ describe('process groups and the host replica cap (real stack)', function () {
     return answer.body as Deployment;
   }
 
+  async function logText(deployment: Deployment): Promise<string> {
+    const logs = await stack.api('GET', `/v1/models/${deployment.model_id}/deployments/${deployment.id}/logs?tail=500`);
+    assert.equal(logs.status, 200);
+    return (logs.body.entries as { message: string }[]).map((entry) => entry.message).join('\n');
+  }
+
+  /** A copy of slow-import whose import never returns (an hour), named `name`. */
+  function hangingPackage(name: string): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-hung-build-'));
+    fs.cpSync(fixture('slow-import'), dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'config.yaml'), `model_name: ${name}\nenvironment_variables:\n  IMPORT_SECONDS: "3600"\n`);
+    return dir;
+  }
+
   /** The server pids of the deployment's replicas, as the node reports them. */
   async function replicaPids(deploymentId: string): Promise<number[]> {
     const store = openSqliteStore(path.join(stack.home, 'gantry.db'));
@@ -93,7 +107,7 @@ describe('process groups and the host replica cap (real stack)', function () {
   }
 
   before(async () => {
-    stack = await TestStack.create({ GANTRY_MAX_REPLICAS: '2', GANTRY_BUILD_TIMEOUT_SECONDS: '8' });
+    stack = await TestStack.create({ GANTRY_MAX_REPLICAS: '2', GANTRY_BUILD_TIMEOUT_SECONDS: '40' });
     await stack.start();
   });
 
@@ -171,20 +185,47 @@ describe('process groups and the host replica cap (real stack)', function () {
   });
 
   it('kills a build whose import check hangs at GANTRY_BUILD_TIMEOUT_SECONDS: BUILD_FAILED, and none of its processes left', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-hung-build-'));
+    const dir = hangingPackage('hung-build');
     try {
-      fs.cpSync(fixture('slow-import'), dir, { recursive: true });
-      fs.writeFileSync(path.join(dir, 'config.yaml'), 'model_name: hung-build\nenvironment_variables:\n  IMPORT_SECONDS: "3600"\n');
       const started = Date.now();
       const { code, deployment, output } = await push(dir);
       assert.equal(code, 1, output);
       assert.equal(deployment.status, 'BUILD_FAILED');
-      assert.equal(deployment.status_message, 'the build did not finish within GANTRY_BUILD_TIMEOUT_SECONDS=8; its processes were killed');
+      assert.equal(deployment.status_message, 'the build did not finish within GANTRY_BUILD_TIMEOUT_SECONDS=40; its processes were killed');
       assert.ok(Date.now() - started < 120_000, 'the build ended at its deadline, not the import check an hour later');
       // The import check ran from the deployment's build folder under this stack's home.
       const buildFolder = path.join(stack.home, 'builds', deployment.id);
       assert.deepEqual(processesMentioning(buildFolder), [], 'no process of the build is left');
       assert.deepEqual(processesMentioning(path.join(stack.home, 'venvs')), [], 'no process runs from a virtual environment');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('kills the hung import check of a build whose deploy workflow is cancelled, before its deadline', async () => {
+    const dir = hangingPackage('cancelled-build');
+    try {
+      const pushed = await stack.cli(['push', dir, '--output', 'json']);
+      assert.equal(pushed.code, 0, pushed.stdout + pushed.stderr);
+      const deployment = JSON.parse(pushed.stdout) as Deployment;
+      const buildFolder = path.join(stack.home, 'builds', deployment.id);
+      await eventually('the import check to run', async () => (processesMentioning(buildFolder).length > 0 ? true : undefined), 60_000, 100);
+      const started = Date.now();
+      const client = await stack.temporalClient();
+      try {
+        await client.workflow.getHandle(`deploy:${deployment.id}`).cancel();
+      } finally {
+        await client.connection.close();
+      }
+      await eventually('the import check killed', async () => (processesMentioning(buildFolder).length === 0 ? true : undefined), 35_000, 200);
+      assert.ok(Date.now() - started < 35_000, 'killed on cancellation, before the 40 s deadline');
+      await eventually('the build log to say why', async () => (/build stopped: it was cancelled/.test(await logText(deployment)) ? true : undefined));
+      const ended = await eventually('the deployment to end', async () => {
+        const now = await view(deployment);
+        return now.status === 'BUILDING' ? undefined : now;
+      });
+      assert.equal(ended.status, 'BUILD_FAILED');
+      assert.equal(ended.status_message, 'the deploy was cancelled');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
