@@ -78,6 +78,7 @@ async function main(): Promise<void> {
       paths,
       basePython: config.python,
       packageLimits: config.packageLimits,
+      buildTimeoutSeconds: config.buildTimeoutSeconds,
       workflows,
       asyncCalls: {
         apiKey: once(() => config.apiKey ?? fs.readFileSync(paths.adminKeyFile, 'utf8').trim()),

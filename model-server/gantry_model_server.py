@@ -1650,6 +1650,7 @@ def serve(args: argparse.Namespace) -> None:
     if "exit" in outcome:
         # Import or load failed: nothing was ever served, stop at once.
         server.shutdown()
+        _end_group_if_orphaned(parent_pid, events)
         _exit_now(outcome["exit"], events)
         return
 
@@ -1684,7 +1685,24 @@ def serve(args: argparse.Namespace) -> None:
             conn.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+    _end_group_if_orphaned(parent_pid, events)
     _exit_now(EXIT_OK, events)
+
+
+def _end_group_if_orphaned(parent_pid: int, events: Events) -> None:
+    """When the node is gone (nobody left to clean up after this replica), kills the replica's
+    process group, this server last, so that no process the model started outlives it. Only a
+    server that leads its own group (as the node starts it) does this."""
+    if os.getppid() == parent_pid or os.getpgrp() != os.getpid():
+        return
+    log("the node is gone: ending every process of this replica")
+    events.close()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def _drain_seconds() -> float:

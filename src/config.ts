@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_MAX_CONCURRENT_UPLOADS, DEFAULT_PACKAGE_LIMITS, type PackageLimits } from './shared/constants';
@@ -59,7 +60,20 @@ export const configSchema = z.object({
     .default(10 * 1024 * 1024),
   /** How many rotated files of a deployment's log are kept besides the current one. */
   GANTRY_DEPLOYMENT_LOG_FILES: z.coerce.number().int().min(0).max(100).default(3),
+  /** How long one build (unpacking, environment, pip, the import check) may take before its processes are killed. */
+  GANTRY_BUILD_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(1740).default(1200),
+  /** The most replica processes one node runs at once, over every deployment. */
+  GANTRY_MAX_REPLICAS: z.coerce.number().int().min(1).max(10_000).default(defaultMaxReplicas()),
 });
+
+/**
+ * The default host-wide replica cap: four per CPU. A replica is a Python process that mostly
+ * waits on requests, so a few per core keep the cores busy; far more only add memory and
+ * scheduling contention and let one runaway scale-up starve the host.
+ */
+export function defaultMaxReplicas(): number {
+  return 4 * Math.max(1, os.availableParallelism());
+}
 
 /** Gantry's configuration, resolved from the environment. */
 export interface GantryConfig {
@@ -101,6 +115,10 @@ export interface GantryConfig {
   logFormat: 'json' | 'pretty' | undefined;
   /** Deployment log rotation: the size a file is rotated at, and how many rotated files are kept. */
   deploymentLogs: { maxBytes: number; rotatedFiles: number };
+  /** How long one build may run before its processes are killed and it fails BUILD_FAILED. */
+  buildTimeoutSeconds: number;
+  /** The most replica processes this node runs at once (a scale-up beyond it is reported, not run). */
+  maxReplicas: number;
 }
 
 /** Raised when the environment holds an invalid setting; the message names each one. */
@@ -147,5 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     logLevel: c.GANTRY_LOG_LEVEL,
     logFormat: c.GANTRY_LOG_FORMAT,
     deploymentLogs: { maxBytes: c.GANTRY_DEPLOYMENT_LOG_MAX_BYTES, rotatedFiles: c.GANTRY_DEPLOYMENT_LOG_FILES },
+    buildTimeoutSeconds: c.GANTRY_BUILD_TIMEOUT_SECONDS,
+    maxReplicas: c.GANTRY_MAX_REPLICAS,
   };
 }

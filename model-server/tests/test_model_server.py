@@ -847,6 +847,60 @@ class ShutdownTests(unittest.TestCase):
         threading.Thread(target=drain, daemon=True).start()
         self.assertTrue(ended.wait(10), "the orphaned server is still running")
 
+    def test_a_node_that_dies_takes_the_processes_the_model_started_with_the_replica(self):
+        # load() starts a helper process and writes its pid beside the package.
+        pkg = make_package(self, model_py("""
+            import os, subprocess, sys
+
+            class Model:
+                def __init__(self, data_dir):
+                    self.pid_file = os.path.join(os.path.dirname(data_dir), "child.pid")
+
+                def load(self):
+                    self.child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+                    with open(self.pid_file, "w") as handle:
+                        handle.write(str(self.child.pid))
+
+                def predict(self, x):
+                    return x
+        """))
+        # The node starts the server leading a process group of its own, as the TypeScript
+        # runtime does (detached), then waits to be killed.
+        launcher = textwrap.dedent(
+            """
+            import os, subprocess, sys, time
+            env = dict(os.environ, GANTRY_NODE_PID=str(os.getpid()))
+            subprocess.Popen([sys.executable, "-u", sys.argv[1], "serve", "--package", sys.argv[2]],
+                             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(3600)
+            """
+        )
+        node = subprocess.Popen([sys.executable, "-c", launcher, SERVER, pkg])
+        self.addCleanup(node.kill)
+        pid_file = os.path.join(pkg, "child.pid")
+        deadline = time.monotonic() + 15
+        while not os.path.exists(pid_file) or not open(pid_file).read():
+            self.assertLess(time.monotonic(), deadline, "load() never started its child")
+            time.sleep(0.05)
+        child = int(open(pid_file).read())
+        self.assertTrue(_running(child))
+        node.kill()
+        node.wait(10)
+        deadline = time.monotonic() + 15
+        while _running(child):
+            self.assertLess(time.monotonic(), deadline, "the model's child outlived its replica and the node")
+            time.sleep(0.1)
+
+
+def _running(pid):
+    """Whether a process runs (a zombie waiting to be reaped does not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    return not stat[stat.rindex(")") + 2:].startswith("Z")
+
 
 class SecretsTests(unittest.TestCase):
     """--secrets-stdin: the values reach Model(secrets=...) and load(secrets=...), never the log."""

@@ -14,6 +14,9 @@ import { DEFAULT_PACKAGE_LIMITS } from '../shared/constants';
 /** How often a build says it is alive (its heartbeat timeout is 20 s). */
 const BUILD_HEARTBEAT_MS = 5_000;
 
+/** How long a build may run when the worker was not told (GANTRY_BUILD_TIMEOUT_SECONDS's default). */
+const DEFAULT_BUILD_TIMEOUT_SECONDS = 1200;
+
 /** Creates the build activity. */
 export function createBuildActivities(deps: ActivityDeps) {
   return {
@@ -36,6 +39,18 @@ export function createBuildActivities(deps: ActivityDeps) {
       log(attempt > 1 ? `build started (attempt ${attempt})` : 'build started', 'info');
       // Alive as long as the build runs, whatever step it is in (unpacking a large archive too).
       const beat = setInterval(heartbeat, BUILD_HEARTBEAT_MS);
+      // The build stops (its processes killed with their groups) at its deadline, or when Temporal
+      // cancels the activity (the workflow was cancelled, or the activity timed out).
+      const timeoutSeconds = deps.buildTimeoutSeconds ?? DEFAULT_BUILD_TIMEOUT_SECONDS;
+      const stop = new AbortController();
+      const deadline = setTimeout(
+        () => stop.abort(new BuildError('BUILD_TIMEOUT', `the build did not finish within GANTRY_BUILD_TIMEOUT_SECONDS=${timeoutSeconds}; its processes were killed`)),
+        timeoutSeconds * 1000,
+      );
+      const cancellation = Context.current().cancellationSignal;
+      const onCancel = (): void => stop.abort(cancellation.reason ?? new Error('the build was cancelled'));
+      if (cancellation.aborted) onCancel();
+      else cancellation.addEventListener('abort', onCancel, { once: true });
       try {
         const result = await buildModelPackage({
           archive: archivePath(deps.paths, input.deploymentId, revision),
@@ -45,6 +60,7 @@ export function createBuildActivities(deps: ActivityDeps) {
           limits: deps.packageLimits ?? DEFAULT_PACKAGE_LIMITS,
           log: (line) => log(line),
           heartbeat,
+          signal: stop.signal,
         });
         // The first build is the deployment's code; a development update is applied by its workflow.
         if (revision === 0) await deps.store.updateDeployment(input.deploymentId, { config: result.config, env_key: result.envKey });
@@ -55,10 +71,13 @@ export function createBuildActivities(deps: ActivityDeps) {
           log(`build failed: ${error.message}`, 'warn');
           throw ApplicationFailure.create({ message: error.message, type: BUILD_FAILED, nonRetryable: true, details: [{ kind: error.kind }] });
         }
-        log(`build attempt failed: ${(error as Error).message}`, 'warn');
+        if (cancellation.aborted) log(`build stopped: it was cancelled (${String(cancellation.reason ?? 'cancelled')}); its processes were killed`, 'warn');
+        else log(`build attempt failed: ${(error as Error).message}`, 'warn');
         throw error;
       } finally {
         clearInterval(beat);
+        clearTimeout(deadline);
+        cancellation.removeEventListener('abort', onCancel);
       }
     },
   };

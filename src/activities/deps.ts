@@ -15,6 +15,8 @@ export interface ActivityDeps {
   workflows?: WorkflowsClient;
   /** What async prediction activities need: the key they call the gateway with and the webhook secret (read when first needed). */
   asyncCalls?: { apiKey: () => string; webhookSecret: () => string };
+  /** How long one build may run before its processes are killed (GANTRY_BUILD_TIMEOUT_SECONDS; 1200 s when not given). */
+  buildTimeoutSeconds?: number;
   /** How often observed state is polled while waiting (ms). */
   pollIntervalMs?: number;
 }

@@ -24,6 +24,8 @@ export interface BuildRequest {
   limits: PackageLimits;
   log: (line: string) => void;
   heartbeat?: () => void;
+  /** Aborted when the build must stop (deadline or cancellation): the process running is killed with its group, and the build throws the abort reason. */
+  signal?: AbortSignal;
 }
 
 /** What a successful build produced. */
@@ -139,6 +141,7 @@ function importFailureCause(lines: string[]): string {
 export async function buildModelPackage(request: BuildRequest): Promise<BuildResult> {
   request.log(`unpacking ${path.basename(request.archive)}`);
   await unpackArchive(request.archive, request.packageDir, request.limits);
+  request.signal?.throwIfAborted();
 
   const pkg = readModelPackage(request.packageDir);
   for (const warning of pkg.warnings) request.log(`warning: ${warning}`);
@@ -151,6 +154,7 @@ export async function buildModelPackage(request: BuildRequest): Promise<BuildRes
     requirements: pkg.config.requirements,
     log: request.log,
     heartbeat: request.heartbeat,
+    signal: request.signal,
   });
 
   request.log('checking that the model imports');
@@ -161,6 +165,7 @@ export async function buildModelPackage(request: BuildRequest): Promise<BuildRes
     onLine: request.log,
     onStderrLine: (line) => errors.push(line),
     heartbeat: request.heartbeat,
+    signal: request.signal,
   });
   if (code !== 0) {
     throw new BuildError('IMPORT_FAILED', `the model does not import: ${importFailureCause(errors)}`);

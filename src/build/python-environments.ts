@@ -31,6 +31,8 @@ export interface EnvironmentRequest {
   log: (line: string) => void;
   /** Called now and then during long installs, to show liveness. */
   heartbeat?: () => void;
+  /** Aborted when the build must stop (its deadline passed, or it was cancelled): what runs is killed. */
+  signal?: AbortSignal;
 }
 
 const MARKER = '.gantry-complete';
@@ -45,7 +47,11 @@ export function environmentDir(venvsDir: string, key: string): string {
   return path.join(venvsDir, key);
 }
 
-/** Runs a command, streaming its output lines; resolves with its exit code. */
+/**
+ * Runs a command in a process group of its own, streaming its output lines; resolves with its
+ * exit code. When `signal` aborts, the whole group (the command and everything it started: pip's
+ * build backends, a model's subprocesses) is killed and the promise rejects with the abort reason.
+ */
 export function runStreaming(
   command: string,
   args: string[],
@@ -56,14 +62,40 @@ export function runStreaming(
     /** Also receives the lines of standard error alone. */
     onStderrLine?: (line: string) => void;
     heartbeat?: () => void;
+    signal?: AbortSignal;
   },
 ): Promise<number> {
   return new Promise((resolve, reject) => {
+    const { signal } = options;
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
     // Without the worker's own secrets (GANTRY_*, TEMPORAL_*): pip runs packages' build code.
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? modelEnvironment(process.env, {}), stdio: ['ignore', 'pipe', 'pipe'] });
+    // detached: the command leads a process group, so that killing the group reaches all it started.
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? modelEnvironment(process.env, {}),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const killGroup = (): void => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // nothing left in the group
+      }
+    };
+    const onAbort = (): void => killGroup();
+    signal?.addEventListener('abort', onAbort, { once: true });
     const out = new LineSplitter();
     const err = new LineSplitter();
     const beat = options.heartbeat ? setInterval(options.heartbeat, 5000) : undefined;
+    const finish = (): void => {
+      if (beat) clearInterval(beat);
+      signal?.removeEventListener('abort', onAbort);
+    };
     child.stdout.on('data', (chunk) => out.push(chunk).forEach(options.onLine));
     const onStderr = (line: string): void => {
       options.onStderrLine?.(line);
@@ -71,14 +103,17 @@ export function runStreaming(
     };
     child.stderr.on('data', (chunk) => err.push(chunk).forEach(onStderr));
     child.on('error', (error) => {
-      if (beat) clearInterval(beat);
+      finish();
       reject(error);
     });
-    child.on('close', (code, signal) => {
-      if (beat) clearInterval(beat);
+    // Whatever the command left running in its group (a daemonised helper) ends with it.
+    child.on('exit', () => killGroup());
+    child.on('close', (code, signalName) => {
+      finish();
       out.flush().forEach(options.onLine);
       err.flush().forEach(onStderr);
-      resolve(code ?? (signal ? 128 : 1));
+      if (signal?.aborted) reject(signal.reason);
+      else resolve(code ?? (signalName ? 128 : 1));
     });
   });
 }
@@ -138,7 +173,7 @@ export async function ensurePythonEnvironment(request: EnvironmentRequest): Prom
   try {
     request.log(`creating Python environment ${key} (${version.split(' ')[0]})`);
     const venvArgs = ['-m', 'venv', ...(requirements.length === 0 ? ['--without-pip'] : []), scratch];
-    const venvCode = await runStreaming(request.basePython, venvArgs, { onLine: request.log, heartbeat: request.heartbeat });
+    const venvCode = await runStreaming(request.basePython, venvArgs, { onLine: request.log, heartbeat: request.heartbeat, signal: request.signal });
     if (venvCode !== 0) throw new Error(`${request.basePython} -m venv failed with exit code ${venvCode}`);
 
     if (requirements.length > 0) {
@@ -155,6 +190,7 @@ export async function ensurePythonEnvironment(request: EnvironmentRequest): Prom
             request.log(line);
           },
           heartbeat: request.heartbeat,
+          signal: request.signal,
         },
       );
       if (pipCode !== 0) {

@@ -36,6 +36,7 @@ async function main(): Promise<void> {
     apiUrl: `http://${config.host}:${config.apiPort}`,
     waitLimits: { timeoutMs: config.wakeTimeoutSeconds * 1000, queueSize: config.wakeQueueSize },
     usageFlushMs: config.usageFlushSeconds * 1000,
+    maxReplicas: config.maxReplicas,
     log: lineLogger(log),
     logger: log,
   });

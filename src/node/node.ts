@@ -31,6 +31,8 @@ export interface NodeOptions {
   heartbeatMs?: number;
   /** How often metered usage is written to the store. */
   usageFlushMs?: number;
+  /** The most replica processes this node runs at once (GANTRY_MAX_REPLICAS); unlimited when not given. */
+  maxReplicas?: number;
   /** How often the autoscaler looks at demand. */
   autoscaleMs?: number;
   waitLimits?: WaitLimits;
@@ -74,6 +76,7 @@ export class Node {
       onChange: () => this.scheduleReport(),
       log,
       resolveSecrets: storeSecretResolver(options.store, options.paths.secretsKeyFile),
+      maxReplicas: options.maxReplicas,
     });
     this.reconciler = new Reconciler({ store: options.store, runtime: this.runtime, paths: options.paths, log });
     this.usage = new UsageMeter(options.store);

@@ -11,7 +11,10 @@ import { removeDeploymentLogs } from '../logs/deployment-logs';
 import type { DeploymentRecord, Store } from '../store/store';
 import { describeError } from './retried-task';
 import { declaredSecretNames } from '../shared/secrets';
-import type { DesiredReplicas, Runtime } from './runtime/runtime';
+import { describeShortfall, type DesiredReplicas, type Runtime } from './runtime/runtime';
+
+/** The status messages the host replica cap writes (and so may clear). */
+const CAP_MESSAGE = /^\d+ of \d+ replicas: host replica cap GANTRY_MAX_REPLICAS=\d+ reached$/;
 
 /** An ACTIVE deployment with no ready replica for this long is marked UNHEALTHY. */
 export const UNHEALTHY_AFTER_MS = 10_000;
@@ -19,7 +22,7 @@ export const UNHEALTHY_AFTER_MS = 10_000;
 /** What the reconciler works with. */
 export interface ReconcilerDeps {
   store: Store;
-  runtime: Pick<Runtime, 'reconcile' | 'routableReplicas' | 'hasReplicas'>;
+  runtime: Pick<Runtime, 'reconcile' | 'routableReplicas' | 'hasReplicas' | 'replicaShortfalls'>;
   paths: HomePaths;
   log?: (line: string) => void;
 }
@@ -75,6 +78,7 @@ export class Reconciler {
     const deployments = await this.deps.store.listLiveDeployments();
     const desired = deployments.flatMap((d) => desiredReplicasOf(d, this.deps.paths) ?? []);
     this.deps.runtime.reconcile(desired);
+    await this.reportReplicaCap(deployments);
     await this.updateHealthStatuses(deployments);
     await this.settleTransitions(deployments);
     await this.releaseDeletedBuilds(deployments);
@@ -135,6 +139,23 @@ export class Reconciler {
         fs.rmSync(path.join(this.deps.paths.builds, entry), { recursive: true, force: true });
         this.deps.log?.(`released the build ${entry} of deleted deployment ${id}`);
       }
+    }
+  }
+
+  /**
+   * Says in a deployment's status message that the host replica cap holds some of its replicas
+   * back ("2 of 5 replicas: host replica cap GANTRY_MAX_REPLICAS=4 reached"), and clears that
+   * message once it no longer does. A message someone else wrote is left alone.
+   */
+  private async reportReplicaCap(deployments: DeploymentRecord[]): Promise<void> {
+    const shortfalls = this.deps.runtime.replicaShortfalls();
+    for (const deployment of deployments) {
+      const shortfall = shortfalls.get(deployment.id);
+      const current = deployment.status_message;
+      const ours = current === null || CAP_MESSAGE.test(current);
+      if (!ours) continue;
+      const message = shortfall ? describeShortfall(shortfall) : null;
+      if (message !== current) await this.deps.store.updateDeployment(deployment.id, { status_message: message });
     }
   }
 

@@ -45,6 +45,43 @@ describe('build subprocesses', () => {
       Object.assign(process.env, saved);
     }
   });
+
+  it('kills the whole process group of a command when its signal aborts, and rejects with the reason', async () => {
+    // The shell starts a background sleeper (a build backend pip left behind, say), then sleeps itself.
+    const lines: string[] = [];
+    const stop = new AbortController();
+    const running = runStreaming('sh', ['-c', 'sleep 300 & echo "$!"; sleep 300'], {
+      onLine: (line) => {
+        lines.push(line);
+        stop.abort(new Error('deadline passed'));
+      },
+      signal: stop.signal,
+    });
+    await assert.rejects(running, /deadline passed/);
+    const background = Number(lines[0]);
+    assert.ok(background > 0, `the background pid: ${lines.join(' | ')}`);
+    // Gone, or a zombie waiting to be reaped by whoever inherited it: no longer running either way.
+    const ended = (): boolean => {
+      try {
+        const stat = fs.readFileSync(`/proc/${background}/stat`, 'utf8');
+        return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+      } catch {
+        return true;
+      }
+    };
+    let gone = ended();
+    for (let i = 0; i < 100 && !gone; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      gone = ended();
+    }
+    assert.ok(gone, 'the background process of the group was killed too');
+  });
+
+  it('refuses to start a command when its signal has already aborted', async () => {
+    const stop = new AbortController();
+    stop.abort(new Error('cancelled'));
+    await assert.rejects(runStreaming('sh', ['-c', 'exit 0'], { onLine: () => {}, signal: stop.signal }), /cancelled/);
+  });
 });
 
 describe('deployment logs', () => {

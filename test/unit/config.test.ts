@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config';
 
@@ -67,6 +68,19 @@ describe('loadConfig', () => {
       (error: unknown) =>
         error instanceof ConfigError &&
         ['GANTRY_PACKAGE_MAX_UNPACKED_BYTES', 'GANTRY_PACKAGE_MAX_FILES', 'GANTRY_MAX_CONCURRENT_UPLOADS'].every((name) => error.message.includes(name)),
+    );
+  });
+
+  it('reads the build deadline and the host replica cap (4 per CPU by default), and refuses bad ones', () => {
+    const defaults = loadConfig({});
+    assert.equal(defaults.buildTimeoutSeconds, 1200);
+    assert.equal(defaults.maxReplicas, 4 * os.availableParallelism());
+    const set = loadConfig({ GANTRY_BUILD_TIMEOUT_SECONDS: '30', GANTRY_MAX_REPLICAS: '2' });
+    assert.deepEqual([set.buildTimeoutSeconds, set.maxReplicas], [30, 2]);
+    // The build deadline stays below the build activity's 30-minute start-to-close timeout.
+    assert.throws(
+      () => loadConfig({ GANTRY_BUILD_TIMEOUT_SECONDS: '1800', GANTRY_MAX_REPLICAS: '0' }),
+      (error: unknown) => error instanceof ConfigError && ['GANTRY_BUILD_TIMEOUT_SECONDS', 'GANTRY_MAX_REPLICAS'].every((name) => error.message.includes(name)),
     );
   });
 });

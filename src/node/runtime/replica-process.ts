@@ -96,7 +96,8 @@ export class ReplicaProcess {
         cwd: spec.packageDir,
         env: modelEnvironment(process.env, spec.environment, { GANTRY_EVENTS_FD: '3', PYTHONDONTWRITEBYTECODE: '1', GANTRY_REPLICA_ID: id, GANTRY_NODE_PID: String(process.pid) }),
         stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-        // Its own process group: a Ctrl-C in the terminal reaches the node, which stops replicas in order.
+        // Its own process group (the server leads it): a Ctrl-C in the terminal reaches the node, which
+        // stops replicas in order, and every signal the node sends reaches what the model started too.
         detached: true,
       },
     );
@@ -117,6 +118,8 @@ export class ReplicaProcess {
         resolve();
       });
       this.child.once('exit', (code, signal) => {
+        // Whatever the model started (a forked worker, a subprocess from load()) dies with it.
+        this.killGroup();
         this.markExited({ description: signal ? `signal ${signal}` : `exit ${code}`, error: this.reportedError });
         resolve();
       });
@@ -305,12 +308,23 @@ export class ReplicaProcess {
     return this.exited;
   }
 
+  /** Signals the replica's whole process group: the server and every process the model started. */
   private signal(signal: NodeJS.Signals): void {
     if (this.phase === 'EXITED' || this.child.pid === undefined) return;
     try {
-      process.kill(this.child.pid, signal);
+      process.kill(-this.child.pid, signal);
     } catch {
       // already gone
+    }
+  }
+
+  /** Kills what is left in the replica's process group once the server has exited. */
+  private killGroup(): void {
+    if (this.child.pid === undefined) return;
+    try {
+      process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      // nothing left in the group
     }
   }
 }

@@ -31,6 +31,18 @@ export interface RuntimeOptions {
   log?: (line: string) => void;
   /** Reads the values of the secrets a spec declares, each time a replica starts or reloads. */
   resolveSecrets?: SecretResolver;
+  /** The most replica processes this runtime runs at once, draining ones included (GANTRY_MAX_REPLICAS); unlimited when not given. */
+  maxReplicas?: number;
+}
+
+/** A deployment that has fewer replicas than it wants because the host replica cap is reached. */
+export interface ReplicaShortfall {
+  /** The replicas it wants. */
+  wanted: number;
+  /** The replicas it has (running, starting or restarting). */
+  running: number;
+  /** The cap that holds the rest back. */
+  cap: number;
 }
 
 interface Slot {
@@ -61,7 +73,12 @@ export class Runtime {
   private readonly stableAfterMs: number;
   private readonly drainMs: number;
   private readonly log: (line: string) => void;
+  private readonly maxReplicas: number;
   private stopped = false;
+  /** The last desired state, reconciled again when a retired replica frees room under the cap. */
+  private lastDesired: DesiredReplicas[] = [];
+  /** Deployment id → what the cap holds back, as of the last reconcile. */
+  private shortfalls = new Map<string, ReplicaShortfall>();
 
   constructor(private readonly options: RuntimeOptions) {
     this.timings = options.timings ?? DEFAULT_REPLICA_TIMINGS;
@@ -70,11 +87,14 @@ export class Runtime {
     this.stableAfterMs = options.stableAfterMs ?? 60_000;
     this.drainMs = options.drainMs ?? 30_000;
     this.log = options.log ?? lineLogger(processLogger());
+    this.maxReplicas = options.maxReplicas ?? Number.POSITIVE_INFINITY;
   }
 
   /** Brings the replicas of every deployment to the desired counts; deployments absent get none. */
   reconcile(desired: DesiredReplicas[]): void {
     if (this.stopped) return;
+    this.lastDesired = desired;
+    const shortfalls = new Map<string, ReplicaShortfall>();
     const wanted = new Map(desired.map((d) => [d.spec.deploymentId, d]));
     for (const slot of this.slots.values()) {
       if (!slot.retiring && !wanted.has(slot.spec.deploymentId)) this.retireInBackground(slot);
@@ -84,13 +104,32 @@ export class Runtime {
         if (slot.spec.deploymentId === spec.deploymentId && !slot.retiring) this.followSpec(slot, spec);
       }
       const live = [...this.slots.values()].filter((slot) => slot.spec.deploymentId === spec.deploymentId && !slot.retiring);
-      for (let i = live.length; i < replicas; i++) this.startSlot(spec);
+      // Every slot is a process (or about to be one again), draining ones too: the cap counts them all.
+      const room = Math.max(0, this.maxReplicas - this.slots.size);
+      const starting = Math.min(Math.max(0, replicas - live.length), room);
+      for (let i = 0; i < starting; i++) this.startSlot(spec);
+      if (live.length + starting < replicas) shortfalls.set(spec.deploymentId, { wanted: replicas, running: live.length + starting, cap: this.maxReplicas });
       if (live.length > replicas) {
         // Retire the least useful first: not ready before ready, then the newest.
         const ranked = [...live].sort((a, b) => rank(a) - rank(b) || b.since.getTime() - a.since.getTime());
         for (const slot of ranked.slice(0, live.length - replicas)) this.retireInBackground(slot);
       }
     }
+    this.reportShortfalls(shortfalls);
+  }
+
+  /** Logs a change in what the cap holds back, and tells the owner. */
+  private reportShortfalls(shortfalls: Map<string, ReplicaShortfall>): void {
+    const changed = JSON.stringify([...shortfalls]) !== JSON.stringify([...this.shortfalls]);
+    this.shortfalls = shortfalls;
+    if (!changed) return;
+    for (const [deploymentId, shortfall] of shortfalls) this.log(`deployment ${deploymentId}: ${describeShortfall(shortfall)}`);
+    this.options.onChange?.();
+  }
+
+  /** The deployments the host replica cap holds back, and by how much. */
+  replicaShortfalls(): ReadonlyMap<string, ReplicaShortfall> {
+    return this.shortfalls;
   }
 
   /**
@@ -293,9 +332,16 @@ export class Runtime {
       if (this.slots.get(slot.id) === slot) {
         this.slots.delete(slot.id);
         this.options.onChange?.();
+        // Room under the cap: a deployment held back by it gets its next replica.
+        if (this.shortfalls.size > 0) this.reconcile(this.lastDesired);
       }
     }
   }
+}
+
+/** The status line of a deployment the cap holds back: "n of m replicas: host replica cap GANTRY_MAX_REPLICAS=k reached". */
+export function describeShortfall(shortfall: ReplicaShortfall): string {
+  return `${shortfall.running} of ${shortfall.wanted} replicas: host replica cap GANTRY_MAX_REPLICAS=${shortfall.cap} reached`;
 }
 
 function observedState(process: ReplicaProcess): ObservedReplica['state'] {
