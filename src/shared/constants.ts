@@ -52,3 +52,15 @@ export const DEFAULT_PACKAGE_LIMITS: PackageLimits = { maxUnpackedBytes: 2 * 102
 
 /** How many pushes the API receives at once when none is set (more are answered 503). */
 export const DEFAULT_MAX_CONCURRENT_UPLOADS = 4;
+
+/** The error codes of an async request (Baseten's AsyncRequestError codes): the schema in views.ts and the workflow's failure mapping. */
+export const ASYNC_REQUEST_ERROR_CODES = [
+  'MODEL_PREDICT_ERROR',
+  'MODEL_PREDICT_TIMEOUT',
+  'MODEL_NOT_READY',
+  'MODEL_DOES_NOT_EXIST',
+  'MODEL_UNAVAILABLE',
+  'MODEL_INVALID_INPUT',
+  'ASYNC_REQUEST_NOT_SUPPORTED',
+  'INTERNAL_SERVER_ERROR',
+] as const;

@@ -5,6 +5,7 @@
  * the code uses. The browser bundle imports types and constants only.
  */
 import { z } from 'zod';
+import { ASYNC_REQUEST_ERROR_CODES } from './constants';
 import { promotionStatuses, type PromotionActionRecord } from './promotion-status';
 import { autoscalingSettingsSchema, deploymentStatuses, labelsSchema, promotionActions, promotionSettingsSchema } from './schemas';
 import { SECRET_TEAM_NAME } from './secrets';
@@ -280,16 +281,7 @@ export const webhookStatusSchema = z.enum(['PENDING', 'SUCCEEDED', 'FAILED', 'CA
 export type WebhookStatus = z.infer<typeof webhookStatusSchema>;
 
 /** The error codes of an async request (Baseten's AsyncRequestError codes). */
-export const asyncRequestErrorCodeSchema = z.enum([
-  'MODEL_PREDICT_ERROR',
-  'MODEL_PREDICT_TIMEOUT',
-  'MODEL_NOT_READY',
-  'MODEL_DOES_NOT_EXIST',
-  'MODEL_UNAVAILABLE',
-  'MODEL_INVALID_INPUT',
-  'ASYNC_REQUEST_NOT_SUPPORTED',
-  'INTERNAL_SERVER_ERROR',
-]);
+export const asyncRequestErrorCodeSchema = z.enum(ASYNC_REQUEST_ERROR_CODES);
 /** The error codes of an async request. */
 export type AsyncRequestErrorCode = z.infer<typeof asyncRequestErrorCodeSchema>;
 

@@ -10,6 +10,7 @@
 import { ActivityFailure, ApplicationFailure, condition, continueAsNew, proxyActivities, setHandler, TimeoutFailure, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../contracts/activities';
 import { ASYNC_REQUEST_GONE, NON_RETRYABLE_CALL_FAILURES } from '../contracts/failures';
+import { ASYNC_REQUEST_ERROR_CODES } from '../shared/constants';
 import type { AsyncRequestError, AsyncRequestErrorCode, AsyncRequestStatus } from '../shared/views';
 import { asyncCancelSignal, asyncDispatchedSignal } from '../contracts/messages';
 import type { AsyncPredictionInput, AsyncPredictionOutcome } from '../contracts/workflows';
@@ -23,16 +24,7 @@ const asyncRecords = proxyActivities<Activities>({
   retry: { maximumInterval: '5 seconds', nonRetryableErrorTypes: [ASYNC_REQUEST_GONE] },
 });
 
-const ERROR_CODES: readonly string[] = [
-  'MODEL_PREDICT_ERROR',
-  'MODEL_PREDICT_TIMEOUT',
-  'MODEL_NOT_READY',
-  'MODEL_DOES_NOT_EXIST',
-  'MODEL_UNAVAILABLE',
-  'MODEL_INVALID_INPUT',
-  'ASYNC_REQUEST_NOT_SUPPORTED',
-  'INTERNAL_SERVER_ERROR',
-];
+const ERROR_CODES: readonly string[] = ASYNC_REQUEST_ERROR_CODES;
 
 /** The async request error behind a failed call: the last attempt's typed failure, else what ended it. */
 function callError(error: unknown): AsyncRequestError {

@@ -10,33 +10,18 @@
  * GANTRY_FUZZ_EXAMPLES (default 10) and GANTRY_FUZZ_SEED set the examples per operation and the seed.
  */
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PROJECT_ROOT, PROJECT_VENV_BIN } from '../../src/shared/project-paths';
-import { TestStack } from '../helpers/stack';
+import { type ProcessResult, runProcess, TestStack } from '../helpers/stack';
 
 const EXAMPLES = Number(process.env.GANTRY_FUZZ_EXAMPLES ?? 10);
 const SEED = process.env.GANTRY_FUZZ_SEED;
 const GATEWAY_REQUESTS = Number(process.env.GANTRY_FUZZ_GATEWAY_REQUESTS ?? 300);
 
-/** What a process printed and how it ended. */
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], cwd: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
+/** Runs a fuzzer in `cwd`, its output without colours. */
+function run(command: string, args: string[], cwd: string): Promise<ProcessResult> {
+  return runProcess(command, args, { cwd, env: { ...process.env, NO_COLOR: '1' } });
 }
 
 /** The part of Schemathesis' JSON report the summary uses. */

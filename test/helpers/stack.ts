@@ -20,25 +20,33 @@ export interface LogLine {
   [field: string]: unknown;
 }
 
-/** The result of running the CLI. */
-export interface CliResult {
+/** What a process printed and how it ended. */
+export interface ProcessResult {
   code: number;
   stdout: string;
   stderr: string;
 }
 
-/** Runs the real gantry CLI (bin/gantry.js) with `env`, feeding it `input` on standard input. */
-export function runGantryCli(args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<CliResult> {
+/** The result of running the CLI. */
+export type CliResult = ProcessResult;
+
+/** Runs `command` to its end in `cwd` with `env`, feeding it `input` on standard input. */
+export function runProcess(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; input?: string }): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'gantry.js'), ...args], { env, cwd: PROJECT_ROOT });
+    const child = spawn(command, args, { env: options.env, cwd: options.cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.once('error', reject);
     child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    child.stdin.end(input);
+    child.stdin.end(options.input ?? '');
   });
+}
+
+/** Runs the real gantry CLI (bin/gantry.js) with `env`, feeding it `input` on standard input. */
+export function runGantryCli(args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<CliResult> {
+  return runProcess(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'gantry.js'), ...args], { cwd: PROJECT_ROOT, env, input });
 }
 
 /** A running stack and the ways a test talks to it. */
