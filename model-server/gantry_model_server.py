@@ -1506,13 +1506,18 @@ def _set_parent_death_signal() -> None:
         pass
 
 
-def _exit_now(code: int, events: Events) -> None:
+def _close_outputs(events: Events) -> None:
+    """Closes the event stream and flushes stdout and stderr, before the process ends at once."""
     events.close()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except Exception:  # noqa: BLE001
             pass
+
+
+def _exit_now(code: int, events: Events) -> None:
+    _close_outputs(events)
     os._exit(code)
 
 
@@ -1696,12 +1701,7 @@ def _end_group_if_orphaned(parent_pid: int, events: Events) -> None:
     if os.getppid() == parent_pid or os.getpgrp() != os.getpid():
         return
     log("the node is gone: ending every process of this replica")
-    events.close()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001
-            pass
+    _close_outputs(events)
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
