@@ -62,6 +62,8 @@ export const configSchema = z.object({
   GANTRY_DEPLOYMENT_LOG_FILES: z.coerce.number().int().min(0).max(100).default(3),
   /** How long one build (unpacking, environment, pip, the import check) may take before its processes are killed. */
   GANTRY_BUILD_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(1740).default(1200),
+  /** How long a Python environment no deployment uses any more is kept before it is removed. */
+  GANTRY_VENV_RETENTION_SECONDS: z.coerce.number().int().min(60).max(31_536_000).default(86_400),
   /** The most replica processes one node runs at once, over every deployment. */
   GANTRY_MAX_REPLICAS: z.coerce.number().int().min(1).max(10_000).default(defaultMaxReplicas()),
 });
@@ -119,6 +121,8 @@ export interface GantryConfig {
   buildTimeoutSeconds: number;
   /** The most replica processes this node runs at once (a scale-up beyond it is reported, not run). */
   maxReplicas: number;
+  /** How long an unused Python environment is kept. */
+  venvRetentionSeconds: number;
 }
 
 /** Raised when the environment holds an invalid setting; the message names each one. */
@@ -167,5 +171,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     deploymentLogs: { maxBytes: c.GANTRY_DEPLOYMENT_LOG_MAX_BYTES, rotatedFiles: c.GANTRY_DEPLOYMENT_LOG_FILES },
     buildTimeoutSeconds: c.GANTRY_BUILD_TIMEOUT_SECONDS,
     maxReplicas: c.GANTRY_MAX_REPLICAS,
+    venvRetentionSeconds: c.GANTRY_VENV_RETENTION_SECONDS,
   };
 }

@@ -35,7 +35,21 @@ export interface EnvironmentRequest {
   signal?: AbortSignal;
 }
 
-const MARKER = '.gantry-complete';
+/** The file a complete environment holds (written last); its modification time is when the environment was last seen in use. */
+export const COMPLETE_MARKER = '.gantry-complete';
+
+/**
+ * Records that a complete environment is in use now (its marker's modification time, which
+ * restarts its retention); false when it is not built (yet, or any more).
+ */
+export function markEnvironmentUsed(venvsDir: string, key: string, now = new Date()): boolean {
+  try {
+    fs.utimesSync(path.join(environmentDir(venvsDir, key), COMPLETE_MARKER), now, now);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** The python executable inside an environment directory. */
 export function environmentPython(dir: string): string {
@@ -154,7 +168,7 @@ export function pipFailureCause(lines: string[]): string {
 /** Whether the environment for these requirements on this interpreter is built (so nothing would be installed). */
 export async function cachedEnvironmentKey(venvsDir: string, basePython: string, requirements: string[]): Promise<{ key: string; built: boolean }> {
   const key = environmentKey(await pythonVersion(basePython), normaliseRequirements(requirements));
-  return { key, built: fs.existsSync(path.join(environmentDir(venvsDir, key), MARKER)) };
+  return { key, built: fs.existsSync(path.join(environmentDir(venvsDir, key), COMPLETE_MARKER)) };
 }
 
 /** Returns the environment for these requirements, building it if it is not cached yet. */
@@ -163,7 +177,8 @@ export async function ensurePythonEnvironment(request: EnvironmentRequest): Prom
   const requirements = normaliseRequirements(request.requirements);
   const key = environmentKey(version, requirements);
   const dir = environmentDir(request.venvsDir, key);
-  if (fs.existsSync(path.join(dir, MARKER))) {
+  // In use again from now: its retention (environment-collection.ts) starts over.
+  if (markEnvironmentUsed(request.venvsDir, key)) {
     request.log(`reusing Python environment ${key} (requirements unchanged, nothing to install)`);
     return { key, dir, python: environmentPython(dir), reused: true };
   }
@@ -197,14 +212,14 @@ export async function ensurePythonEnvironment(request: EnvironmentRequest): Prom
         throw new BuildError('REQUIREMENT_FAILED', `a requirement did not install: ${pipFailureCause(pipOutput)}`);
       }
     }
-    fs.writeFileSync(path.join(scratch, MARKER), `${JSON.stringify({ python: version, requirements })}\n`);
+    fs.writeFileSync(path.join(scratch, COMPLETE_MARKER), `${JSON.stringify({ python: version, requirements })}\n`);
     // A venv finds its prefix from pyvenv.cfg beside bin/python, so renaming it is safe for
     // `python` (console-script shebangs keep the scratch path; replicas never run those).
     // A concurrent build of the same key may have won the rename: then use its result.
     try {
       fs.renameSync(scratch, dir);
     } catch (error) {
-      if (!fs.existsSync(path.join(dir, MARKER))) throw error;
+      if (!fs.existsSync(path.join(dir, COMPLETE_MARKER))) throw error;
     }
     return { key, dir, python: environmentPython(dir), reused: false };
   } finally {

@@ -37,6 +37,8 @@ async function main(): Promise<void> {
     waitLimits: { timeoutMs: config.wakeTimeoutSeconds * 1000, queueSize: config.wakeQueueSize },
     usageFlushMs: config.usageFlushSeconds * 1000,
     maxReplicas: config.maxReplicas,
+    // A scratch folder outlives any build once the build deadline has passed (its processes are killed then).
+    environmentRetention: { unusedForMs: config.venvRetentionSeconds * 1000, partialAfterMs: (config.buildTimeoutSeconds + 60) * 1000 },
     log: lineLogger(log),
     logger: log,
   });

@@ -5,6 +5,7 @@
  * (busy, full disk, I/O error) never stops it: every failure is logged and what must be
  * written is retried until it is.
  */
+import type { EnvironmentRetention } from '../build/environment-collection';
 import type { HomePaths } from '../home';
 import { lineLogger, processLogger, type Logger } from '../logging/logger';
 import { wakeIfAsleep, type Store } from '../store/store';
@@ -33,6 +34,8 @@ export interface NodeOptions {
   usageFlushMs?: number;
   /** The most replica processes this node runs at once (GANTRY_MAX_REPLICAS); unlimited when not given. */
   maxReplicas?: number;
+  /** How long unused Python environments and dead builds' scratch folders are kept (never collected when not given). */
+  environmentRetention?: EnvironmentRetention;
   /** How often the autoscaler looks at demand. */
   autoscaleMs?: number;
   waitLimits?: WaitLimits;
@@ -78,7 +81,7 @@ export class Node {
       resolveSecrets: storeSecretResolver(options.store, options.paths.secretsKeyFile),
       maxReplicas: options.maxReplicas,
     });
-    this.reconciler = new Reconciler({ store: options.store, runtime: this.runtime, paths: options.paths, log });
+    this.reconciler = new Reconciler({ store: options.store, runtime: this.runtime, paths: options.paths, log, environmentRetention: options.environmentRetention });
     this.usage = new UsageMeter(options.store);
     this.autoscaler = new Autoscaler({ store: options.store, demand: { inFlight: (id) => this.gateway.inFlight(id), lastRequestAt: (id) => this.gateway.lastRequestAt(id) }, log });
     this.gateway = new Gateway({

@@ -4,6 +4,7 @@
  * Level-triggered: it can run any number of times, after any change or none.
  */
 import * as fs from 'node:fs';
+import { collectPythonEnvironments, environmentKeyOfPython, type EnvironmentRetention } from '../build/environment-collection';
 import { environmentDir, environmentPython } from '../build/python-environments';
 import * as path from 'node:path';
 import { buildDir, deploymentOfBuildDir, type HomePaths } from '../home';
@@ -22,10 +23,17 @@ export const UNHEALTHY_AFTER_MS = 10_000;
 /** What the reconciler works with. */
 export interface ReconcilerDeps {
   store: Store;
-  runtime: Pick<Runtime, 'reconcile' | 'routableReplicas' | 'hasReplicas' | 'replicaShortfalls'>;
+  runtime: Pick<Runtime, 'reconcile' | 'routableReplicas' | 'hasReplicas' | 'replicaShortfalls' | 'pythonsInUse'>;
   paths: HomePaths;
   log?: (line: string) => void;
+  /** How long unused Python environments and dead builds' scratch folders are kept; never collected when not given. */
+  environmentRetention?: EnvironmentRetention;
+  /** How often a pass collects environments (default every 10 minutes, and on the first pass). */
+  collectEnvironmentsEveryMs?: number;
 }
+
+/** How often the reconciler collects unused Python environments by default. */
+export const COLLECT_ENVIRONMENTS_EVERY_MS = 10 * 60_000;
 
 /** Whether a deployment's replicas should run on this node, and how to start them. */
 export function desiredReplicasOf(deployment: DeploymentRecord, paths: HomePaths): DesiredReplicas | undefined {
@@ -52,6 +60,8 @@ export class Reconciler {
   private again = false;
   /** Deployment id → since when it has had no ready replica while ACTIVE. */
   private readonly unreadySince = new Map<string, number>();
+  /** When the last environment collection ran (0: not yet). */
+  private lastCollection = 0;
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -83,6 +93,29 @@ export class Reconciler {
     await this.settleTransitions(deployments);
     await this.releaseDeletedBuilds(deployments);
     await this.removeDeletedLogs(deployments);
+    this.collectEnvironments(deployments);
+  }
+
+  /**
+   * Removes Python environments no deployment that is not deleted and no replica here uses
+   * (after their retention) and the scratch folders of builds that died, at most once per
+   * `collectEnvironmentsEveryMs`.
+   */
+  private collectEnvironments(live: DeploymentRecord[]): void {
+    const retention = this.deps.environmentRetention;
+    if (!retention) return; // collection not configured for this node
+    const now = Date.now();
+    if (this.lastCollection !== 0 && now - this.lastCollection < (this.deps.collectEnvironmentsEveryMs ?? COLLECT_ENVIRONMENTS_EVERY_MS)) return;
+    this.lastCollection = now;
+    const venvs = this.deps.paths.venvs;
+    const inUse = new Set(live.flatMap((d) => (d.env_key ? [d.env_key] : [])));
+    for (const python of this.deps.runtime.pythonsInUse()) {
+      const key = environmentKeyOfPython(venvs, python);
+      if (key) inUse.add(key);
+    }
+    const removed = collectPythonEnvironments(venvs, inUse, retention, now);
+    for (const key of removed.environments) this.deps.log?.(`removed Python environment ${key}: unused for ${Math.round(retention.unusedForMs / 1000)} s`);
+    for (const name of removed.partials) this.deps.log?.(`removed ${name}: the scratch folder of a build that did not finish`);
   }
 
   /**

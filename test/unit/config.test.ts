@@ -83,4 +83,13 @@ describe('loadConfig', () => {
       (error: unknown) => error instanceof ConfigError && ['GANTRY_BUILD_TIMEOUT_SECONDS', 'GANTRY_MAX_REPLICAS'].every((name) => error.message.includes(name)),
     );
   });
+
+  it('reads how long an unused Python environment is kept (a day by default), and refuses less than a minute', () => {
+    assert.equal(loadConfig({}).venvRetentionSeconds, 86_400);
+    assert.equal(loadConfig({ GANTRY_VENV_RETENTION_SECONDS: '600' }).venvRetentionSeconds, 600);
+    assert.throws(
+      () => loadConfig({ GANTRY_VENV_RETENTION_SECONDS: '5' }),
+      (error: unknown) => error instanceof ConfigError && error.message.includes('GANTRY_VENV_RETENTION_SECONDS'),
+    );
+  });
 });

@@ -193,6 +193,11 @@ export class Runtime {
     return [...this.slots.values()].some((slot) => slot.spec.deploymentId === deploymentId);
   }
 
+  /** The interpreters of every replica here (starting, ready, restarting or draining): their environments are in use. */
+  pythonsInUse(): Set<string> {
+    return new Set([...this.slots.values()].map((slot) => slot.spec.python));
+  }
+
   /** What this node observes of its replicas, for the store. */
   snapshot(): ObservedReplica[] {
     const at = new Date().toISOString();
