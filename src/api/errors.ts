@@ -5,6 +5,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { processLogger } from '../logging/logger';
 import { ServiceError, type ServiceErrorKind } from '../services/errors';
+import { isStoreUnavailable } from '../store/store';
 import { requestLogger } from './request-log';
 
 /** An error answer with its HTTP status. */
@@ -36,6 +37,12 @@ export const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
   else if (error?.type === 'entity.parse.failed') answer = new ApiError(400, 'bad_request', `request body is not valid JSON${jsonErrorHint(error.message)}`);
   else if (typeof error?.status === 'number' && error.status >= 400 && error.status < 500) {
     answer = new ApiError(error.status, 'bad_request', String(error.message));
+  } else if (isStoreUnavailable(error)) {
+    // Locked past its busy timeout, or the disk is full or failing: not a bug of the request, and
+    // a retry may land. Logged, since an operator may need to act.
+    (requestLogger(res) ?? processLogger()).warn({ err: error, method: req.method, path: req.path }, `the store is unavailable: ${error.code}`);
+    answer = new ApiError(503, 'unavailable', `the store is unavailable (${error.code}); retry shortly`);
+    if (!res.headersSent) res.setHeader('retry-after', '1');
   } else {
     (requestLogger(res) ?? processLogger()).error({ err: error, method: req.method, path: req.path }, `unexpected error: ${error?.message ?? String(error)}`);
     answer = new ApiError(500, 'internal', `internal error: ${error?.message ?? String(error)}`);

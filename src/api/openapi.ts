@@ -65,12 +65,16 @@ const ERROR_WHEN: Record<number, string> = {
   413: 'The request body is too large',
   422: 'The input does not match its schema: `details` names each bad field',
   502: 'The gateway could not be reached',
-  503: 'Temporal (or the node) cannot be reached now: retry shortly',
+  503: 'Temporal, the node or the store cannot be used now (the store locked past its busy timeout, its disk full): retry shortly (`Retry-After`)',
 };
 
-/** Error responses, each with the error body. */
+/**
+ * Error responses, each with the error body. Every route behind the key (401) reads the store
+ * to check it, so each can also answer 503 when the store is unavailable.
+ */
 function errors(...statuses: number[]): ZodOpenApiResponsesObject {
-  return Object.fromEntries(statuses.map((status) => [String(status), { description: ERROR_WHEN[status], content: { 'application/json': { schema: apiErrorBodySchema } } }]));
+  const all = statuses.includes(401) && !statuses.includes(503) ? [...statuses, 503] : statuses;
+  return Object.fromEntries(all.map((status) => [String(status), { description: ERROR_WHEN[status], content: { 'application/json': { schema: apiErrorBodySchema } } }]));
 }
 
 /** A 200 (or other) JSON answer. */

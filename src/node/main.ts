@@ -5,18 +5,13 @@ import { initProcessLogger, lineLogger } from '../logging/logger';
 import { setDeploymentLogLimits } from '../logs/deployment-logs';
 import { exitWhenParentDies } from '../stack/parent-watch';
 import { openSqliteStore } from '../store/sqlite/sqlite-store';
+import { isStoreError } from '../store/store';
 import { collectProcessMetrics } from '../metrics/exposition';
 import { Node } from './node';
 import { describeError } from './retried-task';
 
 /** How long an orderly stop after an uncaught exception may take before the process exits anyway. */
 const CRASH_STOP_MS = 10_000;
-
-/** Whether an error is SQLite's own (better-sqlite3 sets `code` to SQLITE_BUSY, SQLITE_IOERR, SQLITE_FULL, …). */
-function isStoreError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.startsWith('SQLITE_');
-}
 
 const log = initProcessLogger('node');
 

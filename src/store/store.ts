@@ -237,6 +237,21 @@ export type DeploymentPatch = Partial<
 >;
 
 /** Raised when a write would break a uniqueness rule (a deployment name already taken). */
+/** Whether an error is SQLite's own (better-sqlite3 sets `code` to SQLITE_BUSY, SQLITE_IOERR, SQLITE_FULL, …). */
+export function isStoreError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_');
+}
+
+/** SQLite codes that say the store cannot be used right now (locked past its busy timeout, disk full or failing), not that a call was wrong. */
+const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|PROTOCOL)(_|$)/;
+
+/** Whether an error says the store is unavailable for now (worth answering 503 and retrying later), as opposed to a bug. */
+export function isStoreUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNAVAILABLE_CODES.test(code);
+}
+
 export class ConflictError extends Error {
   override name = 'ConflictError';
 }

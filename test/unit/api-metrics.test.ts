@@ -7,7 +7,14 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../../src/api/app';
+import { hashApiKey } from '../../src/auth/api-keys';
+import { homePaths } from '../../src/home';
+import { createLogger } from '../../src/logging/logger';
 import { ApiMetrics } from '../../src/metrics/api-metrics';
+import type { WorkflowsClient } from '../../src/temporal/workflows-client';
+import { failingStore } from './support/failing-store';
 import { DEFAULT_AUTOSCALING, DEFAULT_PROMOTION_SETTINGS } from '../../src/shared/schemas';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import type { PromotionRecord } from '../../src/store/store';
@@ -136,5 +143,43 @@ describe('ApiMetrics: the control plane read from the store at scrape time', () 
     const later = parsePrometheusText(await metrics.registry.metrics());
     assert.equal(seriesOf(later, 'gantry_deployment_replicas_desired', { deployment_id: c }).length, 0);
     assert.equal(sumOf(later, 'gantry_deployments', { model_id: model.id }), 2);
+  });
+});
+
+describe('the API while its store is unavailable', () => {
+  it('answers 503 JSON with Retry-After, never 500, for /metrics, a read and a key check, and serves again after', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-api-busy-'));
+    const sqlite = new SqliteStore(path.join(dir, 'gantry.db'));
+    const { store, failing } = failingStore(sqlite);
+    await sqlite.createApiKey({ name: 'test', prefix: 'busy', secretHash: hashApiKey('busy-key-0123456789'), role: 'admin' });
+    const lines: string[] = [];
+    const logger = createLogger('api', { destination: { write: (line: string) => void lines.push(line) } });
+    const app = createApp({ store, paths: homePaths(dir), workflows: {} as WorkflowsClient, deployTimeoutSeconds: 60, maxArchiveBytes: 1024, basePython: 'python3', logger });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const get = async (route: string): Promise<{ status: number; retryAfter: string | null; body: any }> => {
+      const response = await fetch(`${url}${route}`, { headers: { authorization: 'Api-Key busy-key-0123456789' } });
+      return { status: response.status, retryAfter: response.headers.get('retry-after'), body: await response.json().catch(() => undefined) };
+    };
+    try {
+      failing.add('listLiveDeployments');
+      failing.add('listModels');
+      for (const route of ['/metrics', '/v1/models']) {
+        const answer = await get(route);
+        assert.deepEqual([answer.status, answer.retryAfter, answer.body?.error?.code], [503, '1', 'unavailable'], route);
+        assert.match(answer.body.error.message, /the store is unavailable \(SQLITE_BUSY\); retry shortly/);
+      }
+      failing.add('findApiKeyByHash');
+      assert.equal((await get('/v1/models')).status, 503, 'a key that cannot be checked is not called invalid');
+      failing.clear();
+      assert.equal(lines.filter((line) => line.includes('"msg":"the store is unavailable: SQLITE_BUSY"')).length, 3, 'each refusal is logged for the operator');
+      assert.equal((await get('/metrics')).status, 200);
+      assert.equal((await get('/v1/models')).status, 200);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      await sqlite.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
