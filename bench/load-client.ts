@@ -126,6 +126,13 @@ export function onPath(program: string): boolean {
   });
 }
 
+/**
+ * How long a request may take before the client counts it as a timeout (an error that fails the
+ * run). wrk's default is 2 s, which a loaded machine exceeds at 64 connections: a slow answer is a
+ * latency to report, a lost one an error.
+ */
+const REQUEST_TIMEOUT_SECONDS = 10;
+
 /** autocannon's CLI in this project's node_modules. */
 const AUTOCANNON_CLI = path.join(PROJECT_ROOT, 'node_modules', 'autocannon', 'autocannon.js');
 
@@ -149,11 +156,26 @@ export class LoadClient {
     if (this.kind === 'wrk') {
       // One thread: the client takes as little of the machine's CPU as it can (one wrk thread
       // drives far more requests a second than an echo replica answers).
-      const args = ['-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, '--latency', '-s', this.scriptFor(spec), spec.url];
+      const args = ['-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, `--timeout`, `${REQUEST_TIMEOUT_SECONDS}s`, '--latency', '-s', this.scriptFor(spec), spec.url];
       return parseWrkOutput(await runToCompletion(this.processes, 'wrk', args));
     }
     const headerArgs = Object.entries(spec.headers).flatMap(([name, value]) => ['-H', `${name}=${value}`]);
-    const args = [AUTOCANNON_CLI, '-c', String(spec.connections), '-d', String(spec.seconds), '-m', 'POST', ...headerArgs, '-b', spec.body, '--json', spec.url];
+    const args = [
+      AUTOCANNON_CLI,
+      '-c',
+      String(spec.connections),
+      '-d',
+      String(spec.seconds),
+      '-t',
+      String(REQUEST_TIMEOUT_SECONDS),
+      '-m',
+      'POST',
+      ...headerArgs,
+      '-b',
+      spec.body,
+      '--json',
+      spec.url,
+    ];
     return parseAutocannonJson(await runToCompletion(this.processes, process.execPath, args));
   }
 
