@@ -21,11 +21,14 @@ describe("the bench's wrk parser", () => {
     assert.deepEqual(parseWrkOutput(sample('wrk-ok.txt')), { requests: 18282, requestsPerSecond: 9138.65, p50Ms: 0.086, p99Ms: 3.62 });
     assert.deepEqual(parseWrkOutput(sample('wrk-ms.txt')), { requests: 3865, requestsPerSecond: 1932, p50Ms: 4.03, p99Ms: 8.19 });
     assert.deepEqual(parseWrkOutput(sample('wrk-seconds.txt')), { requests: 6, requestsPerSecond: 1.5, p50Ms: 1200, p99Ms: 1220 });
+    const gatewayWithoutItsTimeout = sample('wrk-gateway-timeout.txt').replace(/^\s*Socket errors:.*\n/m, '');
+    assert.deepEqual(parseWrkOutput(gatewayWithoutItsTimeout), { requests: 633, requestsPerSecond: 300.4, p50Ms: 109.21, p99Ms: 1520 });
   });
 
   it('fails on answers with an error status, on socket errors and on a run with no answer', () => {
     assert.throws(() => parseWrkOutput(sample('wrk-non2xx.txt')), /19263 answers with status >= 400/);
     assert.throws(() => parseWrkOutput(sample('wrk-socket-errors.txt')), /socket errors: connect 0, read 938, write 0, timeout 0/);
+    assert.throws(() => parseWrkOutput(sample('wrk-gateway-timeout.txt')), /socket errors: connect 0, read 0, write 0, timeout 1/);
     assert.throws(() => parseWrkOutput(sample('wrk-timeouts.txt')), /no request was answered/);
   });
 
