@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_MAX_CONCURRENT_UPLOADS, DEFAULT_PACKAGE_LIMITS, type PackageLimits } from './shared/constants';
+import { DEFAULT_SANDBOX_UID_BASE, ISOLATION_MODES, SANDBOX_UID_BASE_MIN, SANDBOX_UID_MAX, type IsolationMode } from './shared/isolation';
 import { logFormatSchema, logLevelSchema, type LogLevelName } from './logging/logger';
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -64,6 +65,21 @@ export const configSchema = z.object({
   GANTRY_BUILD_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(1740).default(1200),
   /** The most replica processes one node runs at once, over every deployment. */
   GANTRY_MAX_REPLICAS: z.coerce.number().int().min(1).max(10_000).default(defaultMaxReplicas()),
+  /** How model code is fenced off: auto (sandbox when the machine can), sandbox (required), off. */
+  GANTRY_ISOLATION: z.enum(ISOLATION_MODES).default('auto'),
+  /** The first of the unprivileged uids (and gids) given to models, one each, never reused. */
+  GANTRY_SANDBOX_UID_BASE: z.coerce.number().int().min(SANDBOX_UID_BASE_MIN).max(SANDBOX_UID_MAX).default(DEFAULT_SANDBOX_UID_BASE),
+  /** The pip options a requirement line may use (comma separated, e.g. --extra-index-url,--index-url); none by default. */
+  GANTRY_PIP_ALLOWED_OPTIONS: z
+    .string()
+    .default('')
+    .transform((list) =>
+      list
+        .split(',')
+        .map((option) => option.trim())
+        .filter((option) => option.length > 0),
+    )
+    .pipe(z.array(z.string().regex(/^--?[a-z][a-z0-9-]*$/, 'must be pip option names such as --extra-index-url, separated by commas'))),
 });
 
 /**
@@ -119,6 +135,10 @@ export interface GantryConfig {
   buildTimeoutSeconds: number;
   /** The most replica processes this node runs at once (a scale-up beyond it is reported, not run). */
   maxReplicas: number;
+  /** How model code is fenced off, and the first uid given to models (docs/operations.md#model-isolation). */
+  isolation: { mode: IsolationMode; uidBase: number };
+  /** The pip options requirement lines may use. */
+  pipAllowedOptions: string[];
 }
 
 /** Raised when the environment holds an invalid setting; the message names each one. */
@@ -167,5 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     deploymentLogs: { maxBytes: c.GANTRY_DEPLOYMENT_LOG_MAX_BYTES, rotatedFiles: c.GANTRY_DEPLOYMENT_LOG_FILES },
     buildTimeoutSeconds: c.GANTRY_BUILD_TIMEOUT_SECONDS,
     maxReplicas: c.GANTRY_MAX_REPLICAS,
+    isolation: { mode: c.GANTRY_ISOLATION, uidBase: c.GANTRY_SANDBOX_UID_BASE },
+    pipAllowedOptions: c.GANTRY_PIP_ALLOWED_OPTIONS,
   };
 }

@@ -12,6 +12,7 @@ import type { DeploymentRecord, Store } from '../store/store';
 import { describeError } from './retried-task';
 import { declaredSecretNames } from '../shared/secrets';
 import { describeShortfall, type DesiredReplicas, type Runtime } from './runtime/runtime';
+import { type Sandbox, sandboxUid } from '../sandbox/sandbox';
 
 /** The status messages the host replica cap writes (and so may clear). */
 const CAP_MESSAGE = /^\d+ of \d+ replicas: host replica cap GANTRY_MAX_REPLICAS=\d+ reached$/;
@@ -25,9 +26,11 @@ export interface ReconcilerDeps {
   runtime: Pick<Runtime, 'reconcile' | 'routableReplicas' | 'hasReplicas' | 'replicaShortfalls'>;
   paths: HomePaths;
   log?: (line: string) => void;
+  /** The sandbox replicas run in, each model as its own uid (undefined: model isolation is off or unavailable). */
+  sandbox?: Sandbox;
 }
 
-/** Whether a deployment's replicas should run on this node, and how to start them. */
+/** Whether a deployment's replicas should run on this node, and how to start them (the reconciler adds the sandbox). */
 export function desiredReplicasOf(deployment: DeploymentRecord, paths: HomePaths): DesiredReplicas | undefined {
   if (deployment.deleted_at || deployment.desired_replicas <= 0) return undefined;
   if (!deployment.config || !deployment.env_key) return undefined; // not built yet
@@ -52,6 +55,8 @@ export class Reconciler {
   private again = false;
   /** Deployment id → since when it has had no ready replica while ACTIVE. */
   private readonly unreadySince = new Map<string, number>();
+  /** Model id → its sandbox uid (allocated once by the store, never changed). */
+  private readonly sandboxUids = new Map<string, number>();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -76,13 +81,29 @@ export class Reconciler {
 
   private async pass(): Promise<void> {
     const deployments = await this.deps.store.listLiveDeployments();
-    const desired = deployments.flatMap((d) => desiredReplicasOf(d, this.deps.paths) ?? []);
+    const desired: DesiredReplicas[] = [];
+    for (const deployment of deployments) {
+      const wanted = desiredReplicasOf(deployment, this.deps.paths);
+      if (!wanted) continue;
+      if (this.deps.sandbox) wanted.spec.sandbox = await this.sandboxOf(deployment.model_id, this.deps.sandbox);
+      desired.push(wanted);
+    }
     this.deps.runtime.reconcile(desired);
     await this.reportReplicaCap(deployments);
     await this.updateHealthStatuses(deployments);
     await this.settleTransitions(deployments);
     await this.releaseDeletedBuilds(deployments);
     await this.removeDeletedLogs(deployments);
+  }
+
+  /** The sandbox a model's replicas run in, as the model's uid. */
+  private async sandboxOf(modelId: string, sandbox: Sandbox): Promise<{ sandbox: Sandbox; uid: number }> {
+    let uid = this.sandboxUids.get(modelId);
+    if (uid === undefined) {
+      uid = sandboxUid(sandbox, await this.deps.store.sandboxUserOffset(modelId));
+      this.sandboxUids.set(modelId, uid);
+    }
+    return { sandbox, uid };
   }
 
   /**

@@ -317,6 +317,11 @@ export interface Store {
   /** A model by id, or else by name. */
   getModel(idOrName: string): Promise<ModelRecord | undefined>;
   listModels(): Promise<ModelRecord[]>;
+  /**
+   * The model's sandbox user: its offset from GANTRY_SANDBOX_UID_BASE (1 or more), allocated on
+   * first use and never given to another model, even after this one is deleted.
+   */
+  sandboxUserOffset(modelId: string): Promise<number>;
 
   /** Creates a deployment, naming it `deployment-N` unless named; a taken name raises ConflictError. */
   createDeployment(input: NewDeployment): Promise<DeploymentRecord>;
