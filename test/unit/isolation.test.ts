@@ -4,13 +4,13 @@
  * permissions shared trees get; and the launcher itself on this machine (it runs as root here).
  */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipOptionsOf, refusedRequirement } from '../../src/build/requirement-options';
 import { ConfigError, loadConfig } from '../../src/config';
-import { giveTree, probeSandbox, resolveIsolation, sandboxedCommand, sandboxUid, shareReadOnly, type Sandbox } from '../../src/sandbox/sandbox';
+import { exposeInSandbox, giveTree, probeSandbox, resolveIsolation, sandboxedCommand, sandboxUid, shareReadOnly, type Sandbox } from '../../src/sandbox/sandbox';
 import { DEFAULT_SANDBOX_UID_BASE } from '../../src/shared/isolation';
 import { MODEL_SERVER_DIR, SANDBOX_LAUNCHER_SCRIPT } from '../../src/shared/project-paths';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
@@ -252,5 +252,57 @@ describe('the sandbox launcher on this machine (Gantry runs as root here)', () =
     });
     assert.equal(fs.existsSync(path.join(package1, 'planted.py')), false);
     assert.equal(fs.statSync(path.join(home, 'sandbox', String(uid))).uid, uid, "the scratch directory is the uid's");
+  });
+
+  it('shows a directory made after the start (a new development revision) to a running sandbox, read-only', async () => {
+    const sandbox: Sandbox = { python, home, uidBase: DEFAULT_SANDBOX_UID_BASE };
+    const uid = DEFAULT_SANDBOX_UID_BASE + 43;
+    const package1 = path.join(home, 'builds', 'd1');
+    const revision = path.join(home, 'builds', 'd1.r1');
+    // Reads a line naming a file on stdin, answers with what reading it and creating a file beside it gave.
+    const script = [
+      'import os, sys',
+      'for line in sys.stdin:',
+      '    path = line.strip()',
+      '    try:',
+      '        read = open(path).read()',
+      '    except OSError as exc:',
+      '        read = os.strerror(exc.errno)',
+      '    try:',
+      '        open(os.path.join(os.path.dirname(path), "planted.py"), "w")',
+      '        write = "ok"',
+      '    except OSError as exc:',
+      '        write = os.strerror(exc.errno)',
+      '    print(read + "|" + write, flush=True)',
+    ].join('\n');
+    const line = sandboxedCommand(sandbox, { uid, readOnly: [package1], cwd: package1 }, python, ['-I', '-c', script]);
+    const child = spawn(line.command, line.args, { env: { PATH: process.env.PATH }, stdio: ['pipe', 'pipe', 'inherit'] });
+    const answers: string[] = [];
+    let pending = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      answers.push(...lines);
+    });
+    const ask = async (file: string): Promise<string> => {
+      const before = answers.length;
+      child.stdin.write(`${file}\n`);
+      for (let waited = 0; answers.length === before; waited += 20) {
+        if (waited > 10_000) throw new Error('no answer from the sandboxed process');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return answers[before]!;
+    };
+    try {
+      fs.mkdirSync(revision);
+      fs.writeFileSync(path.join(revision, 'model.py'), 'revision 1');
+      shareReadOnly(revision);
+      assert.equal(await ask(path.join(revision, 'model.py')), 'No such file or directory|No such file or directory');
+      await exposeInSandbox(sandbox, child.pid!, revision);
+      assert.equal(await ask(path.join(revision, 'model.py')), 'revision 1|Read-only file system');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
