@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_MAX_CONCURRENT_UPLOADS, DEFAULT_PACKAGE_LIMITS, type PackageLimits } from './shared/constants';
-import { DEFAULT_SANDBOX_UID_BASE, ISOLATION_MODES, SANDBOX_UID_BASE_MIN, SANDBOX_UID_MAX, type IsolationMode } from './shared/isolation';
+import { defaultSandboxUidBase, ISOLATION_MODES, SANDBOX_UID_BASE_MIN, SANDBOX_UID_MAX, type IsolationMode } from './shared/isolation';
 import { logFormatSchema, logLevelSchema, type LogLevelName } from './logging/logger';
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -67,8 +67,8 @@ export const configSchema = z.object({
   GANTRY_MAX_REPLICAS: z.coerce.number().int().min(1).max(10_000).default(defaultMaxReplicas()),
   /** How model code is fenced off: auto (sandbox when the machine can), sandbox (required), off. */
   GANTRY_ISOLATION: z.enum(ISOLATION_MODES).default('auto'),
-  /** The first of the unprivileged uids (and gids) given to models, one each, never reused. */
-  GANTRY_SANDBOX_UID_BASE: z.coerce.number().int().min(SANDBOX_UID_BASE_MIN).max(SANDBOX_UID_MAX).default(DEFAULT_SANDBOX_UID_BASE),
+  /** The first of the unprivileged uids (and gids) given to models and builds, one each, never reused (default: a range chosen by GANTRY_HOME's path). */
+  GANTRY_SANDBOX_UID_BASE: z.coerce.number().int().min(SANDBOX_UID_BASE_MIN).max(SANDBOX_UID_MAX).optional(),
   /** The pip options a requirement line may use (comma separated, e.g. --extra-index-url,--index-url); none by default. */
   GANTRY_PIP_ALLOWED_OPTIONS: z
     .string()
@@ -159,8 +159,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const c = parsed.data;
+  const home = path.resolve(c.GANTRY_HOME);
   return {
-    home: path.resolve(c.GANTRY_HOME),
+    home,
     host: c.GANTRY_HOST,
     apiPort: c.GANTRY_API_PORT,
     gatewayPort: c.GANTRY_GATEWAY_PORT,
@@ -187,7 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     deploymentLogs: { maxBytes: c.GANTRY_DEPLOYMENT_LOG_MAX_BYTES, rotatedFiles: c.GANTRY_DEPLOYMENT_LOG_FILES },
     buildTimeoutSeconds: c.GANTRY_BUILD_TIMEOUT_SECONDS,
     maxReplicas: c.GANTRY_MAX_REPLICAS,
-    isolation: { mode: c.GANTRY_ISOLATION, uidBase: c.GANTRY_SANDBOX_UID_BASE },
+    isolation: { mode: c.GANTRY_ISOLATION, uidBase: c.GANTRY_SANDBOX_UID_BASE ?? defaultSandboxUidBase(home) },
     pipAllowedOptions: c.GANTRY_PIP_ALLOWED_OPTIONS,
   };
 }

@@ -53,8 +53,10 @@ export function createBuildActivities(deps: ActivityDeps) {
       if (cancellation.aborted) onCancel();
       else cancellation.addEventListener('abort', onCancel, { once: true });
       try {
-        // The model's own unprivileged uid, the same for every build and replica of the model.
-        const sandbox = deps.sandbox ? { sandbox: deps.sandbox, uid: sandboxUid(deps.sandbox, await deps.store.sandboxUserOffset(deployment.model_id)) } : undefined;
+        // A uid of this build's own (its pip and import check), apart from the model's replicas' uid,
+        // so that whatever the build leaves running can be killed by uid without touching them.
+        const buildOwner = `build:${deployment.id}:${revision}`;
+        const sandbox = deps.sandbox ? { sandbox: deps.sandbox, uid: sandboxUid(deps.sandbox, await deps.store.sandboxUserOffset(buildOwner)) } : undefined;
         const result = await buildModelPackage({
           archive: archivePath(deps.paths, input.deploymentId, revision),
           packageDir: buildDir(deps.paths, input.deploymentId, revision),

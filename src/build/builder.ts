@@ -8,10 +8,10 @@ import * as tar from 'tar';
 import { modelEnvironment } from '../shared/model-environment';
 import type { PackageLimits } from '../shared/constants';
 import { MODEL_SERVER_SCRIPT } from '../shared/project-paths';
-import { type Sandbox, sandboxedCommand, sandboxVariables, shareWithSandboxes } from '../sandbox/sandbox';
+import { endBuildUser, type Sandbox, sandboxedCommand, sandboxVariables, shareWithSandboxes } from '../sandbox/sandbox';
 import type { ModelConfig } from '../shared/schemas';
 import { BuildError } from './build-error';
-import { readModelPackage, writeServerConfig, type PackageLayout } from './model-package';
+import { type ModelPackage, readModelPackage, writeServerConfig, type PackageLayout } from './model-package';
 import { ensurePythonEnvironment, runStreaming } from './python-environments';
 import { refusedRequirement } from './requirement-options';
 
@@ -28,7 +28,10 @@ export interface BuildRequest {
   heartbeat?: () => void;
   /** Aborted when the build must stop (deadline or cancellation): the process running is killed with its group, and the build throws the abort reason. */
   signal?: AbortSignal;
-  /** The sandbox pip and the import check run in, as the model's uid (undefined: isolation is off). */
+  /**
+   * The sandbox pip and the import check run in, as this build's own uid, whose processes are all
+   * killed and whose scratch directory is removed when the build ends (undefined: isolation is off).
+   */
   sandbox?: { sandbox: Sandbox; uid: number };
   /** The pip options requirement lines may use (GANTRY_PIP_ALLOWED_OPTIONS; none when not given). */
   pipAllowedOptions?: string[];
@@ -161,6 +164,16 @@ export async function buildModelPackage(request: BuildRequest): Promise<BuildRes
   const refusal = refusedRequirement(pkg.config.requirements, request.pipAllowedOptions ?? []);
   if (refusal !== undefined) throw new BuildError('REQUIREMENT_REFUSED', refusal);
 
+  try {
+    return await installAndCheck(request, pkg);
+  } finally {
+    // Nothing the build's code started outlives the build (a process that left its group too).
+    if (request.sandbox) await endBuildUser(request.sandbox.sandbox, request.sandbox.uid);
+  }
+}
+
+/** Makes (or reuses) the package's Python environment and checks that the model imports in it. */
+async function installAndCheck(request: BuildRequest, pkg: ModelPackage): Promise<BuildResult> {
   const environment = await ensurePythonEnvironment({
     venvsDir: request.venvsDir,
     basePython: request.basePython,

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { LineSplitter } from '../logs/deployment-logs';
 import { BuildError } from './build-error';
 import { modelEnvironment } from '../shared/model-environment';
-import { giveTree, type Sandbox, sandboxedCommand, sandboxVariables, shareReadOnly } from '../sandbox/sandbox';
+import { endProcessesOf, giveTree, type Sandbox, sandboxedCommand, sandboxVariables, shareReadOnly } from '../sandbox/sandbox';
 
 /** A ready environment. */
 export interface PythonEnvironment {
@@ -35,8 +35,8 @@ export interface EnvironmentRequest {
   /** Aborted when the build must stop (its deadline passed, or it was cancelled): what runs is killed. */
   signal?: AbortSignal;
   /**
-   * The sandbox pip runs in, as this uid, seeing only the environment it installs into
-   * (writable) and its scratch directory (its cache and temporary files).
+   * The sandbox pip runs in, as this build's own uid, seeing only the environment it installs
+   * into (writable) and its scratch directory (its cache and temporary files).
    */
   sandbox?: { sandbox: Sandbox; uid: number };
 }
@@ -189,7 +189,7 @@ export async function ensurePythonEnvironment(request: EnvironmentRequest): Prom
       const pipOutput: string[] = [];
       const pipArgs = ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--progress-bar', 'off', '-r', requirementsFile];
       const sandbox = request.sandbox;
-      // In the sandbox, the environment is the model's uid's while pip runs, and Gantry's again after.
+      // In the sandbox, the environment is the build uid's while pip runs, and Gantry's again after.
       if (sandbox) giveTree(scratch, sandbox.uid);
       const pip = sandbox
         ? sandboxedCommand(sandbox.sandbox, { uid: sandbox.uid, readOnly: [], writable: [scratch], cwd: scratch }, environmentPython(scratch), pipArgs)
@@ -208,8 +208,13 @@ export async function ensurePythonEnvironment(request: EnvironmentRequest): Prom
         throw new BuildError('REQUIREMENT_FAILED', `a requirement did not install: ${pipFailureCause(pipOutput)}`);
       }
     }
-    // Readable by every sandbox shown it, writable by none (pip's uid included).
-    if (request.sandbox) shareReadOnly(scratch);
+    if (request.sandbox) {
+      // Nothing of pip's may still run (a build backend that left its process group) while the
+      // tree is taken back: it could swap a file for a link the walk then follows.
+      await endProcessesOf(request.sandbox.uid);
+      // Readable by every sandbox shown it, writable by none (pip's uid included).
+      shareReadOnly(scratch);
+    }
     fs.writeFileSync(path.join(scratch, MARKER), `${JSON.stringify({ python: version, requirements })}\n`);
     // A venv finds its prefix from pyvenv.cfg beside bin/python, so renaming it is safe for
     // `python` (console-script shebangs keep the scratch path; replicas never run those).

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type IsolationMode, SANDBOX_UID_MAX } from '../shared/isolation';
+import { type IsolationMode, SANDBOX_UID_MAX, SANDBOX_UIDS_PER_HOME } from '../shared/isolation';
 import { MODEL_SERVER_DIR, SANDBOX_LAUNCHER_SCRIPT } from '../shared/project-paths';
 
 /** A working sandbox: how to launch model code in it. */
@@ -36,8 +36,11 @@ export class IsolationUnavailableError extends Error {
   override name = 'IsolationUnavailableError';
 }
 
-/** The uid (and gid) of the model whose sandbox user has this offset. */
+/** The uid (and gid) of the sandbox user with this offset (a model's, or a build's). */
 export function sandboxUid(sandbox: Sandbox, offset: number): number {
+  if (offset >= SANDBOX_UIDS_PER_HOME) {
+    throw new Error(`this GANTRY_HOME has given out all its ${SANDBOX_UIDS_PER_HOME} sandbox uids from ${sandbox.uidBase}: set GANTRY_SANDBOX_UID_BASE to a fresh range`);
+  }
   const uid = sandbox.uidBase + offset;
   if (uid > SANDBOX_UID_MAX) {
     throw new Error(`sandbox uid ${uid} is past the last valid uid ${SANDBOX_UID_MAX}: lower GANTRY_SANDBOX_UID_BASE (${sandbox.uidBase})`);
@@ -147,7 +150,7 @@ export async function resolveIsolation(mode: IsolationMode, python: string, home
     return {
       sandbox: { python, home, uidBase },
       level: 'info',
-      message: `model isolation: sandbox (mount namespace with GANTRY_HOME hidden, an unprivileged uid per model from ${uidBase}, no capabilities)`,
+      message: `model isolation: sandbox (mount namespace with GANTRY_HOME hidden, an unprivileged uid per model and per build from ${uidBase}, no capabilities)`,
     };
   }
   if (mode === 'sandbox') {
@@ -183,6 +186,51 @@ export function shareReadOnly(dir: string): void {
  */
 export function shareWithSandboxes(dir: string): void {
   if (process.getuid?.() === 0) shareReadOnly(dir);
+}
+
+/**
+ * Kills every process running as `uid` (a build's uid: nothing of it may outlive the build, not
+ * even a process that left its process group), round after round until none is left.
+ */
+export async function endProcessesOf(uid: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = processesOf(uid);
+    if (found.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`${found.length} processes of sandbox uid ${uid} would not end (pids ${found.slice(0, 5).join(', ')})`);
+    for (const pid of found) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** The live (not zombie) processes whose real, effective or saved uid is `uid`, read from /proc. */
+function processesOf(uid: number): number[] {
+  const found: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let status: string;
+    try {
+      status = fs.readFileSync(`/proc/${entry}/status`, 'utf8');
+    } catch {
+      continue; // ended while we looked
+    }
+    if (/^State:\s+Z/m.test(status)) continue;
+    const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+    if (uids?.slice(1, 4).some((value) => Number(value) === uid)) found.push(Number(entry));
+  }
+  return found;
+}
+
+/** Ends a build's sandbox user: kills what is left of its processes, then removes its scratch directory. */
+export async function endBuildUser(sandbox: Sandbox, uid: number): Promise<void> {
+  await endProcessesOf(uid);
+  fs.rmSync(scratchDir(sandbox, uid), { recursive: true, force: true });
 }
 
 /** Gives a tree to a sandbox uid (pip installing into a new virtual environment); links are re-owned, never followed. */

@@ -318,10 +318,11 @@ export interface Store {
   getModel(idOrName: string): Promise<ModelRecord | undefined>;
   listModels(): Promise<ModelRecord[]>;
   /**
-   * The model's sandbox user: its offset from GANTRY_SANDBOX_UID_BASE (1 or more), allocated on
-   * first use and never given to another model, even after this one is deleted.
+   * The sandbox user of `owner` (a model's id, for its replicas, or `build:<deployment id>:<revision>`
+   * for one build's pip and import check): its offset from GANTRY_SANDBOX_UID_BASE (1 or more),
+   * allocated on first use and never given to another owner, even after this one is gone.
    */
-  sandboxUserOffset(modelId: string): Promise<number>;
+  sandboxUserOffset(owner: string): Promise<number>;
 
   /** Creates a deployment, naming it `deployment-N` unless named; a taken name raises ConflictError. */
   createDeployment(input: NewDeployment): Promise<DeploymentRecord>;

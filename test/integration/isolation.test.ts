@@ -2,7 +2,7 @@
  * Model code fenced off, on the real stack (sandboxed, as Gantry runs as root here): a model's
  * load() and predict cannot read the store, the key files or another model's code, nor write
  * into its own package; each model runs as its own unprivileged uid; pip's build backends see
- * none of Gantry's variables; a requirement line that is a pip option is refused before pip runs.
+ * none of Gantry's variables and run as a uid of the build's own, of which nothing outlives it; a requirement line that is a pip option is refused before pip runs.
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
@@ -123,7 +123,7 @@ describe('model isolation (real stack, sandboxed)', function () {
     assert.equal((await probe(again.deployment)).uid, seen.uid);
   });
 
-  it("runs pip's build backends without any GANTRY_* or TEMPORAL_* variable, as the model's uid", async () => {
+  it("runs pip's build backends without any GANTRY_* or TEMPORAL_* variable, as the build's own uid, of which nothing is left after", async () => {
     // A copy other users can read: the sandbox sees the machine's files with their permissions.
     const requirement = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-reports-environment-'));
     try {
@@ -144,6 +144,15 @@ describe('model isolation (real stack, sandboxed)', function () {
       );
       const uid = Number(/RUNS AS UID: (\d+)/.exec(log)?.[1]);
       assert.ok(uid > 0, `pip ran as uid ${uid}`);
+      assert.equal(fs.existsSync(path.join(stack.home, 'sandbox', String(uid))), false, "the build uid's scratch directory is removed");
+      const left = fs.readdirSync('/proc').filter((entry) => {
+        try {
+          return /^\d+$/.test(entry) && new RegExp(`^Uid:\\s+${uid}\\s`, 'm').test(fs.readFileSync(`/proc/${entry}/status`, 'utf8'));
+        } catch {
+          return false;
+        }
+      });
+      assert.deepEqual(left, [], 'no process of the build uid is left');
     } finally {
       fs.rmSync(requirement, { recursive: true, force: true });
     }

@@ -10,8 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipOptionsOf, refusedRequirement } from '../../src/build/requirement-options';
 import { ConfigError, loadConfig } from '../../src/config';
-import { exposeInSandbox, giveTree, probeSandbox, resolveIsolation, sandboxedCommand, sandboxUid, shareReadOnly, type Sandbox } from '../../src/sandbox/sandbox';
-import { DEFAULT_SANDBOX_UID_BASE } from '../../src/shared/isolation';
+import { endBuildUser, exposeInSandbox, giveTree, probeSandbox, resolveIsolation, sandboxedCommand, sandboxUid, shareReadOnly, type Sandbox } from '../../src/sandbox/sandbox';
+import { DEFAULT_SANDBOX_UID_BASE, defaultSandboxUidBase, SANDBOX_UIDS_PER_HOME } from '../../src/shared/isolation';
 import { MODEL_SERVER_DIR, SANDBOX_LAUNCHER_SCRIPT } from '../../src/shared/project-paths';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 
@@ -53,9 +53,15 @@ describe('pip options in requirement lines', () => {
 });
 
 describe('isolation settings', () => {
-  it('defaults to auto, the default uid base and no pip options', () => {
+  it('defaults to auto, a uid range chosen by GANTRY_HOME and no pip options', () => {
     const config = loadConfig({});
-    assert.deepEqual(config.isolation, { mode: 'auto', uidBase: DEFAULT_SANDBOX_UID_BASE });
+    assert.deepEqual(config.isolation, { mode: 'auto', uidBase: defaultSandboxUidBase(path.resolve('.gantry')) });
+    const other = loadConfig({ GANTRY_HOME: '/srv/other-gantry' }).isolation.uidBase;
+    assert.notEqual(other, config.isolation.uidBase, 'two homes, two ranges');
+    for (const base of [config.isolation.uidBase, other]) {
+      assert.ok(base >= DEFAULT_SANDBOX_UID_BASE && (base - DEFAULT_SANDBOX_UID_BASE) % SANDBOX_UIDS_PER_HOME === 0);
+      assert.ok(base + SANDBOX_UIDS_PER_HOME - 1 <= 4_294_967_294, 'the whole range is valid uids');
+    }
     assert.deepEqual(config.pipAllowedOptions, []);
   });
 
@@ -96,7 +102,7 @@ describe('sandbox users', () => {
     const second = await store.sandboxUserOffset(b.id);
     assert.notEqual(second, first);
     // Even if the row of the highest offset goes (no code deletes them), AUTOINCREMENT does not hand it out again.
-    (store as unknown as { db: { prepare(sql: string): { run(...args: unknown[]): unknown } } }).db.prepare('DELETE FROM sandbox_users WHERE model_id = ?').run(b.id);
+    (store as unknown as { db: { prepare(sql: string): { run(...args: unknown[]): unknown } } }).db.prepare('DELETE FROM sandbox_users WHERE owner = ?').run(b.id);
     const third = await store.sandboxUserOffset('another-model');
     assert.ok(third > second);
     await store.close();
@@ -106,6 +112,9 @@ describe('sandbox users', () => {
     const sandbox: Sandbox = { python, home: '/tmp/home', uidBase: 4_294_967_290 };
     assert.equal(sandboxUid(sandbox, 4), 4_294_967_294);
     assert.throws(() => sandboxUid(sandbox, 5), /past the last valid uid/);
+    const ranged: Sandbox = { python, home: '/tmp/home', uidBase: DEFAULT_SANDBOX_UID_BASE };
+    assert.equal(sandboxUid(ranged, SANDBOX_UIDS_PER_HOME - 1), DEFAULT_SANDBOX_UID_BASE + SANDBOX_UIDS_PER_HOME - 1);
+    assert.throws(() => sandboxUid(ranged, SANDBOX_UIDS_PER_HOME), /given out all its 1048576 sandbox uids/);
   });
 });
 
@@ -170,6 +179,9 @@ describe('the sandbox command line and shared trees', () => {
   });
 });
 
+/** Uids below every default range (which GANTRY_HOMEs of test stacks running alongside use). */
+const LAUNCHER_TEST_UID_BASE = 150_000;
+
 describe('the sandbox launcher on this machine (Gantry runs as root here)', () => {
   let home: string;
   beforeEach(() => {
@@ -184,32 +196,32 @@ describe('the sandbox launcher on this machine (Gantry runs as root here)', () =
   afterEach(() => fs.rmSync(home, { recursive: true, force: true }));
 
   it('probes successfully, and auto and sandbox modes use it', async () => {
-    assert.equal(await probeSandbox(python, home, DEFAULT_SANDBOX_UID_BASE), undefined);
+    assert.equal(await probeSandbox(python, home, LAUNCHER_TEST_UID_BASE), undefined);
     for (const mode of ['auto', 'sandbox'] as const) {
-      const resolved = await resolveIsolation(mode, python, home, DEFAULT_SANDBOX_UID_BASE);
-      assert.deepEqual(resolved.sandbox, { python, home, uidBase: DEFAULT_SANDBOX_UID_BASE });
+      const resolved = await resolveIsolation(mode, python, home, LAUNCHER_TEST_UID_BASE);
+      assert.deepEqual(resolved.sandbox, { python, home, uidBase: LAUNCHER_TEST_UID_BASE });
       assert.match(resolved.message, /^model isolation: sandbox/);
     }
-    const off = await resolveIsolation('off', python, home, DEFAULT_SANDBOX_UID_BASE);
+    const off = await resolveIsolation('off', python, home, LAUNCHER_TEST_UID_BASE);
     assert.equal(off.sandbox, undefined);
     assert.equal(off.level, 'warn');
   });
 
   it('warns in auto mode and refuses to start in sandbox mode when the sandbox does not work', async () => {
     const missing = path.join(home, 'no-such-python');
-    const auto = await resolveIsolation('auto', missing, home, DEFAULT_SANDBOX_UID_BASE);
+    const auto = await resolveIsolation('auto', missing, home, LAUNCHER_TEST_UID_BASE);
     assert.equal(auto.sandbox, undefined);
     assert.equal(auto.level, 'warn');
     assert.match(auto.message, /model isolation unavailable: the sandbox probe failed .*GANTRY_ISOLATION=off/);
     await assert.rejects(
-      resolveIsolation('sandbox', missing, home, DEFAULT_SANDBOX_UID_BASE),
+      resolveIsolation('sandbox', missing, home, LAUNCHER_TEST_UID_BASE),
       (error: Error) => error.name === 'IsolationUnavailableError' && /GANTRY_ISOLATION=sandbox/.test(error.message),
     );
   });
 
   it('runs a command as the uid, without capabilities, seeing its package read-only and nothing else of GANTRY_HOME', () => {
-    const sandbox: Sandbox = { python, home, uidBase: DEFAULT_SANDBOX_UID_BASE };
-    const uid = DEFAULT_SANDBOX_UID_BASE + 42;
+    const sandbox: Sandbox = { python, home, uidBase: LAUNCHER_TEST_UID_BASE };
+    const uid = LAUNCHER_TEST_UID_BASE + 42;
     const package1 = path.join(home, 'builds', 'd1');
     const script = [
       'import os, json',
@@ -254,9 +266,38 @@ describe('the sandbox launcher on this machine (Gantry runs as root here)', () =
     assert.equal(fs.statSync(path.join(home, 'sandbox', String(uid))).uid, uid, "the scratch directory is the uid's");
   });
 
+  it("ends every process of a build's uid, also one that left its process group, and removes its scratch directory", async function () {
+    this.timeout(30_000);
+    const sandbox: Sandbox = { python, home, uidBase: LAUNCHER_TEST_UID_BASE };
+    const uid = LAUNCHER_TEST_UID_BASE + 44;
+    const package1 = path.join(home, 'builds', 'd1');
+    // A build backend that daemonises: a grandchild in a session of its own, sleeping an hour.
+    const script = [
+      'import os, sys, time',
+      'if os.fork() == 0:',
+      '    os.setsid()',
+      '    if os.fork() == 0:',
+      '        print(os.getpid(), flush=True)',
+      '        null = os.open(os.devnull, os.O_WRONLY)',
+      '        os.dup2(null, 1)',
+      '        os.dup2(null, 2)',
+      '        time.sleep(3600)',
+      '    os._exit(0)',
+      'os.wait()',
+    ].join('\n');
+    const line = sandboxedCommand(sandbox, { uid, readOnly: [package1], cwd: package1 }, python, ['-I', '-c', script]);
+    const result = spawnSync(line.command, line.args, { encoding: 'utf8', env: { PATH: process.env.PATH }, timeout: 20_000 });
+    const daemon = Number(result.stdout.trim());
+    assert.ok(daemon > 0, result.stderr);
+    assert.equal(fs.readFileSync(`/proc/${daemon}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1], String(uid), 'the daemon outlived its command');
+    await endBuildUser(sandbox, uid);
+    assert.equal(fs.existsSync(`/proc/${daemon}`) && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${daemon}/status`, 'utf8')), false, 'the daemon is gone');
+    assert.equal(fs.existsSync(path.join(home, 'sandbox', String(uid))), false);
+  });
+
   it('shows a directory made after the start (a new development revision) to a running sandbox, read-only', async () => {
-    const sandbox: Sandbox = { python, home, uidBase: DEFAULT_SANDBOX_UID_BASE };
-    const uid = DEFAULT_SANDBOX_UID_BASE + 43;
+    const sandbox: Sandbox = { python, home, uidBase: LAUNCHER_TEST_UID_BASE };
+    const uid = LAUNCHER_TEST_UID_BASE + 43;
     const package1 = path.join(home, 'builds', 'd1');
     const revision = path.join(home, 'builds', 'd1.r1');
     // Reads a line naming a file on stdin, answers with what reading it and creating a file beside it gave.

@@ -197,11 +197,11 @@ export const migrations: Migration[] = [
   },
   {
     version: 7,
-    name: 'sandbox users: one unprivileged uid per model, never reused (AUTOINCREMENT)',
+    name: 'sandbox users: one unprivileged uid per model and per build, never reused (AUTOINCREMENT)',
     sql: `
       CREATE TABLE sandbox_users (
         uid_offset INTEGER PRIMARY KEY AUTOINCREMENT,
-        model_id TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL UNIQUE,
         created_at TEXT NOT NULL
       );
     `,

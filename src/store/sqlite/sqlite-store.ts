@@ -182,11 +182,11 @@ export class SqliteStore implements Store {
     return this.db.prepare(`SELECT ${MODEL_COLUMNS} FROM models ORDER BY created_at, id`).all() as ModelRecord[];
   }
 
-  async sandboxUserOffset(modelId: string): Promise<number> {
+  async sandboxUserOffset(owner: string): Promise<number> {
     const allocate = this.db.transaction((): number => {
-      const existing = this.db.prepare('SELECT uid_offset FROM sandbox_users WHERE model_id = ?').get(modelId) as { uid_offset: number } | undefined;
+      const existing = this.db.prepare('SELECT uid_offset FROM sandbox_users WHERE owner = ?').get(owner) as { uid_offset: number } | undefined;
       if (existing) return existing.uid_offset;
-      return Number(this.db.prepare('INSERT INTO sandbox_users (model_id, created_at) VALUES (?, ?)').run(modelId, now()).lastInsertRowid);
+      return Number(this.db.prepare('INSERT INTO sandbox_users (owner, created_at) VALUES (?, ?)').run(owner, now()).lastInsertRowid);
     });
     return allocate.immediate();
   }
