@@ -20,6 +20,7 @@ import { setDeploymentLogLimits } from './src/logs/deployment-logs';
 import { TASK_QUEUE } from './src/shared/constants';
 import { exitWhenParentDies } from './src/stack/parent-watch';
 import { Repairer } from './src/repair/repairer';
+import { resolveIsolation } from './src/sandbox/sandbox';
 import { openSqliteStore } from './src/store/sqlite/sqlite-store';
 import { TemporalWorkflowsClient } from './src/temporal/workflows-client';
 
@@ -48,6 +49,8 @@ async function main(): Promise<void> {
   const tightened = ensurePrivateHome(paths);
   if (tightened.length > 0) log.warn(`GANTRY_HOME was readable by other users; made private: ${tightened.join(', ')}`);
   const store = openSqliteStore(paths.database);
+  const isolation = await resolveIsolation(config.isolation.mode, config.python, paths.root, config.isolation.uidBase);
+  log[isolation.level](`worker: ${isolation.message}`);
   // Before any connection: the SDK's runtime takes its logger and telemetry settings once.
   // The SDK's lines (its own, the workflow bundler's, native core's forwarded ones) in our format;
   // core is chatty at info, so its lines are kept to warnings unless debug or trace is asked for.
@@ -79,6 +82,8 @@ async function main(): Promise<void> {
       basePython: config.python,
       packageLimits: config.packageLimits,
       buildTimeoutSeconds: config.buildTimeoutSeconds,
+      sandbox: isolation.sandbox,
+      pipAllowedOptions: config.pipAllowedOptions,
       workflows,
       asyncCalls: {
         apiKey: once(() => config.apiKey ?? fs.readFileSync(paths.adminKeyFile, 'utf8').trim()),

@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_MAX_CONCURRENT_UPLOADS, DEFAULT_PACKAGE_LIMITS, type PackageLimits } from './shared/constants';
+import { defaultSandboxUidBase, ISOLATION_MODES, SANDBOX_UID_BASE_MIN, SANDBOX_UID_MAX, type IsolationMode } from './shared/isolation';
 import { logFormatSchema, logLevelSchema, type LogLevelName } from './logging/logger';
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -66,6 +67,21 @@ export const configSchema = z.object({
   GANTRY_VENV_RETENTION_SECONDS: z.coerce.number().int().min(60).max(31_536_000).default(86_400),
   /** The most replica processes one node runs at once, over every deployment. */
   GANTRY_MAX_REPLICAS: z.coerce.number().int().min(1).max(10_000).default(defaultMaxReplicas()),
+  /** How model code is fenced off: auto (sandbox when the machine can), sandbox (required), off. */
+  GANTRY_ISOLATION: z.enum(ISOLATION_MODES).default('auto'),
+  /** The first of the unprivileged uids (and gids) given to models and builds, one each, never reused (default: a range chosen by GANTRY_HOME's path). */
+  GANTRY_SANDBOX_UID_BASE: z.coerce.number().int().min(SANDBOX_UID_BASE_MIN).max(SANDBOX_UID_MAX).optional(),
+  /** The pip options a requirement line may use (comma separated, e.g. --extra-index-url,--index-url); none by default. */
+  GANTRY_PIP_ALLOWED_OPTIONS: z
+    .string()
+    .default('')
+    .transform((list) =>
+      list
+        .split(',')
+        .map((option) => option.trim())
+        .filter((option) => option.length > 0),
+    )
+    .pipe(z.array(z.string().regex(/^--?[a-z][a-z0-9-]*$/, 'must be pip option names such as --extra-index-url, separated by commas'))),
 });
 
 /**
@@ -123,6 +139,10 @@ export interface GantryConfig {
   maxReplicas: number;
   /** How long an unused Python environment is kept. */
   venvRetentionSeconds: number;
+  /** How model code is fenced off, and the first uid given to models (docs/operations.md#model-isolation). */
+  isolation: { mode: IsolationMode; uidBase: number };
+  /** The pip options requirement lines may use. */
+  pipAllowedOptions: string[];
 }
 
 /** Raised when the environment holds an invalid setting; the message names each one. */
@@ -143,8 +163,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const c = parsed.data;
+  const home = path.resolve(c.GANTRY_HOME);
   return {
-    home: path.resolve(c.GANTRY_HOME),
+    home,
     host: c.GANTRY_HOST,
     apiPort: c.GANTRY_API_PORT,
     gatewayPort: c.GANTRY_GATEWAY_PORT,
@@ -172,5 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GantryConfig {
     buildTimeoutSeconds: c.GANTRY_BUILD_TIMEOUT_SECONDS,
     maxReplicas: c.GANTRY_MAX_REPLICAS,
     venvRetentionSeconds: c.GANTRY_VENV_RETENTION_SECONDS,
+    isolation: { mode: c.GANTRY_ISOLATION, uidBase: c.GANTRY_SANDBOX_UID_BASE ?? defaultSandboxUidBase(home) },
+    pipAllowedOptions: c.GANTRY_PIP_ALLOWED_OPTIONS,
   };
 }

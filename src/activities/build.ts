@@ -10,6 +10,7 @@ import { BUILD_FAILED } from '../contracts/failures';
 import { requireDeployment } from './records';
 import type { BuildOutcome } from '../contracts/activities';
 import { DEFAULT_PACKAGE_LIMITS } from '../shared/constants';
+import { sandboxUid } from '../sandbox/sandbox';
 
 /** How often a build says it is alive (its heartbeat timeout is 20 s). */
 const BUILD_HEARTBEAT_MS = 5_000;
@@ -26,7 +27,7 @@ export function createBuildActivities(deps: ActivityDeps) {
      */
     async buildDeployment(input: { deploymentId: string; revision?: number }): Promise<BuildOutcome> {
       const revision = input.revision ?? 0;
-      await requireDeployment(deps, input.deploymentId);
+      const deployment = await requireDeployment(deps, input.deploymentId);
       // Every line goes to the deployment's log; in the worker's own log, the build's output at
       // debug and its start and end at info.
       const logger = processLogger().child({ deploymentId: input.deploymentId, workflowId: Context.current().info.workflowExecution?.workflowId, source: 'build' });
@@ -52,6 +53,10 @@ export function createBuildActivities(deps: ActivityDeps) {
       if (cancellation.aborted) onCancel();
       else cancellation.addEventListener('abort', onCancel, { once: true });
       try {
+        // A uid of this build's own (its pip and import check), apart from the model's replicas' uid,
+        // so that whatever the build leaves running can be killed by uid without touching them.
+        const buildOwner = `build:${deployment.id}:${revision}`;
+        const sandbox = deps.sandbox ? { sandbox: deps.sandbox, uid: sandboxUid(deps.sandbox, await deps.store.sandboxUserOffset(buildOwner)) } : undefined;
         const result = await buildModelPackage({
           archive: archivePath(deps.paths, input.deploymentId, revision),
           packageDir: buildDir(deps.paths, input.deploymentId, revision),
@@ -61,6 +66,8 @@ export function createBuildActivities(deps: ActivityDeps) {
           log: (line) => log(line),
           heartbeat,
           signal: stop.signal,
+          sandbox,
+          pipAllowedOptions: deps.pipAllowedOptions,
         });
         // The first build is the deployment's code; a development update is applied by its workflow.
         if (revision === 0) await deps.store.updateDeployment(input.deploymentId, { config: result.config, env_key: result.envKey });

@@ -1,4 +1,5 @@
 import type { HomePaths } from '../home';
+import type { Sandbox } from '../sandbox/sandbox';
 import type { PackageLimits } from '../shared/constants';
 import type { Store } from '../store/store';
 import type { WorkflowsClient } from '../temporal/workflows-client';
@@ -17,6 +18,10 @@ export interface ActivityDeps {
   asyncCalls?: { apiKey: () => string; webhookSecret: () => string };
   /** How long one build may run before its processes are killed (GANTRY_BUILD_TIMEOUT_SECONDS; 1200 s when not given). */
   buildTimeoutSeconds?: number;
+  /** The sandbox pip and the import check run in (undefined: model isolation is off or unavailable). */
+  sandbox?: Sandbox;
+  /** The pip options requirement lines may use (GANTRY_PIP_ALLOWED_OPTIONS; none when not given). */
+  pipAllowedOptions?: string[];
   /** How often observed state is polled while waiting (ms). */
   pollIntervalMs?: number;
 }

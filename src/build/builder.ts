@@ -8,10 +8,12 @@ import * as tar from 'tar';
 import { modelEnvironment } from '../shared/model-environment';
 import type { PackageLimits } from '../shared/constants';
 import { MODEL_SERVER_SCRIPT } from '../shared/project-paths';
+import { endBuildUser, type Sandbox, sandboxedCommand, sandboxVariables, shareWithSandboxes } from '../sandbox/sandbox';
 import type { ModelConfig } from '../shared/schemas';
 import { BuildError } from './build-error';
-import { readModelPackage, writeServerConfig, type PackageLayout } from './model-package';
+import { type ModelPackage, readModelPackage, writeServerConfig, type PackageLayout } from './model-package';
 import { ensurePythonEnvironment, runStreaming } from './python-environments';
+import { refusedRequirement } from './requirement-options';
 
 /** What a build needs to know. */
 export interface BuildRequest {
@@ -26,6 +28,13 @@ export interface BuildRequest {
   heartbeat?: () => void;
   /** Aborted when the build must stop (deadline or cancellation): the process running is killed with its group, and the build throws the abort reason. */
   signal?: AbortSignal;
+  /**
+   * The sandbox pip and the import check run in, as this build's own uid, whose processes are all
+   * killed and whose scratch directory is removed when the build ends (undefined: isolation is off).
+   */
+  sandbox?: { sandbox: Sandbox; uid: number };
+  /** The pip options requirement lines may use (GANTRY_PIP_ALLOWED_OPTIONS; none when not given). */
+  pipAllowedOptions?: string[];
 }
 
 /** What a successful build produced. */
@@ -60,6 +69,8 @@ export async function unpackArchive(archive: string, dir: string, limits: Packag
         cwd: dir,
         strict: true,
         preservePaths: false,
+        // Files belong to the user that builds (never the archive's uid, which could be a model's).
+        preserveOwner: false,
         filter: (entryPath, entry) => {
           if (overLimit) return false;
           const type = 'type' in entry ? entry.type : undefined;
@@ -147,7 +158,22 @@ export async function buildModelPackage(request: BuildRequest): Promise<BuildRes
   for (const warning of pkg.warnings) request.log(`warning: ${warning}`);
   request.log(`package: ${pkg.layout === 'bare' ? 'bare predict.py' : `class ${pkg.config.model_class_name} in ${pkg.modelFile}`}`);
   writeServerConfig(request.packageDir, pkg);
+  // Readable by the model's sandbox, writable by nobody but Gantry.
+  shareWithSandboxes(request.packageDir);
 
+  const refusal = refusedRequirement(pkg.config.requirements, request.pipAllowedOptions ?? []);
+  if (refusal !== undefined) throw new BuildError('REQUIREMENT_REFUSED', refusal);
+
+  try {
+    return await installAndCheck(request, pkg);
+  } finally {
+    // Nothing the build's code started outlives the build (a process that left its group too).
+    if (request.sandbox) await endBuildUser(request.sandbox.sandbox, request.sandbox.uid);
+  }
+}
+
+/** Makes (or reuses) the package's Python environment and checks that the model imports in it. */
+async function installAndCheck(request: BuildRequest, pkg: ModelPackage): Promise<BuildResult> {
   const environment = await ensurePythonEnvironment({
     venvsDir: request.venvsDir,
     basePython: request.basePython,
@@ -155,13 +181,22 @@ export async function buildModelPackage(request: BuildRequest): Promise<BuildRes
     log: request.log,
     heartbeat: request.heartbeat,
     signal: request.signal,
+    sandbox: request.sandbox,
   });
 
   request.log('checking that the model imports');
   const errors: string[] = [];
-  const code = await runStreaming(environment.python, ['-u', MODEL_SERVER_SCRIPT, 'check', '--package', request.packageDir], {
+  const checkArgs = ['-u', MODEL_SERVER_SCRIPT, 'check', '--package', request.packageDir];
+  const sandbox = request.sandbox;
+  const check = sandbox
+    ? sandboxedCommand(sandbox.sandbox, { uid: sandbox.uid, readOnly: [request.packageDir, environment.dir], cwd: request.packageDir }, environment.python, checkArgs)
+    : { command: environment.python, args: checkArgs };
+  const code = await runStreaming(check.command, check.args, {
     cwd: request.packageDir,
-    env: modelEnvironment(process.env, pkg.config.environment_variables, { PYTHONDONTWRITEBYTECODE: '1' }),
+    env: modelEnvironment(process.env, pkg.config.environment_variables, {
+      PYTHONDONTWRITEBYTECODE: '1',
+      ...(sandbox ? sandboxVariables(sandbox.sandbox, sandbox.uid) : {}),
+    }),
     onLine: request.log,
     onStderrLine: (line) => errors.push(line),
     heartbeat: request.heartbeat,

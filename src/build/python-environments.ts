@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { LineSplitter } from '../logs/deployment-logs';
 import { BuildError } from './build-error';
 import { modelEnvironment } from '../shared/model-environment';
+import { endProcessesOf, giveTree, type Sandbox, sandboxedCommand, sandboxVariables, shareReadOnly } from '../sandbox/sandbox';
 
 /** A ready environment. */
 export interface PythonEnvironment {
@@ -33,6 +34,11 @@ export interface EnvironmentRequest {
   heartbeat?: () => void;
   /** Aborted when the build must stop (its deadline passed, or it was cancelled): what runs is killed. */
   signal?: AbortSignal;
+  /**
+   * The sandbox pip runs in, as this build's own uid, seeing only the environment it installs
+   * into (writable) and its scratch directory (its cache and temporary files).
+   */
+  sandbox?: { sandbox: Sandbox; uid: number };
 }
 
 /** The file a complete environment holds (written last); its modification time is when the environment was last seen in use. */
@@ -196,21 +202,33 @@ export async function ensurePythonEnvironment(request: EnvironmentRequest): Prom
       fs.writeFileSync(requirementsFile, `${requirements.join('\n')}\n`);
       request.log(`installing ${requirements.length} requirement(s): ${requirements.join(', ')}`);
       const pipOutput: string[] = [];
-      const pipCode = await runStreaming(
-        environmentPython(scratch),
-        ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--progress-bar', 'off', '-r', requirementsFile],
-        {
-          onLine: (line) => {
-            pipOutput.push(line);
-            request.log(line);
-          },
-          heartbeat: request.heartbeat,
-          signal: request.signal,
+      const pipArgs = ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--progress-bar', 'off', '-r', requirementsFile];
+      const sandbox = request.sandbox;
+      // In the sandbox, the environment is the build uid's while pip runs, and Gantry's again after.
+      if (sandbox) giveTree(scratch, sandbox.uid);
+      const pip = sandbox
+        ? sandboxedCommand(sandbox.sandbox, { uid: sandbox.uid, readOnly: [], writable: [scratch], cwd: scratch }, environmentPython(scratch), pipArgs)
+        : { command: environmentPython(scratch), args: pipArgs };
+      const pipCode = await runStreaming(pip.command, pip.args, {
+        // Without the worker's own settings and secrets (GANTRY_*, TEMPORAL_*): build backends run arbitrary code.
+        env: modelEnvironment(process.env, {}, sandbox ? sandboxVariables(sandbox.sandbox, sandbox.uid) : {}),
+        onLine: (line) => {
+          pipOutput.push(line);
+          request.log(line);
         },
-      );
+        heartbeat: request.heartbeat,
+        signal: request.signal,
+      });
       if (pipCode !== 0) {
         throw new BuildError('REQUIREMENT_FAILED', `a requirement did not install: ${pipFailureCause(pipOutput)}`);
       }
+    }
+    if (request.sandbox) {
+      // Nothing of pip's may still run (a build backend that left its process group) while the
+      // tree is taken back: it could swap a file for a link the walk then follows.
+      await endProcessesOf(request.sandbox.uid);
+      // Readable by every sandbox shown it, writable by none (pip's uid included).
+      shareReadOnly(scratch);
     }
     fs.writeFileSync(path.join(scratch, COMPLETE_MARKER), `${JSON.stringify({ python: version, requirements })}\n`);
     // A venv finds its prefix from pyvenv.cfg beside bin/python, so renaming it is safe for

@@ -8,6 +8,7 @@ import { openSqliteStore } from '../store/sqlite/sqlite-store';
 import { isStoreError } from '../store/store';
 import { collectProcessMetrics } from '../metrics/exposition';
 import { Node } from './node';
+import { resolveIsolation } from '../sandbox/sandbox';
 import { describeError } from './retried-task';
 
 /** How long an orderly stop after an uncaught exception may take before the process exits anyway. */
@@ -22,7 +23,10 @@ async function main(): Promise<void> {
   const tightened = ensurePrivateHome(paths);
   if (tightened.length > 0) log.warn(`GANTRY_HOME was readable by other users; made private: ${tightened.join(', ')}`);
   const store = openSqliteStore(paths.database);
+  const isolation = await resolveIsolation(config.isolation.mode, config.python, paths.root, config.isolation.uidBase);
+  log[isolation.level](`node: ${isolation.message}`);
   const node = new Node({
+    sandbox: isolation.sandbox,
     store,
     paths,
     nodeId: config.nodeId,

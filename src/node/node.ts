@@ -17,6 +17,7 @@ import { describeError, formatSeconds, RetriedTask } from './retried-task';
 import type { ReplicaTimings } from './runtime/replica-process';
 import { Runtime } from './runtime/runtime';
 import { UsageMeter } from './usage-meter';
+import type { Sandbox } from '../sandbox/sandbox';
 
 /** How a node is set up. */
 export interface NodeOptions {
@@ -44,6 +45,8 @@ export interface NodeOptions {
   log?: (line: string) => void;
   /** The node's logger: the gateway's access log, and `log`'s default (the process logger by default). */
   logger?: Logger;
+  /** The sandbox replicas run in (undefined: model isolation is off or unavailable). */
+  sandbox?: Sandbox;
 }
 
 /** How long `stop` keeps retrying its last writes (usage, the empty replica report) before giving up. */
@@ -81,7 +84,14 @@ export class Node {
       resolveSecrets: storeSecretResolver(options.store, options.paths.secretsKeyFile),
       maxReplicas: options.maxReplicas,
     });
-    this.reconciler = new Reconciler({ store: options.store, runtime: this.runtime, paths: options.paths, log, environmentRetention: options.environmentRetention });
+    this.reconciler = new Reconciler({
+      store: options.store,
+      runtime: this.runtime,
+      paths: options.paths,
+      log,
+      environmentRetention: options.environmentRetention,
+      sandbox: options.sandbox,
+    });
     this.usage = new UsageMeter(options.store);
     this.autoscaler = new Autoscaler({ store: options.store, demand: { inFlight: (id) => this.gateway.inFlight(id), lastRequestAt: (id) => this.gateway.lastRequestAt(id) }, log });
     this.gateway = new Gateway({

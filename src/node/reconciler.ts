@@ -13,6 +13,7 @@ import type { DeploymentRecord, Store } from '../store/store';
 import { describeError } from './retried-task';
 import { declaredSecretNames } from '../shared/secrets';
 import { describeShortfall, type DesiredReplicas, type Runtime } from './runtime/runtime';
+import { type Sandbox, sandboxUid } from '../sandbox/sandbox';
 
 /** The status messages the host replica cap writes (and so may clear). */
 const CAP_MESSAGE = /^\d+ of \d+ replicas: host replica cap GANTRY_MAX_REPLICAS=\d+ reached$/;
@@ -30,12 +31,14 @@ export interface ReconcilerDeps {
   environmentRetention?: EnvironmentRetention;
   /** How often a pass collects environments (default every 10 minutes, and on the first pass). */
   collectEnvironmentsEveryMs?: number;
+  /** The sandbox replicas run in, each model as its own uid (undefined: model isolation is off or unavailable). */
+  sandbox?: Sandbox;
 }
 
 /** How often the reconciler collects unused Python environments by default. */
 export const COLLECT_ENVIRONMENTS_EVERY_MS = 10 * 60_000;
 
-/** Whether a deployment's replicas should run on this node, and how to start them. */
+/** Whether a deployment's replicas should run on this node, and how to start them (the reconciler adds the sandbox). */
 export function desiredReplicasOf(deployment: DeploymentRecord, paths: HomePaths): DesiredReplicas | undefined {
   if (deployment.deleted_at || deployment.desired_replicas <= 0) return undefined;
   if (!deployment.config || !deployment.env_key) return undefined; // not built yet
@@ -62,6 +65,8 @@ export class Reconciler {
   private readonly unreadySince = new Map<string, number>();
   /** When the last environment collection ran (0: not yet). */
   private lastCollection = 0;
+  /** Model id → its sandbox uid (allocated once by the store, never changed). */
+  private readonly sandboxUids = new Map<string, number>();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -86,7 +91,13 @@ export class Reconciler {
 
   private async pass(): Promise<void> {
     const deployments = await this.deps.store.listLiveDeployments();
-    const desired = deployments.flatMap((d) => desiredReplicasOf(d, this.deps.paths) ?? []);
+    const desired: DesiredReplicas[] = [];
+    for (const deployment of deployments) {
+      const wanted = desiredReplicasOf(deployment, this.deps.paths);
+      if (!wanted) continue;
+      if (this.deps.sandbox) wanted.spec.sandbox = await this.sandboxOf(deployment.model_id, this.deps.sandbox);
+      desired.push(wanted);
+    }
     this.deps.runtime.reconcile(desired);
     await this.reportReplicaCap(deployments);
     await this.updateHealthStatuses(deployments);
@@ -116,6 +127,16 @@ export class Reconciler {
     const removed = collectPythonEnvironments(venvs, inUse, retention, now);
     for (const key of removed.environments) this.deps.log?.(`removed Python environment ${key}: unused for ${Math.round(retention.unusedForMs / 1000)} s`);
     for (const name of removed.partials) this.deps.log?.(`removed ${name}: the scratch folder of a build that did not finish`);
+  }
+
+  /** The sandbox a model's replicas run in, as the model's uid. */
+  private async sandboxOf(modelId: string, sandbox: Sandbox): Promise<{ sandbox: Sandbox; uid: number }> {
+    let uid = this.sandboxUids.get(modelId);
+    if (uid === undefined) {
+      uid = sandboxUid(sandbox, await this.deps.store.sandboxUserOffset(modelId));
+      this.sandboxUids.set(modelId, uid);
+    }
+    return { sandbox, uid };
   }
 
   /**

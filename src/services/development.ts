@@ -9,6 +9,7 @@ import { BuildError } from '../build/build-error';
 import { unpackArchive } from '../build/builder';
 import { DEFAULT_PACKAGE_LIMITS, type PackageLimits } from '../shared/constants';
 import { readModelPackage, writeServerConfig } from '../build/model-package';
+import { shareWithSandboxes } from '../sandbox/sandbox';
 import { cachedEnvironmentKey } from '../build/python-environments';
 import { archivePath, buildDir, type HomePaths } from '../home';
 import { DEVELOPMENT_AUTOSCALING, type ModelConfig, type PushOptions } from '../shared/schemas';
@@ -85,6 +86,8 @@ export class DevelopmentService {
       await unpackArchive(upload.archiveFile, dir, this.deps.packageLimits ?? DEFAULT_PACKAGE_LIMITS);
       const pkg = readModelPackage(dir);
       writeServerConfig(dir, pkg);
+      // A running sandboxed replica is shown this directory read-only when it reloads.
+      shareWithSandboxes(dir);
       config = pkg.config;
     } catch (error) {
       fs.rmSync(dir, { recursive: true, force: true });

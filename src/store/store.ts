@@ -332,6 +332,12 @@ export interface Store {
   /** A model by id, or else by name. */
   getModel(idOrName: string): Promise<ModelRecord | undefined>;
   listModels(): Promise<ModelRecord[]>;
+  /**
+   * The sandbox user of `owner` (a model's id, for its replicas, or `build:<deployment id>:<revision>`
+   * for one build's pip and import check): its offset from GANTRY_SANDBOX_UID_BASE (1 or more),
+   * allocated on first use and never given to another owner, even after this one is gone.
+   */
+  sandboxUserOffset(owner: string): Promise<number>;
 
   /** Creates a deployment, naming it `deployment-N` unless named; a taken name raises ConflictError. */
   createDeployment(input: NewDeployment): Promise<DeploymentRecord>;

@@ -174,4 +174,33 @@ describe('modelEnvironment', () => {
     const env = modelEnvironment({ PATH: '/bin', GANTRY_API_KEY: 'secret', TEMPORAL_ADDRESS: 'x:1', HOME: '/root' }, { GREETING: 'hi' }, { GANTRY_EVENTS_FD: '3' });
     assert.deepEqual(env, { PATH: '/bin', HOME: '/root', GREETING: 'hi', GANTRY_EVENTS_FD: '3' });
   });
+
+  it("passes on only the host variables Python and pip need, never the host's others", async () => {
+    const { modelEnvironment } = await import('../../src/shared/model-environment');
+    const host = {
+      PATH: '/bin',
+      LANG: 'C.UTF-8',
+      LC_ALL: 'C.UTF-8',
+      TZ: 'UTC',
+      HTTPS_PROXY: 'http://proxy:3128',
+      PIP_INDEX_URL: 'https://mirror/simple',
+      AWS_SECRET_ACCESS_KEY: 'host secret',
+      PYTHONPATH: '/somewhere',
+      NODE_OPTIONS: '--inspect',
+      GANTRY_WEBHOOK_SECRET: 'webhook secret',
+      TEMPORAL_NAMESPACE: 'default',
+    };
+    const env = modelEnvironment(host, { AWS_REGION: 'eu-west-1' }, { HOME: '/scratch', PYTHONDONTWRITEBYTECODE: '1' });
+    assert.deepEqual(env, {
+      PATH: '/bin',
+      LANG: 'C.UTF-8',
+      LC_ALL: 'C.UTF-8',
+      TZ: 'UTC',
+      HTTPS_PROXY: 'http://proxy:3128',
+      PIP_INDEX_URL: 'https://mirror/simple',
+      AWS_REGION: 'eu-west-1',
+      HOME: '/scratch',
+      PYTHONDONTWRITEBYTECODE: '1',
+    });
+  });
 });

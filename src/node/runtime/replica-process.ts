@@ -4,11 +4,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
+import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { appendLog, LineSplitter } from '../../logs/deployment-logs';
 import { MODEL_SERVER_SCRIPT } from '../../shared/project-paths';
 import { modelEnvironment } from '../../shared/model-environment';
 import { lineLogger, processLogger } from '../../logging/logger';
+import { exposeInSandbox, type Sandbox, sandboxedCommand, sandboxVariables } from '../../sandbox/sandbox';
 
 /** How to start a replica of a deployment. */
 export interface ReplicaSpec {
@@ -22,6 +24,8 @@ export interface ReplicaSpec {
   /** The secrets config.yaml declares: their values are read when the replica starts, never kept in the spec. */
   secretNames?: string[];
   logsDir: string;
+  /** The sandbox the replica runs in, as its model's uid (undefined: model isolation is off or unavailable). */
+  sandbox?: { sandbox: Sandbox; uid: number };
 }
 
 /** Where a replica process is in its life. */
@@ -89,18 +93,27 @@ export class ReplicaProcess {
     /** The values of the secrets the spec declares, written once to the server's standard input. */
     secrets: Record<string, string> = {},
   ) {
-    this.child = spawn(
-      spec.python,
-      ['-u', MODEL_SERVER_SCRIPT, 'serve', '--package', spec.packageDir, '--host', '127.0.0.1', '--port', '0', '--kind', spec.kind, '--secrets-stdin'],
-      {
-        cwd: spec.packageDir,
-        env: modelEnvironment(process.env, spec.environment, { GANTRY_EVENTS_FD: '3', PYTHONDONTWRITEBYTECODE: '1', GANTRY_REPLICA_ID: id, GANTRY_NODE_PID: String(process.pid) }),
-        stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-        // Its own process group (the server leads it): a Ctrl-C in the terminal reaches the node, which
-        // stops replicas in order, and every signal the node sends reaches what the model started too.
-        detached: true,
-      },
-    );
+    const serverArgs = ['-u', MODEL_SERVER_SCRIPT, 'serve', '--package', spec.packageDir, '--host', '127.0.0.1', '--port', '0', '--kind', spec.kind, '--secrets-stdin'];
+    const sandbox = spec.sandbox;
+    // In the sandbox, the launcher replaces itself with the server (same pid and process group),
+    // which sees its package and environment read-only and nothing else of GANTRY_HOME.
+    const command = sandbox
+      ? sandboxedCommand(sandbox.sandbox, { uid: sandbox.uid, readOnly: [spec.packageDir, path.dirname(path.dirname(spec.python))], cwd: spec.packageDir }, spec.python, serverArgs)
+      : { command: spec.python, args: serverArgs };
+    this.child = spawn(command.command, command.args, {
+      cwd: spec.packageDir,
+      env: modelEnvironment(process.env, spec.environment, {
+        ...(sandbox ? sandboxVariables(sandbox.sandbox, sandbox.uid) : {}),
+        GANTRY_EVENTS_FD: '3',
+        PYTHONDONTWRITEBYTECODE: '1',
+        GANTRY_REPLICA_ID: id,
+        GANTRY_NODE_PID: String(process.pid),
+      }),
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      // Its own process group (the server leads it): a Ctrl-C in the terminal reaches the node, which
+      // stops replicas in order, and every signal the node sends reaches what the model started too.
+      detached: true,
+    });
     // Secrets go through a pipe, once, then it is closed: never argv, the environment, a file or a log.
     // A process that died at once makes this EPIPE, which its exit reports better.
     this.child.stdin?.on('error', () => undefined);
@@ -262,7 +275,23 @@ export class ReplicaProcess {
    * Loads a newer revision into the running process (development replicas): the model
    * server imports and loads it with `secrets`, and keeps the old code serving if that fails.
    */
-  reload(spec: ReplicaSpec, secrets: Record<string, string> = {}): Promise<ReloadOutcome> {
+  async reload(spec: ReplicaSpec, secrets: Record<string, string> = {}): Promise<ReloadOutcome> {
+    // A new revision is a new directory: the replica's sandbox is shown it before it loads it.
+    const sandbox = this.spec.sandbox;
+    if (this.phase === 'EXITED') return { ok: false, error: 'the replica has exited' };
+    if (sandbox && this.child.pid !== undefined) {
+      try {
+        await exposeInSandbox(sandbox.sandbox, this.child.pid, spec.packageDir);
+      } catch (error) {
+        const message = (error as Error).message;
+        this.log([`replica ${this.id} kept its code: revision ${spec.revision} could not be shown to it: ${message}`]);
+        return { ok: false, error: message };
+      }
+    }
+    return this.requestReload(spec, secrets);
+  }
+
+  private requestReload(spec: ReplicaSpec, secrets: Record<string, string>): Promise<ReloadOutcome> {
     // The new revision's secrets travel in the request body over loopback, never into a log line.
     const body = JSON.stringify({ package: spec.packageDir, environment_variables: spec.environment, secrets });
     return new Promise((resolve) => {

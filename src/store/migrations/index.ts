@@ -195,4 +195,15 @@ export const migrations: Migration[] = [
       CREATE INDEX async_requests_retained ON async_requests(ended_at) WHERE output IS NOT NULL;
     `,
   },
+  {
+    version: 7,
+    name: 'sandbox users: one unprivileged uid per model and per build, never reused (AUTOINCREMENT)',
+    sql: `
+      CREATE TABLE sandbox_users (
+        uid_offset INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -182,6 +182,15 @@ export class SqliteStore implements Store {
     return this.db.prepare(`SELECT ${MODEL_COLUMNS} FROM models ORDER BY created_at, id`).all() as ModelRecord[];
   }
 
+  async sandboxUserOffset(owner: string): Promise<number> {
+    const allocate = this.db.transaction((): number => {
+      const existing = this.db.prepare('SELECT uid_offset FROM sandbox_users WHERE owner = ?').get(owner) as { uid_offset: number } | undefined;
+      if (existing) return existing.uid_offset;
+      return Number(this.db.prepare('INSERT INTO sandbox_users (owner, created_at) VALUES (?, ?)').run(owner, now()).lastInsertRowid);
+    });
+    return allocate.immediate();
+  }
+
   async createDeployment(input: NewDeployment): Promise<DeploymentRecord> {
     const nameTaken = this.db.prepare('SELECT 1 FROM deployments WHERE model_id = ? AND name = ? AND deleted_at IS NULL');
     const create = this.db.transaction((): DeploymentRecord => {
