@@ -5,8 +5,6 @@
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { hashApiKey } from '../../src/auth/api-keys';
@@ -15,34 +13,12 @@ import type { ReplicaProcess } from '../../src/node/runtime/replica-process';
 import { DEFAULT_AUTOSCALING, modelConfigSchema } from '../../src/shared/schemas';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { eventually } from '../helpers/ports';
+import { StandInReplica as StandIn } from '../helpers/stand-in-replica';
 import { parsePrometheusText, sumOf, type PrometheusSample } from '../helpers/prometheus';
 import { send, startRequest } from './support/http';
 
 const KEY = 'gateway-metrics-key-0123456789';
 const AUTH = { authorization: `Api-Key ${KEY}` };
-
-/** A real HTTP server standing in for a replica. */
-class StandIn {
-  behaviour: (res: http.ServerResponse) => void = (res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
-  readonly server = http.createServer((req, res) => {
-    req.resume();
-    this.behaviour(res);
-  });
-  readonly agent = new http.Agent({ keepAlive: true });
-  replica = { id: '', port: 0, agent: this.agent, inFlight: 0 };
-
-  async start(id: string): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.replica = { id, port: (this.server.address() as AddressInfo).port, agent: this.agent, inFlight: 0 };
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.agent.destroy();
-    this.server.closeAllConnections();
-    if (this.server.listening) await new Promise((resolve) => this.server.close(resolve));
-  }
-}
 
 describe('Gateway: GET /metrics', function () {
   this.timeout(30_000);

@@ -19,7 +19,18 @@ import { describeError } from '../retried-task';
 import type { Runtime } from '../runtime/runtime';
 import { ApiUnreachable, forwardToApi } from './api-forward';
 import { pickLeastInFlight } from './balancer';
-import { forwardToReplica, UpstreamTimeout, UpstreamUnavailable } from './proxy';
+import type { Pool } from 'undici';
+import {
+  canResend,
+  forwardToReplica,
+  replicaPool,
+  RequestBodyTooLarge,
+  RETRYABLE_BODY_BYTES,
+  StreamedBody,
+  UpstreamTimeout,
+  UpstreamUnavailable,
+  type UpstreamBody,
+} from './proxy';
 import { parseInferencePath, RoutingTable, type RequestAddress } from './routing-table';
 
 /** Largest request body the gateway accepts. */
@@ -136,6 +147,19 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/**
+ * The body a request sends on: read whole when its declared length is small (so that a refused
+ * connection can be retried on another replica), streamed as it arrives otherwise (chunked, or
+ * larger), counted against MAX_BODY_BYTES. 413 at once when the declared length is over it.
+ */
+function requestBody(req: http.IncomingMessage): Promise<UpstreamBody> | UpstreamBody {
+  const declared = req.headers['content-length'];
+  const length = declared === undefined ? undefined : Number(declared);
+  if (length !== undefined && length > MAX_BODY_BYTES) throw new RequestError(413, 'payload_too_large', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+  if (length !== undefined && length <= RETRYABLE_BODY_BYTES) return readBody(req, RETRYABLE_BODY_BYTES);
+  return new StreamedBody(req, MAX_BODY_BYTES);
+}
+
 /** The inference gateway of one node. */
 export class Gateway {
   private table = new RoutingTable([], [], [], []);
@@ -149,6 +173,8 @@ export class Gateway {
   /** When each deployment was last asked to wake, so that waiting requests ask once a second between them. */
   private readonly lastWake = new Map<string, number>();
   private refreshAgain = false;
+  /** Keep-alive connection pools per replica id (with the port they were made for). */
+  private readonly pools = new Map<string, { port: number; pool: Pool }>();
   readonly server: http.Server;
   /** What the gateway counts, served at `GET /metrics`. */
   readonly metrics: GatewayMetrics;
@@ -239,6 +265,7 @@ export class Gateway {
           this.table,
         );
         this.keys = keys;
+        this.closeLeftPools(new Set(deployments.flatMap((d) => this.deps.runtime.routableReplicas(d.id).map((replica) => replica.id))));
         this.deps.onApplied?.(this.table.appliedGenerations());
       } while (this.refreshAgain);
     })().finally(() => {
@@ -248,11 +275,12 @@ export class Gateway {
   }
 
   /** Stops accepting connections and waits for in-flight requests to finish. */
-  close(): Promise<void> {
-    return new Promise((resolve) => {
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
     });
+    this.closeLeftPools(new Set());
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, context: RequestContext): Promise<void> {
@@ -298,21 +326,14 @@ export class Gateway {
       labels.environment = address.kind === 'environment' ? address.environment : '';
       context.deploymentId = deployment.id;
       const target: DeploymentLabels = { model_id: deployment.model_id, deployment_id: deployment.id };
-      const body = await readBody(req, MAX_BODY_BYTES);
-      // The response's 'close' before it finished is the client going away (the request's own
-      // 'close' fires as soon as its body has been read).
-      const clientGone = new AbortController();
-      res.once('close', () => {
-        if (!res.writableFinished) clientGone.abort();
-      });
-      if (res.destroyed) clientGone.abort();
+      const body = await requestBody(req);
       this.deps.onRouted?.(deployment.id);
       this.lastRequest.set(deployment.id, Date.now());
       this.active.set(deployment.id, (this.active.get(deployment.id) ?? 0) + 1);
       this.metrics.inFlight.inc(target);
       try {
-        await this.awaitReplica(target, deployment.name, deployment.status, clientGone.signal);
-        await this.proxy(target, deployment.name, deployment.predict_timeout_seconds, req, body, res, clientGone.signal);
+        await this.awaitReplica(target, deployment.name, deployment.status, res);
+        await this.proxy(target, deployment.name, deployment.predict_timeout_seconds, req, body, res);
       } finally {
         this.active.set(deployment.id, (this.active.get(deployment.id) ?? 1) - 1);
         this.metrics.inFlight.dec(target);
@@ -369,9 +390,15 @@ export class Gateway {
    * one whose replicas are (re)starting is waited for. Bounded in time and in queue length;
    * a request whose client has gone leaves the queue.
    */
-  private async awaitReplica(target: DeploymentLabels, name: string, status: string, clientGone: AbortSignal): Promise<void> {
+  private async awaitReplica(target: DeploymentLabels, name: string, status: string, res: http.ServerResponse): Promise<void> {
     const deploymentId = target.deployment_id;
     if (this.deps.runtime.routableReplicas(deploymentId).length > 0) return;
+    // The response's 'close' before it finished is the client going away.
+    const clientGone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) clientGone.abort();
+    });
+    if (res.destroyed) clientGone.abort();
     const limits = this.deps.waitLimits ?? DEFAULT_WAIT_LIMITS;
     const queued = this.waiting.get(deploymentId) ?? 0;
     if (queued >= limits.queueSize) {
@@ -388,7 +415,7 @@ export class Gateway {
     try {
       const deadline = Date.now() + limits.timeoutMs;
       while (this.deps.runtime.routableReplicas(deploymentId).length === 0) {
-        if (clientGone.aborted) {
+        if (clientGone.signal.aborted) {
           outcome = 'client_gone';
           throw new ClientGone('the client left while its request waited for a replica');
         }
@@ -462,15 +489,26 @@ export class Gateway {
     }
   }
 
-  private async proxy(
-    target: DeploymentLabels,
-    name: string,
-    timeoutSeconds: number,
-    req: http.IncomingMessage,
-    body: Buffer,
-    res: http.ServerResponse,
-    clientGone: AbortSignal,
-  ): Promise<void> {
+  /** The keep-alive pool of a replica, made on its first request. */
+  private poolOf(replica: { id: string; port: number }): Pool {
+    const known = this.pools.get(replica.id);
+    if (known && known.port === replica.port) return known.pool;
+    if (known) void known.pool.close();
+    const pool = replicaPool(replica.port);
+    this.pools.set(replica.id, { port: replica.port, pool });
+    return pool;
+  }
+
+  /** Closes the pools of replicas no longer routable (their requests in flight finish first). */
+  private closeLeftPools(routable: ReadonlySet<string>): void {
+    for (const [id, { pool }] of this.pools) {
+      if (routable.has(id)) continue;
+      this.pools.delete(id);
+      void pool.close();
+    }
+  }
+
+  private async proxy(target: DeploymentLabels, name: string, timeoutSeconds: number, req: http.IncomingMessage, body: UpstreamBody, res: http.ServerResponse): Promise<void> {
     const deploymentId = target.deployment_id;
     const tried = new Set<string>();
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -480,9 +518,10 @@ export class Gateway {
       tried.add(replica.id);
       replica.inFlight++;
       try {
-        await forwardToReplica({ id: replica.id, port: replica.port, agent: replica.agent }, deploymentId, req, body, res, { timeoutMs: timeoutSeconds * 1000 }, clientGone);
+        await forwardToReplica({ id: replica.id, pool: this.poolOf({ id: replica.id, port: replica.port }) }, deploymentId, req, body, res, { timeoutMs: timeoutSeconds * 1000 });
         return;
       } catch (error) {
+        if (error instanceof RequestBodyTooLarge) throw new RequestError(413, 'payload_too_large', error.message);
         // Only a refused request is tried elsewhere: a timed-out one may have run.
         if (error instanceof UpstreamTimeout) {
           this.countUpstreamError(target, 'timeout');
@@ -490,6 +529,7 @@ export class Gateway {
         }
         this.countUpstreamError(target, error instanceof UpstreamUnavailable ? 'unavailable' : 'failed');
         if (!(error instanceof UpstreamUnavailable)) throw error;
+        if (!canResend(body)) throw new RequestError(502, 'bad_gateway', `replica ${replica.id} refused the connection after the request body had started streaming`);
       } finally {
         replica.inFlight--;
       }
