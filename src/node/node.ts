@@ -10,7 +10,8 @@ import { lineLogger, processLogger, type Logger } from '../logging/logger';
 import { wakeIfAsleep, type Store } from '../store/store';
 import { Autoscaler } from './autoscaler';
 import { storeSecretResolver } from '../secrets/secret-values';
-import { Gateway, type WaitLimits } from './gateway/gateway';
+import type { WaitLimits } from './gateway/gateway';
+import { NodeGateway } from './node-gateway';
 import { Reconciler } from './reconciler';
 import { describeError, formatSeconds, RetriedTask } from './retried-task';
 import type { ReplicaTimings } from './runtime/replica-process';
@@ -49,7 +50,7 @@ const STOP_WRITES_MS = 5000;
 /** A running node. */
 export class Node {
   readonly runtime: Runtime;
-  readonly gateway: Gateway;
+  readonly gateway: NodeGateway;
   private readonly reconciler: Reconciler;
   private readonly usage: UsageMeter;
   private readonly autoscaler: Autoscaler;
@@ -73,7 +74,10 @@ export class Node {
     this.runtime = new Runtime({
       nodeId: options.nodeId,
       timings: options.timings,
-      onChange: () => this.scheduleReport(),
+      onChange: () => {
+        this.gateway.replicasChanged();
+        this.scheduleReport();
+      },
       log,
       resolveSecrets: storeSecretResolver(options.store, options.paths.secretsKeyFile),
       maxReplicas: options.maxReplicas,
@@ -81,7 +85,7 @@ export class Node {
     this.reconciler = new Reconciler({ store: options.store, runtime: this.runtime, paths: options.paths, log });
     this.usage = new UsageMeter(options.store);
     this.autoscaler = new Autoscaler({ store: options.store, demand: { inFlight: (id) => this.gateway.inFlight(id), lastRequestAt: (id) => this.gateway.lastRequestAt(id) }, log });
-    this.gateway = new Gateway({
+    this.gateway = new NodeGateway({
       store: options.store,
       runtime: this.runtime,
       onRouted: (deploymentId) => this.usage.countRequest(deploymentId),

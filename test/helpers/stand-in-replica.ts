@@ -27,8 +27,8 @@ export class StandInReplica {
   closedEarly = 0;
   /** Headers of each request received. */
   readonly headers: http.IncomingHttpHeaders[] = [];
-  /** What the gateway sees of the replica: its id, its port (0 before `start`) and the requests it has in flight on it. */
-  readonly replica = { id: '', port: 0, inFlight: 0 };
+  /** What the gateway is told of the replica: its id and its port (0 before `start`). */
+  readonly replica = { id: '', port: 0 };
   readonly server = http.createServer((req, res) => {
     this.received++;
     this.headers.push(req.headers);

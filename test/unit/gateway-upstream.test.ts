@@ -6,10 +6,10 @@ import * as path from 'node:path';
 import { hashApiKey } from '../../src/auth/api-keys';
 import { Gateway, MAX_BODY_BYTES } from '../../src/node/gateway/gateway';
 import { RETRYABLE_BODY_BYTES } from '../../src/node/gateway/proxy';
-import { predictTimeoutOf } from '../../src/node/gateway/routing-table';
-import type { ReplicaProcess } from '../../src/node/runtime/replica-process';
+import { predictTimeoutOf } from '../../src/node/routing-snapshot';
 import { DEFAULT_AUTOSCALING, DEFAULT_PREDICT_TIMEOUT_SECONDS, modelConfigSchema, type ModelConfig } from '../../src/shared/schemas';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
+import { pushReplicas, pushRouting } from '../helpers/gateway-feed';
 import { eventually } from '../helpers/ports';
 import { NEVER_ANSWER, StandInReplica as StandIn } from '../helpers/stand-in-replica';
 import { send, startRequest } from './support/http';
@@ -38,6 +38,11 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
   let gateway: Gateway;
   let base: string;
   const replicas = new Map<string, StandIn[]>();
+  /** Makes `standIns` the deployment's ready replicas, pushed into the gateway as the node does. */
+  const setReplicas = (deploymentId: string, standIns: StandIn[]): void => {
+    replicas.set(deploymentId, standIns);
+    pushReplicas(gateway, replicas);
+  };
   const ids: Record<'quick' | 'patient' | 'idle', string> = { quick: '', patient: '', idle: '' };
   let modelId = '';
   const url = (deploymentId: string): string => `${base}/models/${modelId}/deployment/${deploymentId}/predict`;
@@ -60,16 +65,16 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
       ids[name] = deployment.id;
     }
     gateway = new Gateway({
-      store,
-      runtime: { routableReplicas: (id: string) => (replicas.get(id) ?? []).map((standIn) => standIn.replica) as unknown as ReplicaProcess[] },
       log: () => {},
     });
+    await pushRouting(gateway, store);
     base = `http://127.0.0.1:${await gateway.listen(0, '127.0.0.1')}`;
   });
 
   afterEach(async () => {
     await Promise.all(started.splice(0).map((standIn) => standIn.stop()));
     replicas.clear();
+    pushReplicas(gateway, replicas);
   });
 
   after(async () => {
@@ -89,7 +94,7 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
 
   it('answers 504 upstream_timeout when no replica answers in time, closes the request to it, and tries no other', async () => {
     const standIns = [await startStandIn('quick-a'), await startStandIn('quick-b')];
-    replicas.set(ids.quick, standIns); // both never answer
+    setReplicas(ids.quick, standIns); // both never answer
     const answer = await send(url(ids.quick), { body: '{}', headers: AUTH });
     assert.equal(answer.status, 504);
     assert.deepEqual(JSON.parse(answer.body), {
@@ -106,7 +111,7 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
     );
     assert.equal(gateway.inFlight(ids.quick), 0);
     assert.deepEqual(
-      standIns.map((s) => s.replica.inFlight),
+      standIns.map((s) => gateway.replicaInFlight(s.replica.id)),
       [0, 0],
     );
   });
@@ -115,7 +120,7 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
     const refusing = await startStandIn('quick-refusing');
     const working = await startStandIn('quick-working');
     working.behaviour = (res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
-    replicas.set(ids.quick, [refusing, working]);
+    setReplicas(ids.quick, [refusing, working]);
     await refusing.refuse(); // its port now refuses
     const answers = await Promise.all([0, 1, 2, 3].map(() => send(url(ids.quick), { body: '{}', headers: AUTH })));
     assert.deepEqual(
@@ -131,7 +136,7 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('first chunk\n'); // and nothing more
     };
-    replicas.set(ids.quick, [stalling]);
+    setReplicas(ids.quick, [stalling]);
     await assert.rejects(send(url(ids.quick), { body: '{}', headers: AUTH }));
     await eventually('the stalled answer closed', async () => (stalling.closedEarly === 1 ? true : undefined));
     assert.equal(gateway.inFlight(ids.quick), 0);
@@ -148,7 +153,7 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
         }
       }, 200); // 1.6 s in all, 0.2 s between chunks, against a 1 s timeout
     };
-    replicas.set(ids.quick, [steady]);
+    setReplicas(ids.quick, [steady]);
     const answer = await send(url(ids.quick), { body: '{}', headers: AUTH });
     assert.equal(answer.status, 200);
     assert.equal(answer.body.split('\n').filter(Boolean).length, 8);
@@ -156,15 +161,15 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
 
   it('closes the request to the replica when the client disconnects', async () => {
     const standIn = await startStandIn('patient-a'); // never answers; the timeout is 600 s
-    replicas.set(ids.patient, [standIn]);
+    setReplicas(ids.patient, [standIn]);
     const request = startRequest(url(ids.patient), '{}', AUTH);
     await eventually('the replica got the request', async () => (standIn.received === 1 ? true : undefined));
     assert.equal(gateway.inFlight(ids.patient), 1);
-    assert.equal(standIn.replica.inFlight, 1);
+    assert.equal(gateway.replicaInFlight(standIn.replica.id), 1);
     request.destroy();
     await eventually('the upstream request closed', async () => (standIn.closedEarly === 1 ? true : undefined));
     assert.equal(standIn.answered, 0);
-    await eventually('nothing in flight', async () => (gateway.inFlight(ids.patient) === 0 && standIn.replica.inFlight === 0 ? true : undefined));
+    await eventually('nothing in flight', async () => (gateway.inFlight(ids.patient) === 0 && gateway.replicaInFlight(standIn.replica.id) === 0 ? true : undefined));
   });
 
   it('takes a waiting request out of the queue when its client disconnects', async () => {
@@ -183,7 +188,7 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
       req.on('data', (chunk: Buffer) => (bytesSeen += chunk.length));
       req.once('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bytes: bytesSeen })));
     };
-    replicas.set(ids.patient, [echo]);
+    setReplicas(ids.patient, [echo]);
     const part = Buffer.alloc(RETRYABLE_BODY_BYTES * 2, 'a');
     for (const framing of ['declared', 'chunked'] as const) {
       bytesSeen = 0;
@@ -212,7 +217,7 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
   it('answers 413 for a body over the limit: at once when declared, when counted past it otherwise', async () => {
     const sink = await startStandIn('patient-sink');
     sink.behaviour = (res, req) => req.once('end', () => res.writeHead(200).end('{}'));
-    replicas.set(ids.patient, [sink]);
+    setReplicas(ids.patient, [sink]);
     const declared = await send(url(ids.patient), { body: '', headers: { ...AUTH, 'content-length': String(MAX_BODY_BYTES + 1) } }).catch(() => undefined);
     assert.equal(declared?.status, 413);
     assert.equal(sink.received, 0);
@@ -243,7 +248,7 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
     const refusing = await startStandIn('patient-refusing');
     const working = await startStandIn('patient-working');
     working.behaviour = (res, req) => req.once('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
-    replicas.set(ids.patient, [refusing, working]);
+    setReplicas(ids.patient, [refusing, working]);
     await refusing.refuse();
     const large = 'x'.repeat(RETRYABLE_BODY_BYTES * 4);
     const retried = await Promise.all([0, 1, 2, 3].map((i) => send(url(ids.patient), { body: i % 2 === 0 ? '{}' : large, headers: AUTH })));
@@ -258,7 +263,7 @@ describe('Gateway: upstream timeouts and clients that leave', function () {
     dropping.behaviour = (res) => res.socket?.destroy();
     const counting = await startStandIn('patient-counting');
     counting.behaviour = (res, req) => req.once('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
-    replicas.set(ids.patient, [dropping, counting]);
+    setReplicas(ids.patient, [dropping, counting]);
     const answers = await Promise.all([0, 1, 2, 3].map(() => send(url(ids.patient), { body: '{}', headers: AUTH })));
     const statuses = answers.map((a) => a.status);
     assert.ok(statuses.includes(502), `the dropping replica took a request: ${statuses.join(' ')}`);
