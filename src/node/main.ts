@@ -5,7 +5,6 @@ import { initProcessLogger, lineLogger } from '../logging/logger';
 import { setDeploymentLogLimits } from '../logs/deployment-logs';
 import { exitWhenParentDies } from '../stack/parent-watch';
 import { openSqliteStore } from '../store/sqlite/sqlite-store';
-import { collectProcessMetrics } from '../metrics/exposition';
 import { Node } from './node';
 import { describeError } from './retried-task';
 
@@ -39,9 +38,8 @@ async function main(): Promise<void> {
     maxReplicas: config.maxReplicas,
     log: lineLogger(log),
     logger: log,
+    processMetrics: true,
   });
-
-  collectProcessMetrics(node.gateway.metrics.registry, 'node');
 
   let stopping = false;
   const stop = async (code = 0): Promise<void> => {

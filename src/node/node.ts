@@ -40,8 +40,10 @@ export interface NodeOptions {
   timings?: ReplicaTimings;
   /** Where the node's parts report in plain lines (info lines of `logger` by default). */
   log?: (line: string) => void;
-  /** The node's logger: the gateway's access log, and `log`'s default (the process logger by default). */
+  /** The node's logger: `log`'s default, and the level of the gateway thread's (the process logger by default). */
   logger?: Logger;
+  /** Whether the gateway's `/metrics` serves the process metrics too (the node process's entry point). */
+  processMetrics?: boolean;
 }
 
 /** How long `stop` keeps retrying its last writes (usage, the empty replica report) before giving up. */
@@ -88,7 +90,8 @@ export class Node {
     this.gateway = new NodeGateway({
       store: options.store,
       runtime: this.runtime,
-      onRouted: (deploymentId) => this.usage.countRequest(deploymentId),
+      onRouted: (deploymentId, requests) => this.usage.countRequests(deploymentId, requests),
+      processMetrics: options.processMetrics,
       wake: (deploymentId, reason) => this.wake(deploymentId, reason),
       apiUrl: options.apiUrl,
       waitLimits: options.waitLimits,

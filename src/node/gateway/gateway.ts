@@ -83,8 +83,12 @@ export interface GatewayDeps {
   logger?: Logger;
 }
 
-/** What the access log line of a request says about where it went, filled in as it is routed. */
+/** A request as it goes: its id and start, where it went (filled in as it is routed) and its metric labels once it is measured. */
 interface RequestContext {
+  requestId: string;
+  started: number;
+  /** Set once the request counts in the metrics (not health checks, not `/metrics`). */
+  labels: RequestLabels | undefined;
   modelId?: string;
   deploymentId?: string;
   environment?: string;
@@ -265,8 +269,8 @@ export class Gateway {
     // Set on the request itself, so that the replica (or the API) gets the id this answer carries.
     req.headers[REQUEST_ID_HEADER] = requestId;
     res.setHeader(REQUEST_ID_HEADER, requestId);
-    const context: RequestContext = {};
-    this.logAccess(req, res, requestId, context);
+    const context: RequestContext = { requestId, started: performance.now(), labels: undefined };
+    res.once('close', () => this.finish(req, res, context));
     this.handle(req, res, context).catch((error) => {
       this.logger.error({ requestId, err: error }, `gateway: a request failed unexpectedly: ${(error as Error).message}`);
       res.destroy();
@@ -278,27 +282,23 @@ export class Gateway {
   }
 
   /**
-   * Writes the request's access log line when it ends: method, path (never the query), status,
-   * duration, and the model and deployment it went to. A client that left before its answer was
-   * complete is logged with `aborted`. Health checks are logged at debug.
+   * When the request ends: counts it in the metrics (when it was measured) and writes its access
+   * log line: method, path (never the query), status, duration, and the model and deployment it
+   * went to. A client that left before its answer was complete is logged with `aborted` (and
+   * counted 499 when no answer had started). Health checks are logged at debug.
    */
-  private logAccess(req: http.IncomingMessage, res: http.ServerResponse, requestId: string, context: RequestContext): void {
-    const started = performance.now();
-    res.once('close', () => {
-      const path = (req.url ?? '/').split('?')[0]!.slice(0, MAX_LOGGED_PATH);
-      const line = {
-        requestId,
-        method: req.method,
-        path,
-        status: res.statusCode,
-        durationMs: Math.round((performance.now() - started) * 10) / 10,
-        ...context,
-        ...(res.writableFinished ? {} : { aborted: true }),
-      };
-      const message = `${req.method} ${path} ${res.statusCode}`;
-      if (path === '/healthz') this.logger.debug(line, message);
-      else this.logger.info(line, message);
-    });
+  private finish(req: http.IncomingMessage, res: http.ServerResponse, context: RequestContext): void {
+    const elapsedMs = performance.now() - context.started;
+    if (context.labels) this.metrics.observeRequest(context.labels, res.headersSent ? String(res.statusCode) : '499', elapsedMs / 1000);
+    const path = (req.url ?? '/').split('?')[0]!.slice(0, MAX_LOGGED_PATH);
+    const line: Record<string, unknown> = { requestId: context.requestId, method: req.method, path, status: res.statusCode, durationMs: Math.round(elapsedMs * 10) / 10 };
+    if (context.modelId !== undefined) line.modelId = context.modelId;
+    if (context.deploymentId !== undefined) line.deploymentId = context.deploymentId;
+    if (context.environment !== undefined) line.environment = context.environment;
+    if (!res.writableFinished) line.aborted = true;
+    const message = `${req.method} ${path} ${res.statusCode}`;
+    if (path === '/healthz') this.logger.debug(line, message);
+    else this.logger.info(line, message);
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -375,8 +375,6 @@ export class Gateway {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, context: RequestContext): Promise<void> {
-    // Filled in once the request resolves to a deployment; read when the answer ends.
-    const labels: RequestLabels = { model_id: '', deployment_id: '', environment: '' };
     try {
       const url = requestTarget(req.url);
       if (url.pathname === '/healthz') {
@@ -387,7 +385,9 @@ export class Gateway {
         await serveMetrics(req, res, this.metrics.registry, (hash) => this.keyHashes.has(hash));
         return;
       }
-      this.measure(res, labels);
+      // Measured from here; the labels are filled in once the request resolves to a deployment.
+      const labels: RequestLabels = { model_id: '', deployment_id: '', environment: '' };
+      context.labels = labels;
       const key = keyFromAuthorization(req.headers.authorization);
       if (!key || !this.keyCache.isValid(key, this.keyHashes)) {
         throw new RequestError(401, 'unauthorized', 'missing or invalid API key: send Authorization: Api-Key <key>');
@@ -430,7 +430,7 @@ export class Gateway {
     demand.lastRequestAt = Date.now();
     demand.inFlight++;
     this.demandChanged();
-    this.metrics.inFlight.inc(target);
+    this.metrics.moveInFlight(target, 1);
     try {
       const waiting = this.awaitReplica(target, deployment, res);
       if (waiting) await waiting;
@@ -438,7 +438,7 @@ export class Gateway {
     } finally {
       demand.inFlight--;
       this.demandChanged();
-      this.metrics.inFlight.dec(target);
+      this.metrics.moveInFlight(target, -1);
     }
   }
 
@@ -451,19 +451,6 @@ export class Gateway {
       sendError(res, error.status, error.code, error.message, unread);
       if (unread) res.once('finish', () => req.socket.destroySoon());
     } else sendError(res, 502, 'bad_gateway', `the replica failed to answer: ${(error as Error).message}`);
-  }
-
-  /**
-   * Counts the request and observes its latency when its answer ends (or the connection
-   * closes first: 499), with the labels as they are by then.
-   */
-  private measure(res: http.ServerResponse, labels: RequestLabels): void {
-    const stop = this.metrics.duration.startTimer();
-    res.once('close', () => {
-      const status = res.headersSent ? String(res.statusCode) : '499';
-      this.metrics.requests.inc({ ...labels, status_code: status });
-      stop(labels);
-    });
   }
 
   private countWakeup(target: DeploymentLabels, trigger: WakeTrigger): void {
