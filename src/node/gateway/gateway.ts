@@ -5,7 +5,8 @@
  * to the API. Answers JSON errors: 401, 404, 405, 413, 502, 503, 504. Serves its metrics at
  * `GET /metrics` (docs/metrics.md). Every request has a request id (src/logging/request-id.ts),
  * answered in `x-request-id`, passed on to the replica or the API, and in the access log line
- * written when the request ends.
+ * written when the request ends. It routes from what is pushed into it (routing snapshots, ready
+ * replicas): no store, no runtime; in the node it runs on its own thread (gateway-thread.ts).
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
