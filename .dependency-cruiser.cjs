@@ -87,6 +87,17 @@ module.exports = {
       to: { path: '^src/(api|services|workflows|activities|temporal|repair|async|cli)/' },
     },
     {
+      name: 'gateway-reaches-no-store',
+      comment:
+        'The gateway serves from what the node pushes into it (routing snapshots, ready replicas; ' +
+        'src/node/routing-snapshot.ts reads them from the store and the runtime), so no store ' +
+        'call can sit on its hot path or its thread: it reaches no store code, not even through ' +
+        'another module, nor the runtime that runs replicas.',
+      severity: 'error',
+      from: { path: '^src/node/gateway/' },
+      to: { path: ['^src/store/', '^src/node/runtime/', '(^|/)node_modules/better-sqlite3/'], reachable: true },
+    },
+    {
       name: 'only-the-worker-loads-workflows',
       comment:
         'Workflow code belongs to the worker (which bundles src/workflows by path): everyone else ' +

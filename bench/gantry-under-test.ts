@@ -80,11 +80,11 @@ export async function startGantry(home: string, logFile: string, body: string, c
     await store.updateDeployment(deployment.id, { config: built.config, env_key: built.envKey, status: 'ACTIVE', desired_replicas: 1 });
     await store.adoptIfNoCurrentDeployment(model.id, 'production', deployment.id);
 
-    // Every log line, the gateway's per-request access line included, is serialized and written
-    // to a file, as a production node writes its log.
+    // Every log line, the gateway's per-request access line included (written by the gateway's
+    // thread to the same file), is serialized and written to a file, as a production node writes its log.
     const write = (line: string): void => void fs.writeSync(logFd, line);
     const logger = createLogger('node', { destination: { write } });
-    node = new Node({ store, paths, nodeId: 'bench', host: '127.0.0.1', gatewayPort: 0, log: (line) => write(`${line}\n`), logger });
+    node = new Node({ store, paths, nodeId: 'bench', host: '127.0.0.1', gatewayPort: 0, log: (line) => write(`${line}\n`), logger, gatewayLogFd: logFd });
     const gatewayUrl = await node.start();
     const running = node;
     const gantry: GantryUnderTest = {

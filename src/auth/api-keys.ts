@@ -2,25 +2,17 @@
  * API keys: `Authorization: Api-Key <key>` on every management and inference route. Keys
  * are random and long, so a SHA-256 of the secret is what the store keeps.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ApiKeyRecord, Store } from '../store/store';
+import { hashApiKey } from './key-hash';
 
-/** The hash under which a key's secret is stored and looked up. */
-export function hashApiKey(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
-}
+export { hashApiKey, keyFromAuthorization } from './key-hash';
 
 /** A new random key: `gtk_` and 40 url-safe characters. */
 export function generateApiKey(): string {
   return `gtk_${randomBytes(30).toString('base64url')}`;
-}
-
-/** The key from an `Authorization: Api-Key <key>` header (also accepts `Bearer`), if any. */
-export function keyFromAuthorization(header: string | undefined): string | undefined {
-  const match = /^(?:Api-Key|Bearer)\s+(\S+)\s*$/i.exec(header ?? '');
-  return match?.[1];
 }
 
 /** The outcome of making sure an admin key exists. */

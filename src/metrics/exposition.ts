@@ -5,7 +5,7 @@
  */
 import type * as http from 'node:http';
 import { collectDefaultMetrics, type Registry } from 'prom-client';
-import { hashApiKey, keyFromAuthorization } from '../auth/api-keys';
+import { hashApiKey, keyFromAuthorization } from '../auth/key-hash';
 
 /** The prefix of every metric Gantry registers. */
 export const METRIC_PREFIX = 'gantry_';

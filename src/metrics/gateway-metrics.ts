@@ -31,8 +31,34 @@ const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 /** Buckets of waits for a replica, in seconds (a wake-up takes seconds to a minute). */
 const WAIT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
 
+/** The metric children of one request label set: the latency histogram's and one counter child per status. */
+class RequestSeries {
+  private readonly answered = new Map<string, ReturnType<GatewayMetrics['requests']['labels']>>();
+
+  constructor(
+    private readonly metrics: GatewayMetrics,
+    private readonly labels: RequestLabels,
+    private readonly duration: ReturnType<GatewayMetrics['duration']['labels']>,
+  ) {}
+
+  /** Counts an answer with `status` and observes its latency. */
+  observe(status: string, seconds: number): void {
+    let counter = this.answered.get(status);
+    if (!counter) {
+      counter = this.metrics.requests.labels({ ...this.labels, status_code: status });
+      this.answered.set(status, counter);
+    }
+    counter.inc();
+    this.duration.observe(seconds);
+  }
+}
+
 /** The gateway's metrics, in a registry of their own. */
 export class GatewayMetrics {
+  /** Children per label set, made once: prom-client hashes a label object on every call otherwise. */
+  private readonly series = new Map<string, RequestSeries>();
+  private readonly inFlightChildren = new Map<string, ReturnType<GatewayMetrics['inFlight']['labels']>>();
+
   /** Where the metrics are registered (the node adds its process metrics to it). */
   readonly registry = new Registry();
 
@@ -101,4 +127,26 @@ export class GatewayMetrics {
     labelNames: ['model_id', 'deployment_id'] as const,
     registers: [this.registry],
   });
+
+  /** Counts a request's answer with `status` and observes its latency, under its labels. */
+  observeRequest(labels: RequestLabels, status: string, seconds: number): void {
+    const key = `${labels.model_id}\u0000${labels.deployment_id}\u0000${labels.environment}`;
+    let series = this.series.get(key);
+    if (!series) {
+      series = new RequestSeries(this, { ...labels }, this.duration.labels({ ...labels }));
+      this.series.set(key, series);
+    }
+    series.observe(status, seconds);
+  }
+
+  /** Moves the deployment's in-flight gauge by `delta`. */
+  moveInFlight(target: DeploymentLabels, delta: number): void {
+    const key = `${target.model_id}\u0000${target.deployment_id}`;
+    let child = this.inFlightChildren.get(key);
+    if (!child) {
+      child = this.inFlight.labels({ model_id: target.model_id, deployment_id: target.deployment_id });
+      this.inFlightChildren.set(key, child);
+    }
+    child.inc(delta);
+  }
 }

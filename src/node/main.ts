@@ -6,7 +6,6 @@ import { setDeploymentLogLimits } from '../logs/deployment-logs';
 import { exitWhenParentDies } from '../stack/parent-watch';
 import { openSqliteStore } from '../store/sqlite/sqlite-store';
 import { isStoreError } from '../store/store';
-import { collectProcessMetrics } from '../metrics/exposition';
 import { Node } from './node';
 import { resolveIsolation } from '../sandbox/sandbox';
 import { describeError } from './retried-task';
@@ -40,9 +39,8 @@ async function main(): Promise<void> {
     environmentRetention: { unusedForMs: config.venvRetentionSeconds * 1000, partialAfterMs: (config.buildTimeoutSeconds + 60) * 1000 },
     log: lineLogger(log),
     logger: log,
+    processMetrics: true,
   });
-
-  collectProcessMetrics(node.gateway.metrics.registry, 'node');
 
   let stopping = false;
   const stop = async (code = 0): Promise<void> => {

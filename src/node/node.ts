@@ -11,7 +11,8 @@ import { lineLogger, processLogger, type Logger } from '../logging/logger';
 import { wakeIfAsleep, type Store } from '../store/store';
 import { Autoscaler } from './autoscaler';
 import { storeSecretResolver } from '../secrets/secret-values';
-import { Gateway, type WaitLimits } from './gateway/gateway';
+import type { WaitLimits } from './gateway/gateway';
+import { NodeGateway } from './node-gateway';
 import { Reconciler } from './reconciler';
 import { describeError, formatSeconds, RetriedTask } from './retried-task';
 import type { ReplicaTimings } from './runtime/replica-process';
@@ -43,10 +44,14 @@ export interface NodeOptions {
   timings?: ReplicaTimings;
   /** Where the node's parts report in plain lines (info lines of `logger` by default). */
   log?: (line: string) => void;
-  /** The node's logger: the gateway's access log, and `log`'s default (the process logger by default). */
+  /** The node's logger: `log`'s default, and the level of the gateway thread's (the process logger by default). */
   logger?: Logger;
   /** The sandbox replicas run in (undefined: model isolation is off or unavailable). */
   sandbox?: Sandbox;
+  /** Whether the gateway's `/metrics` serves the process metrics too (the node process's entry point). */
+  processMetrics?: boolean;
+  /** Where the gateway's thread writes its log lines, the access log among them (standard output by default; `logger` only sets their level). */
+  gatewayLogFd?: number;
 }
 
 /** How long `stop` keeps retrying its last writes (usage, the empty replica report) before giving up. */
@@ -55,7 +60,7 @@ const STOP_WRITES_MS = 5000;
 /** A running node. */
 export class Node {
   readonly runtime: Runtime;
-  readonly gateway: Gateway;
+  readonly gateway: NodeGateway;
   private readonly reconciler: Reconciler;
   private readonly usage: UsageMeter;
   private readonly autoscaler: Autoscaler;
@@ -79,7 +84,10 @@ export class Node {
     this.runtime = new Runtime({
       nodeId: options.nodeId,
       timings: options.timings,
-      onChange: () => this.scheduleReport(),
+      onChange: () => {
+        this.gateway.replicasChanged();
+        this.scheduleReport();
+      },
       log,
       resolveSecrets: storeSecretResolver(options.store, options.paths.secretsKeyFile),
       maxReplicas: options.maxReplicas,
@@ -94,10 +102,12 @@ export class Node {
     });
     this.usage = new UsageMeter(options.store);
     this.autoscaler = new Autoscaler({ store: options.store, demand: { inFlight: (id) => this.gateway.inFlight(id), lastRequestAt: (id) => this.gateway.lastRequestAt(id) }, log });
-    this.gateway = new Gateway({
+    this.gateway = new NodeGateway({
       store: options.store,
       runtime: this.runtime,
-      onRouted: (deploymentId) => this.usage.countRequest(deploymentId),
+      onRouted: (deploymentId, requests) => this.usage.countRequests(deploymentId, requests),
+      processMetrics: options.processMetrics,
+      logFd: options.gatewayLogFd,
       wake: (deploymentId, reason) => this.wake(deploymentId, reason),
       apiUrl: options.apiUrl,
       waitLimits: options.waitLimits,

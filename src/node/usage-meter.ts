@@ -37,7 +37,12 @@ export class UsageMeter {
 
   /** Counts one request routed to a deployment. */
   countRequest(deploymentId: string): void {
-    this.sample(deploymentId, minuteOf(this.now())).requests++;
+    this.countRequests(deploymentId, 1);
+  }
+
+  /** Counts `requests` requests routed to the deployment (the gateway thread reports them in batches). */
+  countRequests(deploymentId: string, requests: number): void {
+    this.sample(deploymentId, minuteOf(this.now())).requests += requests;
   }
 
   /** Adds the time since the last call, for every replica process running now. */

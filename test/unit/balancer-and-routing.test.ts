@@ -3,6 +3,12 @@ import { pickLeastInFlight } from '../../src/node/gateway/balancer';
 import { parseInferencePath, RoutingTable, type RequestAddress } from '../../src/node/gateway/routing-table';
 import { DEFAULT_AUTOSCALING, DEFAULT_PROMOTION_SETTINGS } from '../../src/shared/schemas';
 import type { DeploymentRecord, EnvironmentRecord, RouteRecord } from '../../src/store/store';
+import { routedDeployment } from '../../src/node/routing-snapshot';
+
+/** A routing table built as the node feeds it: from store records turned into a routing snapshot. */
+function tableOf(modelIds: string[], deployments: DeploymentRecord[], environments: EnvironmentRecord[], routes: RouteRecord[]): RoutingTable {
+  return new RoutingTable({ modelIds, deployments: deployments.map(routedDeployment), environments, routes, keyHashes: [] });
+}
 
 describe('pickLeastInFlight', () => {
   it('picks the replica with the fewest requests in flight', () => {
@@ -108,7 +114,7 @@ describe('RoutingTable.resolve', () => {
     { model_id: 'm1', name: 'staging', current_deployment_id: null, promotion_settings: DEFAULT_PROMOTION_SETTINGS, created_at: at, updated_at: at },
   ];
   const routes: RouteRecord[] = [{ model_id: 'm1', environment: 'production', weights: { d1: 100 }, generation: 3, updated_at: at }];
-  const table = new RoutingTable(['m1'], [deployment('d1', 'ACTIVE'), deployment('d2', 'BUILDING'), deployment('d3', 'INACTIVE')], environments, routes);
+  const table = tableOf(['m1'], [deployment('d1', 'ACTIVE'), deployment('d2', 'BUILDING'), deployment('d3', 'INACTIVE')], environments, routes);
 
   it('sends an environment to its route', () => {
     const resolved = table.resolve({ kind: 'environment', modelId: 'm1', environment: 'production' });
@@ -167,7 +173,7 @@ describe('RoutingTable.wakeTargets', () => {
     updated_at: at,
   });
   const route = (environment: string, weights: Record<string, number>): RouteRecord => ({ model_id: 'm1', environment, weights, generation: 1, updated_at: at });
-  const table = new RoutingTable(
+  const table = tableOf(
     ['m1'],
     [
       deployment('old', 'SCALED_TO_ZERO'),
@@ -200,7 +206,7 @@ describe('RoutingTable.wakeTargets', () => {
 
   it('leaves the weighted choice of predict where it was', () => {
     const build = () =>
-      new RoutingTable(['m1'], [deployment('old', 'ACTIVE'), deployment('new', 'ACTIVE')], [environment('production', 'old')], [route('production', { old: 50, new: 50 })]);
+      tableOf(['m1'], [deployment('old', 'ACTIVE'), deployment('new', 'ACTIVE')], [environment('production', 'old')], [route('production', { old: 50, new: 50 })]);
     const picks = (t: RoutingTable) =>
       [0, 1, 2].map(() => {
         const resolved = t.resolve({ kind: 'environment', modelId: 'm1', environment: 'production' });

@@ -5,44 +5,20 @@
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { hashApiKey } from '../../src/auth/api-keys';
 import { Gateway } from '../../src/node/gateway/gateway';
-import type { ReplicaProcess } from '../../src/node/runtime/replica-process';
 import { DEFAULT_AUTOSCALING, modelConfigSchema } from '../../src/shared/schemas';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
+import { pushReplicas, pushRouting } from '../helpers/gateway-feed';
 import { eventually } from '../helpers/ports';
+import { StandInReplica as StandIn } from '../helpers/stand-in-replica';
 import { parsePrometheusText, sumOf, type PrometheusSample } from '../helpers/prometheus';
 import { send, startRequest } from './support/http';
 
 const KEY = 'gateway-metrics-key-0123456789';
 const AUTH = { authorization: `Api-Key ${KEY}` };
-
-/** A real HTTP server standing in for a replica. */
-class StandIn {
-  behaviour: (res: http.ServerResponse) => void = (res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
-  readonly server = http.createServer((req, res) => {
-    req.resume();
-    this.behaviour(res);
-  });
-  readonly agent = new http.Agent({ keepAlive: true });
-  replica = { id: '', port: 0, agent: this.agent, inFlight: 0 };
-
-  async start(id: string): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.replica = { id, port: (this.server.address() as AddressInfo).port, agent: this.agent, inFlight: 0 };
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.agent.destroy();
-    this.server.closeAllConnections();
-    if (this.server.listening) await new Promise((resolve) => this.server.close(resolve));
-  }
-}
 
 describe('Gateway: GET /metrics', function () {
   this.timeout(30_000);
@@ -53,6 +29,11 @@ describe('Gateway: GET /metrics', function () {
   let modelId = '';
   const ids = { serving: '', sleeping: '' };
   const replicas = new Map<string, StandIn[]>();
+  /** Makes `standIns` the deployment's ready replicas, pushed into the gateway as the node does. */
+  const setReplicas = (deploymentId: string, standIns: StandIn[]): void => {
+    replicas.set(deploymentId, standIns);
+    pushReplicas(gateway, replicas);
+  };
   const standIns: StandIn[] = [];
   let wakes = 0;
 
@@ -94,14 +75,13 @@ describe('Gateway: GET /metrics', function () {
     }
     await store.adoptIfNoCurrentDeployment(modelId, 'production', ids.serving);
     gateway = new Gateway({
-      store,
-      runtime: { routableReplicas: (id: string) => (replicas.get(id) ?? []).map((standIn) => standIn.replica) as unknown as ReplicaProcess[] },
       wake: async () => {
         wakes++;
         return true;
       },
       log: () => {},
     });
+    await pushRouting(gateway, store);
     base = `http://127.0.0.1:${await gateway.listen(0, '127.0.0.1')}`;
   });
 
@@ -132,7 +112,7 @@ describe('Gateway: GET /metrics', function () {
   it('counts answers by deployment, environment and status, with their latency', async () => {
     const replica = await new StandIn().start('serving-a');
     standIns.push(replica);
-    replicas.set(ids.serving, [replica]);
+    setReplicas(ids.serving, [replica]);
     for (let i = 0; i < 3; i++) assert.equal((await send(`${base}/models/${modelId}/production/predict`, { body: '{}', headers: AUTH })).status, 200);
     assert.equal((await send(`${base}/models/${modelId}/deployment/${ids.serving}/predict`, { body: '{}', headers: AUTH })).status, 200);
     assert.equal((await send(`${base}/models/${modelId}/production/predict`, { body: '{}' })).status, 401);
@@ -152,7 +132,7 @@ describe('Gateway: GET /metrics', function () {
     const working = await new StandIn().start('serving-working');
     standIns.push(refusing, working);
     await refusing.stop(); // its port now refuses
-    replicas.set(ids.serving, [refusing, working]);
+    setReplicas(ids.serving, [refusing, working]);
     const before = await scrape();
     const labels = { model_id: modelId, deployment_id: ids.serving };
     const errors = (samples: PrometheusSample[], kind: string): number => sumOf(samples, 'gantry_gateway_upstream_errors_total', { ...labels, kind });
@@ -169,7 +149,7 @@ describe('Gateway: GET /metrics', function () {
     assert.equal(retries(afterRefusals) - retries(before), refusals, 'every refusal was tried again elsewhere');
 
     working.behaviour = () => {}; // never answers: 504 after predict_timeout_seconds (1 s)
-    replicas.set(ids.serving, [working]);
+    setReplicas(ids.serving, [working]);
     assert.equal((await send(`${base}/models/${modelId}/deployment/${ids.serving}/predict`, { body: '{}', headers: AUTH })).status, 504);
     const afterTimeout = await counted({ ...labels, status_code: '504' }, 1);
     assert.equal(errors(afterTimeout, 'timeout') - errors(before, 'timeout'), 1);

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { hashApiKey } from '../../src/auth/api-keys';
 import { Gateway } from '../../src/node/gateway/gateway';
+import { pushRouting } from '../helpers/gateway-feed';
 import { DEFAULT_AUTOSCALING } from '../../src/shared/schemas';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { send } from './support/http';
@@ -60,8 +61,6 @@ describe('Gateway: wake and the async routes passed on to the API', function () 
     await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
     apiPort = (api.address() as AddressInfo).port;
     gateway = new Gateway({
-      store,
-      runtime: { routableReplicas: () => [] },
       wake: async (deploymentId) => {
         if (wakeFails) throw new Error('SQLITE_BUSY: database is locked');
         woken.push(deploymentId);
@@ -70,6 +69,7 @@ describe('Gateway: wake and the async routes passed on to the API', function () 
       apiUrl: `http://127.0.0.1:${apiPort}`,
       log: () => {},
     });
+    await pushRouting(gateway, store);
     base = `http://127.0.0.1:${await gateway.listen(0, '127.0.0.1')}`;
   });
 

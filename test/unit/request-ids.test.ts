@@ -15,7 +15,7 @@ import { hashApiKey } from '../../src/auth/api-keys';
 import { createLogger, LOG_LINE_KEYS } from '../../src/logging/logger';
 import { isAcceptableRequestId, MAX_REQUEST_ID_LENGTH, requestIdFor } from '../../src/logging/request-id';
 import { Gateway } from '../../src/node/gateway/gateway';
-import type { ReplicaProcess } from '../../src/node/runtime/replica-process';
+import { readRoutingSnapshot } from '../../src/node/routing-snapshot';
 import { DEFAULT_AUTOSCALING, modelConfigSchema } from '../../src/shared/schemas';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { eventually } from '../helpers/ports';
@@ -71,8 +71,9 @@ describe('request ids', () => {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
       });
       await new Promise<void>((resolve) => replica.listen(0, '127.0.0.1', resolve));
-      const standIn = { id: 'r1', port: (replica.address() as AddressInfo).port, agent: new http.Agent(), inFlight: 0 };
-      gateway = new Gateway({ store, runtime: { routableReplicas: () => [standIn] as unknown as ReplicaProcess[] }, log: () => {}, logger: capturingLogger('node', lines) });
+      gateway = new Gateway({ log: () => {}, logger: capturingLogger('node', lines) });
+      gateway.applyRouting(await readRoutingSnapshot(store));
+      gateway.applyReplicas({ [deploymentId]: [{ id: 'r1', port: (replica.address() as AddressInfo).port }] });
       base = `http://127.0.0.1:${await gateway.listen(0, '127.0.0.1')}`;
     });
 

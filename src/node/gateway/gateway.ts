@@ -5,22 +5,34 @@
  * to the API. Answers JSON errors: 401, 404, 405, 413, 502, 503, 504. Serves its metrics at
  * `GET /metrics` (docs/metrics.md). Every request has a request id (src/logging/request-id.ts),
  * answered in `x-request-id`, passed on to the replica or the API, and in the access log line
- * written when the request ends.
+ * written when the request ends. It routes from what is pushed into it (routing snapshots, ready
+ * replicas): no store, no runtime; in the node it runs on its own thread (gateway-thread.ts).
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hashApiKey, keyFromAuthorization } from '../../auth/api-keys';
+import { keyFromAuthorization } from '../../auth/key-hash';
 import { GatewayMetrics, type DeploymentLabels, type ReplicaWaitOutcome, type RequestLabels, type UpstreamErrorKind, type WakeTrigger } from '../../metrics/gateway-metrics';
 import { METRICS_PATH, serveMetrics } from '../../metrics/exposition';
 import { lineLogger, processLogger, type Logger } from '../../logging/logger';
 import { REQUEST_ID_HEADER, requestIdFor } from '../../logging/request-id';
-import type { Store } from '../../store/store';
 import { describeError } from '../retried-task';
-import type { Runtime } from '../runtime/runtime';
 import { ApiUnreachable, forwardToApi } from './api-forward';
 import { pickLeastInFlight } from './balancer';
-import { forwardToReplica, UpstreamTimeout, UpstreamUnavailable } from './proxy';
-import { parseInferencePath, RoutingTable, type RequestAddress } from './routing-table';
+import { KeyHashCache } from './key-cache';
+import type { Pool } from 'undici';
+import {
+  canResend,
+  forwardToReplica,
+  replicaPool,
+  RequestBodyTooLarge,
+  RETRYABLE_BODY_BYTES,
+  StreamedBody,
+  UpstreamTimeout,
+  UpstreamUnavailable,
+  type UpstreamBody,
+} from './proxy';
+import { parseInferencePath, RoutingTable, type RequestAddress, type RoutedDeployment } from './routing-table';
+import { EMPTY_ROUTING, type DemandReport, type DeploymentDemand, type ReadyReplicas, type RoutingSnapshot } from './routing-snapshot';
 
 /** Largest request body the gateway accepts. */
 export const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -37,12 +49,21 @@ export interface WaitLimits {
 /** The limits `npm start` uses (GANTRY_WAKE_TIMEOUT_SECONDS, GANTRY_WAKE_QUEUE_SIZE). */
 export const DEFAULT_WAIT_LIMITS: WaitLimits = { timeoutMs: 60_000, queueSize: 256 };
 
-/** What the gateway is built from. */
+/** How often, at most, the gateway reports its demand (when it changed). */
+export const DEMAND_REPORT_MS = 100;
+
+/** How long a deployment that waiting requests asked to wake is left before they ask again. */
+const WAKE_RETRY_MS = 1000;
+
+/**
+ * What the gateway is built from. It reads no store and no runtime: the node pushes routing
+ * snapshots (`applyRouting`) and ready replicas (`applyReplicas`) into it.
+ */
 export interface GatewayDeps {
-  store: Store;
-  runtime: Pick<Runtime, 'routableReplicas'>;
-  /** Called after each refresh with the route generations now applied. */
+  /** Called after each routing snapshot is applied, with the route generations the gateway now serves. */
   onApplied?: (generations: Record<string, number>) => void;
+  /** Called with the gateway's demand, at most every DEMAND_REPORT_MS while it changes. */
+  onDemand?: (report: DemandReport) => void;
   /** Called for every request routed to a deployment (for metering). */
   onRouted?: (deploymentId: string) => void;
   /**
@@ -63,8 +84,12 @@ export interface GatewayDeps {
   logger?: Logger;
 }
 
-/** What the access log line of a request says about where it went, filled in as it is routed. */
+/** A request as it goes: its id and start, where it went (filled in as it is routed) and its metric labels once it is measured. */
 interface RequestContext {
+  requestId: string;
+  started: number;
+  /** Set once the request counts in the metrics (not health checks, not `/metrics`). */
+  labels: RequestLabels | undefined;
   modelId?: string;
   deploymentId?: string;
   environment?: string;
@@ -99,11 +124,30 @@ function sendError(res: http.ServerResponse, status: number, code: string, messa
   res.end(body);
 }
 
-/** The request target as a URL: its path and query, read as they are (`//` included); a target that is not a path is refused. */
-function requestUrl(target: string | undefined): URL {
-  if (!target?.startsWith('/')) throw new RequestError(400, 'bad_request', 'the request target must be a path such as /models/{model_id}/production/predict');
+/** A request target split into its path and its query (`?…`, or empty). */
+interface RequestTarget {
+  pathname: string;
+  search: string;
+}
+
+/** Characters after which a path needs a URL parser's normalization: dot segments, backslashes, a fragment. */
+const NEEDS_NORMALIZING = /\/\.|\\|#/;
+
+/**
+ * The request target's path and query, read as they are (`//` included); a target that is not a
+ * path is refused. A plain path is split at its `?`; one with dot segments, backslashes or a
+ * fragment goes through the URL parser, which normalizes them.
+ */
+function requestTarget(target: string | undefined): RequestTarget {
+  if (target === undefined || target.charCodeAt(0) !== 47)
+    throw new RequestError(400, 'bad_request', 'the request target must be a path such as /models/{model_id}/production/predict');
+  if (!NEEDS_NORMALIZING.test(target)) {
+    const query = target.indexOf('?');
+    return query < 0 ? { pathname: target, search: '' } : { pathname: target.slice(0, query), search: target.slice(query) };
+  }
   try {
-    return new URL(`http://gateway${target}`);
+    const url = new URL(`http://gateway${target}`);
+    return { pathname: url.pathname, search: url.search };
   } catch {
     throw new RequestError(400, 'bad_request', 'the request target is not a valid path');
   }
@@ -136,44 +180,101 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-/** The inference gateway of one node. */
+/**
+ * The body a request sends on: read whole when its declared length is small (so that a refused
+ * connection can be retried on another replica), streamed as it arrives otherwise (chunked, or
+ * larger), counted against MAX_BODY_BYTES. 413 at once when the declared length is over it.
+ */
+function requestBody(req: http.IncomingMessage): Promise<UpstreamBody> | UpstreamBody {
+  const declared = req.headers['content-length'];
+  const length = declared === undefined ? undefined : Number(declared);
+  if (length !== undefined && length > MAX_BODY_BYTES) throw new RequestError(413, 'payload_too_large', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+  if (length !== undefined && length <= RETRYABLE_BODY_BYTES) return readBody(req, RETRYABLE_BODY_BYTES);
+  return new StreamedBody(req, MAX_BODY_BYTES);
+}
+
+/** A replica as the gateway sends to it: its pool and the requests it has in flight there. */
+interface Upstream {
+  id: string;
+  port: number;
+  pool: Pool;
+  inFlight: number;
+  /** No longer ready: its pool is closing, and it is kept only until its requests in flight end. */
+  left: boolean;
+}
+
+/** A request waiting for its deployment to have a ready replica. */
+interface Waiter {
+  target: DeploymentLabels;
+  res: http.ServerResponse;
+  timer: NodeJS.Timeout;
+  started: number;
+  resolve: () => void;
+  reject: (error: Error) => void;
+  onClientClose: () => void;
+}
+
+/** The response's 'close' before it finished is the client going away. */
+function clientLeft(res: http.ServerResponse): boolean {
+  return res.destroyed && !res.writableFinished;
+}
+
+/**
+ * The inference gateway of one node, fed by the node: `applyRouting` with each routing snapshot,
+ * `applyReplicas` with each change of the ready replicas. It reports back the route generations
+ * it serves (`onApplied`), its demand (`onDemand`), each routed request (`onRouted`) and wakes
+ * (`wake`).
+ */
 export class Gateway {
-  private table = new RoutingTable([], [], [], []);
-  private keys = new Map<string, string>();
+  private table = new RoutingTable(EMPTY_ROUTING);
+  private keyHashes: ReadonlySet<string> = new Set();
+  private readonly keyCache = new KeyHashCache();
   private turn = 0;
-  private refreshing: Promise<void> | undefined;
-  /** Requests in flight (or waiting for a replica) per deployment: the autoscaler's demand. */
-  private readonly active = new Map<string, number>();
-  private readonly waiting = new Map<string, number>();
-  private readonly lastRequest = new Map<string, number>();
+  /** Deployment id → its ready replicas, as last pushed. */
+  private ready = new Map<string, Upstream[]>();
+  /** Replica id → its upstream, for every ready replica. */
+  private readonly upstreams = new Map<string, Upstream>();
+  /** Replicas no longer ready that still have requests in flight. */
+  private readonly departed = new Set<Upstream>();
+  /** Demand per deployment: the autoscaler's input. */
+  private readonly demand = new Map<string, DeploymentDemand>();
+  private demandTimer: NodeJS.Timeout | undefined;
+  /** Requests waiting for a ready replica, per deployment. */
+  private readonly waiters = new Map<string, Set<Waiter>>();
   /** When each deployment was last asked to wake, so that waiting requests ask once a second between them. */
   private readonly lastWake = new Map<string, number>();
-  private refreshAgain = false;
+  /** Per deployment, the timer that asks again to wake it while requests still wait. */
+  private readonly wakeRetries = new Map<string, NodeJS.Timeout>();
   readonly server: http.Server;
   /** What the gateway counts, served at `GET /metrics`. */
   readonly metrics: GatewayMetrics;
 
   private readonly logger: Logger;
+  private readonly waitLimits: WaitLimits;
 
-  constructor(private readonly deps: GatewayDeps) {
+  constructor(private readonly deps: GatewayDeps = {}) {
     this.metrics = deps.metrics ?? new GatewayMetrics();
     this.logger = deps.logger ?? processLogger();
-    this.server = http.createServer((req, res) => {
-      const requestId = requestIdFor(req.headers[REQUEST_ID_HEADER]);
-      // Set on the request itself, so that the replica (or the API) gets the id this answer carries.
-      req.headers[REQUEST_ID_HEADER] = requestId;
-      res.setHeader(REQUEST_ID_HEADER, requestId);
-      const context: RequestContext = {};
-      this.logAccess(req, res, requestId, context);
-      this.handle(req, res, context).catch((error) => {
-        this.logger.error({ requestId, err: error }, `gateway: a request failed unexpectedly: ${(error as Error).message}`);
-        res.destroy();
-      });
-    });
+    this.waitLimits = deps.waitLimits ?? DEFAULT_WAIT_LIMITS;
+    this.server = http.createServer((req, res) => this.accept(req, res));
     this.server.keepAliveTimeout = 65_000;
     // After listen: a failed accept (EMFILE) is an 'error' on the server, which must not end the process.
     this.server.on('error', (error) => {
       if (this.server.listening) this.log(`gateway: ${(error as Error).message}`);
+    });
+  }
+
+  /** Takes a request: its id (accepted or made, answered and passed on), its access log line, then its handling. */
+  private accept(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const requestId = requestIdFor(req.headers[REQUEST_ID_HEADER]);
+    // Set on the request itself, so that the replica (or the API) gets the id this answer carries.
+    req.headers[REQUEST_ID_HEADER] = requestId;
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    const context: RequestContext = { requestId, started: performance.now(), labels: undefined };
+    res.once('close', () => this.finish(req, res, context));
+    this.handle(req, res, context).catch((error) => {
+      this.logger.error({ requestId, err: error }, `gateway: a request failed unexpectedly: ${(error as Error).message}`);
+      res.destroy();
     });
   }
 
@@ -182,31 +283,27 @@ export class Gateway {
   }
 
   /**
-   * Writes the request's access log line when it ends: method, path (never the query), status,
-   * duration, and the model and deployment it went to. A client that left before its answer was
-   * complete is logged with `aborted`. Health checks are logged at debug.
+   * When the request ends: counts it in the metrics (when it was measured) and writes its access
+   * log line: method, path (never the query), status, duration, and the model and deployment it
+   * went to. A client that left before its answer was complete is logged with `aborted` (and
+   * counted 499 when no answer had started). Health checks are logged at debug.
    */
-  private logAccess(req: http.IncomingMessage, res: http.ServerResponse, requestId: string, context: RequestContext): void {
-    const started = performance.now();
-    res.once('close', () => {
-      const path = (req.url ?? '/').split('?')[0]!.slice(0, MAX_LOGGED_PATH);
-      const line = {
-        requestId,
-        method: req.method,
-        path,
-        status: res.statusCode,
-        durationMs: Math.round((performance.now() - started) * 10) / 10,
-        ...context,
-        ...(res.writableFinished ? {} : { aborted: true }),
-      };
-      const message = `${req.method} ${path} ${res.statusCode}`;
-      if (path === '/healthz') this.logger.debug(line, message);
-      else this.logger.info(line, message);
-    });
+  private finish(req: http.IncomingMessage, res: http.ServerResponse, context: RequestContext): void {
+    const elapsedMs = performance.now() - context.started;
+    if (context.labels) this.metrics.observeRequest(context.labels, res.headersSent ? String(res.statusCode) : '499', elapsedMs / 1000);
+    const path = (req.url ?? '/').split('?')[0]!.slice(0, MAX_LOGGED_PATH);
+    const line: Record<string, unknown> = { requestId: context.requestId, method: req.method, path, status: res.statusCode, durationMs: Math.round(elapsedMs * 10) / 10 };
+    if (context.modelId !== undefined) line.modelId = context.modelId;
+    if (context.deploymentId !== undefined) line.deploymentId = context.deploymentId;
+    if (context.environment !== undefined) line.environment = context.environment;
+    if (!res.writableFinished) line.aborted = true;
+    const message = `${req.method} ${path} ${res.statusCode}`;
+    if (path === '/healthz') this.logger.debug(line, message);
+    else this.logger.info(line, message);
   }
+
   /** Starts listening; resolves with the bound port. */
   async listen(port: number, host: string): Promise<number> {
-    await this.refresh();
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => resolve());
@@ -214,76 +311,97 @@ export class Gateway {
     return (this.server.address() as AddressInfo).port;
   }
 
-  /** Reloads routes, deployments and keys from the store (coalesced when called during a reload). */
-  refresh(): Promise<void> {
-    if (this.refreshing) {
-      this.refreshAgain = true;
-      return this.refreshing;
-    }
-    this.refreshing = (async () => {
-      do {
-        this.refreshAgain = false;
-        const { store } = this.deps;
-        const [models, deployments, environments, routes, keys] = await Promise.all([
-          store.listModels(),
-          store.listLiveDeployments(),
-          store.listAllEnvironments(),
-          store.listRoutes(),
-          store.listApiKeyHashes(),
-        ]);
-        this.table = new RoutingTable(
-          models.map((m) => m.id),
-          deployments,
-          environments,
-          routes,
-          this.table,
-        );
-        this.keys = keys;
-        this.deps.onApplied?.(this.table.appliedGenerations());
-      } while (this.refreshAgain);
-    })().finally(() => {
-      this.refreshing = undefined;
-    });
-    return this.refreshing;
+  /**
+   * Serves from a new routing snapshot: routes, deployments and keys (a key it drops is refused
+   * from the next request on). Tells `onApplied` the generations now served; requests waiting
+   * for a deployment that is gone or deactivated are answered 404; a sleeping one is woken.
+   */
+  applyRouting(snapshot: RoutingSnapshot): void {
+    this.table = new RoutingTable(snapshot, this.table);
+    this.keyHashes = new Set(snapshot.keyHashes);
+    this.deps.onApplied?.(this.table.appliedGenerations());
+    for (const deploymentId of this.waiters.keys()) this.settleWaitersByRouting(deploymentId);
   }
 
-  /** Stops accepting connections and waits for in-flight requests to finish. */
-  close(): Promise<void> {
-    return new Promise((resolve) => {
+  /**
+   * Routes to these ready replicas from now on (a pool per replica, made on first sight;
+   * the pools of replicas that left are closed once their requests end) and releases the
+   * requests waiting for a deployment that now has one.
+   */
+  applyReplicas(ready: ReadyReplicas): void {
+    const next = new Map<string, Upstream[]>();
+    const seen = new Set<string>();
+    for (const [deploymentId, replicas] of Object.entries(ready)) {
+      const upstreams: Upstream[] = [];
+      for (const replica of replicas) {
+        seen.add(replica.id);
+        upstreams.push(this.upstreamFor(replica.id, replica.port));
+      }
+      if (upstreams.length > 0) next.set(deploymentId, upstreams);
+    }
+    for (const upstream of this.upstreams.values()) if (!seen.has(upstream.id)) this.retire(upstream);
+    this.ready = next;
+    for (const deploymentId of [...this.waiters.keys()]) if (next.has(deploymentId)) this.releaseWaiters(deploymentId, 'ready');
+  }
+
+  /** The upstream of a ready replica: the one it had, or a new pool (first sight, or a new port). */
+  private upstreamFor(id: string, port: number): Upstream {
+    const known = this.upstreams.get(id);
+    if (known && known.port === port) return known;
+    if (known) this.retire(known);
+    const upstream: Upstream = { id, port, pool: replicaPool(port), inFlight: 0, left: false };
+    this.upstreams.set(id, upstream);
+    return upstream;
+  }
+
+  /** Takes a replica out of routing and closes its pool (requests in flight on it finish first). */
+  private retire(upstream: Upstream): void {
+    if (this.upstreams.get(upstream.id) === upstream) this.upstreams.delete(upstream.id);
+    upstream.left = true;
+    if (upstream.inFlight > 0) this.departed.add(upstream);
+    upstream.pool.close().catch(() => undefined);
+  }
+
+  /** Stops accepting connections, waits for in-flight requests to finish, then closes every pool. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
     });
+    for (const upstream of [...this.upstreams.values()]) this.retire(upstream);
+    for (const timer of this.wakeRetries.values()) clearTimeout(timer);
+    this.wakeRetries.clear();
+    if (this.demandTimer) clearTimeout(this.demandTimer);
+    this.demandTimer = undefined;
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, context: RequestContext): Promise<void> {
-    // Filled in once the request resolves to a deployment; read when the answer ends.
-    const labels: RequestLabels = { model_id: '', deployment_id: '', environment: '' };
     try {
-      const url = requestUrl(req.url);
+      const url = requestTarget(req.url);
       if (url.pathname === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
         return;
       }
       if (url.pathname === METRICS_PATH) {
-        await serveMetrics(req, res, this.metrics.registry, (hash) => this.keys.has(hash));
+        await serveMetrics(req, res, this.metrics.registry, (hash) => this.keyHashes.has(hash));
         return;
       }
-      this.measure(res, labels);
+      // Measured from here; the labels are filled in once the request resolves to a deployment.
+      const labels: RequestLabels = { model_id: '', deployment_id: '', environment: '' };
+      context.labels = labels;
       const key = keyFromAuthorization(req.headers.authorization);
-      if (!key || !this.keys.has(hashApiKey(key))) {
+      if (!key || !this.keyCache.isValid(key, this.keyHashes)) {
         throw new RequestError(401, 'unauthorized', 'missing or invalid API key: send Authorization: Api-Key <key>');
       }
       const route = parseInferencePath(req.headers.host, url.pathname);
       if (!route) throw new RequestError(404, 'not_found', `no inference route at ${url.pathname}`);
-      if (route.action !== 'api') {
-        context.modelId = route.address.modelId;
-        if (route.address.kind === 'environment') context.environment = route.address.environment;
-        if (route.address.kind === 'deployment') context.deploymentId = route.address.deploymentId;
-      }
       if (route.action === 'api') {
         await this.forwardToApi(`${route.apiPath}${url.search}`, req, res);
         return;
       }
+      context.modelId = route.address.modelId;
+      if (route.address.kind === 'environment') context.environment = route.address.environment;
+      if (route.address.kind === 'deployment') context.deploymentId = route.address.deploymentId;
       if (req.method !== 'POST') throw new RequestError(405, 'method_not_allowed', `${route.action} takes POST`);
       if (route.action === 'wake') {
         await this.wake(route.address, res);
@@ -297,48 +415,43 @@ export class Gateway {
       labels.deployment_id = deployment.id;
       labels.environment = address.kind === 'environment' ? address.environment : '';
       context.deploymentId = deployment.id;
-      const target: DeploymentLabels = { model_id: deployment.model_id, deployment_id: deployment.id };
-      const body = await readBody(req, MAX_BODY_BYTES);
-      // The response's 'close' before it finished is the client going away (the request's own
-      // 'close' fires as soon as its body has been read).
-      const clientGone = new AbortController();
-      res.once('close', () => {
-        if (!res.writableFinished) clientGone.abort();
-      });
-      if (res.destroyed) clientGone.abort();
-      this.deps.onRouted?.(deployment.id);
-      this.lastRequest.set(deployment.id, Date.now());
-      this.active.set(deployment.id, (this.active.get(deployment.id) ?? 0) + 1);
-      this.metrics.inFlight.inc(target);
-      try {
-        await this.awaitReplica(target, deployment.name, deployment.status, clientGone.signal);
-        await this.proxy(target, deployment.name, deployment.predict_timeout_seconds, req, body, res, clientGone.signal);
-      } finally {
-        this.active.set(deployment.id, (this.active.get(deployment.id) ?? 1) - 1);
-        this.metrics.inFlight.dec(target);
-      }
+      await this.predict(deployment, req, res);
     } catch (error) {
-      if (error instanceof ClientGone) {
-        res.destroy();
-      } else if (error instanceof RequestError) {
-        const unread = !req.complete;
-        sendError(res, error.status, error.code, error.message, unread);
-        if (unread) res.once('finish', () => req.socket.destroySoon());
-      } else sendError(res, 502, 'bad_gateway', `the replica failed to answer: ${(error as Error).message}`);
+      this.answerFailure(error, req, res);
     }
   }
 
-  /**
-   * Counts the request and observes its latency when its answer ends (or the connection
-   * closes first: 499), with the labels as they are by then.
-   */
-  private measure(res: http.ServerResponse, labels: RequestLabels): void {
-    const stop = this.metrics.duration.startTimer();
-    res.once('close', () => {
-      const status = res.headersSent ? String(res.statusCode) : '499';
-      this.metrics.requests.inc({ ...labels, status_code: status });
-      stop(labels);
-    });
+  /** Sends a prediction to a ready replica of the deployment (waiting for one if it has none), counted in its demand. */
+  private async predict(deployment: RoutedDeployment, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const target: DeploymentLabels = { model_id: deployment.model_id, deployment_id: deployment.id };
+    const pending = requestBody(req);
+    const body = Buffer.isBuffer(pending) || pending instanceof StreamedBody ? pending : await pending;
+    this.deps.onRouted?.(deployment.id);
+    const demand = this.demandOf(deployment.id);
+    demand.lastRequestAt = Date.now();
+    demand.inFlight++;
+    this.demandChanged();
+    this.metrics.moveInFlight(target, 1);
+    try {
+      const waiting = this.awaitReplica(target, deployment, res);
+      if (waiting) await waiting;
+      await this.proxy(target, deployment, req, body, res);
+    } finally {
+      demand.inFlight--;
+      this.demandChanged();
+      this.metrics.moveInFlight(target, -1);
+    }
+  }
+
+  /** Answers a request that failed: its error status, nothing for a client that left, 502 for the unexpected. */
+  private answerFailure(error: unknown, req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (error instanceof ClientGone) {
+      res.destroy();
+    } else if (error instanceof RequestError) {
+      const unread = !req.complete;
+      sendError(res, error.status, error.code, error.message, unread);
+      if (unread) res.once('finish', () => req.socket.destroySoon());
+    } else sendError(res, 502, 'bad_gateway', `the replica failed to answer: ${(error as Error).message}`);
   }
 
   private countWakeup(target: DeploymentLabels, trigger: WakeTrigger): void {
@@ -349,79 +462,172 @@ export class Gateway {
     this.metrics.upstreamErrors.inc({ ...target, kind });
   }
 
+  private demandOf(deploymentId: string): DeploymentDemand {
+    let demand = this.demand.get(deploymentId);
+    if (!demand) {
+      demand = { inFlight: 0, queued: 0 };
+      this.demand.set(deploymentId, demand);
+    }
+    return demand;
+  }
+
+  /** Schedules a demand report (one per DEMAND_REPORT_MS at most, whatever the number of changes). */
+  private demandChanged(): void {
+    if (this.demandTimer || !this.deps.onDemand) return;
+    this.demandTimer = setTimeout(reportDemand, DEMAND_REPORT_MS, this);
+    this.demandTimer.unref();
+  }
+
+  /** Reports the demand now (the coalescing timer's callback). */
+  reportDemand(): void {
+    this.demandTimer = undefined;
+    this.deps.onDemand?.(this.demandReport());
+  }
+
+  /** The demand as it is now: per deployment, and the requests in flight per replica. */
+  demandReport(): DemandReport {
+    const replicas: Record<string, number> = {};
+    for (const upstream of this.upstreams.values()) if (upstream.inFlight > 0) replicas[upstream.id] = upstream.inFlight;
+    for (const upstream of this.departed) if (upstream.inFlight > 0) replicas[upstream.id] = upstream.inFlight;
+    return { deployments: Object.fromEntries([...this.demand].map(([id, demand]) => [id, { ...demand }])), replicas };
+  }
+
   /** Requests in flight or waiting for the deployment. */
   inFlight(deploymentId: string): number {
-    return this.active.get(deploymentId) ?? 0;
+    return this.demand.get(deploymentId)?.inFlight ?? 0;
   }
 
   /** Requests waiting for a ready replica of the deployment (the wake-up queue). */
   queued(deploymentId: string): number {
-    return this.waiting.get(deploymentId) ?? 0;
+    return this.demand.get(deploymentId)?.queued ?? 0;
   }
 
   /** When the last request for the deployment arrived. */
   lastRequestAt(deploymentId: string): number | undefined {
-    return this.lastRequest.get(deploymentId);
+    return this.demand.get(deploymentId)?.lastRequestAt;
+  }
+
+  /** Requests the gateway has in flight on a replica. */
+  replicaInFlight(replicaId: string): number {
+    const upstream = this.upstreams.get(replicaId) ?? [...this.departed].find((departed) => departed.id === replicaId);
+    return upstream?.inFlight ?? 0;
   }
 
   /**
-   * Holds a request until the deployment has a ready replica: a sleeping deployment is woken,
-   * one whose replicas are (re)starting is waited for. Bounded in time and in queue length;
-   * a request whose client has gone leaves the queue.
+   * Holds a request until the deployment has a ready replica (undefined when it has one now):
+   * a sleeping deployment is woken, one whose replicas are (re)starting is waited for. Bounded
+   * in time and in queue length; released by the push that brings a ready replica, answered
+   * 404 by the snapshot that removes or deactivates the deployment; a request whose client has
+   * gone leaves the queue.
    */
-  private async awaitReplica(target: DeploymentLabels, name: string, status: string, clientGone: AbortSignal): Promise<void> {
-    const deploymentId = target.deployment_id;
-    if (this.deps.runtime.routableReplicas(deploymentId).length > 0) return;
-    const limits = this.deps.waitLimits ?? DEFAULT_WAIT_LIMITS;
-    const queued = this.waiting.get(deploymentId) ?? 0;
-    if (queued >= limits.queueSize) {
+  private awaitReplica(target: DeploymentLabels, deployment: RoutedDeployment, res: http.ServerResponse): Promise<void> | undefined {
+    const deploymentId = deployment.id;
+    if (this.ready.has(deploymentId)) return undefined;
+    let waiters = this.waiters.get(deploymentId);
+    const queued = waiters?.size ?? 0;
+    if (queued >= this.waitLimits.queueSize) {
       throw new RequestError(
         503,
         'unavailable',
-        `deployment ${name} (${deploymentId}) is ${status === 'SCALED_TO_ZERO' ? 'waking up' : 'starting'} and ${queued} requests already wait for it; retry shortly`,
+        `deployment ${deployment.name} (${deploymentId}) is ${deployment.status === 'SCALED_TO_ZERO' ? 'waking up' : 'starting'} and ${queued} requests already wait for it; retry shortly`,
       );
     }
-    this.waiting.set(deploymentId, queued + 1);
-    this.metrics.waiting.inc(target);
-    const waited = this.metrics.replicaWait.startTimer(target);
-    let outcome: ReplicaWaitOutcome = 'ready';
-    try {
-      const deadline = Date.now() + limits.timeoutMs;
-      while (this.deps.runtime.routableReplicas(deploymentId).length === 0) {
-        if (clientGone.aborted) {
-          outcome = 'client_gone';
-          throw new ClientGone('the client left while its request waited for a replica');
-        }
-        const current = this.table.deployment(deploymentId);
-        if (!current) {
-          outcome = 'gone';
-          throw new RequestError(404, 'not_found', `deployment ${deploymentId} no longer exists`);
-        }
-        if (current.status === 'INACTIVE' || current.status === 'DEACTIVATING') {
-          outcome = 'gone';
-          throw new RequestError(404, 'deployment_inactive', `deployment ${name} (${deploymentId}) is deactivated`);
-        }
-        if (current.desired_replicas === 0 && Date.now() - (this.lastWake.get(deploymentId) ?? 0) > 1000) {
-          this.lastWake.set(deploymentId, Date.now());
-          // A request still waiting asks again a second later: that is the retry.
-          this.deps.wake?.(deploymentId, 'a request is waiting').then(
-            (woken) => {
-              if (woken) this.countWakeup(target, 'request');
-            },
-            (error) => this.log(`gateway: waking deployment ${deploymentId} failed (a waiting request asks again in 1 s): ${describeError(error)}`),
-          );
-        }
-        if (Date.now() > deadline) {
-          outcome = 'timeout';
-          throw new RequestError(503, 'unavailable', `deployment ${name} (${deploymentId}) has no ready replica after ${Math.round(limits.timeoutMs / 1000)} s; retry later`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-    } finally {
-      this.waiting.set(deploymentId, (this.waiting.get(deploymentId) ?? 1) - 1);
-      this.metrics.waiting.dec(target);
-      waited({ outcome });
+    if (!waiters) {
+      waiters = new Set();
+      this.waiters.set(deploymentId, waiters);
     }
+    const set = waiters;
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        target,
+        res,
+        started: performance.now(),
+        timer: setTimeout(
+          () =>
+            this.finishWait(
+              waiter,
+              'timeout',
+              new RequestError(
+                503,
+                'unavailable',
+                `deployment ${deployment.name} (${deploymentId}) has no ready replica after ${Math.round(this.waitLimits.timeoutMs / 1000)} s; retry later`,
+              ),
+            ),
+          this.waitLimits.timeoutMs,
+        ),
+        resolve,
+        reject,
+        onClientClose: () => {
+          if (clientLeft(res)) this.finishWait(waiter, 'client_gone', new ClientGone('the client left while its request waited for a replica'));
+        },
+      };
+      set.add(waiter);
+      res.on('close', waiter.onClientClose);
+      this.demandOf(deploymentId).queued++;
+      this.demandChanged();
+      this.metrics.waiting.inc(target);
+      if (clientLeft(res)) waiter.onClientClose();
+      else this.wakeForWaiters(deploymentId);
+    });
+  }
+
+  /** Takes a request out of the wait queue with its outcome: on its way to a replica, or answered with `error`. */
+  private finishWait(waiter: Waiter, outcome: ReplicaWaitOutcome, error?: Error): void {
+    const deploymentId = waiter.target.deployment_id;
+    const waiters = this.waiters.get(deploymentId);
+    if (!waiters?.delete(waiter)) return;
+    if (waiters.size === 0) this.waiters.delete(deploymentId);
+    clearTimeout(waiter.timer);
+    waiter.res.off('close', waiter.onClientClose);
+    this.demandOf(deploymentId).queued--;
+    this.demandChanged();
+    this.metrics.waiting.dec(waiter.target);
+    this.metrics.replicaWait.observe({ ...waiter.target, outcome }, (performance.now() - waiter.started) / 1000);
+    if (error) waiter.reject(error);
+    else waiter.resolve();
+  }
+
+  /** Ends the wait of every request queued for the deployment. */
+  private releaseWaiters(deploymentId: string, outcome: ReplicaWaitOutcome, error?: Error): void {
+    for (const waiter of [...(this.waiters.get(deploymentId) ?? [])]) this.finishWait(waiter, outcome, error);
+  }
+
+  /** After a routing snapshot: a deployment gone or deactivated answers its waiters 404; a sleeping one is woken. */
+  private settleWaitersByRouting(deploymentId: string): void {
+    const current = this.table.deployment(deploymentId);
+    if (!current) {
+      this.releaseWaiters(deploymentId, 'gone', new RequestError(404, 'not_found', `deployment ${deploymentId} no longer exists`));
+    } else if (current.status === 'INACTIVE' || current.status === 'DEACTIVATING') {
+      this.releaseWaiters(deploymentId, 'gone', new RequestError(404, 'deployment_inactive', `deployment ${current.name} (${deploymentId}) is deactivated`));
+    } else {
+      this.wakeForWaiters(deploymentId);
+    }
+  }
+
+  /**
+   * Asks the node to wake a deployment that requests wait for while it has no replica wanted
+   * (at most once a second), and sets a timer to ask again while they still wait.
+   */
+  private wakeForWaiters(deploymentId: string): void {
+    const deployment = this.table.deployment(deploymentId);
+    if (deployment?.desired_replicas !== 0 || !this.waiters.has(deploymentId)) return;
+    if (Date.now() - (this.lastWake.get(deploymentId) ?? 0) > WAKE_RETRY_MS) {
+      this.lastWake.set(deploymentId, Date.now());
+      const target = { model_id: deployment.model_id, deployment_id: deploymentId };
+      this.deps.wake?.(deploymentId, 'a request is waiting').then(
+        (woken) => {
+          if (woken) this.countWakeup(target, 'request');
+        },
+        (error) => this.log(`gateway: waking deployment ${deploymentId} failed (a waiting request asks again in 1 s): ${describeError(error)}`),
+      );
+    }
+    if (!this.wakeRetries.has(deploymentId)) this.wakeRetries.set(deploymentId, setTimeout(retryWake, WAKE_RETRY_MS, this, deploymentId));
+  }
+
+  /** The wake retry timer fired: asks again if requests still wait for a deployment that is still asleep. */
+  retryWake(deploymentId: string): void {
+    this.wakeRetries.delete(deploymentId);
+    this.wakeForWaiters(deploymentId);
   }
 
   /**
@@ -462,38 +668,51 @@ export class Gateway {
     }
   }
 
-  private async proxy(
-    target: DeploymentLabels,
-    name: string,
-    timeoutSeconds: number,
-    req: http.IncomingMessage,
-    body: Buffer,
-    res: http.ServerResponse,
-    clientGone: AbortSignal,
-  ): Promise<void> {
-    const deploymentId = target.deployment_id;
-    const tried = new Set<string>();
+  /**
+   * Sends the request to the ready replica with the fewest requests in flight; a replica that
+   * refused the connection is left for another (while the body can be sent again), up to
+   * MAX_ATTEMPTS. A timeout is a 504 and is never retried: the replica may have run it.
+   */
+  private async proxy(target: DeploymentLabels, deployment: RoutedDeployment, req: http.IncomingMessage, body: UpstreamBody, res: http.ServerResponse): Promise<void> {
+    const deploymentId = deployment.id;
+    const timeoutSeconds = deployment.predict_timeout_seconds;
+    let tried: Set<string> | undefined;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const replica = pickLeastInFlight(this.deps.runtime.routableReplicas(deploymentId), this.turn++, tried);
-      if (!replica || replica.port === undefined) break;
+      const upstream = pickLeastInFlight(this.ready.get(deploymentId) ?? [], this.turn++, tried);
+      if (!upstream) break;
       if (attempt > 0) this.metrics.upstreamRetries.inc(target);
-      tried.add(replica.id);
-      replica.inFlight++;
+      upstream.inFlight++;
       try {
-        await forwardToReplica({ id: replica.id, port: replica.port, agent: replica.agent }, deploymentId, req, body, res, { timeoutMs: timeoutSeconds * 1000 }, clientGone);
+        await forwardToReplica(upstream, deploymentId, req, body, res, { timeoutMs: timeoutSeconds * 1000 });
         return;
       } catch (error) {
+        if (error instanceof RequestBodyTooLarge) throw new RequestError(413, 'payload_too_large', error.message);
         // Only a refused request is tried elsewhere: a timed-out one may have run.
         if (error instanceof UpstreamTimeout) {
           this.countUpstreamError(target, 'timeout');
-          throw new RequestError(504, 'upstream_timeout', `deployment ${name} (${deploymentId}) did not answer within ${timeoutSeconds} s`);
+          throw new RequestError(504, 'upstream_timeout', `deployment ${deployment.name} (${deploymentId}) did not answer within ${timeoutSeconds} s`);
         }
         this.countUpstreamError(target, error instanceof UpstreamUnavailable ? 'unavailable' : 'failed');
         if (!(error instanceof UpstreamUnavailable)) throw error;
+        if (!canResend(body)) throw new RequestError(502, 'bad_gateway', `replica ${upstream.id} refused the connection after the request body had started streaming`);
+        tried ??= new Set();
+        tried.add(upstream.id);
       } finally {
-        replica.inFlight--;
+        upstream.inFlight--;
+        if (upstream.left && upstream.inFlight === 0) this.departed.delete(upstream);
+        this.demandChanged();
       }
     }
-    throw new RequestError(503, 'unavailable', `deployment ${name} (${deploymentId}) has no ready replica`);
+    throw new RequestError(503, 'unavailable', `deployment ${deployment.name} (${deploymentId}) has no ready replica`);
   }
+}
+
+/** The demand report timer's callback (a plain function: no closure per schedule). */
+function reportDemand(gateway: Gateway): void {
+  gateway.reportDemand();
+}
+
+/** The wake retry timer's callback. */
+function retryWake(gateway: Gateway, deploymentId: string): void {
+  gateway.retryWake(deploymentId);
 }

@@ -1,34 +1,18 @@
 /**
- * The gateway's picture of where inference traffic goes, rebuilt from the store whenever
- * it changes, and the pure resolution of a request (Host and path) to a deployment.
+ * The gateway's picture of where inference traffic goes, built from each routing snapshot the
+ * node pushes in, and the pure resolution of a request (Host and path) to a deployment.
  */
 import { PRODUCTION } from '../../shared/constants';
-import { DEFAULT_PREDICT_TIMEOUT_SECONDS, type DeploymentStatus } from '../../shared/schemas';
-import { routeKey, type DeploymentRecord, type EnvironmentRecord, type RouteRecord } from '../../store/store';
+import type { DeploymentStatus } from '../../shared/schemas';
+import { environmentKey, type RoutedDeployment, type RoutedRoute, type RoutingSnapshot } from './routing-snapshot';
 import { SmoothWeightedRoundRobin } from './weighted-choice';
 
-/** What the gateway keeps of a deployment. */
-export interface RoutedDeployment {
-  id: string;
-  model_id: string;
-  name: string;
-  status: DeploymentStatus;
-  kind: DeploymentRecord['kind'];
-  desired_replicas: number;
-  /** `runtime.predict_timeout_seconds` of its config (the default when the config predates the key). */
-  predict_timeout_seconds: number;
-}
-
-/** A deployment's predict timeout: its config's, or the default when the config has none (built before the key existed, or not built yet). */
-export function predictTimeoutOf(deployment: Pick<DeploymentRecord, 'config'>): number {
-  const seconds: unknown = deployment.config?.runtime?.predict_timeout_seconds;
-  return typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 1 ? seconds : DEFAULT_PREDICT_TIMEOUT_SECONDS;
-}
+export type { RoutedDeployment } from './routing-snapshot';
 
 /** An environment's route with its weighted chooser. */
 interface RoutedEnvironment {
   current: string | null;
-  route: RouteRecord | undefined;
+  route: RoutedRoute | undefined;
   chooser: SmoothWeightedRoundRobin | undefined;
 }
 
@@ -116,25 +100,16 @@ export class RoutingTable {
   private readonly environments = new Map<string, RoutedEnvironment>();
   private readonly development = new Map<string, string>();
 
-  /** Builds the table; choosers of routes whose generation did not change carry over from `previous`. */
-  constructor(modelIds: string[], deployments: DeploymentRecord[], environments: EnvironmentRecord[], routes: RouteRecord[], previous?: RoutingTable) {
-    for (const id of modelIds) this.models.add(id);
-    for (const d of deployments) {
-      if (d.deleted_at) continue;
-      this.deployments.set(d.id, {
-        id: d.id,
-        model_id: d.model_id,
-        name: d.name,
-        status: d.status,
-        kind: d.kind,
-        desired_replicas: d.desired_replicas,
-        predict_timeout_seconds: predictTimeoutOf(d),
-      });
-      if (d.kind === 'development') this.development.set(d.model_id, d.id);
+  /** Builds the table from a snapshot; choosers of routes whose generation did not change carry over from `previous`. */
+  constructor(snapshot: RoutingSnapshot, previous?: RoutingTable) {
+    for (const id of snapshot.modelIds) this.models.add(id);
+    for (const deployment of snapshot.deployments) {
+      this.deployments.set(deployment.id, deployment);
+      if (deployment.kind === 'development') this.development.set(deployment.model_id, deployment.id);
     }
-    const routeByKey = new Map(routes.map((route) => [routeKey(route.model_id, route.environment), route]));
-    for (const env of environments) {
-      const key = routeKey(env.model_id, env.name);
+    const routeByKey = new Map(snapshot.routes.map((route) => [environmentKey(route.model_id, route.environment), route]));
+    for (const env of snapshot.environments) {
+      const key = environmentKey(env.model_id, env.name);
       const route = routeByKey.get(key);
       const before = previous?.environments.get(key);
       const chooser = route && before?.route?.generation === route.generation && before.chooser ? before.chooser : route ? new SmoothWeightedRoundRobin(route.weights) : undefined;
@@ -191,7 +166,7 @@ export class RoutingTable {
       return { error: { status: 404, code: 'not_found', message: `model ${address.modelId} not found` } };
     }
     if (address.kind === 'environment') {
-      const env = this.environments.get(routeKey(address.modelId, address.environment));
+      const env = this.environments.get(environmentKey(address.modelId, address.environment));
       if (!env) {
         return { error: { status: 404, code: 'not_found', message: `environment ${address.environment} not found for model ${address.modelId}` } };
       }

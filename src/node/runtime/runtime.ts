@@ -188,6 +188,23 @@ export class Runtime {
     return result;
   }
 
+  /** Every routable replica, by deployment id (what the node pushes into its gateway). */
+  routableReplicasByDeployment(): Map<string, ReplicaProcess[]> {
+    const result = new Map<string, ReplicaProcess[]>();
+    for (const slot of this.slots.values()) {
+      if (slot.retiring || !slot.process?.routable) continue;
+      const list = result.get(slot.spec.deploymentId);
+      if (list) list.push(slot.process);
+      else result.set(slot.spec.deploymentId, [slot.process]);
+    }
+    return result;
+  }
+
+  /** Records the requests the gateway has in flight on each replica (absent: none), which a draining replica waits for. */
+  recordRequestsInFlight(counts: Readonly<Record<string, number>>): void {
+    for (const slot of this.slots.values()) if (slot.process) slot.process.inFlight = counts[slot.process.id] ?? 0;
+  }
+
   /** Whether any replica of the deployment is still here: starting, ready, restarting or draining. */
   hasReplicas(deploymentId: string): boolean {
     return [...this.slots.values()].some((slot) => slot.spec.deploymentId === deploymentId);

@@ -1,0 +1,114 @@
+/**
+ * The gateway fed by pushes alone, over real HTTP with stand-in replicas: no store anywhere.
+ * A revoked key is refused from the first request after the snapshot that drops it; a request
+ * waiting for a replica is released by the push that brings one (counted in pushes, not time);
+ * a snapshot that removes the deployment answers its waiters 404.
+ */
+import { strict as assert } from 'node:assert';
+import { hashApiKey } from '../../src/auth/key-hash';
+import { Gateway } from '../../src/node/gateway/gateway';
+import type { RoutedDeployment, RoutingSnapshot } from '../../src/node/gateway/routing-snapshot';
+import { eventually } from '../helpers/ports';
+import { StandInReplica } from '../helpers/stand-in-replica';
+import { send } from './support/http';
+
+const KEEP = 'snapshot-key-kept-0123456789';
+const REVOKE = 'snapshot-key-revoked-0123456789';
+
+/** A live deployment of model `m1` as a snapshot carries it. */
+function deployment(id: string, desiredReplicas = 1): RoutedDeployment {
+  return {
+    id,
+    model_id: 'm1',
+    name: `name-${id}`,
+    status: desiredReplicas === 0 ? 'SCALED_TO_ZERO' : 'ACTIVE',
+    kind: 'published',
+    desired_replicas: desiredReplicas,
+    predict_timeout_seconds: 30,
+  };
+}
+
+/** A snapshot of model `m1` with these deployments and keys. */
+function snapshot(deployments: RoutedDeployment[], keys: string[]): RoutingSnapshot {
+  return { modelIds: ['m1'], deployments, environments: [], routes: [], keyHashes: keys.map(hashApiKey) };
+}
+
+describe('Gateway: fed by snapshots and replica pushes', function () {
+  this.timeout(30_000);
+  let gateway: Gateway;
+  let base: string;
+  const standIns: StandInReplica[] = [];
+  const wakes: string[] = [];
+  const url = (deploymentId: string): string => `${base}/models/m1/deployment/${deploymentId}/predict`;
+  const auth = (key: string): Record<string, string> => ({ authorization: `Api-Key ${key}` });
+
+  async function standIn(id: string): Promise<StandInReplica> {
+    const started = await new StandInReplica().start(id);
+    standIns.push(started);
+    return started;
+  }
+
+  beforeEach(async () => {
+    wakes.length = 0;
+    gateway = new Gateway({
+      log: () => {},
+      wake: async (deploymentId) => {
+        wakes.push(deploymentId);
+        return true;
+      },
+    });
+    base = `http://127.0.0.1:${await gateway.listen(0, '127.0.0.1')}`;
+  });
+
+  afterEach(async () => {
+    await gateway.close();
+    await Promise.all(standIns.splice(0).map((s) => s.stop()));
+  });
+
+  it('refuses a revoked key from the first request after the snapshot that drops it', async () => {
+    const replica = await standIn('r1');
+    gateway.applyRouting(snapshot([deployment('d1')], [KEEP, REVOKE]));
+    gateway.applyReplicas({ d1: [replica.replica] });
+    assert.equal((await send(url('d1'), { body: '{}', headers: auth(REVOKE) })).status, 200);
+    assert.equal((await send(url('d1'), { body: '{}', headers: auth(REVOKE) })).status, 200); // its hash now cached
+    gateway.applyRouting(snapshot([deployment('d1')], [KEEP]));
+    const refused = await send(url('d1'), { body: '{}', headers: auth(REVOKE) });
+    assert.equal(refused.status, 401);
+    assert.equal(JSON.parse(refused.body).error.code, 'unauthorized');
+    assert.equal((await send(url('d1'), { body: '{}', headers: auth(KEEP) })).status, 200);
+    assert.equal(replica.received, 3);
+  });
+
+  it('releases a waiting request on the push that brings a ready replica, and on no other push', async () => {
+    gateway.applyRouting(snapshot([deployment('d1'), deployment('d2')], [KEEP]));
+    const answer = send(url('d1'), { body: '{}', headers: auth(KEEP) });
+    await eventually('the request queued', async () => (gateway.queued('d1') === 1 ? true : undefined));
+    const other = await standIn('other');
+    // Pushes that give d1 nothing: the request stays queued after each.
+    gateway.applyRouting(snapshot([deployment('d1'), deployment('d2')], [KEEP]));
+    assert.equal(gateway.queued('d1'), 1);
+    gateway.applyReplicas({ d2: [other.replica] });
+    assert.equal(gateway.queued('d1'), 1);
+    gateway.applyReplicas({ d1: [], d2: [other.replica] });
+    assert.equal(gateway.queued('d1'), 1);
+    const replica = await standIn('r1');
+    gateway.applyReplicas({ d1: [replica.replica], d2: [other.replica] });
+    assert.equal(gateway.queued('d1'), 0, 'released by the push itself');
+    assert.equal((await answer).status, 200);
+    assert.equal(replica.received, 1);
+    assert.equal(other.received, 0);
+  });
+
+  it('wakes a sleeping deployment for a waiting request, and answers it 404 when a snapshot removes the deployment', async () => {
+    gateway.applyRouting(snapshot([deployment('asleep', 0)], [KEEP]));
+    const answer = send(url('asleep'), { body: '{}', headers: auth(KEEP) });
+    await eventually('the request queued', async () => (gateway.queued('asleep') === 1 ? true : undefined));
+    assert.deepEqual(wakes, ['asleep']);
+    gateway.applyRouting(snapshot([], [KEEP]));
+    const gone = await answer;
+    assert.equal(gone.status, 404);
+    assert.equal(JSON.parse(gone.body).error.code, 'not_found');
+    assert.equal(gateway.queued('asleep'), 0);
+    assert.equal(gateway.inFlight('asleep'), 0);
+  });
+});
