@@ -12,16 +12,36 @@ import { collectProcessMetrics } from '../../metrics/exposition';
 import { Gateway } from './gateway';
 import type { FromGatewayThread, GatewayThreadOptions, ToGatewayThread } from './thread-messages';
 
+/** The gateway thread's log lines are written in blocks of this many bytes at least… */
+const LOG_BUFFER_BYTES = 8 * 1024;
+/** …or this long after a line was logged, whichever comes first. */
+const LOG_FLUSH_MS = 200;
+
 /** How often, at most, the counts of routed requests are posted (they only feed the usage meter). */
 const ROUTED_REPORT_MS = 100;
 
 /** Runs the gateway on this thread until the main thread asks it to close. */
 function runGatewayThread(port: NonNullable<typeof parentPort>, options: GatewayThreadOptions): void {
   const post = (message: FromGatewayThread): void => port.postMessage(message);
-  // The access log is written asynchronously (buffered by sonic-boom, flushed on close), never
-  // a synchronous write per request.
-  const destination = pino.destination({ dest: options.logFd, sync: false });
-  const logger = createLogger('node', { level: options.logLevel, destination });
+  // The access log is buffered (sonic-boom, written asynchronously in blocks of LOG_BUFFER_BYTES)
+  // and flushed at most LOG_FLUSH_MS after a line, and on close: never a write per request.
+  const destination = pino.destination({ dest: options.logFd, sync: false, minLength: LOG_BUFFER_BYTES });
+  let unflushed = false;
+  const logger = createLogger('node', {
+    level: options.logLevel,
+    destination: {
+      write(line: string): void {
+        unflushed = true;
+        destination.write(line);
+      },
+    },
+  });
+  const flushTimer = setInterval(() => {
+    if (!unflushed) return;
+    unflushed = false;
+    destination.flush();
+  }, LOG_FLUSH_MS);
+  flushTimer.unref();
   const wakes = new Map<number, { resolve: (woken: boolean) => void; reject: (error: Error) => void }>();
   let nextWakeId = 0;
   const routed = new RoutedCounts((counts) => post({ type: 'routed', counts }));
@@ -67,6 +87,7 @@ function runGatewayThread(port: NonNullable<typeof parentPort>, options: Gateway
         void gateway.close().then(() => {
           routed.flush();
           gateway.reportDemand();
+          clearInterval(flushTimer);
           flushLog(destination);
           post({ type: 'closed' });
           port.close();
