@@ -11,6 +11,7 @@
 import { wakeIfAsleep, type Store } from '../store/store';
 import type { AsyncPredictionsClient } from '../temporal/workflows-client';
 import { lineLogger, processLogger } from '../logging/logger';
+import { CoalescedRun } from '../shared/coalesced-run';
 
 /** What the dispatcher works with. */
 export interface AsyncDispatcherDeps {
@@ -28,8 +29,7 @@ const RETENTION_SWEEP_MS = 60_000;
 export class AsyncDispatcher {
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly passes = new CoalescedRun(() => this.passOnce());
   private lastSweep = 0;
   private lastError = '';
 
@@ -51,22 +51,12 @@ export class AsyncDispatcher {
     this.unwatch?.();
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.running;
+    await this.passes.current;
   }
 
   /** One pass (another follows at once when asked for during it). Never rejects. */
   pass(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.passOnce();
-      } while (this.again);
-    })().finally(() => (this.running = undefined));
-    return this.running;
+    return this.passes.run();
   }
 
   private async passOnce(): Promise<void> {

@@ -12,6 +12,7 @@ import type { Store } from '../store/store';
 import type { WaitLimits } from './gateway/gateway';
 import type { DemandReport } from './gateway/routing-snapshot';
 import type { FromGatewayThread, GatewayThreadOptions, ToGatewayThread } from './gateway/thread-messages';
+import { CoalescedRun } from '../shared/coalesced-run';
 import { describeError } from './retried-task';
 import { readRoutingSnapshot, readyReplicasOf } from './routing-snapshot';
 import type { Runtime } from './runtime/runtime';
@@ -40,8 +41,9 @@ export interface NodeGatewayOptions {
 /** The node's gateway: a thread fed from the store and the runtime. */
 export class NodeGateway {
   private readonly worker: Worker;
-  private refreshing: Promise<void> | undefined;
-  private refreshAgain = false;
+  private readonly refreshes = new CoalescedRun(async () => {
+    this.post({ type: 'routing', snapshot: await readRoutingSnapshot(this.options.store) });
+  });
   /** The ready replicas last posted, as JSON: an unchanged set is not posted again. */
   private lastReady = '';
   /** The demand the thread reported last. */
@@ -127,19 +129,7 @@ export class NodeGateway {
 
   /** Reads a routing snapshot from the store and posts it (coalesced when called during a read). */
   refresh(): Promise<void> {
-    if (this.refreshing) {
-      this.refreshAgain = true;
-      return this.refreshing;
-    }
-    this.refreshing = (async () => {
-      do {
-        this.refreshAgain = false;
-        this.post({ type: 'routing', snapshot: await readRoutingSnapshot(this.options.store) });
-      } while (this.refreshAgain);
-    })().finally(() => {
-      this.refreshing = undefined;
-    });
-    return this.refreshing;
+    return this.refreshes.run();
   }
 
   /** Posts the runtime's ready replicas when they changed (called on every runtime change). */

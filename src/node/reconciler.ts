@@ -11,6 +11,7 @@ import { buildDir, deploymentOfBuildDir, type HomePaths } from '../home';
 import { removeDeploymentLogs } from '../logs/deployment-logs';
 import type { DeploymentRecord, Store } from '../store/store';
 import { describeError } from './retried-task';
+import { CoalescedRun } from '../shared/coalesced-run';
 import { declaredSecretNames } from '../shared/secrets';
 import { describeShortfall, type DesiredReplicas, type Runtime } from './runtime/runtime';
 import { type Sandbox, sandboxUid } from '../sandbox/sandbox';
@@ -59,8 +60,10 @@ export function desiredReplicasOf(deployment: DeploymentRecord, paths: HomePaths
 
 /** Reconciles the store's desired state into this node's runtime. */
 export class Reconciler {
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly passes = new CoalescedRun(
+    () => this.pass(),
+    (error) => this.deps.log?.(`node: reconcile failed (tried again on the next pass): ${describeError(error)}`),
+  );
   /** Deployment id → since when it has had no ready replica while ACTIVE. */
   private readonly unreadySince = new Map<string, number>();
   /** When the last environment collection ran (0: not yet). */
@@ -72,21 +75,7 @@ export class Reconciler {
 
   /** Runs one pass (coalescing calls that arrive during a pass into one more). */
   run(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.pass();
-      } while (this.again);
-    })()
-      .catch((error) => this.deps.log?.(`node: reconcile failed (tried again on the next pass): ${describeError(error)}`))
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.passes.run();
   }
 
   private async pass(): Promise<void> {
