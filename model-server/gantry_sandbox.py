@@ -30,10 +30,14 @@ import argparse
 import ctypes
 import ctypes.util
 import errno
+import json
 import os
 import stat
 import sys
 from typing import List, Optional, Sequence, Tuple
+
+# The variable the command's environment arrives in, as JSON (src/sandbox/sandbox.ts, SANDBOX_ENV_VARIABLE).
+SANDBOX_ENV_VARIABLE = "GANTRY_SANDBOX_ENV"
 
 CLONE_NEWNS = 0x00020000
 MS_RDONLY = 1
@@ -286,9 +290,16 @@ def main(argv: Sequence[str]) -> int:
             command = command[1:]
         if not command:
             raise SandboxError("no command to run")
+        if not os.path.isabs(command[0]):
+            raise SandboxError("the command must be an absolute path (no search path is used): %s" % command[0])
+        # The command's environment came as JSON in one variable: nothing of it (PATH, LD_PRELOAD,
+        # a model's own variables) applied to this process, which runs as root until the exec.
+        environment = json.loads(os.environ.get(SANDBOX_ENV_VARIABLE, "{}"))
+        if not isinstance(environment, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in environment.items()):
+            raise SandboxError("%s must be a JSON object of strings" % SANDBOX_ENV_VARIABLE)
         enter_sandbox(args.uid, args.gid, args.hide, args.ro, args.rw, args.scratch)
         os.chdir(args.cwd)
-        os.execvpe(command[0], command, dict(os.environ))
+        os.execve(command[0], command, environment)
     except (SandboxError, OSError) as exc:
         sys.stderr.write("gantry sandbox: %s\n" % exc)
         sys.stderr.flush()

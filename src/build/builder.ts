@@ -188,15 +188,22 @@ async function installAndCheck(request: BuildRequest, pkg: ModelPackage): Promis
   const errors: string[] = [];
   const checkArgs = ['-u', MODEL_SERVER_SCRIPT, 'check', '--package', request.packageDir];
   const sandbox = request.sandbox;
+  const checkEnvironment = modelEnvironment(process.env, pkg.config.environment_variables, {
+    PYTHONDONTWRITEBYTECODE: '1',
+    ...(sandbox ? sandboxVariables(sandbox.sandbox, sandbox.uid) : {}),
+  });
   const check = sandbox
-    ? sandboxedCommand(sandbox.sandbox, { uid: sandbox.uid, readOnly: [request.packageDir, environment.dir], cwd: request.packageDir }, environment.python, checkArgs)
-    : { command: environment.python, args: checkArgs };
+    ? sandboxedCommand(
+        sandbox.sandbox,
+        { uid: sandbox.uid, readOnly: [request.packageDir, environment.dir], cwd: request.packageDir },
+        environment.python,
+        checkArgs,
+        checkEnvironment,
+      )
+    : { command: environment.python, args: checkArgs, env: checkEnvironment };
   const code = await runStreaming(check.command, check.args, {
     cwd: request.packageDir,
-    env: modelEnvironment(process.env, pkg.config.environment_variables, {
-      PYTHONDONTWRITEBYTECODE: '1',
-      ...(sandbox ? sandboxVariables(sandbox.sandbox, sandbox.uid) : {}),
-    }),
+    env: check.env,
     onLine: request.log,
     onStderrLine: (line) => errors.push(line),
     heartbeat: request.heartbeat,

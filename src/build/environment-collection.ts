@@ -24,6 +24,8 @@ export interface CollectionResult {
   environments: string[];
   /** Names of the scratch folders removed. */
   partials: string[];
+  /** Settles when the removed trees are gone from the disk (removal runs in the background). */
+  removed: Promise<void>;
 }
 
 /** An environment's folder name: its 20-hex-digit key. */
@@ -45,7 +47,8 @@ export function environmentKeyOfPython(venvsDir: string, python: string): string
  * that reuses it meanwhile either marked it first (it is put back) or finds it gone (and builds).
  */
 export function collectPythonEnvironments(venvsDir: string, inUse: ReadonlySet<string>, retention: EnvironmentRetention, now = Date.now()): CollectionResult {
-  const result: CollectionResult = { environments: [], partials: [] };
+  const removals: Promise<void>[] = [];
+  const result: CollectionResult = { environments: [], partials: [], removed: Promise.resolve() };
   let entries: string[];
   try {
     entries = fs.readdirSync(venvsDir);
@@ -68,15 +71,19 @@ export function collectPythonEnvironments(venvsDir: string, inUse: ReadonlySet<s
       // that looks after the rename finds no environment and builds its own.
       const marked = modifiedAt(path.join(doomed, COMPLETE_MARKER));
       if (marked !== undefined && marked > lastUsed && putBack(doomed, full)) continue;
-      fs.rmSync(doomed, { recursive: true, force: true });
+      removals.push(removeInBackground(doomed));
       result.environments.push(entry);
     } else if (PARTIAL_NAME.test(entry)) {
       const created = modifiedAt(full);
       if (created === undefined || now - created < retention.partialAfterMs) continue;
-      fs.rmSync(full, { recursive: true, force: true });
+      // Still a sandbox uid's (its build died before the tree was taken back): a process of that
+      // uid may still run and could swap a directory for a link under root's removal. Left alone.
+      if (ownedByAnotherUser(full)) continue;
+      removals.push(removeInBackground(full));
       result.partials.push(entry);
     }
   }
+  result.removed = Promise.all(removals).then(() => undefined);
   return result;
 }
 
@@ -87,6 +94,20 @@ function putBack(from: string, to: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** Removes a tree without blocking the node's thread (an environment can hold tens of thousands of files). */
+function removeInBackground(dir: string): Promise<void> {
+  return fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined); // what is left is a scratch folder: the next pass
+}
+
+/** Whether a folder belongs to another user than this process's (a sandbox uid's, when Gantry runs as root). */
+function ownedByAnotherUser(dir: string): boolean {
+  try {
+    return fs.lstatSync(dir).uid !== process.getuid?.();
+  } catch {
+    return true;
   }
 }
 

@@ -206,12 +206,13 @@ export async function ensurePythonEnvironment(request: EnvironmentRequest): Prom
       const sandbox = request.sandbox;
       // In the sandbox, the environment is the build uid's while pip runs, and Gantry's again after.
       if (sandbox) giveTree(scratch, sandbox.uid);
+      // Without the worker's own settings and secrets (GANTRY_*, TEMPORAL_*): build backends run arbitrary code.
+      const pipEnvironment = modelEnvironment(process.env, {}, sandbox ? sandboxVariables(sandbox.sandbox, sandbox.uid) : {});
       const pip = sandbox
-        ? sandboxedCommand(sandbox.sandbox, { uid: sandbox.uid, readOnly: [], writable: [scratch], cwd: scratch }, environmentPython(scratch), pipArgs)
-        : { command: environmentPython(scratch), args: pipArgs };
+        ? sandboxedCommand(sandbox.sandbox, { uid: sandbox.uid, readOnly: [], writable: [scratch], cwd: scratch }, environmentPython(scratch), pipArgs, pipEnvironment)
+        : { command: environmentPython(scratch), args: pipArgs, env: pipEnvironment };
       const pipCode = await runStreaming(pip.command, pip.args, {
-        // Without the worker's own settings and secrets (GANTRY_*, TEMPORAL_*): build backends run arbitrary code.
-        env: modelEnvironment(process.env, {}, sandbox ? sandboxVariables(sandbox.sandbox, sandbox.uid) : {}),
+        env: pip.env,
         onLine: (line) => {
           pipOutput.push(line);
           request.log(line);
@@ -241,6 +242,23 @@ export async function ensurePythonEnvironment(request: EnvironmentRequest): Prom
     }
     return { key, dir, python: environmentPython(dir), reused: false };
   } finally {
-    fs.rmSync(scratch, { recursive: true, force: true });
+    await removeScratch(scratch, request.sandbox?.uid);
   }
+}
+
+/**
+ * Removes a build's scratch environment. When pip ran in it as a sandbox uid, every process of
+ * that uid is ended first: one left running (a build backend that left its process group) could
+ * otherwise swap a directory for a link while root removes the tree, and root would follow it.
+ * When they cannot all be ended, the tree is left (still the uid's) for the node's collector.
+ */
+async function removeScratch(scratch: string, uid: number | undefined): Promise<void> {
+  if (uid !== undefined) {
+    try {
+      await endProcessesOf(uid);
+    } catch {
+      return;
+    }
+  }
+  fs.rmSync(scratch, { recursive: true, force: true });
 }

@@ -4,7 +4,7 @@
  * namespace where GANTRY_HOME is an empty tmpfs with only their package, their virtual
  * environment and a scratch directory bound back (docs/operations.md#model-isolation).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type IsolationMode, SANDBOX_UID_MAX, SANDBOX_UIDS_PER_HOME } from '../shared/isolation';
@@ -59,8 +59,25 @@ export function sandboxVariables(sandbox: Sandbox, uid: number): Record<string, 
   return { HOME: scratch, TMPDIR: scratch };
 }
 
-/** The command line that runs `command args` in the sandbox `run` describes. */
-export function sandboxedCommand(sandbox: Sandbox, run: SandboxedRun, command: string, args: string[]): { command: string; args: string[] } {
+/** The search path the launcher itself runs with (it runs as root: nothing of the model's environment reaches it). */
+const LAUNCHER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** The variable that carries the command's environment, as JSON, through the launcher (which applies it only at the exec, as the uid). */
+export const SANDBOX_ENV_VARIABLE = 'GANTRY_SANDBOX_ENV';
+
+/**
+ * The command line and environment that run `command args` with the environment `env` in the
+ * sandbox `run` describes. The launcher runs as root, so its own environment is fixed (no PATH,
+ * LD_PRELOAD or other variable a model's config could set reaches it); `env` travels as JSON in
+ * one variable and becomes the command's environment at the exec, after privileges are dropped.
+ */
+export function sandboxedCommand(
+  sandbox: Sandbox,
+  run: SandboxedRun,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
   const shown = [...run.readOnly, MODEL_SERVER_DIR].flatMap((dir) => ['--ro', dir]);
   const writable = (run.writable ?? []).flatMap((dir) => ['--rw', dir]);
   return {
@@ -86,6 +103,7 @@ export function sandboxedCommand(sandbox: Sandbox, run: SandboxedRun, command: s
       command,
       ...args,
     ],
+    env: { PATH: LAUNCHER_PATH, [SANDBOX_ENV_VARIABLE]: JSON.stringify(env) },
   };
 }
 
@@ -126,6 +144,17 @@ export async function probeSandbox(python: string, home: string, uidBase: number
   return undefined;
 }
 
+/** The real path of an interpreter given by name or through a shim (pyenv's `python3`): its `sys.executable`. */
+export function realInterpreter(python: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(python, ['-I', '-S', '-c', 'import sys; print(sys.executable)'], { env: { PATH: process.env.PATH ?? LAUNCHER_PATH } }, (error, stdout) => {
+      const found = stdout.trim();
+      if (error || !path.isAbsolute(found)) reject(new Error(`${python} does not tell its own path: ${error?.message ?? (found || 'no output')}`));
+      else resolve(found);
+    });
+  });
+}
+
 /** Which isolation is in use, and the line that says so at start. */
 export interface ResolvedIsolation {
   sandbox: Sandbox | undefined;
@@ -148,7 +177,8 @@ export async function resolveIsolation(mode: IsolationMode, python: string, home
   const problem = await probeSandbox(python, home, uidBase);
   if (problem === undefined) {
     return {
-      sandbox: { python, home, uidBase },
+      // The interpreter by its real path: the launcher is started with a fixed PATH of its own.
+      sandbox: { python: await realInterpreter(python), home, uidBase },
       level: 'info',
       message: `model isolation: sandbox (mount namespace with GANTRY_HOME hidden, an unprivileged uid per model and per build from ${uidBase}, no capabilities)`,
     };

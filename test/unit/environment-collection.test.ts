@@ -8,6 +8,7 @@ import { homePaths } from '../../src/home';
 import { Reconciler } from '../../src/node/reconciler';
 import { DEFAULT_AUTOSCALING } from '../../src/shared/schemas';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
+import { eventually } from '../helpers/ports';
 
 const HOUR = 3_600_000;
 const RETENTION = { unusedForMs: 24 * HOUR, partialAfterMs: 2 * HOUR };
@@ -49,7 +50,7 @@ describe('collection of unused Python environments', () => {
   });
   afterEach(() => fs.rmSync(home, { recursive: true, force: true }));
 
-  it('removes environments unused past their retention and dead builds’ scratch folders, and nothing else', () => {
+  it('removes environments unused past their retention and dead builds’ scratch folders, and nothing else', async () => {
     const stale = completeEnvironment(venvs, key(1), 25 * HOUR);
     const recent = completeEnvironment(venvs, key(2), 23 * HOUR);
     const inUse = completeEnvironment(venvs, key(3), 100 * HOUR);
@@ -61,8 +62,9 @@ describe('collection of unused Python environments', () => {
     fs.mkdirSync(stranger);
 
     const result = collectPythonEnvironments(venvs, new Set([key(3)]), RETENTION);
+    await result.removed;
 
-    assert.deepEqual(result, { environments: [key(1)], partials: [path.basename(deadBuild)] });
+    assert.deepEqual([result.environments, result.partials], [[key(1)], [path.basename(deadBuild)]]);
     assert.deepEqual(
       [stale, recent, inUse, incomplete, deadBuild, runningBuild, stranger].map((dir) => fs.existsSync(dir)),
       [false, true, true, true, false, true, true],
@@ -70,6 +72,17 @@ describe('collection of unused Python environments', () => {
     // The one in use was marked used now, so its retention starts over once nothing uses it.
     assert.ok(Date.now() - fs.statSync(path.join(inUse, COMPLETE_MARKER)).mtimeMs < HOUR);
     assert.deepEqual(fs.readdirSync(venvs).sort(), [key(2), key(3), key(4), path.basename(runningBuild), 'system-python'].sort());
+  });
+
+  it('leaves a dead build’s scratch folder that is still a sandbox uid’s (a process of it may live on) to its owner', async () => {
+    const held = partial(venvs, key(14), 3 * HOUR);
+    fs.chownSync(held, 2_000_000_123, 2_000_000_123);
+    const when = new Date(Date.now() - 3 * HOUR);
+    fs.utimesSync(held, when, when);
+    const result = collectPythonEnvironments(venvs, new Set(), RETENTION);
+    await result.removed;
+    assert.deepEqual(result.partials, []);
+    assert.ok(fs.existsSync(held));
   });
 
   it('restarts an environment’s retention when a build reuses it', () => {
@@ -115,6 +128,7 @@ describe('collection of unused Python environments', () => {
         },
       });
       await reconciler.run();
+      await eventually('the removals done', async () => (fs.existsSync(stale) ? undefined : true));
       assert.deepEqual(
         [10, 11, 12].map((n) => fs.existsSync(environmentDir(paths.venvs, key(n)))),
         [true, false, true],

@@ -4,7 +4,7 @@
  * permissions shared trees get; and the launcher itself on this machine (it runs as root here).
  */
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,7 +15,8 @@ import { DEFAULT_SANDBOX_UID_BASE, defaultSandboxUidBase, SANDBOX_UIDS_PER_HOME 
 import { MODEL_SERVER_DIR, SANDBOX_LAUNCHER_SCRIPT } from '../../src/shared/project-paths';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 
-const python = process.env.GANTRY_PYTHON || 'python3';
+// The interpreter by its real path, as resolveIsolation gives it (the launcher searches no PATH).
+const python = execFileSync(process.env.GANTRY_PYTHON || 'python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
 
 describe('pip options in requirement lines', () => {
   it('finds options at the start of a line and after a requirement, by their long names', () => {
@@ -126,8 +127,14 @@ describe('the sandbox command line and shared trees', () => {
       { uid: 2_000_000_007, readOnly: ['/srv/gantry/builds/d1'], writable: ['/srv/gantry/venvs/.k.partial'], cwd: '/srv/gantry/builds/d1' },
       '/srv/gantry/venvs/k/bin/python',
       ['-u', 'x.py'],
+      { PATH: '.', LD_PRELOAD: './x.so', GREETING: 'hi' },
     );
     assert.equal(line.command, '/usr/bin/python3');
+    // The launcher runs as root: the model's environment (a PATH, an LD_PRELOAD its config set) is
+    // not its own, only data it hands to the command at the exec.
+    assert.deepEqual(Object.keys(line.env).sort(), ['GANTRY_SANDBOX_ENV', 'PATH']);
+    assert.equal(line.env.PATH, '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+    assert.deepEqual(JSON.parse(line.env.GANTRY_SANDBOX_ENV!), { PATH: '.', LD_PRELOAD: './x.so', GREETING: 'hi' });
     assert.deepEqual(line.args, [
       '-I',
       '-S',
@@ -241,10 +248,16 @@ describe('the sandbox launcher on this machine (Gantry runs as root here)', () =
       `  "write": attempt(lambda: open(${JSON.stringify(path.join(package1, 'planted.py'))}, "w")),`,
       `  "scratch": attempt(lambda: open(os.path.join(os.environ["HOME"], "cache"), "w")),`,
       '  "signal_init": attempt(lambda: os.kill(1, 0)),',
+      '  "greeting": os.environ.get("GREETING"), "path": os.environ.get("PATH"),',
       '}))',
     ].join('\n');
-    const line = sandboxedCommand(sandbox, { uid, readOnly: [package1], cwd: package1 }, python, ['-I', '-c', script]);
-    const result = spawnSync(line.command, line.args, { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: path.join(home, 'sandbox', String(uid)) } });
+    // PATH '.' is the model's own business once it runs as its uid; the launcher, as root, never searched it.
+    const line = sandboxedCommand(sandbox, { uid, readOnly: [package1], cwd: package1 }, python, ['-I', '-c', script], {
+      PATH: '.',
+      HOME: path.join(home, 'sandbox', String(uid)),
+      GREETING: 'from the config',
+    });
+    const result = spawnSync(line.command, line.args, { encoding: 'utf8', env: line.env, cwd: package1 });
     assert.equal(result.status, 0, result.stderr);
     const seen = JSON.parse(result.stdout) as Record<string, unknown>;
     assert.deepEqual(seen, {
@@ -261,6 +274,8 @@ describe('the sandbox launcher on this machine (Gantry runs as root here)', () =
       write: 'Read-only file system',
       scratch: 'ok',
       signal_init: 'Operation not permitted',
+      greeting: 'from the config',
+      path: '.',
     });
     assert.equal(fs.existsSync(path.join(package1, 'planted.py')), false);
     assert.equal(fs.statSync(path.join(home, 'sandbox', String(uid))).uid, uid, "the scratch directory is the uid's");
@@ -285,8 +300,8 @@ describe('the sandbox launcher on this machine (Gantry runs as root here)', () =
       '    os._exit(0)',
       'os.wait()',
     ].join('\n');
-    const line = sandboxedCommand(sandbox, { uid, readOnly: [package1], cwd: package1 }, python, ['-I', '-c', script]);
-    const result = spawnSync(line.command, line.args, { encoding: 'utf8', env: { PATH: process.env.PATH }, timeout: 20_000 });
+    const line = sandboxedCommand(sandbox, { uid, readOnly: [package1], cwd: package1 }, python, ['-I', '-c', script], { PATH: process.env.PATH });
+    const result = spawnSync(line.command, line.args, { encoding: 'utf8', env: line.env, timeout: 20_000 });
     const daemon = Number(result.stdout.trim());
     assert.ok(daemon > 0, result.stderr);
     assert.equal(fs.readFileSync(`/proc/${daemon}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1], String(uid), 'the daemon outlived its command');
@@ -316,8 +331,8 @@ describe('the sandbox launcher on this machine (Gantry runs as root here)', () =
       '        write = os.strerror(exc.errno)',
       '    print(read + "|" + write, flush=True)',
     ].join('\n');
-    const line = sandboxedCommand(sandbox, { uid, readOnly: [package1], cwd: package1 }, python, ['-I', '-c', script]);
-    const child = spawn(line.command, line.args, { env: { PATH: process.env.PATH }, stdio: ['pipe', 'pipe', 'inherit'] });
+    const line = sandboxedCommand(sandbox, { uid, readOnly: [package1], cwd: package1 }, python, ['-I', '-c', script], { PATH: process.env.PATH });
+    const child = spawn(line.command, line.args, { env: line.env, stdio: ['pipe', 'pipe', 'inherit'] });
     const answers: string[] = [];
     let pending = '';
     child.stdout.on('data', (chunk: Buffer) => {

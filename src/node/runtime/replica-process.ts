@@ -62,6 +62,12 @@ interface ServerEvent {
 /** How a live reload went. */
 export type ReloadOutcome = { ok: true; seconds: number } | { ok: false; error: string };
 
+/**
+ * How long a draining replica waits before it trusts its count of requests in flight: the
+ * gateway thread's routing change and its next demand report (every 100 ms) both arrive by then.
+ */
+const DRAIN_SETTLE_MS = 300;
+
 /** A running model-server process. */
 export class ReplicaProcess {
   phase: ReplicaPhase = 'STARTING';
@@ -97,18 +103,25 @@ export class ReplicaProcess {
     const sandbox = spec.sandbox;
     // In the sandbox, the launcher replaces itself with the server (same pid and process group),
     // which sees its package and environment read-only and nothing else of GANTRY_HOME.
+    const environment = modelEnvironment(process.env, spec.environment, {
+      ...(sandbox ? sandboxVariables(sandbox.sandbox, sandbox.uid) : {}),
+      GANTRY_EVENTS_FD: '3',
+      PYTHONDONTWRITEBYTECODE: '1',
+      GANTRY_REPLICA_ID: id,
+      GANTRY_NODE_PID: String(process.pid),
+    });
     const command = sandbox
-      ? sandboxedCommand(sandbox.sandbox, { uid: sandbox.uid, readOnly: [spec.packageDir, path.dirname(path.dirname(spec.python))], cwd: spec.packageDir }, spec.python, serverArgs)
-      : { command: spec.python, args: serverArgs };
+      ? sandboxedCommand(
+          sandbox.sandbox,
+          { uid: sandbox.uid, readOnly: [spec.packageDir, path.dirname(path.dirname(spec.python))], cwd: spec.packageDir },
+          spec.python,
+          serverArgs,
+          environment,
+        )
+      : { command: spec.python, args: serverArgs, env: environment };
     this.child = spawn(command.command, command.args, {
       cwd: spec.packageDir,
-      env: modelEnvironment(process.env, spec.environment, {
-        ...(sandbox ? sandboxVariables(sandbox.sandbox, sandbox.uid) : {}),
-        GANTRY_EVENTS_FD: '3',
-        PYTHONDONTWRITEBYTECODE: '1',
-        GANTRY_REPLICA_ID: id,
-        GANTRY_NODE_PID: String(process.pid),
-      }),
+      env: command.env,
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
       // Its own process group (the server leads it): a Ctrl-C in the terminal reaches the node, which
       // stops replicas in order, and every signal the node sends reaches what the model started too.
@@ -263,6 +276,9 @@ export class ReplicaProcess {
       if (this.healthTimer) clearTimeout(this.healthTimer);
       this.onChange(this);
       const drainDeadline = Date.now() + drainMs;
+      // The gateway (its own thread) learns of the drain by a message, and reports its requests in
+      // flight at most every 100 ms: a request it sent here just before is counted only after that.
+      await delay(DRAIN_SETTLE_MS);
       while (this.inFlight > 0 && Date.now() < drainDeadline) await delay(50);
       this.signal('SIGTERM');
     }
