@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { hashApiKey } from '../src/auth/api-keys';
+import { hashApiKey } from '../src/auth/key-hash';
 import { buildModelPackage } from '../src/build/builder';
 import { packModelDirectory } from '../src/cli/package-archive';
 import { buildDir, homePaths } from '../src/home';

@@ -1,6 +1,6 @@
 /** `Authorization: Api-Key <key>` on every route but /healthz. */
 import type { RequestHandler, Response } from 'express';
-import { hashApiKey, keyFromAuthorization } from '../auth/api-keys';
+import { hashApiKey, keyFromAuthorization } from '../auth/key-hash';
 import type { Actor } from '../services/deployments';
 import { API_CLIENT_SOURCES, CLIENT_HEADER, type ApiClientSource } from '../shared/views';
 import type { Store } from '../store/store';

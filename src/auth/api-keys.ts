@@ -8,8 +8,6 @@ import * as path from 'node:path';
 import type { ApiKeyRecord, Store } from '../store/store';
 import { hashApiKey } from './key-hash';
 
-export { hashApiKey, keyFromAuthorization } from './key-hash';
-
 /** A new random key: `gtk_` and 40 url-safe characters. */
 export function generateApiKey(): string {
   return `gtk_${randomBytes(30).toString('base64url')}`;

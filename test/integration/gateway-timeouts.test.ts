@@ -7,10 +7,7 @@ import { strict as assert } from 'node:assert';
 import { Node } from '../../src/node/node';
 import { eventually } from '../helpers/ports';
 import { send, startRequest } from '../unit/support/http';
-import { LOCAL_KEY, localDeployment, type LocalDeployment } from '../unit/support/local-deployment';
-
-const AUTH = { authorization: `Api-Key ${LOCAL_KEY}` };
-const TIMINGS = { healthIntervalMs: 200, unhealthyAfter: 3, killAfter: 15, terminateGraceMs: 2000 };
+import { FAST_REPLICA_TIMINGS, LOCAL_AUTH, localDeployment, type LocalDeployment } from '../unit/support/local-deployment';
 
 describe('gateway timeouts and aborts (real replicas)', function () {
   this.timeout(120_000);
@@ -19,7 +16,16 @@ describe('gateway timeouts and aborts (real replicas)', function () {
 
   async function startNode(fixture: string, runtime: Record<string, unknown> = {}): Promise<string> {
     local = await localDeployment(fixture, { runtime });
-    node = new Node({ store: local.store, paths: local.paths, nodeId: 'test-node', host: '127.0.0.1', gatewayPort: 0, resyncMs: 200, timings: TIMINGS, log: () => {} });
+    node = new Node({
+      store: local.store,
+      paths: local.paths,
+      nodeId: 'test-node',
+      host: '127.0.0.1',
+      gatewayPort: 0,
+      resyncMs: 200,
+      timings: FAST_REPLICA_TIMINGS,
+      log: () => {},
+    });
     return node.start();
   }
 
@@ -37,7 +43,7 @@ describe('gateway timeouts and aborts (real replicas)', function () {
     await eventually('a ready replica', async () => (running.runtime.routableReplicas(deploymentId).length > 0 ? true : undefined));
     const [replica] = running.runtime.routableReplicas(deploymentId);
 
-    const slow = await send(local!.predictUrl(gateway), { body: '{"sleep": 4}', headers: AUTH });
+    const slow = await send(local!.predictUrl(gateway), { body: '{"sleep": 4}', headers: LOCAL_AUTH });
     assert.equal(slow.status, 504);
     assert.deepEqual(JSON.parse(slow.body), {
       error: { code: 'upstream_timeout', message: `deployment deployment-1 (${deploymentId}) did not answer within 1 s` },
@@ -47,7 +53,7 @@ describe('gateway timeouts and aborts (real replicas)', function () {
 
     // The replica finishes the abandoned prediction, then answers the next ones.
     const answer = await eventually('an answer from the same replica', async () => {
-      const quick = await send(local!.predictUrl(gateway), { body: '{"sleep": 0}', headers: AUTH });
+      const quick = await send(local!.predictUrl(gateway), { body: '{"sleep": 0}', headers: LOCAL_AUTH });
       return quick.status === 200 ? quick : undefined;
     });
     assert.deepEqual(JSON.parse(answer.body), { slept: 0 });
@@ -61,12 +67,12 @@ describe('gateway timeouts and aborts (real replicas)', function () {
     await eventually('a ready replica', async () => (running.runtime.routableReplicas(deploymentId).length > 0 ? true : undefined));
     const [replica] = running.runtime.routableReplicas(deploymentId);
 
-    const request = startRequest(local!.predictUrl(gateway), '{"sleep": 3}', AUTH);
+    const request = startRequest(local!.predictUrl(gateway), '{"sleep": 3}', LOCAL_AUTH);
     await eventually('the request at the replica', async () => (replica!.inFlight === 1 ? true : undefined));
     request.destroy();
     await eventually('nothing in flight', async () => (running.gateway.inFlight(deploymentId) === 0 && replica!.inFlight === 0 ? true : undefined));
     const answer = await eventually('the replica answers again', async () => {
-      const quick = await send(local!.predictUrl(gateway), { body: '{"sleep": 0}', headers: AUTH });
+      const quick = await send(local!.predictUrl(gateway), { body: '{"sleep": 0}', headers: LOCAL_AUTH });
       return quick.status === 200 ? quick : undefined;
     });
     assert.equal(answer.status, 200);
@@ -77,12 +83,12 @@ describe('gateway timeouts and aborts (real replicas)', function () {
     const { deploymentId } = local!;
     const running = node!;
     assert.equal(running.runtime.routableReplicas(deploymentId).length, 0);
-    const requests = [0, 1].map(() => startRequest(local!.predictUrl(gateway), '{}', AUTH));
+    const requests = [0, 1].map(() => startRequest(local!.predictUrl(gateway), '{}', LOCAL_AUTH));
     await eventually('two requests queued', async () => (running.gateway.queued(deploymentId) === 2 ? true : undefined));
     for (const request of requests) request.destroy();
     await eventually('the queue empty', async () => (running.gateway.queued(deploymentId) === 0 && running.gateway.inFlight(deploymentId) === 0 ? true : undefined));
     // A request that stays is served once the replica is ready.
-    const answer = await send(local!.predictUrl(gateway), { body: '{}', headers: AUTH });
+    const answer = await send(local!.predictUrl(gateway), { body: '{}', headers: LOCAL_AUTH });
     assert.equal(answer.status, 200);
     assert.deepEqual(JSON.parse(answer.body), { ok: true });
   });

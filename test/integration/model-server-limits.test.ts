@@ -7,11 +7,7 @@ import { strict as assert } from 'node:assert';
 import { Node } from '../../src/node/node';
 import { eventually } from '../helpers/ports';
 import { send } from '../unit/support/http';
-import { LOCAL_KEY, localDeployment, type LocalDeployment } from '../unit/support/local-deployment';
-
-const AUTH = { authorization: `Api-Key ${LOCAL_KEY}` };
-// Health checked every 200 ms; three failures in a row would take the replica out of routing.
-const TIMINGS = { healthIntervalMs: 200, unhealthyAfter: 3, killAfter: 15, terminateGraceMs: 2000 };
+import { FAST_REPLICA_TIMINGS, LOCAL_AUTH, localDeployment, type LocalDeployment } from '../unit/support/local-deployment';
 
 describe('model server limits (real replicas)', function () {
   this.timeout(120_000);
@@ -27,7 +23,16 @@ describe('model server limits (real replicas)', function () {
 
   it('answers 504 for a predict that sleeps past its timeout, and the replica stays healthy', async () => {
     local = await localDeployment('slow-predict', { runtime: { predict_timeout_seconds: 1 } });
-    node = new Node({ store: local.store, paths: local.paths, nodeId: 'test-node', host: '127.0.0.1', gatewayPort: 0, resyncMs: 200, timings: TIMINGS, log: () => {} });
+    node = new Node({
+      store: local.store,
+      paths: local.paths,
+      nodeId: 'test-node',
+      host: '127.0.0.1',
+      gatewayPort: 0,
+      resyncMs: 200,
+      timings: FAST_REPLICA_TIMINGS,
+      log: () => {},
+    });
     const gateway = await node.start();
     const { deploymentId } = local;
     const running = node;
@@ -51,7 +56,7 @@ describe('model server limits (real replicas)', function () {
 
       // The predict runs on and holds its slot; once it ends, the same replica serves again.
       const answer = await eventually('an answer from the same replica', async () => {
-        const quick = await send(local!.predictUrl(gateway), { body: '{"sleep": 0}', headers: AUTH });
+        const quick = await send(local!.predictUrl(gateway), { body: '{"sleep": 0}', headers: LOCAL_AUTH });
         return quick.status === 200 ? quick : undefined;
       });
       assert.deepEqual(JSON.parse(answer.body), { slept: 0 });

@@ -33,37 +33,41 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The pids of the processes in a process group, read from /proc. */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
+/** Every live (not zombie) process: its pid and the fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, …). */
+function liveProcesses(): { pid: number; fields: string[] }[] {
+  const found: { pid: number; fields: string[] }[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Fields after the command name (which may hold spaces) in parentheses: state, ppid, pgrp.
+      // The command name, in parentheses, may hold spaces: the fields start after its last ')'.
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z') members.push(Number(entry));
-    } catch {
-      // ended while being read
-    }
-  }
-  return members;
-}
-
-/** The pids of live processes whose command line mentions `text`. */
-function processesMentioning(text: string): number[] {
-  const found: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const state = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (state.slice(state.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(text)) found.push(Number(entry));
+      if (fields[0] !== 'Z') found.push({ pid: Number(entry), fields });
     } catch {
       // ended while being read
     }
   }
   return found;
+}
+
+/** The pids of the processes in a process group, read from /proc. */
+function groupMembers(pgid: number): number[] {
+  return liveProcesses()
+    .filter(({ fields }) => Number(fields[2]) === pgid)
+    .map(({ pid }) => pid);
+}
+
+/** The pids of live processes whose command line mentions `text`. */
+function processesMentioning(text: string): number[] {
+  return liveProcesses()
+    .filter(({ pid }) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
+      } catch {
+        return false; // ended while being read
+      }
+    })
+    .map(({ pid }) => pid);
 }
 
 describe('process groups and the host replica cap (real stack)', function () {

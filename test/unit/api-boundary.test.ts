@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createPromotionActivities } from '../../src/activities/promotions';
 import { createApp } from '../../src/api/app';
-import { hashApiKey } from '../../src/auth/api-keys';
+import { hashApiKey } from '../../src/auth/key-hash';
 import { packModelDirectory } from '../../src/cli/package-archive';
 import { homePaths } from '../../src/home';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';

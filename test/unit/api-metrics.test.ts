@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../../src/api/app';
-import { hashApiKey } from '../../src/auth/api-keys';
+import { hashApiKey } from '../../src/auth/key-hash';
 import { homePaths } from '../../src/home';
 import { createLogger } from '../../src/logging/logger';
 import { ApiMetrics } from '../../src/metrics/api-metrics';

@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { hashApiKey } from '../../src/auth/api-keys';
+import { hashApiKey } from '../../src/auth/key-hash';
 import { Gateway } from '../../src/node/gateway/gateway';
 import { DEFAULT_AUTOSCALING, modelConfigSchema } from '../../src/shared/schemas';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';

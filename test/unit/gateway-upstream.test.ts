@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { hashApiKey } from '../../src/auth/api-keys';
+import { hashApiKey } from '../../src/auth/key-hash';
 import { Gateway, MAX_BODY_BYTES } from '../../src/node/gateway/gateway';
 import { RETRYABLE_BODY_BYTES } from '../../src/node/gateway/proxy';
 import { predictTimeoutOf } from '../../src/node/routing-snapshot';

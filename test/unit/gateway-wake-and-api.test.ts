@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { hashApiKey } from '../../src/auth/api-keys';
+import { hashApiKey } from '../../src/auth/key-hash';
 import { Gateway } from '../../src/node/gateway/gateway';
 import { pushRouting } from '../helpers/gateway-feed';
 import { DEFAULT_AUTOSCALING } from '../../src/shared/schemas';

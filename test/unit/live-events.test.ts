@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { createApp } from '../../src/api/app';
-import { hashApiKey } from '../../src/auth/api-keys';
+import { hashApiKey } from '../../src/auth/key-hash';
 import { homePaths } from '../../src/home';
 import { DEFAULT_AUTOSCALING, DEFAULT_PROMOTION_SETTINGS } from '../../src/shared/schemas';
 import type { ModelDetail, ModelOverview } from '../../src/shared/views';

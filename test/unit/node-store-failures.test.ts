@@ -3,10 +3,7 @@ import { Node } from '../../src/node/node';
 import { eventually } from '../helpers/ports';
 import { failingStore } from './support/failing-store';
 import { send } from './support/http';
-import { LOCAL_KEY, localDeployment, type LocalDeployment } from './support/local-deployment';
-
-const AUTH = { authorization: `Api-Key ${LOCAL_KEY}` };
-const TIMINGS = { healthIntervalMs: 200, unhealthyAfter: 3, killAfter: 15, terminateGraceMs: 2000 };
+import { FAST_REPLICA_TIMINGS, LOCAL_AUTH, localDeployment, type LocalDeployment } from './support/local-deployment';
 
 describe('Node with a store that fails for a while', function () {
   this.timeout(120_000);
@@ -37,7 +34,7 @@ describe('Node with a store that fails for a while', function () {
       resyncMs: 200,
       heartbeatMs: 300,
       usageFlushMs: 300,
-      timings: TIMINGS,
+      timings: FAST_REPLICA_TIMINGS,
       log: (line) => lines.push(line),
     });
     const gateway = await node.start();
@@ -48,7 +45,7 @@ describe('Node with a store that fails for a while', function () {
     let sent = 0;
     const predict = async (): Promise<number> => {
       sent++;
-      return (await send(local!.predictUrl(gateway), { body: '{"sleep": 0}', headers: AUTH })).status;
+      return (await send(local!.predictUrl(gateway), { body: '{"sleep": 0}', headers: LOCAL_AUTH })).status;
     };
     assert.equal(await predict(), 200);
 

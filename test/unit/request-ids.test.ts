@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import express from 'express';
 import { requestLog } from '../../src/api/request-log';
-import { hashApiKey } from '../../src/auth/api-keys';
+import { hashApiKey } from '../../src/auth/key-hash';
 import { createLogger, LOG_LINE_KEYS } from '../../src/logging/logger';
 import { isAcceptableRequestId, MAX_REQUEST_ID_LENGTH, requestIdFor } from '../../src/logging/request-id';
 import { Gateway } from '../../src/node/gateway/gateway';

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { hashApiKey } from '../../../src/auth/api-keys';
+import { hashApiKey } from '../../../src/auth/key-hash';
 import { environmentDir, environmentPython } from '../../../src/build/python-environments';
 import { readModelPackage, writeServerConfig } from '../../../src/build/model-package';
 import { buildDir, homePaths, type HomePaths } from '../../../src/home';
@@ -18,6 +18,12 @@ import { SqliteStore } from '../../../src/store/sqlite/sqlite-store';
 
 /** The API key every local deployment accepts. */
 export const LOCAL_KEY = 'local-test-key-0123456789';
+
+/** The Authorization header with LOCAL_KEY. */
+export const LOCAL_AUTH = { authorization: `Api-Key ${LOCAL_KEY}` };
+
+/** Replica timings for tests: health checked every 200 ms, out of routing after three failures in a row. */
+export const FAST_REPLICA_TIMINGS = { healthIntervalMs: 200, unhealthyAfter: 3, killAfter: 15, terminateGraceMs: 2000 };
 
 /** A home with a deployment ready for a node to run. */
 export interface LocalDeployment {
