@@ -1477,18 +1477,22 @@ class LimitsTests(unittest.TestCase):
             self.assertEqual(server.predict({"sleep": 0})[0], 200)
 
     def test_health_is_answered_when_predicts_hold_every_connection_and_the_gil(self):
-        server = self.start({"predict_concurrency": 1}, extra_args=["--max-connections", "2"])
+        server = self.start({"predict_concurrency": 2}, extra_args=["--max-connections", "2"])
         started, release = self.flags()
         busy = []
-        for _ in range(2):  # one runs (spinning in Python), one waits for the slot
+        for _ in range(2):  # both connections run a predict that spins in Python until released
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
             conn.connect()
             busy.append(conn)
         self.addCleanup(lambda: [c.close() for c in busy])
-        payload = json.dumps({"until": release, "started": started})
-        for conn in busy:
+        for index, conn in enumerate(busy):
+            payload = json.dumps({"until": release, "started": "%s-%d" % (started, index)})
             conn.request("POST", "/predict", body=payload, headers={"Content-Type": "application/json"})
-        self.wait_for_file(started)
+        # Both predicts running proves both connections were accepted into the pool. Seeing only
+        # one is not enough: the kernel may hand the server a later connection (the health probe
+        # below) before the second one, which would then take the pool's last place.
+        for index in range(2):
+            self.wait_for_file("%s-%d" % (started, index))
 
         # A third connection is beyond the pool: health is still answered, a predict gets 503.
         self.assertEqual(server.request("GET", "/health")[:2], (200, {"status": "ready"}))
