@@ -17,7 +17,7 @@ export interface RequestLabels extends DeploymentLabels {
 }
 
 /** How a wait for a ready replica ended. */
-export type ReplicaWaitOutcome = 'ready' | 'timeout' | 'client_gone' | 'gone';
+export type ReplicaWaitOutcome = 'ready' | 'timeout' | 'client_gone' | 'gone' | 'shutdown';
 
 /** What woke a deployment: a request waiting for it, or `POST …/wake`. */
 export type WakeTrigger = 'request' | 'wake_endpoint';
@@ -98,7 +98,7 @@ export class GatewayMetrics {
   /** How long requests that found no ready replica waited, and how the wait ended. */
   readonly replicaWait = new Histogram({
     name: 'gantry_gateway_replica_wait_seconds',
-    help: 'How long a request that found no ready replica waited for one, by how the wait ended (ready, timeout, client_gone, gone: the deployment was deactivated or deleted).',
+    help: 'How long a request that found no ready replica waited for one, by how the wait ended (ready, timeout, client_gone, gone: the deployment was deactivated or deleted, shutdown: the gateway closed).',
     labelNames: ['model_id', 'deployment_id', 'outcome'] as const,
     buckets: WAIT_BUCKETS,
     registers: [this.registry],

@@ -2,7 +2,8 @@
  * The gateway fed by pushes alone, over real HTTP with stand-in replicas: no store anywhere.
  * A revoked key is refused from the first request after the snapshot that drops it; a request
  * waiting for a replica is released by the push that brings one (counted in pushes, not time);
- * a snapshot that removes the deployment answers its waiters 404.
+ * a snapshot that removes the deployment answers its waiters 404 (and its demand is forgotten);
+ * closing answers them 503.
  */
 import { strict as assert } from 'node:assert';
 import { hashApiKey } from '../../src/auth/key-hash';
@@ -110,5 +111,19 @@ describe('Gateway: fed by snapshots and replica pushes', function () {
     assert.equal(JSON.parse(gone.body).error.code, 'not_found');
     assert.equal(gateway.queued('asleep'), 0);
     assert.equal(gateway.inFlight('asleep'), 0);
+    // Nothing is kept of a deployment the snapshots no longer have.
+    assert.deepEqual(Object.keys(gateway.demandReport().deployments), []);
+  });
+
+  it('answers a waiting request 503 as soon as the gateway closes, and closes', async () => {
+    gateway.applyRouting(snapshot([deployment('asleep', 0)], [KEEP]));
+    const answer = send(url('asleep'), { body: '{}', headers: auth(KEEP) });
+    await eventually('the request queued', async () => (gateway.queued('asleep') === 1 ? true : undefined));
+    // The wait's own deadline (GANTRY_WAKE_TIMEOUT_SECONDS' default) is far beyond this test's timeout.
+    await gateway.close();
+    const refused = await answer;
+    assert.equal(refused.status, 503);
+    assert.equal(JSON.parse(refused.body).error.code, 'unavailable');
+    assert.equal(gateway.queued('asleep'), 0);
   });
 });

@@ -251,6 +251,8 @@ export class Gateway {
   private readonly lastWake = new Map<string, number>();
   /** Per deployment, the timer that asks again to wake it while requests still wait. */
   private readonly wakeRetries = new Map<string, NodeJS.Timeout>();
+  /** Set by `close`: a request that would wait for a replica is answered 503 instead. */
+  private closing = false;
   readonly server: http.Server;
   /** What the gateway counts, served at `GET /metrics`. */
   readonly metrics: GatewayMetrics;
@@ -327,6 +329,21 @@ export class Gateway {
     this.keyHashes = new Set(snapshot.keyHashes);
     this.deps.onApplied?.(this.table.appliedGenerations());
     for (const deploymentId of this.waiters.keys()) this.settleWaitersByRouting(deploymentId);
+    this.forgetDeletedDeployments();
+  }
+
+  /** Drops what is kept of the deployments the snapshot no longer has (those with requests still in flight, when their last one ends). */
+  private forgetDeletedDeployments(): void {
+    for (const deploymentId of [...this.demand.keys(), ...this.lastWake.keys()]) this.forgetIfDeleted(deploymentId);
+  }
+
+  /** Drops the demand and wake time of a deployment the routing no longer has, once nothing of it is in flight or waiting. */
+  private forgetIfDeleted(deploymentId: string): void {
+    if (this.table.deployment(deploymentId)) return;
+    const demand = this.demand.get(deploymentId);
+    if (demand && (demand.inFlight > 0 || demand.queued > 0)) return;
+    this.lastWake.delete(deploymentId);
+    if (this.demand.delete(deploymentId)) this.demandChanged();
   }
 
   /**
@@ -368,12 +385,21 @@ export class Gateway {
     upstream.pool.close().catch(() => undefined);
   }
 
-  /** Stops accepting connections, waits for in-flight requests to finish, then closes every pool. */
+  /**
+   * Stops accepting connections, answers the requests waiting for a replica 503 (no replica
+   * comes to a gateway that is closing), waits for the requests in flight to finish, then
+   * closes every pool.
+   */
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
+    this.closing = true;
+    const closed = new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
     });
+    for (const deploymentId of [...this.waiters.keys()]) {
+      this.releaseWaiters(deploymentId, 'shutdown', new RequestError(503, 'unavailable', 'the gateway is shutting down; retry on another node or in a moment'));
+    }
+    await closed;
     for (const upstream of [...this.upstreams.values()]) this.retire(upstream);
     for (const timer of this.wakeRetries.values()) clearTimeout(timer);
     this.wakeRetries.clear();
@@ -445,6 +471,7 @@ export class Gateway {
     } finally {
       demand.inFlight--;
       this.demandChanged();
+      this.forgetIfDeleted(deployment.id);
       this.metrics.moveInFlight(target, -1);
     }
   }
@@ -529,6 +556,7 @@ export class Gateway {
   private awaitReplica(target: DeploymentLabels, deployment: RoutedDeployment, res: http.ServerResponse): Promise<void> | undefined {
     const deploymentId = deployment.id;
     if (this.ready.has(deploymentId)) return undefined;
+    if (this.closing) throw new RequestError(503, 'unavailable', 'the gateway is shutting down; retry on another node or in a moment');
     let waiters = this.waiters.get(deploymentId);
     const queued = waiters?.size ?? 0;
     if (queued >= this.waitLimits.queueSize) {
