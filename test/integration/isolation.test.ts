@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
+import { eventually } from '../helpers/ports';
 import { TestStack } from '../helpers/stack';
 
 const FIXTURES = path.join(PROJECT_ROOT, 'test', 'fixtures');
@@ -86,9 +87,12 @@ describe('model isolation (real stack, sandboxed)', function () {
     fs.rmSync(scratch, { recursive: true, force: true });
   });
 
-  it('says at start that the node and the worker sandbox model code', () => {
-    assert.ok(stack.logged(/^node: model isolation: sandbox/, 'node'));
-    assert.ok(stack.logged(/^worker: model isolation: sandbox/, 'worker'));
+  it('says at start that the node and the worker sandbox model code', async () => {
+    // "Gantry is up" waits for the API and the gateway; the worker may still be starting (a push
+    // made meanwhile waits in Temporal's queue), so its line is waited for.
+    await eventually('the node and the worker to say how they isolate model code', async () =>
+      stack.logged(/^node: model isolation: sandbox/, 'node') && stack.logged(/^worker: model isolation: sandbox/, 'worker') ? true : undefined,
+    );
   });
 
   it("keeps the store, the key files and another model's code from a model's load() and predict, and its own package read-only", async () => {
