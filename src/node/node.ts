@@ -16,6 +16,7 @@ import { NodeGateway } from './node-gateway';
 import { Reconciler } from './reconciler';
 import { describeError, formatSeconds, RetriedTask } from './retried-task';
 import type { ReplicaTimings } from './runtime/replica-process';
+import { endLeftoverReplicas } from './runtime/leftover-replicas';
 import { Runtime } from './runtime/runtime';
 import { UsageMeter } from './usage-meter';
 import type { Sandbox } from '../sandbox/sandbox';
@@ -139,6 +140,8 @@ export class Node {
 
   /** Starts the gateway and the reconcile loop; resolves with the gateway's URL. */
   async start(): Promise<string> {
+    // Replicas a previous run of this node left (it died outright and one did not end itself) go first.
+    endLeftoverReplicas(this.options.paths.builds, this.log);
     const port = await this.gateway.listen(this.options.gatewayPort, this.options.host);
     this.gatewayUrl = `http://${this.options.host}:${port}`;
     // Both retried until written: the node is not started before the store knows of it.

@@ -1,0 +1,82 @@
+/**
+ * Replica processes that an earlier run of this node left running. A node that dies outright
+ * (SIGKILL, a crash) cannot stop its replicas; each replica is meant to notice and end itself
+ * (parent-death signal, parent watch), and this is the repair for one that did not: a starting
+ * node finds them by their command line (a model server serving a package under this home's
+ * builds) and ends them, with whatever they started, before it starts replicas of its own.
+ * Linux only (it reads /proc); one node per GANTRY_HOME.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** A model-server process of this home that is not a child of this node. */
+export interface LeftoverReplica {
+  pid: number;
+  /** Its process group (a replica leads its own, with the processes its model started). */
+  processGroup: number;
+  /** The package it serves. */
+  packageDir: string;
+}
+
+/** The command line of process `pid` (empty for a zombie, or a process gone meanwhile). */
+function commandLine(pid: number): string[] {
+  try {
+    return fs
+      .readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((arg) => arg.length > 0);
+  } catch {
+    return [];
+  }
+}
+
+/** The parent and process group of process `pid`, from /proc/<pid>/stat (fields 4 and 5, after the command's name). */
+function parentAndGroup(pid: number): { parent: number; group: number } | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { parent: Number(fields[1]), group: Number(fields[2]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The model servers (or sandbox launchers about to become one) serving a package under `buildsDir` whose parent is not `nodePid`. */
+export function findLeftoverReplicas(buildsDir: string, nodePid: number = process.pid): LeftoverReplica[] {
+  if (process.platform !== 'linux' || !fs.existsSync('/proc')) return [];
+  const prefix = path.resolve(buildsDir) + path.sep;
+  const found: LeftoverReplica[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    const argv = commandLine(pid);
+    if (!argv.some((arg) => arg.endsWith('gantry_model_server.py'))) continue;
+    const packageDir = argv[argv.indexOf('--package') + 1];
+    if (argv.indexOf('--package') < 0 || packageDir === undefined || !path.resolve(packageDir).startsWith(prefix)) continue;
+    const ids = parentAndGroup(pid);
+    if (!ids || ids.parent === nodePid) continue;
+    found.push({ pid, processGroup: ids.group, packageDir });
+  }
+  return found;
+}
+
+/** Ends every leftover replica of `buildsDir` (its whole process group when it leads one); returns those it signalled. */
+export function endLeftoverReplicas(buildsDir: string, log: (line: string) => void, nodePid: number = process.pid): LeftoverReplica[] {
+  const ended: LeftoverReplica[] = [];
+  for (const leftover of findLeftoverReplicas(buildsDir, nodePid)) {
+    try {
+      process.kill(leftover.processGroup === leftover.pid ? -leftover.pid : leftover.pid, 'SIGKILL');
+      ended.push(leftover);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ESRCH') log(`node: could not end replica process ${leftover.pid} (${leftover.packageDir}) left by an earlier run of this node: ${code ?? String(error)}`);
+    }
+  }
+  if (ended.length > 0) {
+    log(
+      `node: ended ${ended.length} replica process${ended.length === 1 ? '' : 'es'} an earlier run of this node left running: ${ended.map((leftover) => `pid ${leftover.pid} (${path.basename(leftover.packageDir)})`).join(', ')}`,
+    );
+  }
+  return ended;
+}
