@@ -17,8 +17,8 @@ import { eventually } from '../helpers/ports';
 const STAND_IN = 'import subprocess, sys, time\nchild = subprocess.Popen(["sleep", "120"])\nopen(sys.argv[1], "w").write(str(child.pid))\ntime.sleep(120)';
 
 /** The arguments that make a stand-in look like a replica serving `packageDir`. */
-function replicaArgs(pidFile: string, packageDir: string): string[] {
-  return ['-c', STAND_IN, pidFile, '/opt/gantry/model-server/gantry_model_server.py', 'serve', '--package', packageDir, '--port', '0'];
+function replicaArgs(pidFile: string, packageDir: string, command = 'serve'): string[] {
+  return ['-c', STAND_IN, pidFile, '/opt/gantry/model-server/gantry_model_server.py', command, '--package', packageDir, '--port', '0'];
 }
 
 /** Whether process `pid` still runs (a zombie, ended but not reaped, does not). */
@@ -41,9 +41,9 @@ describe('leftover replicas of an earlier node run', function () {
   const children: ChildProcess[] = [];
 
   /** Starts a stand-in through a shell that exits at once, in a session of its own: orphaned, as a killed node's replica is. Resolves with its pid and its child's. */
-  async function orphan(name: string, packageDir: string): Promise<{ pid: number; child: number }> {
+  async function orphan(name: string, packageDir: string, command = 'serve'): Promise<{ pid: number; child: number }> {
     const pidFile = path.join(root, `${name}.child`);
-    const args = replicaArgs(pidFile, packageDir)
+    const args = replicaArgs(pidFile, packageDir, command)
       .map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`)
       .join(' ');
     const shell = spawnSync('sh', ['-c', `setsid python3 ${args} >/dev/null 2>&1 & echo $!`], { encoding: 'utf8' });
@@ -69,9 +69,11 @@ describe('leftover replicas of an earlier node run', function () {
     fs.rmSync(root, { recursive: true, force: true });
   });
 
-  it('ends an orphaned replica of this home with its process group, and leaves a child of this node and another home alone', async () => {
+  it("ends an orphaned replica of this home with its process group, and leaves a child of this node, another home and a build's import check alone", async () => {
     const leftover = await orphan('leftover', path.join(builds, 'd1'));
     const elsewhere = await orphan('elsewhere', path.join(otherBuilds, 'd2'));
+    // The worker's import check of a build (`check`, not `serve`): the worker's, not a replica.
+    const importCheck = await orphan('import-check', path.join(builds, 'd4'), 'check');
     const ownChild = spawn('python3', replicaArgs(path.join(root, 'own.child'), path.join(builds, 'd3')), { stdio: 'ignore', detached: true });
     children.push(ownChild);
     await eventually("this node's own replica", async () => (fs.existsSync(path.join(root, 'own.child')) ? true : undefined));
@@ -92,8 +94,9 @@ describe('leftover replicas of an earlier node run', function () {
     await eventually('the leftover and its child to end', async () => (!running(leftover.pid) && !running(leftover.child) ? true : undefined));
     assert.deepEqual(findLeftoverReplicas(builds), []);
 
-    // Not this home's, and this node's own: untouched.
+    // Not this home's, this node's own, and not a replica: untouched.
     assert.ok(running(elsewhere.pid) && running(elsewhere.child), 'the other home’s replica still runs');
+    assert.ok(running(importCheck.pid) && running(importCheck.child), 'the import check still runs');
     assert.ok(ownChild.pid !== undefined && running(ownChild.pid), "this node's own replica still runs");
     assert.equal(findLeftoverReplicas(otherBuilds).length, 1);
   });

@@ -41,7 +41,7 @@ function parentAndGroup(pid: number): { parent: number; group: number } | undefi
   }
 }
 
-/** The model servers (or sandbox launchers about to become one) serving a package under `buildsDir` whose parent is not `nodePid`. */
+/** The model servers (or sandbox launchers about to become one) serving (`serve`) a package under `buildsDir` whose parent is not `nodePid`. */
 export function findLeftoverReplicas(buildsDir: string, nodePid: number = process.pid): LeftoverReplica[] {
   if (process.platform !== 'linux' || !fs.existsSync('/proc')) return [];
   const prefix = path.resolve(buildsDir) + path.sep;
@@ -51,9 +51,12 @@ export function findLeftoverReplicas(buildsDir: string, nodePid: number = proces
     const pid = Number(entry);
     if (pid === process.pid) continue;
     const argv = commandLine(pid);
-    if (!argv.some((arg) => arg.endsWith('gantry_model_server.py'))) continue;
-    const packageDir = argv[argv.indexOf('--package') + 1];
-    if (argv.indexOf('--package') < 0 || packageDir === undefined || !path.resolve(packageDir).startsWith(prefix)) continue;
+    // `serve` only: the worker's build runs `check` on a package under builds/ too, and that is not a replica.
+    const script = argv.findIndex((arg) => arg.endsWith('gantry_model_server.py'));
+    if (script < 0 || argv[script + 1] !== 'serve') continue;
+    const option = argv.indexOf('--package', script);
+    const packageDir = option < 0 ? undefined : argv[option + 1];
+    if (packageDir === undefined || !path.resolve(packageDir).startsWith(prefix)) continue;
     const ids = parentAndGroup(pid);
     if (!ids || ids.parent === nodePid) continue;
     found.push({ pid, processGroup: ids.group, packageDir });
