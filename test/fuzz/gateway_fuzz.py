@@ -142,8 +142,8 @@ def check(method, path, request_headers, body):
     problem = None
     if status >= 500 and status not in DOCUMENTED_5XX:
         problem = f"undocumented server error {status}"
-    elif status >= 400 and method in METHODS and method != "HEAD":
-        # (A method HTTP does not know is refused by Node's parser with a bare 400, before the gateway sees it.)
+    elif status >= 400 and method != "HEAD":
+        # Requests Node's parser refuses (a method HTTP does not know, say) get the gateway's JSON error too.
         # The replica's own 4xx (a body that is not JSON) passes through as it is; the gateway's errors are its JSON shape.
         try:
             parsed = json.loads(answer)

@@ -6,6 +6,7 @@
  * closing answers them 503.
  */
 import { strict as assert } from 'node:assert';
+import * as net from 'node:net';
 import { hashApiKey } from '../../src/auth/key-hash';
 import { Gateway } from '../../src/node/gateway/gateway';
 import type { RoutedDeployment, RoutingSnapshot } from '../../src/node/gateway/routing-snapshot';
@@ -113,6 +114,30 @@ describe('Gateway: fed by snapshots and replica pushes', function () {
     assert.equal(gateway.inFlight('asleep'), 0);
     // Nothing is kept of a deployment the snapshots no longer have.
     assert.deepEqual(Object.keys(gateway.demandReport().deployments), []);
+  });
+
+  it("answers a request Node's parser refuses with a JSON error, which the client reads even while it sends a body", async () => {
+    const { port } = new URL(base);
+    const raw = (request: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect(Number(port), '127.0.0.1');
+        let answer = '';
+        socket.on('data', (chunk) => (answer += chunk.toString()));
+        socket.on('end', () => resolve(answer));
+        socket.on('error', reject);
+        socket.write(request);
+      });
+    // A method HTTP does not know, with a body (what the fuzzer sent): 50 times, never a reset before the answer.
+    for (let i = 0; i < 50; i++) {
+      const answer = await raw('0 /models/m1/production/predict HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nszrgOsr72R');
+      const [head, body] = answer.split('\r\n\r\n');
+      assert.match(head!, /^HTTP\/1\.1 400 Bad Request\r\n/);
+      assert.match(head!, /\r\nconnection: close/);
+      assert.equal(JSON.parse(body!).error.code, 'bad_request');
+    }
+    const tooLarge = await raw(`POST /models/m1/production/predict HTTP/1.1\r\nHost: a\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`);
+    assert.match(tooLarge, /^HTTP\/1\.1 431 /);
+    assert.equal(JSON.parse(tooLarge.split('\r\n\r\n')[1]!).error.code, 'headers_too_large');
   });
 
   it('answers a waiting request 503 as soon as the gateway closes, and closes', async () => {

@@ -10,6 +10,7 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { keyFromAuthorization } from '../../auth/key-hash';
 import { GatewayMetrics, type DeploymentLabels, type ReplicaWaitOutcome, type RequestLabels, type UpstreamErrorKind, type WakeTrigger } from '../../metrics/gateway-metrics';
 import { METRICS_PATH, serveMetrics } from '../../metrics/exposition';
@@ -122,6 +123,33 @@ function sendError(res: http.ServerResponse, status: number, code: string, messa
   const body = JSON.stringify({ error: { code, message } });
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(close ? { connection: 'close' } : {}) });
   res.end(body);
+}
+
+/** How long a connection whose request could not be parsed stays open for the client to read the answer. */
+const MALFORMED_REQUEST_LINGER_MS = 2000;
+
+/**
+ * A request Node's HTTP parser refused before the gateway saw it (a method HTTP does not know,
+ * a malformed request line or header, headers over the limit, a request that took too long):
+ * answered like any gateway error, JSON with a code, and the connection closed. What the client
+ * still sends is read and dropped meanwhile: closing with unread data would reset the
+ * connection, and a client still sending its body could lose the answer.
+ */
+function answerMalformedRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'headers_too_large', 'the request headers are over the size limit']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'request_timeout', 'the request did not arrive in time']
+        : [400, 'bad_request', `the request is not valid HTTP/1.1 (${error.code ?? 'parse error'}); send a standard method, a request line and headers`];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.resume();
+  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  setTimeout(() => socket.destroy(), MALFORMED_REQUEST_LINGER_MS).unref();
 }
 
 /** A request target split into its path and its query (`?…`, or empty). */
@@ -270,6 +298,7 @@ export class Gateway {
     this.server.on('error', (error) => {
       if (this.server.listening) this.log(`gateway: ${(error as Error).message}`);
     });
+    this.server.on('clientError', answerMalformedRequest);
   }
 
   /** Takes a request: its id (accepted or made, answered and passed on), its access log line, then its handling. */
