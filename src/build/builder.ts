@@ -8,7 +8,7 @@ import * as tar from 'tar';
 import { modelEnvironment } from '../shared/model-environment';
 import type { PackageLimits } from '../shared/constants';
 import { MODEL_SERVER_SCRIPT } from '../shared/project-paths';
-import { endBuildUser, type Sandbox, sandboxedCommand, sandboxVariables, shareWithSandboxes } from '../sandbox/sandbox';
+import { endBuildUser, modelCodeCommand, type SandboxUser, shareWithSandboxes } from '../sandbox/sandbox';
 import type { ModelConfig } from '../shared/schemas';
 import { BuildError } from './build-error';
 import { type ModelPackage, readModelPackage, writeServerConfig, type PackageLayout } from './model-package';
@@ -32,7 +32,7 @@ export interface BuildRequest {
    * The sandbox pip and the import check run in, as this build's own uid, whose processes are all
    * killed and whose scratch directory is removed when the build ends (undefined: isolation is off).
    */
-  sandbox?: { sandbox: Sandbox; uid: number };
+  sandbox?: SandboxUser;
   /** The pip options requirement lines may use (GANTRY_PIP_ALLOWED_OPTIONS; none when not given). */
   pipAllowedOptions?: string[];
 }
@@ -187,20 +187,13 @@ async function installAndCheck(request: BuildRequest, pkg: ModelPackage): Promis
   request.log('checking that the model imports');
   const errors: string[] = [];
   const checkArgs = ['-u', MODEL_SERVER_SCRIPT, 'check', '--package', request.packageDir];
-  const sandbox = request.sandbox;
-  const checkEnvironment = modelEnvironment(process.env, pkg.config.environment_variables, {
-    PYTHONDONTWRITEBYTECODE: '1',
-    ...(sandbox ? sandboxVariables(sandbox.sandbox, sandbox.uid) : {}),
-  });
-  const check = sandbox
-    ? sandboxedCommand(
-        sandbox.sandbox,
-        { uid: sandbox.uid, readOnly: [request.packageDir, environment.dir], cwd: request.packageDir },
-        environment.python,
-        checkArgs,
-        checkEnvironment,
-      )
-    : { command: environment.python, args: checkArgs, env: checkEnvironment };
+  const check = modelCodeCommand(
+    request.sandbox,
+    { readOnly: [request.packageDir, environment.dir], cwd: request.packageDir },
+    environment.python,
+    checkArgs,
+    modelEnvironment(process.env, pkg.config.environment_variables, { PYTHONDONTWRITEBYTECODE: '1' }),
+  );
   const code = await runStreaming(check.command, check.args, {
     cwd: request.packageDir,
     env: check.env,

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { LineSplitter } from '../logs/deployment-logs';
 import { BuildError } from './build-error';
 import { modelEnvironment } from '../shared/model-environment';
-import { endProcessesOf, giveTree, type Sandbox, sandboxedCommand, sandboxVariables, shareReadOnly } from '../sandbox/sandbox';
+import { endProcessesOf, giveTree, modelCodeCommand, type SandboxUser, shareReadOnly } from '../sandbox/sandbox';
 
 /** A ready environment. */
 export interface PythonEnvironment {
@@ -38,7 +38,7 @@ export interface EnvironmentRequest {
    * The sandbox pip runs in, as this build's own uid, seeing only the environment it installs
    * into (writable) and its scratch directory (its cache and temporary files).
    */
-  sandbox?: { sandbox: Sandbox; uid: number };
+  sandbox?: SandboxUser;
 }
 
 /** The file a complete environment holds (written last); its modification time is when the environment was last seen in use. */
@@ -207,10 +207,7 @@ export async function ensurePythonEnvironment(request: EnvironmentRequest): Prom
       // In the sandbox, the environment is the build uid's while pip runs, and Gantry's again after.
       if (sandbox) giveTree(scratch, sandbox.uid);
       // Without the worker's own settings and secrets (GANTRY_*, TEMPORAL_*): build backends run arbitrary code.
-      const pipEnvironment = modelEnvironment(process.env, {}, sandbox ? sandboxVariables(sandbox.sandbox, sandbox.uid) : {});
-      const pip = sandbox
-        ? sandboxedCommand(sandbox.sandbox, { uid: sandbox.uid, readOnly: [], writable: [scratch], cwd: scratch }, environmentPython(scratch), pipArgs, pipEnvironment)
-        : { command: environmentPython(scratch), args: pipArgs, env: pipEnvironment };
+      const pip = modelCodeCommand(sandbox, { readOnly: [], writable: [scratch], cwd: scratch }, environmentPython(scratch), pipArgs, modelEnvironment(process.env, {}));
       const pipCode = await runStreaming(pip.command, pip.args, {
         env: pip.env,
         onLine: (line) => {

@@ -107,6 +107,28 @@ export function sandboxedCommand(
   };
 }
 
+/** A sandbox and the uid that model code runs as in it. */
+export interface SandboxUser {
+  sandbox: Sandbox;
+  uid: number;
+}
+
+/**
+ * The command line and environment that run model code `command args` with the environment
+ * `env`: in the sandbox as `user.uid`, seeing what `view` shows, with HOME and TMPDIR in the uid's
+ * scratch directory; as it is when isolation is off (`user` undefined).
+ */
+export function modelCodeCommand(
+  user: SandboxUser | undefined,
+  view: Omit<SandboxedRun, 'uid'>,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+  if (!user) return { command, args, env };
+  return sandboxedCommand(user.sandbox, { ...view, uid: user.uid }, command, args, { ...env, ...sandboxVariables(user.sandbox, user.uid) });
+}
+
 /** Runs the launcher to its end; resolves with its exit code and what it wrote to stderr. */
 function runLauncher(python: string, args: string[], timeoutMs: number): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {

@@ -2,37 +2,9 @@
  * Finding a stack's processes by their command lines in /proc (Linux), for tests that kill
  * them: the Temporal dev server `npm start` runs under src/stack/bound-to-parent.js.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { listProcesses, type ProcessInfo } from '../../src/shared/process-table';
 import type { TestStack } from './stack';
-
-/** One process as /proc shows it. */
-export interface ProcessInfo {
-  pid: number;
-  parentPid: number;
-  /** The command line, one argument per element. */
-  argv: string[];
-}
-
-/** Every process this user can read in /proc (processes that end while being read are skipped). */
-export function listProcesses(): ProcessInfo[] {
-  const processes: ProcessInfo[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const parentPid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const argv = fs
-        .readFileSync(`/proc/${entry}/cmdline`, 'utf8')
-        .split('\0')
-        .filter((arg) => arg !== '');
-      if (argv.length > 0) processes.push({ pid: Number(entry), parentPid, argv });
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return processes;
-}
 
 /**
  * The stack's Temporal dev server: `wrapper` is the supervisor's child (node running

@@ -4,10 +4,10 @@
  * machine's Python (no Temporal, no build: see test/unit/support/local-deployment.ts).
  */
 import { strict as assert } from 'node:assert';
-import { Node } from '../../src/node/node';
+import type { Node } from '../../src/node/node';
 import { eventually } from '../helpers/ports';
 import { send, startRequest } from '../unit/support/http';
-import { FAST_REPLICA_TIMINGS, LOCAL_AUTH, localDeployment, type LocalDeployment } from '../unit/support/local-deployment';
+import { LOCAL_AUTH, localDeployment, localNode, type LocalDeployment } from '../unit/support/local-deployment';
 
 describe('gateway timeouts and aborts (real replicas)', function () {
   this.timeout(120_000);
@@ -16,16 +16,7 @@ describe('gateway timeouts and aborts (real replicas)', function () {
 
   async function startNode(fixture: string, runtime: Record<string, unknown> = {}): Promise<string> {
     local = await localDeployment(fixture, { runtime });
-    node = new Node({
-      store: local.store,
-      paths: local.paths,
-      nodeId: 'test-node',
-      host: '127.0.0.1',
-      gatewayPort: 0,
-      resyncMs: 200,
-      timings: FAST_REPLICA_TIMINGS,
-      log: () => {},
-    });
+    node = localNode(local);
     return node.start();
   }
 

@@ -4,10 +4,10 @@
  * test/unit/support/local-deployment.ts).
  */
 import { strict as assert } from 'node:assert';
-import { Node } from '../../src/node/node';
+import type { Node } from '../../src/node/node';
 import { eventually } from '../helpers/ports';
 import { send } from '../unit/support/http';
-import { FAST_REPLICA_TIMINGS, LOCAL_AUTH, localDeployment, type LocalDeployment } from '../unit/support/local-deployment';
+import { LOCAL_AUTH, localDeployment, localNode, type LocalDeployment } from '../unit/support/local-deployment';
 
 describe('model server limits (real replicas)', function () {
   this.timeout(120_000);
@@ -23,16 +23,7 @@ describe('model server limits (real replicas)', function () {
 
   it('answers 504 for a predict that sleeps past its timeout, and the replica stays healthy', async () => {
     local = await localDeployment('slow-predict', { runtime: { predict_timeout_seconds: 1 } });
-    node = new Node({
-      store: local.store,
-      paths: local.paths,
-      nodeId: 'test-node',
-      host: '127.0.0.1',
-      gatewayPort: 0,
-      resyncMs: 200,
-      timings: FAST_REPLICA_TIMINGS,
-      log: () => {},
-    });
+    node = localNode(local);
     const gateway = await node.start();
     const { deploymentId } = local;
     const running = node;

@@ -8,6 +8,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { listProcesses } from '../../src/shared/process-table';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { eventually } from '../helpers/ports';
@@ -33,41 +34,18 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Every live (not zombie) process: its pid and the fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, …). */
-function liveProcesses(): { pid: number; fields: string[] }[] {
-  const found: { pid: number; fields: string[] }[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // The command name, in parentheses, may hold spaces: the fields start after its last ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (fields[0] !== 'Z') found.push({ pid: Number(entry), fields });
-    } catch {
-      // ended while being read
-    }
-  }
-  return found;
-}
-
 /** The pids of the processes in a process group, read from /proc. */
 function groupMembers(pgid: number): number[] {
-  return liveProcesses()
-    .filter(({ fields }) => Number(fields[2]) === pgid)
-    .map(({ pid }) => pid);
+  return listProcesses()
+    .filter((p) => p.processGroup === pgid)
+    .map((p) => p.pid);
 }
 
 /** The pids of live processes whose command line mentions `text`. */
 function processesMentioning(text: string): number[] {
-  return liveProcesses()
-    .filter(({ pid }) => {
-      try {
-        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
-      } catch {
-        return false; // ended while being read
-      }
-    })
-    .map(({ pid }) => pid);
+  return listProcesses()
+    .filter((p) => p.argv.join('\0').includes(text))
+    .map((p) => p.pid);
 }
 
 describe('process groups and the host replica cap (real stack)', function () {

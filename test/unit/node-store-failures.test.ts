@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
-import { Node } from '../../src/node/node';
+import type { Node } from '../../src/node/node';
 import { eventually } from '../helpers/ports';
 import { failingStore } from './support/failing-store';
 import { send } from './support/http';
-import { FAST_REPLICA_TIMINGS, LOCAL_AUTH, localDeployment, type LocalDeployment } from './support/local-deployment';
+import { LOCAL_AUTH, localDeployment, localNode, type LocalDeployment } from './support/local-deployment';
 
 describe('Node with a store that fails for a while', function () {
   this.timeout(120_000);
@@ -25,18 +25,7 @@ describe('Node with a store that fails for a while', function () {
     local = await localDeployment('slow-predict');
     const { store, failing, failures } = failingStore(local.store);
     const lines: string[] = [];
-    node = new Node({
-      store,
-      paths: local.paths,
-      nodeId: 'test-node',
-      host: '127.0.0.1',
-      gatewayPort: 0,
-      resyncMs: 200,
-      heartbeatMs: 300,
-      usageFlushMs: 300,
-      timings: FAST_REPLICA_TIMINGS,
-      log: (line) => lines.push(line),
-    });
+    node = localNode(local, { store, heartbeatMs: 300, usageFlushMs: 300, log: (line) => lines.push(line) });
     const gateway = await node.start();
     const deploymentId = local.deploymentId;
     const running = node;

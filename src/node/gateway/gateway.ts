@@ -125,6 +125,9 @@ function sendError(res: http.ServerResponse, status: number, code: string, messa
   res.end(body);
 }
 
+/** The answer to a request that would wait for a replica while the gateway closes. */
+const SHUTTING_DOWN = 'the gateway is shutting down; retry on another node or in a moment';
+
 /** How long a connection whose request could not be parsed stays open for the client to read the answer. */
 const MALFORMED_REQUEST_LINGER_MS = 2000;
 
@@ -426,7 +429,7 @@ export class Gateway {
       this.server.closeIdleConnections();
     });
     for (const deploymentId of [...this.waiters.keys()]) {
-      this.releaseWaiters(deploymentId, 'shutdown', new RequestError(503, 'unavailable', 'the gateway is shutting down; retry on another node or in a moment'));
+      this.releaseWaiters(deploymentId, 'shutdown', new RequestError(503, 'unavailable', SHUTTING_DOWN));
     }
     await closed;
     for (const upstream of [...this.upstreams.values()]) this.retire(upstream);
@@ -585,7 +588,7 @@ export class Gateway {
   private awaitReplica(target: DeploymentLabels, deployment: RoutedDeployment, res: http.ServerResponse): Promise<void> | undefined {
     const deploymentId = deployment.id;
     if (this.ready.has(deploymentId)) return undefined;
-    if (this.closing) throw new RequestError(503, 'unavailable', 'the gateway is shutting down; retry on another node or in a moment');
+    if (this.closing) throw new RequestError(503, 'unavailable', SHUTTING_DOWN);
     let waiters = this.waiters.get(deploymentId);
     const queued = waiters?.size ?? 0;
     if (queued >= this.waitLimits.queueSize) {

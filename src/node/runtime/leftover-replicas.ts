@@ -6,8 +6,8 @@
  * builds) and ends them, with whatever they started, before it starts replicas of its own.
  * Linux only (it reads /proc); one node per GANTRY_HOME.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { listProcesses } from '../../shared/process-table';
 
 /** A model-server process of this home that is not a child of this node. */
 export interface LeftoverReplica {
@@ -18,48 +18,19 @@ export interface LeftoverReplica {
   packageDir: string;
 }
 
-/** The command line of process `pid` (empty for a zombie, or a process gone meanwhile). */
-function commandLine(pid: number): string[] {
-  try {
-    return fs
-      .readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-      .split('\0')
-      .filter((arg) => arg.length > 0);
-  } catch {
-    return [];
-  }
-}
-
-/** The parent and process group of process `pid`, from /proc/<pid>/stat (fields 4 and 5, after the command's name). */
-function parentAndGroup(pid: number): { parent: number; group: number } | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { parent: Number(fields[1]), group: Number(fields[2]) };
-  } catch {
-    return undefined;
-  }
-}
-
 /** The model servers (or sandbox launchers about to become one) serving (`serve`) a package under `buildsDir` whose parent is not `nodePid`. */
 export function findLeftoverReplicas(buildsDir: string, nodePid: number = process.pid): LeftoverReplica[] {
-  if (process.platform !== 'linux' || !fs.existsSync('/proc')) return [];
   const prefix = path.resolve(buildsDir) + path.sep;
   const found: LeftoverReplica[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    if (pid === process.pid) continue;
-    const argv = commandLine(pid);
+  for (const { pid, parentPid, processGroup, argv } of listProcesses()) {
+    if (pid === process.pid || parentPid === nodePid) continue;
     // `serve` only: the worker's build runs `check` on a package under builds/ too, and that is not a replica.
     const script = argv.findIndex((arg) => arg.endsWith('gantry_model_server.py'));
     if (script < 0 || argv[script + 1] !== 'serve') continue;
     const option = argv.indexOf('--package', script);
     const packageDir = option < 0 ? undefined : argv[option + 1];
     if (packageDir === undefined || !path.resolve(packageDir).startsWith(prefix)) continue;
-    const ids = parentAndGroup(pid);
-    if (!ids || ids.parent === nodePid) continue;
-    found.push({ pid, processGroup: ids.group, packageDir });
+    found.push({ pid, processGroup, packageDir });
   }
   return found;
 }

@@ -10,7 +10,7 @@ import { appendLog, LineSplitter } from '../../logs/deployment-logs';
 import { MODEL_SERVER_SCRIPT } from '../../shared/project-paths';
 import { modelEnvironment } from '../../shared/model-environment';
 import { lineLogger, processLogger } from '../../logging/logger';
-import { exposeInSandbox, type Sandbox, sandboxedCommand, sandboxVariables } from '../../sandbox/sandbox';
+import { exposeInSandbox, modelCodeCommand, type SandboxUser } from '../../sandbox/sandbox';
 
 /** How to start a replica of a deployment. */
 export interface ReplicaSpec {
@@ -25,7 +25,7 @@ export interface ReplicaSpec {
   secretNames?: string[];
   logsDir: string;
   /** The sandbox the replica runs in, as its model's uid (undefined: model isolation is off or unavailable). */
-  sandbox?: { sandbox: Sandbox; uid: number };
+  sandbox?: SandboxUser;
 }
 
 /** Where a replica process is in its life. */
@@ -103,22 +103,18 @@ export class ReplicaProcess {
     const sandbox = spec.sandbox;
     // In the sandbox, the launcher replaces itself with the server (same pid and process group),
     // which sees its package and environment read-only and nothing else of GANTRY_HOME.
-    const environment = modelEnvironment(process.env, spec.environment, {
-      ...(sandbox ? sandboxVariables(sandbox.sandbox, sandbox.uid) : {}),
-      GANTRY_EVENTS_FD: '3',
-      PYTHONDONTWRITEBYTECODE: '1',
-      GANTRY_REPLICA_ID: id,
-      GANTRY_NODE_PID: String(process.pid),
-    });
-    const command = sandbox
-      ? sandboxedCommand(
-          sandbox.sandbox,
-          { uid: sandbox.uid, readOnly: [spec.packageDir, path.dirname(path.dirname(spec.python))], cwd: spec.packageDir },
-          spec.python,
-          serverArgs,
-          environment,
-        )
-      : { command: spec.python, args: serverArgs, env: environment };
+    const command = modelCodeCommand(
+      sandbox,
+      { readOnly: [spec.packageDir, path.dirname(path.dirname(spec.python))], cwd: spec.packageDir },
+      spec.python,
+      serverArgs,
+      modelEnvironment(process.env, spec.environment, {
+        GANTRY_EVENTS_FD: '3',
+        PYTHONDONTWRITEBYTECODE: '1',
+        GANTRY_REPLICA_ID: id,
+        GANTRY_NODE_PID: String(process.pid),
+      }),
+    );
     this.child = spawn(command.command, command.args, {
       cwd: spec.packageDir,
       env: command.env,

@@ -12,6 +12,7 @@ import { hashApiKey } from '../../../src/auth/key-hash';
 import { environmentDir, environmentPython } from '../../../src/build/python-environments';
 import { readModelPackage, writeServerConfig } from '../../../src/build/model-package';
 import { buildDir, homePaths, type HomePaths } from '../../../src/home';
+import { Node, type NodeOptions } from '../../../src/node/node';
 import { PROJECT_ROOT } from '../../../src/shared/project-paths';
 import { DEFAULT_AUTOSCALING, type DeploymentStatus } from '../../../src/shared/schemas';
 import { SqliteStore } from '../../../src/store/sqlite/sqlite-store';
@@ -23,7 +24,7 @@ export const LOCAL_KEY = 'local-test-key-0123456789';
 export const LOCAL_AUTH = { authorization: `Api-Key ${LOCAL_KEY}` };
 
 /** Replica timings for tests: health checked every 200 ms, out of routing after three failures in a row. */
-export const FAST_REPLICA_TIMINGS = { healthIntervalMs: 200, unhealthyAfter: 3, killAfter: 15, terminateGraceMs: 2000 };
+const FAST_REPLICA_TIMINGS = { healthIntervalMs: 200, unhealthyAfter: 3, killAfter: 15, terminateGraceMs: 2000 };
 
 /** A home with a deployment ready for a node to run. */
 export interface LocalDeployment {
@@ -79,4 +80,19 @@ export async function localDeployment(
       fs.rmSync(home, { recursive: true, force: true });
     },
   };
+}
+
+/** A node (not started) running the deployment's home: gateway on a free port, resync every 200 ms, FAST_REPLICA_TIMINGS, no log; `options` override any of these. */
+export function localNode(local: LocalDeployment, options: Partial<NodeOptions> = {}): Node {
+  return new Node({
+    store: local.store,
+    paths: local.paths,
+    nodeId: 'test-node',
+    host: '127.0.0.1',
+    gatewayPort: 0,
+    resyncMs: 200,
+    timings: FAST_REPLICA_TIMINGS,
+    log: () => {},
+    ...options,
+  });
 }
