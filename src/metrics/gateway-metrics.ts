@@ -128,6 +128,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /** Requests served on the fast lane. */
+  readonly fastLane = new Counter({
+    name: 'gantry_gateway_fast_lane_requests_total',
+    help: "Inference requests the gateway served on its fast lane (read from and answered on the raw connection: predictions with a valid key, a small body and a ready replica); the others, and every error the gateway answers itself but 502, 503 and 504, go through Node's HTTP server.",
+    registers: [this.registry],
+  });
+
   /** Counts a request's answer with `status` and observes its latency, under its labels. */
   observeRequest(labels: RequestLabels, status: string, seconds: number): void {
     const key = `${labels.model_id}\u0000${labels.deployment_id}\u0000${labels.environment}`;

@@ -9,7 +9,7 @@
  * replicas): no store, no runtime; in the node it runs on its own thread (gateway-thread.ts).
  */
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { keyFromAuthorization } from '../../auth/key-hash';
 import { GatewayMetrics, type DeploymentLabels, type ReplicaWaitOutcome, type RequestLabels, type UpstreamErrorKind, type WakeTrigger } from '../../metrics/gateway-metrics';
@@ -19,19 +19,11 @@ import { REQUEST_ID_HEADER, requestIdFor } from '../../logging/request-id';
 import { describeError } from '../retried-task';
 import { ApiUnreachable, forwardToApi } from './api-forward';
 import { pickLeastInFlight } from './balancer';
+import { FastConnection, rawJsonError, type FastLaneHost, type FastOutcome, type FastRequest } from './fast-lane';
 import { KeyHashCache } from './key-cache';
-import type { Pool } from 'undici';
-import {
-  canResend,
-  forwardToReplica,
-  replicaPool,
-  RequestBodyTooLarge,
-  RETRYABLE_BODY_BYTES,
-  StreamedBody,
-  UpstreamTimeout,
-  UpstreamUnavailable,
-  type UpstreamBody,
-} from './proxy';
+import { ReplicaUpstream } from './replica-upstream';
+import type { RequestHead } from './request-head';
+import { canResend, forwardToReplica, RequestBodyTooLarge, RETRYABLE_BODY_BYTES, StreamedBody, UpstreamTimeout, UpstreamUnavailable, type UpstreamBody } from './proxy';
 import { parseInferencePath, RoutingTable, type RequestAddress, type RoutedDeployment } from './routing-table';
 import { EMPTY_ROUTING, type DemandReport, type DeploymentDemand, type ReadyReplicas, type RoutingSnapshot } from './routing-snapshot';
 
@@ -149,9 +141,8 @@ function answerMalformedRequest(error: NodeJS.ErrnoException, socket: Duplex): v
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'request_timeout', 'the request did not arrive in time']
         : [400, 'bad_request', `the request is not valid HTTP/1.1 (${error.code ?? 'parse error'}); send a standard method, a request line and headers`];
-  const body = JSON.stringify({ error: { code, message } });
   socket.resume();
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(rawJsonError(status, code, message, '', true));
   setTimeout(() => socket.destroy(), MALFORMED_REQUEST_LINGER_MS).unref();
 }
 
@@ -230,14 +221,29 @@ function requestBody(req: http.IncomingMessage): Promise<UpstreamBody> | Upstrea
   return new StreamedBody(req, MAX_BODY_BYTES);
 }
 
-/** A replica as the gateway sends to it: its pool and the requests it has in flight there. */
-interface Upstream {
-  id: string;
-  port: number;
-  pool: Pool;
-  inFlight: number;
-  /** No longer ready: its pool is closing, and it is kept only until its requests in flight end. */
-  left: boolean;
+/** A prediction on the fast lane, with what the gateway keeps of it. */
+interface FastPrediction extends FastRequest {
+  deployment: RoutedDeployment;
+  target: DeploymentLabels;
+  labels: RequestLabels;
+  started: number;
+  modelId: string;
+  environment: string | undefined;
+  demand: DeploymentDemand;
+}
+
+/** What an access log line tells of a request. */
+interface AccessLine {
+  requestId: string;
+  method: string | undefined;
+  /** The request target, its query left out when logged. */
+  target: string;
+  status: number;
+  elapsedMs: number;
+  modelId?: string;
+  deploymentId?: string;
+  environment?: string;
+  aborted: boolean;
 }
 
 /** A request waiting for its deployment to have a ready replica. */
@@ -268,11 +274,11 @@ export class Gateway {
   private readonly keyCache = new KeyHashCache();
   private turn = 0;
   /** Deployment id → its ready replicas, as last pushed. */
-  private ready = new Map<string, Upstream[]>();
+  private ready = new Map<string, ReplicaUpstream[]>();
   /** Replica id → its upstream, for every ready replica. */
-  private readonly upstreams = new Map<string, Upstream>();
+  private readonly upstreams = new Map<string, ReplicaUpstream>();
   /** Replicas no longer ready that still have requests in flight. */
-  private readonly departed = new Set<Upstream>();
+  private readonly departed = new Set<ReplicaUpstream>();
   /** Demand per deployment: the autoscaler's input. */
   private readonly demand = new Map<string, DeploymentDemand>();
   private demandTimer: NodeJS.Timeout | undefined;
@@ -285,6 +291,27 @@ export class Gateway {
   /** Set by `close`: a request that would wait for a replica is answered 503 instead. */
   private closing = false;
   readonly server: http.Server;
+  /** The HTTP server's own handling of a new connection, where the fast lane hands connections over. */
+  private readonly httpConnection: (socket: Socket) => void;
+  /** Client connections the fast lane has. */
+  private readonly fastConnections = new Set<FastConnection>();
+  /** The fast lane's view of the gateway (fast-lane.ts). */
+  private readonly fastLane: FastLaneHost = {
+    admit: (head) => this.admitFast(head),
+    pick: (request, tried) => this.pickFast(request as FastPrediction, tried),
+    done: (request, upstream, error) => this.doneFast(request as FastPrediction, upstream as ReplicaUpstream, error),
+    unavailable: (request) => {
+      const { deployment } = request as FastPrediction;
+      return [503, 'unavailable', `deployment ${deployment.name} (${deployment.id}) has no ready replica`];
+    },
+    timedOut: (request) => {
+      const { deployment } = request as FastPrediction;
+      return `deployment ${deployment.name} (${deployment.id}) did not answer within ${deployment.predict_timeout_seconds} s`;
+    },
+    finish: (request, head, outcome) => this.finishFast(request as FastPrediction, head, outcome),
+    handOff: (socket, unread) => this.handOff(socket, unread),
+    closing: () => this.closing,
+  };
   /** What the gateway counts, served at `GET /metrics`. */
   readonly metrics: GatewayMetrics;
 
@@ -302,6 +329,111 @@ export class Gateway {
       if (this.server.listening) this.log(`gateway: ${(error as Error).message}`);
     });
     this.server.on('clientError', answerMalformedRequest);
+    // Each connection goes to the fast lane first; the HTTP server gets those it hands over.
+    const [httpConnection] = this.server.listeners('connection') as ((socket: Socket) => void)[];
+    if (this.server.listenerCount('connection') !== 1 || !httpConnection)
+      throw new Error("the HTTP server's connection handling is not what the gateway's fast lane expects (one 'connection' listener)");
+    this.httpConnection = httpConnection;
+    this.server.removeAllListeners('connection');
+    this.server.on('connection', (socket: Socket) => this.acceptConnection(socket));
+  }
+
+  /** A new client connection: the fast lane's until it hands it over. */
+  private acceptConnection(socket: Socket): void {
+    const connection = new FastConnection(socket, this.fastLane);
+    this.fastConnections.add(connection);
+    socket.once('close', () => this.fastConnections.delete(connection));
+  }
+
+  /** Gives a connection to the HTTP server, the bytes the fast lane read and left first. */
+  private handOff(socket: Socket, unread: Buffer): void {
+    socket.pause();
+    if (unread.length > 0) socket.unshift(unread);
+    this.httpConnection.call(this.server, socket);
+    socket.resume();
+  }
+
+  /**
+   * Takes a request on the fast lane when it is a prediction with a valid key for a deployment
+   * with a ready replica that can take one more of the fast lane's connections (nothing to
+   * answer but the replica's answer), and counts it as the HTTP server's path does; else
+   * undefined, and the HTTP server takes it (and answers 401, 404, waits for a wake…).
+   */
+  private admitFast(head: RequestHead): FastPrediction | undefined {
+    if (this.closing) return undefined;
+    const route = parseInferencePath(head.host, head.pathname);
+    if (route?.action !== 'predict') return undefined;
+    const key = keyFromAuthorization(head.authorization);
+    if (!key || !this.keyCache.isValid(key, this.keyHashes)) return undefined;
+    const resolved = this.table.resolve(route.address);
+    if ('error' in resolved) return undefined;
+    const deployment = resolved.deployment;
+    if (!pickLeastInFlight(this.ready.get(deployment.id) ?? [], this.turn)?.takesFastRequest) return undefined;
+    const environment = route.address.kind === 'environment' ? route.address.environment : undefined;
+    const target: DeploymentLabels = { model_id: deployment.model_id, deployment_id: deployment.id };
+    this.metrics.fastLane.inc();
+    this.deps.onRouted?.(deployment.id);
+    const demand = this.demandOf(deployment.id);
+    demand.lastRequestAt = Date.now();
+    demand.inFlight++;
+    this.demandChanged();
+    this.metrics.moveInFlight(target, 1);
+    return {
+      requestId: requestIdFor(head.requestId),
+      deploymentId: deployment.id,
+      timeoutMs: deployment.predict_timeout_seconds * 1000,
+      deployment,
+      target,
+      labels: { ...target, environment: environment ?? '' },
+      started: performance.now(),
+      modelId: route.address.modelId,
+      environment,
+      demand,
+    };
+  }
+
+  /** The replica a fast-lane request tries next: the least busy ready one not tried, up to MAX_ATTEMPTS. */
+  private pickFast(request: FastPrediction, tried: ReadonlySet<string> | undefined): ReplicaUpstream | undefined {
+    if (tried && tried.size >= MAX_ATTEMPTS) return undefined;
+    const upstream = pickLeastInFlight(this.ready.get(request.deploymentId) ?? [], this.turn++, tried);
+    if (!upstream?.takesFastRequest) return undefined;
+    if (tried) this.metrics.upstreamRetries.inc(request.target);
+    upstream.inFlight++;
+    return upstream;
+  }
+
+  /** A fast-lane try on a replica is over (with how it failed, if it did). */
+  private doneFast(request: FastPrediction, upstream: ReplicaUpstream, error: UpstreamErrorKind | undefined): void {
+    this.endTry(upstream);
+    if (error) this.countUpstreamError(request.target, error);
+  }
+
+  /** A try on a replica is over: its count in flight, and its departure once its last request ends. */
+  private endTry(upstream: ReplicaUpstream): void {
+    upstream.inFlight--;
+    if (upstream.left && upstream.inFlight === 0) this.departed.delete(upstream);
+    this.demandChanged();
+  }
+
+  /** A fast-lane request is over: its demand, its metrics and its access log line, as `finish` writes them for the HTTP server's. */
+  private finishFast(request: FastPrediction, head: RequestHead, outcome: FastOutcome): void {
+    request.demand.inFlight--;
+    this.demandChanged();
+    this.forgetIfDeleted(request.deploymentId);
+    this.metrics.moveInFlight(request.target, -1);
+    const elapsedMs = performance.now() - request.started;
+    this.metrics.observeRequest(request.labels, String(outcome.status), elapsedMs / 1000);
+    this.writeAccessLine({
+      requestId: request.requestId,
+      method: 'POST',
+      target: head.target,
+      status: outcome.status,
+      elapsedMs,
+      modelId: request.modelId,
+      deploymentId: request.deploymentId,
+      environment: request.environment,
+      aborted: outcome.aborted,
+    });
   }
 
   /** Takes a request: its id (accepted or made, answered and passed on), its access log line, then its handling. */
@@ -331,13 +463,28 @@ export class Gateway {
   private finish(req: http.IncomingMessage, res: http.ServerResponse, context: RequestContext): void {
     const elapsedMs = performance.now() - context.started;
     if (context.labels) this.metrics.observeRequest(context.labels, res.headersSent ? String(res.statusCode) : '499', elapsedMs / 1000);
-    const path = (req.url ?? '/').split('?')[0]!.slice(0, MAX_LOGGED_PATH);
-    const line: Record<string, unknown> = { requestId: context.requestId, method: req.method, path, status: res.statusCode, durationMs: Math.round(elapsedMs * 10) / 10 };
-    if (context.modelId !== undefined) line.modelId = context.modelId;
-    if (context.deploymentId !== undefined) line.deploymentId = context.deploymentId;
-    if (context.environment !== undefined) line.environment = context.environment;
-    if (!res.writableFinished) line.aborted = true;
-    const message = `${req.method} ${path} ${res.statusCode}`;
+    this.writeAccessLine({
+      requestId: context.requestId,
+      method: req.method,
+      target: req.url ?? '/',
+      status: res.statusCode,
+      elapsedMs,
+      modelId: context.modelId,
+      deploymentId: context.deploymentId,
+      environment: context.environment,
+      aborted: !res.writableFinished,
+    });
+  }
+
+  /** Writes a request's access log line (health checks at debug). */
+  private writeAccessLine(access: AccessLine): void {
+    const path = access.target.split('?')[0]!.slice(0, MAX_LOGGED_PATH);
+    const line: Record<string, unknown> = { requestId: access.requestId, method: access.method, path, status: access.status, durationMs: Math.round(access.elapsedMs * 10) / 10 };
+    if (access.modelId !== undefined) line.modelId = access.modelId;
+    if (access.deploymentId !== undefined) line.deploymentId = access.deploymentId;
+    if (access.environment !== undefined) line.environment = access.environment;
+    if (access.aborted) line.aborted = true;
+    const message = `${access.method} ${path} ${access.status}`;
     if (path === '/healthz') this.logger.debug(line, message);
     else this.logger.info(line, message);
   }
@@ -384,10 +531,10 @@ export class Gateway {
    * requests waiting for a deployment that now has one.
    */
   applyReplicas(ready: ReadyReplicas): void {
-    const next = new Map<string, Upstream[]>();
+    const next = new Map<string, ReplicaUpstream[]>();
     const seen = new Set<string>();
     for (const [deploymentId, replicas] of Object.entries(ready)) {
-      const upstreams: Upstream[] = [];
+      const upstreams: ReplicaUpstream[] = [];
       for (const replica of replicas) {
         seen.add(replica.id);
         upstreams.push(this.upstreamFor(replica.id, replica.port));
@@ -400,21 +547,20 @@ export class Gateway {
   }
 
   /** The upstream of a ready replica: the one it had, or a new pool (first sight, or a new port). */
-  private upstreamFor(id: string, port: number): Upstream {
+  private upstreamFor(id: string, port: number): ReplicaUpstream {
     const known = this.upstreams.get(id);
     if (known && known.port === port) return known;
     if (known) this.retire(known);
-    const upstream: Upstream = { id, port, pool: replicaPool(port), inFlight: 0, left: false };
+    const upstream = new ReplicaUpstream(id, port);
     this.upstreams.set(id, upstream);
     return upstream;
   }
 
-  /** Takes a replica out of routing and closes its pool (requests in flight on it finish first). */
-  private retire(upstream: Upstream): void {
+  /** Takes a replica out of routing and closes its connections (requests in flight on it finish first). */
+  private retire(upstream: ReplicaUpstream): void {
     if (this.upstreams.get(upstream.id) === upstream) this.upstreams.delete(upstream.id);
-    upstream.left = true;
+    upstream.retire();
     if (upstream.inFlight > 0) this.departed.add(upstream);
-    upstream.pool.close().catch(() => undefined);
   }
 
   /**
@@ -427,6 +573,7 @@ export class Gateway {
     const closed = new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
+      for (const connection of this.fastConnections) connection.closeIfIdle();
     });
     for (const deploymentId of [...this.waiters.keys()]) {
       this.releaseWaiters(deploymentId, 'shutdown', new RequestError(503, 'unavailable', SHUTTING_DOWN));
@@ -764,9 +911,7 @@ export class Gateway {
         tried ??= new Set();
         tried.add(upstream.id);
       } finally {
-        upstream.inFlight--;
-        if (upstream.left && upstream.inFlight === 0) this.departed.delete(upstream);
-        this.demandChanged();
+        this.endTry(upstream);
       }
     }
     throw new RequestError(503, 'unavailable', `deployment ${deployment.name} (${deploymentId}) has no ready replica`);

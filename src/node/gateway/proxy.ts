@@ -12,8 +12,8 @@ import { DEPLOYMENT_ID_HEADER } from '../../shared/constants';
 /** Request bodies up to this size (declared by Content-Length) are read whole before they are sent, so that a refused one can be sent to another replica. */
 export const RETRYABLE_BODY_BYTES = 64 * 1024;
 
-/** Most connections one replica's pool opens at once (further requests queue in the pool). */
-const CONNECTIONS_PER_REPLICA = 256;
+/** Most connections one replica's pool opens at once (further requests queue in the pool); the fast lane keeps as many (replica-upstream.ts). */
+const CONNECTIONS_PER_REPLICA = 128;
 
 /** A replica the proxy can send to: its id and its pool. */
 export interface ProxyTarget {
