@@ -158,6 +158,7 @@ async function runBench(options: BenchOptions, processes: ChildProcesses, cleanu
     await nginx?.stop();
   }
 
+  const lanes = await gantry.lanes();
   const latencyResolutionMs = client.kind === 'wrk' ? 0.01 : 1;
   const split = options.replicas.some((n) => n > 1)
     ? `Direct with several replicas: one ${client.kind} process per replica, started together, with the connections split evenly (fewer connections than replicas: only the first replicas get one); req/s is their sum, p50 and p99 the request-weighted means of their percentiles.`
@@ -171,6 +172,7 @@ async function runBench(options: BenchOptions, processes: ChildProcesses, cleanu
     'Targets (issue 11):',
     ...verdictLines(evaluateTargets(rows, latencyResolutionMs)),
     '',
+    `The gateway served ${lanes.fastLane.toLocaleString('en-US')} of the ${lanes.answered.toLocaleString('en-US')} requests it answered (readiness checks and warm-ups included) on its fast lane (docs/architecture.md §5).`,
     `Machine: ${machine}.`,
   ].join('\n');
 }

@@ -35,8 +35,17 @@ export interface GantryUnderTest {
   replicas(): ReplicaEndpoint[];
   /** Sets the deployment to exactly `count` replicas (no autoscaling) and waits until that many are routable and the gateway answers. */
   scaleTo(count: number): Promise<void>;
+  /** The requests the gateway answered so far, and how many of them it served on its fast lane (from its `/metrics`). */
+  lanes(): Promise<{ answered: number; fastLane: number }>;
   /** Stops the node (and its replicas) and closes the store. */
   stop(): Promise<void>;
+}
+
+/** The sum of a metric's samples in a Prometheus exposition text. */
+function sumOfSamples(exposition: string, metric: string): number {
+  let sum = 0;
+  for (const line of exposition.split('\n')) if (line.startsWith(`${metric}{`) || line.startsWith(`${metric} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
 }
 
 /** The bench's API key. */
@@ -100,6 +109,11 @@ export async function startGantry(home: string, logFile: string, body: string, c
         await store.updateDeployment(deployment.id, { autoscaling, desired_replicas: count });
         await waitFor(`${count} routable replicas`, () => gantry.replicas().length === count);
         await waitFor('a 200 through the gateway', () => answers(gantry.gatewayPredictUrl, gantry.authHeaders, body));
+      },
+      async lanes() {
+        const response = await fetch(`${gatewayUrl}/metrics`, { headers: gantry.authHeaders, signal: AbortSignal.timeout(5000) });
+        const exposition = await response.text();
+        return { answered: sumOfSamples(exposition, 'gantry_gateway_requests_total'), fastLane: sumOfSamples(exposition, 'gantry_gateway_fast_lane_requests_total') };
       },
       stop,
     };
