@@ -1061,9 +1061,13 @@ def make_handler(state: State, reloader: Optional[Reloader] = None) -> type:
             if close:
                 self.send_header("Connection", "close")
             try:
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
+                if self.command == "HEAD":
+                    self.end_headers()
+                else:
+                    # Head and body in one write: one segment, one read for the client (a proxy
+                    # in front answers with one write too, instead of one per segment).
+                    self._headers_buffer.append(b"\r\n" + body)
+                    self.flush_headers()
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 # The client hung up (a health probe that timed out): nothing to answer.

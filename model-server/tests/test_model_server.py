@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -384,6 +385,23 @@ class ServeTests(unittest.TestCase):
         self.assertEqual(status, 500)
         self.assertEqual(body["error"], "RuntimeError: dev failure")
         self.assertIn("Traceback", body["traceback"])
+
+
+class OneWriteTests(unittest.TestCase):
+    def test_a_json_answer_goes_out_in_one_write(self):
+        # Head and body in one segment: the first read of a waiting client gets the whole answer
+        # (written as two, the head would wake the client alone, nearly every time).
+        pkg = make_package(self, model_py(ECHO_MODEL), model_name="one-write")
+        server = Server(self, pkg).start()
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        self.addCleanup(sock.close)
+        body = b'{"x": 1}'
+        for _ in range(20):
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            first = sock.recv(65536)
+            head, _, answer = first.partition(b"\r\n\r\n")
+            length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+            self.assertEqual(len(answer), length, first)
 
 
 class RawStream:
