@@ -200,6 +200,27 @@ describe('Gateway: the fast lane', function () {
     }
   });
 
+  it('answers a long pipelined burst in order, reading ahead only a bounded part of it while it answers', async () => {
+    const fastBefore = await fastLaneCount();
+    const client = new RawClient(port);
+    try {
+      // 600 requests of about 4 KiB: 2.4 MiB, beyond what the fast lane reads ahead (256 KiB) and the kernel buffers.
+      const padding = 'p'.repeat(4000);
+      const count = 600;
+      let burst = '';
+      for (let i = 0; i < count; i++) burst += rawPredict(JSON.stringify(`${i}:${padding}`));
+      client.write(burst);
+      const answers = await client.answers(count);
+      assert.deepEqual(
+        answers.map((answer) => [answer.status, JSON.parse(JSON.parse(answer.body).got).split(':')[0]]),
+        Array.from({ length: count }, (_, i) => [200, String(i)]),
+      );
+      assert.equal(await fastLaneCount(), fastBefore + count);
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('leaves to the HTTP server what it does not take: a wrong key, another method, Expect, a body over 64 KiB', async () => {
     const fastBefore = await fastLaneCount();
     assert.equal((await send(predictUrl(), { body: '{}', headers: { authorization: 'Api-Key wrong' } })).status, 401);

@@ -23,6 +23,9 @@ const MAX_REQUEST_HEAD_BYTES = 16 * 1024;
 /** The largest answer head a replica may send. */
 const MAX_ANSWER_HEAD_BYTES = 64 * 1024;
 
+/** How many bytes of pipelined requests are read ahead while a request is answered (then the connection is read no further until it is). */
+const MAX_PENDING_BYTES = 256 * 1024;
+
 /** How long a request may take to arrive whole before its connection is handed to the HTTP server (and its timeouts). */
 const ARRIVAL_TIMEOUT_MS = 10_000;
 
@@ -122,6 +125,8 @@ export class FastConnection {
   private readonly onData = (chunk: Buffer): void => {
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     if (!this.exchange) this.next();
+    // Requests pipelined behind the one being answered wait unread past a bound.
+    else if (this.pending.length > MAX_PENDING_BYTES) this.socket.pause();
   };
   /** The client ended its side: as Node's HTTP server does, a request not answered yet is given up and the connection closed. */
   private readonly onEnd = (): void => {
@@ -158,6 +163,7 @@ export class FastConnection {
   /** Serves the next request in what was read, waits for more, or hands the connection over. */
   private next(): void {
     if (this.handedOff || this.socket.destroyed) return;
+    if (this.socket.isPaused()) this.socket.resume();
     if (this.pending.length === 0) {
       this.clearArrivalTimer();
       if (this.clientEnded || this.host.closing()) this.socket.end();
