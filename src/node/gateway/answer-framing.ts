@@ -4,7 +4,10 @@
  * client as they arrive, unchanged, and the replica's connection kept for the next request.
  */
 
+import { REQUEST_ID_HEADER } from '../../logging/request-id';
+import { DEPLOYMENT_ID_HEADER } from '../../shared/constants';
 import { splitHeaderLine } from './header-line';
+import { HOP_BY_HOP_HEADERS } from './hop-by-hop';
 
 /** How an answer's body ends. */
 export type BodyFraming = { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'until-close' } | { kind: 'none' };
@@ -30,20 +33,7 @@ const HEAD_END = Buffer.from('\r\n\r\n');
 const STATUS_LINE = /^HTTP\/1\.([01]) ([2-5]\d\d)(?: .*)?$/;
 
 /** Answer headers that are per connection, or that the gateway writes itself: not passed on. */
-const NOT_PASSED_ON = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'content-length',
-  'date',
-  'x-request-id',
-  'x-gantry-deployment-id',
-]);
+const NOT_PASSED_ON = new Set([...HOP_BY_HOP_HEADERS, 'content-length', 'date', REQUEST_ID_HEADER, DEPLOYMENT_ID_HEADER]);
 
 /** Reads a replica's answer head at the start of `buffer` (`maxHeadBytes` at most). */
 export function readAnswerHead(buffer: Buffer, maxHeadBytes: number): AnswerReading {

@@ -370,14 +370,8 @@ export class Gateway {
     const deployment = resolved.deployment;
     if (!pickLeastInFlight(this.ready.get(deployment.id) ?? [], this.turn)?.takesFastRequest) return undefined;
     const environment = route.address.kind === 'environment' ? route.address.environment : undefined;
-    const target: DeploymentLabels = { model_id: deployment.model_id, deployment_id: deployment.id };
     this.metrics.fastLane.inc();
-    this.deps.onRouted?.(deployment.id);
-    const demand = this.demandOf(deployment.id);
-    demand.lastRequestAt = Date.now();
-    demand.inFlight++;
-    this.demandChanged();
-    this.metrics.moveInFlight(target, 1);
+    const { target, demand } = this.routed(deployment);
     return {
       requestId: requestIdFor(head.requestId),
       deploymentId: deployment.id,
@@ -417,10 +411,7 @@ export class Gateway {
 
   /** A fast-lane request is over: its demand, its metrics and its access log line, as `finish` writes them for the HTTP server's. */
   private finishFast(request: FastPrediction, head: RequestHead, outcome: FastOutcome): void {
-    request.demand.inFlight--;
-    this.demandChanged();
-    this.forgetIfDeleted(request.deploymentId);
-    this.metrics.moveInFlight(request.target, -1);
+    this.routedEnded(request.target, request.demand);
     const elapsedMs = performance.now() - request.started;
     this.metrics.observeRequest(request.labels, String(outcome.status), elapsedMs / 1000);
     this.writeAccessLine({
@@ -634,25 +625,36 @@ export class Gateway {
 
   /** Sends a prediction to a ready replica of the deployment (waiting for one if it has none), counted in its demand. */
   private async predict(deployment: RoutedDeployment, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const target: DeploymentLabels = { model_id: deployment.model_id, deployment_id: deployment.id };
     const pending = requestBody(req);
     const body = Buffer.isBuffer(pending) || pending instanceof StreamedBody ? pending : await pending;
+    const { target, demand } = this.routed(deployment);
+    try {
+      const waiting = this.awaitReplica(target, deployment, res);
+      if (waiting) await waiting;
+      await this.proxy(target, deployment, req, body, res);
+    } finally {
+      this.routedEnded(target, demand);
+    }
+  }
+
+  /** Counts a request routed to the deployment (usage, demand, the in-flight gauge); returns its labels and its demand. */
+  private routed(deployment: RoutedDeployment): { target: DeploymentLabels; demand: DeploymentDemand } {
+    const target: DeploymentLabels = { model_id: deployment.model_id, deployment_id: deployment.id };
     this.deps.onRouted?.(deployment.id);
     const demand = this.demandOf(deployment.id);
     demand.lastRequestAt = Date.now();
     demand.inFlight++;
     this.demandChanged();
     this.metrics.moveInFlight(target, 1);
-    try {
-      const waiting = this.awaitReplica(target, deployment, res);
-      if (waiting) await waiting;
-      await this.proxy(target, deployment, req, body, res);
-    } finally {
-      demand.inFlight--;
-      this.demandChanged();
-      this.forgetIfDeleted(deployment.id);
-      this.metrics.moveInFlight(target, -1);
-    }
+    return { target, demand };
+  }
+
+  /** A routed request is over: its demand and the in-flight gauge go down. */
+  private routedEnded(target: DeploymentLabels, demand: DeploymentDemand): void {
+    demand.inFlight--;
+    this.demandChanged();
+    this.forgetIfDeleted(target.deployment_id);
+    this.metrics.moveInFlight(target, -1);
   }
 
   /** Answers a request that failed: its error status, nothing for a client that left, 502 for the unexpected. */

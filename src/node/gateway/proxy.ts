@@ -8,6 +8,7 @@ import type * as http from 'node:http';
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { DEPLOYMENT_ID_HEADER } from '../../shared/constants';
+import { HOP_BY_HOP_HEADERS } from './hop-by-hop';
 
 /** Request bodies up to this size (declared by Content-Length) are read whole before they are sent, so that a refused one can be sent to another replica. */
 export const RETRYABLE_BODY_BYTES = 64 * 1024;
@@ -93,23 +94,10 @@ export function replicaPool(port: number): Pool {
 }
 
 /** Request headers that are per connection (or the gateway's own): not passed on to the replica. */
-const REQUEST_HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'host',
-  'authorization',
-  'content-length',
-  'expect',
-]);
+const REQUEST_HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'host', 'authorization', 'content-length', 'expect']);
 
 /** Answer headers that are per connection (the gateway sets its own framing): not passed on to the client. */
-const ANSWER_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const ANSWER_HOP_BY_HOP = new Set(HOP_BY_HOP_HEADERS);
 
 /** The request's end-to-end headers as undici's flat name/value list, with the body's framing. */
 function upstreamHeaders(headers: http.IncomingHttpHeaders, body: UpstreamBody): string[] {

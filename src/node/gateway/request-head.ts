@@ -6,7 +6,9 @@
  * is handed to Node's HTTP server (llhttp), which parses it in full. So a request either takes
  * the fast lane with the same boundaries llhttp would give it, or never does.
  */
+import { REQUEST_ID_HEADER } from '../../logging/request-id';
 import { splitHeaderLine } from './header-line';
+import { HOP_BY_HOP_HEADERS } from './hop-by-hop';
 
 /** A request head the fast lane can serve. */
 export interface RequestHead {
@@ -44,18 +46,7 @@ const REQUEST_LINE = /^POST (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 const NEEDS_NORMALIZING = /\/\.|\\|#/;
 
 /** Request headers that are per connection, or the gateway's own: not passed on to the replica. */
-const NOT_FORWARDED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'host',
-  'authorization',
-  'content-length',
-  'x-request-id',
-]);
+const NOT_FORWARDED = new Set([...HOP_BY_HOP_HEADERS, 'host', 'authorization', 'content-length', REQUEST_ID_HEADER]);
 
 /** Request headers whose presence sends the request to Node's HTTP server. */
 const LEFT_TO_NODE = new Set(['transfer-encoding', 'expect', 'upgrade']);
