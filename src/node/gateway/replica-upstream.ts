@@ -13,6 +13,9 @@ import { replicaPool } from './proxy';
  */
 export const FAST_CONNECTIONS_PER_REPLICA = 128;
 
+/** How long the fast lane keeps an idle connection to a replica (the model server keeps one 75 s). */
+const IDLE_CONNECTION_MS = 60_000;
+
 /** A replica the gateway routes to. */
 export class ReplicaUpstream implements FastUpstream {
   /** Requests in flight on it, both lanes. */
@@ -43,18 +46,27 @@ export class ReplicaUpstream implements FastUpstream {
 
   connection(): ReplicaConnection {
     this.busy++;
-    for (let socket = this.idle.pop(); socket; socket = this.idle.pop()) if (!socket.destroyed) return { socket, reused: true };
+    for (let socket = this.idle.pop(); socket; socket = this.idle.pop()) {
+      if (socket.readyState !== 'open') continue;
+      socket.setTimeout(0);
+      return { socket, reused: true };
+    }
     const socket = net.connect({ port: this.port, host: '127.0.0.1', noDelay: true });
-    // Idle, a connection the replica closes leaves the list; its errors end in its close.
+    // Idle, a connection the replica closes leaves the list; its errors and its idle timeout (set only while idle) end in its close.
     socket.once('close', () => this.forget(socket));
     socket.on('error', destroySocket);
+    socket.on('timeout', destroySocket);
     return { socket, reused: false };
   }
 
   release(socket: net.Socket, reusable: boolean): void {
     this.busy--;
     if (!reusable || this.left || socket.destroyed || this.idle.length + this.busy >= FAST_CONNECTIONS_PER_REPLICA) socket.destroy();
-    else this.idle.push(socket);
+    else {
+      // Closed here before the model server closes it (75 s): never a request on a connection it is closing.
+      socket.setTimeout(IDLE_CONNECTION_MS);
+      this.idle.push(socket);
+    }
   }
 
   private forget(socket: net.Socket): void {
@@ -70,7 +82,7 @@ export class ReplicaUpstream implements FastUpstream {
   }
 }
 
-/** An idle connection's error handler: it closes. */
+/** An idle connection's error and timeout handler: it closes. */
 function destroySocket(this: net.Socket): void {
   this.destroy();
 }
