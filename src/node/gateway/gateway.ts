@@ -19,7 +19,7 @@ import { REQUEST_ID_HEADER, requestIdFor } from '../../logging/request-id';
 import { describeError } from '../retried-task';
 import { ApiUnreachable, forwardToApi } from './api-forward';
 import { pickLeastInFlight } from './balancer';
-import { FastConnection, rawJsonError, type FastLaneHost, type FastOutcome, type FastRequest } from './fast-lane';
+import { FastConnection, KEEP_ALIVE_TIMEOUT_MS, rawJsonError, type FastLaneHost, type FastOutcome, type FastRequest } from './fast-lane';
 import { KeyHashCache } from './key-cache';
 import { ReplicaUpstream } from './replica-upstream';
 import type { RequestHead } from './request-head';
@@ -300,14 +300,8 @@ export class Gateway {
     admit: (head) => this.admitFast(head),
     pick: (request, tried) => this.pickFast(request as FastPrediction, tried),
     done: (request, upstream, error) => this.doneFast(request as FastPrediction, upstream as ReplicaUpstream, error),
-    unavailable: (request) => {
-      const { deployment } = request as FastPrediction;
-      return [503, 'unavailable', `deployment ${deployment.name} (${deployment.id}) has no ready replica`];
-    },
-    timedOut: (request) => {
-      const { deployment } = request as FastPrediction;
-      return `deployment ${deployment.name} (${deployment.id}) did not answer within ${deployment.predict_timeout_seconds} s`;
-    },
+    unavailable: (request) => [503, 'unavailable', noReadyReplica((request as FastPrediction).deployment)],
+    timedOut: (request) => noAnswerInTime((request as FastPrediction).deployment),
     finish: (request, head, outcome) => this.finishFast(request as FastPrediction, head, outcome),
     handOff: (socket, unread) => this.handOff(socket, unread),
     closing: () => this.closing,
@@ -323,7 +317,7 @@ export class Gateway {
     this.logger = deps.logger ?? processLogger();
     this.waitLimits = deps.waitLimits ?? DEFAULT_WAIT_LIMITS;
     this.server = http.createServer((req, res) => this.accept(req, res));
-    this.server.keepAliveTimeout = 65_000;
+    this.server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     // After listen: a failed accept (EMFILE) is an 'error' on the server, which must not end the process.
     this.server.on('error', (error) => {
       if (this.server.listening) this.log(`gateway: ${(error as Error).message}`);
@@ -905,7 +899,7 @@ export class Gateway {
         // Only a refused request is tried elsewhere: a timed-out one may have run.
         if (error instanceof UpstreamTimeout) {
           this.countUpstreamError(target, 'timeout');
-          throw new RequestError(504, 'upstream_timeout', `deployment ${deployment.name} (${deploymentId}) did not answer within ${timeoutSeconds} s`);
+          throw new RequestError(504, 'upstream_timeout', noAnswerInTime(deployment));
         }
         this.countUpstreamError(target, error instanceof UpstreamUnavailable ? 'unavailable' : 'failed');
         if (!(error instanceof UpstreamUnavailable)) throw error;
@@ -916,8 +910,18 @@ export class Gateway {
         this.endTry(upstream);
       }
     }
-    throw new RequestError(503, 'unavailable', `deployment ${deployment.name} (${deploymentId}) has no ready replica`);
+    throw new RequestError(503, 'unavailable', noReadyReplica(deployment));
   }
+}
+
+/** The 503 message of a request no ready replica could take. */
+function noReadyReplica(deployment: RoutedDeployment): string {
+  return `deployment ${deployment.name} (${deployment.id}) has no ready replica`;
+}
+
+/** The 504 message of a request its replica did not answer within the deployment's predict timeout. */
+function noAnswerInTime(deployment: RoutedDeployment): string {
+  return `deployment ${deployment.name} (${deployment.id}) did not answer within ${deployment.predict_timeout_seconds} s`;
 }
 
 /** The demand report timer's callback (a plain function: no closure per schedule). */
