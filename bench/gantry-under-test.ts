@@ -17,6 +17,7 @@ import { DEFAULT_PACKAGE_LIMITS } from '../src/shared/constants';
 import { PROJECT_ROOT } from '../src/shared/project-paths';
 import { DEFAULT_AUTOSCALING } from '../src/shared/schemas';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store';
+import { parsePrometheusText, sumOf } from '../test/helpers/prometheus';
 import type { CleanupSteps } from './processes';
 
 /** A replica as the bench sees it: where it listens and which process runs it. */
@@ -39,13 +40,6 @@ export interface GantryUnderTest {
   lanes(): Promise<{ answered: number; fastLane: number }>;
   /** Stops the node (and its replicas) and closes the store. */
   stop(): Promise<void>;
-}
-
-/** The sum of a metric's samples in a Prometheus exposition text. */
-function sumOfSamples(exposition: string, metric: string): number {
-  let sum = 0;
-  for (const line of exposition.split('\n')) if (line.startsWith(`${metric}{`) || line.startsWith(`${metric} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return sum;
 }
 
 /** The bench's API key. */
@@ -112,8 +106,8 @@ export async function startGantry(home: string, logFile: string, body: string, c
       },
       async lanes() {
         const response = await fetch(`${gatewayUrl}/metrics`, { headers: gantry.authHeaders, signal: AbortSignal.timeout(5000) });
-        const exposition = await response.text();
-        return { answered: sumOfSamples(exposition, 'gantry_gateway_requests_total'), fastLane: sumOfSamples(exposition, 'gantry_gateway_fast_lane_requests_total') };
+        const samples = parsePrometheusText(await response.text());
+        return { answered: sumOf(samples, 'gantry_gateway_requests_total'), fastLane: sumOf(samples, 'gantry_gateway_fast_lane_requests_total') };
       },
       stop,
     };

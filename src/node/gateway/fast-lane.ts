@@ -13,12 +13,10 @@
  * the demand are the same either way.
  */
 import type * as net from 'node:net';
-import { STATUS_CODES } from 'node:http';
+import { maxHeaderSize, STATUS_CODES } from 'node:http';
 import { ChunkedBodyEnd, readAnswerHead, type AnswerHead } from './answer-framing';
+import { RETRYABLE_BODY_BYTES } from './proxy';
 import { readRequestHead, type RequestHead } from './request-head';
-
-/** The largest request head the fast lane reads; a larger one is handed to the HTTP server (which answers 431 past its own limit). */
-const MAX_REQUEST_HEAD_BYTES = 16 * 1024;
 
 /** The largest answer head a replica may send. */
 const MAX_ANSWER_HEAD_BYTES = 64 * 1024;
@@ -120,7 +118,6 @@ export class FastConnection {
   private pending: Buffer = EMPTY;
   private exchange: Exchange | undefined;
   private arrivalTimer: NodeJS.Timeout | undefined;
-  private clientEnded = false;
   private handedOff = false;
   private readonly onData = (chunk: Buffer): void => {
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
@@ -130,7 +127,6 @@ export class FastConnection {
   };
   /** The client ended its side: as Node's HTTP server does, a request not answered yet is given up and the connection closed. */
   private readonly onEnd = (): void => {
-    this.clientEnded = true;
     this.pending = EMPTY;
     this.clearArrivalTimer();
     if (this.exchange) this.exchange.clientGone();
@@ -166,10 +162,11 @@ export class FastConnection {
     if (this.socket.isPaused()) this.socket.resume();
     if (this.pending.length === 0) {
       this.clearArrivalTimer();
-      if (this.clientEnded || this.host.closing()) this.socket.end();
+      if (this.host.closing()) this.socket.end();
       return;
     }
-    const reading = readRequestHead(this.pending, MAX_REQUEST_HEAD_BYTES);
+    // A head over Node's own limit is the HTTP server's to refuse (431).
+    const reading = readRequestHead(this.pending, maxHeaderSize);
     if (reading.kind === 'unsupported') {
       this.handOff();
       return;
@@ -179,7 +176,8 @@ export class FastConnection {
       return;
     }
     const head = reading.head;
-    if (head.contentLength > FAST_BODY_BYTES) {
+    // Larger bodies stream through the HTTP server's path; the small ones both lanes read whole.
+    if (head.contentLength > RETRYABLE_BODY_BYTES) {
       this.handOff();
       return;
     }
@@ -238,9 +236,6 @@ export class FastConnection {
     if (this.idle) this.socket.end();
   }
 }
-
-/** Request bodies up to this size (declared by Content-Length) take the fast lane; larger ones stream through the HTTP server. */
-export const FAST_BODY_BYTES = 64 * 1024;
 
 /** One request on the fast lane: its tries on replicas and its answer to the client. */
 class Exchange {

@@ -230,6 +230,8 @@ interface FastPrediction extends FastRequest {
   modelId: string;
   environment: string | undefined;
   demand: DeploymentDemand;
+  /** The replica chosen when the request was admitted: its first try. */
+  firstChoice: ReplicaUpstream;
 }
 
 /** What an access log line tells of a request. */
@@ -293,8 +295,8 @@ export class Gateway {
   readonly server: http.Server;
   /** The HTTP server's own handling of a new connection, where the fast lane hands connections over. */
   private readonly httpConnection: (socket: Socket) => void;
-  /** Client connections the fast lane has. */
-  private readonly fastConnections = new Set<FastConnection>();
+  /** Client connections the fast lane has (not those it handed to the HTTP server). */
+  private readonly fastConnections = new Map<Socket, FastConnection>();
   /** The fast lane's view of the gateway (fast-lane.ts). */
   private readonly fastLane: FastLaneHost = {
     admit: (head) => this.admitFast(head),
@@ -334,13 +336,13 @@ export class Gateway {
 
   /** A new client connection: the fast lane's until it hands it over. */
   private acceptConnection(socket: Socket): void {
-    const connection = new FastConnection(socket, this.fastLane);
-    this.fastConnections.add(connection);
-    socket.once('close', () => this.fastConnections.delete(connection));
+    this.fastConnections.set(socket, new FastConnection(socket, this.fastLane));
+    socket.once('close', () => this.fastConnections.delete(socket));
   }
 
   /** Gives a connection to the HTTP server, the bytes the fast lane read and left first. */
   private handOff(socket: Socket, unread: Buffer): void {
+    this.fastConnections.delete(socket);
     socket.pause();
     if (unread.length > 0) socket.unshift(unread);
     this.httpConnection.call(this.server, socket);
@@ -362,7 +364,9 @@ export class Gateway {
     const resolved = this.table.resolve(route.address);
     if ('error' in resolved) return undefined;
     const deployment = resolved.deployment;
-    if (!pickLeastInFlight(this.ready.get(deployment.id) ?? [], this.turn)?.takesFastRequest) return undefined;
+    const firstChoice = pickLeastInFlight(this.ready.get(deployment.id) ?? [], this.turn);
+    if (!firstChoice?.takesFastRequest) return undefined;
+    this.turn++;
     const environment = route.address.kind === 'environment' ? route.address.environment : undefined;
     this.metrics.fastLane.inc();
     const { target, demand } = this.routed(deployment);
@@ -377,15 +381,19 @@ export class Gateway {
       modelId: route.address.modelId,
       environment,
       demand,
+      firstChoice,
     };
   }
 
-  /** The replica a fast-lane request tries next: the least busy ready one not tried, up to MAX_ATTEMPTS. */
+  /** The replica a fast-lane request tries next: the one chosen at its admission, then the least busy ready one not tried, up to MAX_ATTEMPTS. */
   private pickFast(request: FastPrediction, tried: ReadonlySet<string> | undefined): ReplicaUpstream | undefined {
-    if (tried && tried.size >= MAX_ATTEMPTS) return undefined;
-    const upstream = pickLeastInFlight(this.ready.get(request.deploymentId) ?? [], this.turn++, tried);
-    if (!upstream?.takesFastRequest) return undefined;
-    if (tried) this.metrics.upstreamRetries.inc(request.target);
+    let upstream: ReplicaUpstream | undefined = request.firstChoice;
+    if (tried) {
+      if (tried.size >= MAX_ATTEMPTS) return undefined;
+      upstream = pickLeastInFlight(this.ready.get(request.deploymentId) ?? [], this.turn++, tried);
+      if (!upstream?.takesFastRequest) return undefined;
+      this.metrics.upstreamRetries.inc(request.target);
+    }
     upstream.inFlight++;
     return upstream;
   }
@@ -558,7 +566,7 @@ export class Gateway {
     const closed = new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
-      for (const connection of this.fastConnections) connection.closeIfIdle();
+      for (const connection of this.fastConnections.values()) connection.closeIfIdle();
     });
     for (const deploymentId of [...this.waiters.keys()]) {
       this.releaseWaiters(deploymentId, 'shutdown', new RequestError(503, 'unavailable', SHUTTING_DOWN));
