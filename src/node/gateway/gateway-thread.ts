@@ -7,6 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
+import { BatchedDestination } from '../../logging/batched-destination';
 import { createLogger, lineLogger } from '../../logging/logger';
 import { collectProcessMetrics } from '../../metrics/exposition';
 import { Gateway } from './gateway';
@@ -23,25 +24,10 @@ const ROUTED_REPORT_MS = 100;
 /** Runs the gateway on this thread until the main thread asks it to close. */
 function runGatewayThread(port: NonNullable<typeof parentPort>, options: GatewayThreadOptions): void {
   const post = (message: FromGatewayThread): void => port.postMessage(message);
-  // The access log is buffered (sonic-boom, written asynchronously in blocks of LOG_BUFFER_BYTES)
-  // and flushed at most LOG_FLUSH_MS after a line, and on close: never a write per request.
-  const destination = pino.destination({ dest: options.logFd, sync: false, minLength: LOG_BUFFER_BYTES });
-  let unflushed = false;
-  const logger = createLogger('node', {
-    level: options.logLevel,
-    destination: {
-      write(line: string): void {
-        unflushed = true;
-        destination.write(line);
-      },
-    },
-  });
-  const flushTimer = setInterval(() => {
-    if (!unflushed) return;
-    unflushed = false;
-    destination.flush();
-  }, LOG_FLUSH_MS);
-  flushTimer.unref();
+  // The access log is buffered: gathered in blocks of LOG_BUFFER_BYTES, written asynchronously
+  // (sonic-boom), at most LOG_FLUSH_MS after a line, and on close: never a write per request.
+  const destination = new BatchedDestination(pino.destination({ dest: options.logFd, sync: false, minLength: LOG_BUFFER_BYTES }), LOG_BUFFER_BYTES, LOG_FLUSH_MS);
+  const logger = createLogger('node', { level: options.logLevel, destination });
   const wakes = new Map<number, { resolve: (woken: boolean) => void; reject: (error: Error) => void }>();
   let nextWakeId = 0;
   const routed = new RoutedCounts((counts) => post({ type: 'routed', counts }));
@@ -84,26 +70,20 @@ function runGatewayThread(port: NonNullable<typeof parentPort>, options: Gateway
         break;
       }
       case 'close':
-        void gateway.close().then(() => {
-          routed.flush();
-          gateway.reportDemand();
-          clearInterval(flushTimer);
-          flushLog(destination);
-          post({ type: 'closed' });
-          port.close();
-        });
+        void gateway
+          .close()
+          .then(() => {
+            routed.flush();
+            gateway.reportDemand();
+            return destination.drain();
+          })
+          .then(() => {
+            post({ type: 'closed' });
+            port.close();
+          });
         break;
     }
   });
-}
-
-/** Writes out what the asynchronous log destination still holds (nothing to do when it never opened). */
-function flushLog(destination: ReturnType<typeof pino.destination>): void {
-  try {
-    destination.flushSync();
-  } catch {
-    // not open yet: it holds nothing
-  }
 }
 
 /** Routed requests per deployment, posted together at most every ROUTED_REPORT_MS. */
