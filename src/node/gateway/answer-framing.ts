@@ -6,7 +6,7 @@
 
 import { REQUEST_ID_HEADER } from '../../logging/request-id';
 import { DEPLOYMENT_ID_HEADER } from '../../shared/constants';
-import { splitHeaderLine } from './header-line';
+import { decimalValue, headerLine, headerNames, nameIdOf, normalizedLine, readHeaderLine, headerValue } from './header-line';
 import { HOP_BY_HOP_HEADERS } from './hop-by-hop';
 
 /** How an answer's body ends. */
@@ -30,39 +30,59 @@ export type AnswerReading = { kind: 'incomplete' } | { kind: 'malformed'; reason
 const INCOMPLETE: AnswerReading = { kind: 'incomplete' };
 
 const HEAD_END = Buffer.from('\r\n\r\n');
-const STATUS_LINE = /^HTTP\/1\.([01]) ([2-5]\d\d)(?: .*)?$/;
+/** How a status line starts (`HTTP/1.0 ` or `HTTP/1.1 ` follows). */
+const HTTP_1 = 'HTTP/1.';
+
+/** The answer headers the reader looks at, numbered in this order. */
+enum Known {
+  ContentLength,
+  TransferEncoding,
+  Connection,
+}
+const KNOWN = headerNames(['content-length', 'transfer-encoding', 'connection']);
 
 /** Answer headers that are per connection, or that the gateway writes itself: not passed on. */
-const NOT_PASSED_ON = new Set([...HOP_BY_HOP_HEADERS, 'content-length', 'date', REQUEST_ID_HEADER, DEPLOYMENT_ID_HEADER]);
+const NOT_PASSED_ON = headerNames([...HOP_BY_HOP_HEADERS, 'content-length', 'date', REQUEST_ID_HEADER, DEPLOYMENT_ID_HEADER]);
+
+/** The line record the reader reads each header into (one answer is read at a time). */
+const line = headerLine();
 
 /** Reads a replica's answer head at the start of `buffer` (`maxHeadBytes` at most). */
 export function readAnswerHead(buffer: Buffer, maxHeadBytes: number): AnswerReading {
   const end = buffer.indexOf(HEAD_END);
   if (end < 0) return buffer.length > maxHeadBytes ? { kind: 'malformed', reason: 'its answer head is too large' } : INCOMPLETE;
-  const lines = buffer.toString('latin1', 0, end).split('\r\n');
-  const statusLine = STATUS_LINE.exec(lines[0]!);
-  if (!statusLine) return { kind: 'malformed', reason: 'its answer does not start with an HTTP/1.1 status line' };
-  const status = Number(statusLine[2]);
-  let keepAlive = statusLine[1] === '1';
+  // Decoded once (its last line's CRLF included); lines and values are read in the text.
+  const text = buffer.toString('latin1', 0, end + 2);
+  const statusLineEnd = statusLineLength(text);
+  if (statusLineEnd < 0) return { kind: 'malformed', reason: 'its answer does not start with an HTTP/1.1 status line' };
+  const status = (text.charCodeAt(9) - 48) * 100 + (text.charCodeAt(10) - 48) * 10 + (text.charCodeAt(11) - 48);
+  let keepAlive = text.charCodeAt(7) === 0x31;
   let length: number | undefined;
   let chunked = false;
   let headerLines = '';
-  for (let i = 1; i < lines.length; i++) {
-    const line = splitHeaderLine(lines[i]!);
-    if (!line) return { kind: 'malformed', reason: 'its answer has a malformed header line' };
-    const name = line[0].toLowerCase();
-    const value = line[1];
-    if (name === 'content-length') {
-      if (!/^\d{1,15}$/.test(value) || (length !== undefined && length !== Number(value))) return { kind: 'malformed', reason: 'its answer has an invalid Content-Length' };
-      length = Number(value);
-    } else if (name === 'transfer-encoding') {
-      if (!/^chunked$/i.test(value)) return { kind: 'malformed', reason: `its answer has an unsupported Transfer-Encoding ${value}` };
-      chunked = true;
-    } else if (name === 'connection') {
-      if (/\bclose\b/i.test(value)) keepAlive = false;
-      else if (/\bkeep-alive\b/i.test(value)) keepAlive = true;
+  for (let start = statusLineEnd + 2; start < end; start = line.next) {
+    if (!readHeaderLine(text, start, end, line)) return { kind: 'malformed', reason: 'its answer has a malformed header line' };
+    switch (nameIdOf(text, line, KNOWN)) {
+      case Known.ContentLength: {
+        const value = decimalValue(text, line);
+        if (value < 0 || (length !== undefined && length !== value)) return { kind: 'malformed', reason: 'its answer has an invalid Content-Length' };
+        length = value;
+        continue;
+      }
+      case Known.TransferEncoding: {
+        const value = headerValue(text, line);
+        if (!/^chunked$/i.test(value)) return { kind: 'malformed', reason: `its answer has an unsupported Transfer-Encoding ${value}` };
+        chunked = true;
+        continue;
+      }
+      case Known.Connection: {
+        const value = headerValue(text, line);
+        if (/\bclose\b/i.test(value)) keepAlive = false;
+        else if (/\bkeep-alive\b/i.test(value)) keepAlive = true;
+        continue;
+      }
     }
-    if (!NOT_PASSED_ON.has(name)) headerLines += `${line[0]}: ${value}\r\n`;
+    if (nameIdOf(text, line, NOT_PASSED_ON) < 0) headerLines += normalizedLine(text, line);
   }
   let framing: BodyFraming;
   if (status === 204 || status === 304) framing = { kind: 'none' };
@@ -74,6 +94,32 @@ export function readAnswerHead(buffer: Buffer, maxHeadBytes: number): AnswerRead
   }
   if (chunked && length !== undefined) return { kind: 'malformed', reason: 'its answer has both Content-Length and Transfer-Encoding' };
   return { kind: 'head', head: { status, headerLines, framing, keepAlive, length: end + HEAD_END.length } };
+}
+
+/**
+ * The length of a status line `HTTP/1.x NNN reason` (x 0 or 1, a status from 200 to 599, the
+ * reason optional and without CR or LF) at the start of a head's text (its last CRLF included),
+ * or -1 when the text does not start with one.
+ */
+function statusLineLength(text: string): number {
+  if (text.length < 14 || !text.startsWith(HTTP_1)) return -1;
+  const minor = text.charCodeAt(7);
+  if ((minor !== 0x30 && minor !== 0x31) || text.charCodeAt(8) !== 0x20) return -1;
+  const first = text.charCodeAt(9);
+  if (first < 0x32 || first > 0x35 || !isDigit(text.charCodeAt(10)) || !isDigit(text.charCodeAt(11))) return -1;
+  const afterStatus = text.charCodeAt(12);
+  if (afterStatus === 0x0d) return text.charCodeAt(13) === 0x0a ? 12 : -1;
+  if (afterStatus !== 0x20) return -1;
+  for (let i = 13; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0x0d) return text.charCodeAt(i + 1) === 0x0a ? i : -1;
+    if (code === 0x0a) return -1;
+  }
+  return -1;
+}
+
+function isDigit(byte: number): boolean {
+  return byte >= 0x30 && byte <= 0x39;
 }
 
 /** Where a chunked body is in its framing. */

@@ -7,7 +7,7 @@
  * the fast lane with the same boundaries llhttp would give it, or never does.
  */
 import { REQUEST_ID_HEADER } from '../../logging/request-id';
-import { splitHeaderLine } from './header-line';
+import { decimalValue, headerLine, headerNames, nameIdOf, normalizedLine, readHeaderLine, headerValue } from './header-line';
 import { HOP_BY_HOP_HEADERS } from './hop-by-hop';
 
 /** A request head the fast lane can serve. */
@@ -39,20 +39,34 @@ const UNSUPPORTED: HeadReading = { kind: 'unsupported' };
 /** The blank line that ends a head. */
 const HEAD_END = Buffer.from('\r\n\r\n');
 
-/** The request line the fast lane takes: POST, a path of visible ASCII, HTTP/1.1. */
-const REQUEST_LINE = /^POST (\/[\x21-\x7e]*) HTTP\/1\.1$/;
+/** The start of the request line the fast lane takes (a POST of a path)… */
+const POST_PATH = 'POST /';
+/** …and its end: HTTP/1.1, then the line's CRLF. */
+const HTTP_1_1_LINE_END = ' HTTP/1.1\r\n';
 
-/** Targets the fast lane leaves to Node's URL handling: dot segments, backslashes, a fragment. */
-const NEEDS_NORMALIZING = /\/\.|\\|#/;
+/** The request headers the parser looks at, numbered in this order. */
+enum Known {
+  ContentLength,
+  Host,
+  Authorization,
+  Connection,
+  RequestId,
+  /** Their presence sends the request to Node's HTTP server. */
+  TransferEncoding,
+  Expect,
+  Upgrade,
+}
+const KNOWN_NAMES = ['content-length', 'host', 'authorization', 'connection', REQUEST_ID_HEADER, 'transfer-encoding', 'expect', 'upgrade'];
 
-/** Request headers that are per connection, or the gateway's own: not passed on to the replica. */
-const NOT_FORWARDED = new Set([...HOP_BY_HOP_HEADERS, 'host', 'authorization', 'content-length', REQUEST_ID_HEADER]);
-
-/** Request headers whose presence sends the request to Node's HTTP server. */
-const LEFT_TO_NODE = new Set(['transfer-encoding', 'expect', 'upgrade']);
+/** Request headers that are per connection, or the gateway's own: not passed on to the replica (with those above). */
+const NOT_FORWARDED = headerNames([...KNOWN_NAMES, ...HOP_BY_HOP_HEADERS]);
+const KNOWN = headerNames(KNOWN_NAMES);
 
 /** Connection options the fast lane understands. */
 const CONNECTION_OPTIONS = /^(?:\s*(?:keep-alive|close)\s*)(?:,\s*(?:keep-alive|close)\s*)*$/i;
+
+/** The line record the parser reads each header into (one request is parsed at a time). */
+const line = headerLine();
 
 /**
  * Reads a request head at the start of `buffer`: `incomplete` while its blank line has not
@@ -63,11 +77,11 @@ export function readRequestHead(buffer: Buffer, maxHeadBytes: number): HeadReadi
   const end = buffer.indexOf(HEAD_END);
   if (end < 0) return buffer.length > maxHeadBytes ? UNSUPPORTED : INCOMPLETE;
   if (end > maxHeadBytes) return UNSUPPORTED;
-  const lines = buffer.toString('latin1', 0, end).split('\r\n');
-  const requestLine = REQUEST_LINE.exec(lines[0]!);
-  if (!requestLine) return UNSUPPORTED;
-  const target = requestLine[1]!;
-  if (NEEDS_NORMALIZING.test(target)) return UNSUPPORTED;
+  // Decoded once (its last line's CRLF included); lines and values are read in the text.
+  const text = buffer.toString('latin1', 0, end + 2);
+  const targetEnd = requestTargetEnd(text);
+  if (targetEnd < 0) return UNSUPPORTED;
+  const target = text.slice(POST_PATH.length - 1, targetEnd);
   const query = target.indexOf('?');
   const head: RequestHead = {
     target,
@@ -82,37 +96,57 @@ export function readRequestHead(buffer: Buffer, maxHeadBytes: number): HeadReadi
     length: end + HEAD_END.length,
   };
   let sawLength = false;
-  for (let i = 1; i < lines.length; i++) {
-    const line = splitHeaderLine(lines[i]!);
-    if (!line) return UNSUPPORTED;
-    const name = line[0].toLowerCase();
-    const value = line[1];
-    if (LEFT_TO_NODE.has(name)) return UNSUPPORTED;
-    switch (name) {
-      case 'content-length':
-        if (sawLength || !/^\d{1,15}$/.test(value)) return UNSUPPORTED;
+  for (let start = targetEnd + HTTP_1_1_LINE_END.length; start < end; start = line.next) {
+    if (!readHeaderLine(text, start, end, line)) return UNSUPPORTED;
+    switch (nameIdOf(text, line, KNOWN)) {
+      case Known.ContentLength:
+        head.contentLength = decimalValue(text, line);
+        if (sawLength || head.contentLength < 0) return UNSUPPORTED;
         sawLength = true;
-        head.contentLength = Number(value);
         continue;
-      case 'host':
+      case Known.Host:
         if (head.host !== undefined) return UNSUPPORTED;
-        head.host = value;
+        head.host = headerValue(text, line);
         continue;
-      case 'authorization':
+      case Known.Authorization:
         if (head.authorization !== undefined) return UNSUPPORTED;
-        head.authorization = value;
+        head.authorization = headerValue(text, line);
         continue;
-      case 'connection':
+      case Known.Connection: {
+        const value = headerValue(text, line);
         if (!CONNECTION_OPTIONS.test(value)) return UNSUPPORTED;
         if (/close/i.test(value)) head.close = true;
         continue;
-      case 'x-request-id':
-        head.requestId ??= value;
+      }
+      case Known.RequestId:
+        head.requestId ??= headerValue(text, line);
         continue;
+      case Known.TransferEncoding:
+      case Known.Expect:
+      case Known.Upgrade:
+        return UNSUPPORTED;
     }
-    if (!NOT_FORWARDED.has(name)) head.forwarded += `${name}: ${value}\r\n`;
+    if (nameIdOf(text, line, NOT_FORWARDED) < 0) head.forwarded += normalizedLine(text, line, true);
   }
   // Node's HTTP server refuses an HTTP/1.1 request without Host (400): left to it.
   if (head.host === undefined) return UNSUPPORTED;
   return { kind: 'head', head };
+}
+
+/**
+ * Where the target of a request line `POST /… HTTP/1.1` ends, or -1 for any other request line:
+ * another method or version, a byte outside visible ASCII, or a target left to Node's URL
+ * handling (a dot segment, a backslash, a fragment).
+ */
+function requestTargetEnd(text: string): number {
+  if (!text.startsWith(POST_PATH)) return -1;
+  let i = POST_PATH.length;
+  let previous = 0x2f;
+  for (; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0x20) break;
+    if (code < 0x21 || code > 0x7e || code === 0x5c || code === 0x23 || (code === 0x2e && previous === 0x2f)) return -1;
+    previous = code;
+  }
+  return text.startsWith(HTTP_1_1_LINE_END, i) ? i : -1;
 }
