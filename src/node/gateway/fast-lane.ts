@@ -30,11 +30,21 @@ const ARRIVAL_TIMEOUT_MS = 10_000;
 /** How long an idle client connection is kept open (as the HTTP server's keepAliveTimeout). */
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
+/** What a replica's connection tells the exchange that borrows it (its events go there while it is borrowed). */
+export interface ReplicaBorrower {
+  upstreamData(chunk: Buffer): void;
+  /** The replica closed its side. */
+  upstreamEnded(): void;
+  upstreamFailed(error: Error): void;
+}
+
 /** A kept-alive connection to a replica, as the fast lane borrows it. */
 export interface ReplicaConnection {
   socket: net.Socket;
-  /** Whether it carried a request before (a new one that fails before connecting is a refusal, safe to try elsewhere). */
-  reused: boolean;
+  /** Whether it has connected (a request on one that fails before connecting is a refusal, safe to try elsewhere). */
+  connected: boolean;
+  /** The exchange using it now; none while it is idle. */
+  borrower: ReplicaBorrower | undefined;
 }
 
 /** A replica the fast lane sends to. */
@@ -43,7 +53,7 @@ export interface FastUpstream {
   /** A connection to the replica: an idle one, or a new one. */
   connection(): ReplicaConnection;
   /** Gives a connection back: kept for the next request when the exchange on it was complete (and the replica still routed), else closed. */
-  release(socket: net.Socket, reusable: boolean): void;
+  release(connection: ReplicaConnection, reusable: boolean): void;
 }
 
 /** How a request the fast lane took ended, for the gateway's books. */
@@ -103,13 +113,17 @@ function httpDate(): string {
 
 const EMPTY = Buffer.alloc(0);
 
-/** A head (latin1) and the bytes after it, in one buffer. */
-function withHead(head: string, bytes: Buffer): Buffer {
-  const headLength = Buffer.byteLength(head, 'latin1');
-  const out = Buffer.allocUnsafe(headLength + bytes.length);
+/** Bodies up to this size are written with their head as one latin1 string (fewer calls into Node's C++ than a buffer made of both). */
+const SMALL_BYTES = 16 * 1024;
+
+/** Writes a head (latin1) and the bytes after it to `socket` in one write (one segment); returns what `write` does. */
+function writeWithHead(socket: net.Socket, head: string, bytes: Buffer): boolean {
+  // latin1 maps every byte to one character and back: the bytes go out unchanged.
+  if (bytes.length <= SMALL_BYTES) return socket.write(bytes.length === 0 ? head : head + bytes.toString('latin1'), 'latin1');
+  const out = Buffer.allocUnsafe(head.length + bytes.length);
   out.write(head, 0, 'latin1');
-  bytes.copy(out, headLength);
-  return out;
+  bytes.copy(out, head.length);
+  return socket.write(out);
 }
 
 /** One client connection while the fast lane has it. */
@@ -238,7 +252,7 @@ export class FastConnection {
 }
 
 /** One request on the fast lane: its tries on replicas and its answer to the client. */
-class Exchange {
+class Exchange implements ReplicaBorrower {
   private upstream: FastUpstream | undefined;
   private connection: ReplicaConnection | undefined;
   private tried: Set<string> | undefined;
@@ -249,13 +263,6 @@ class Exchange {
   private chunked: ChunkedBodyEnd | undefined;
   private readonly timer: NodeJS.Timeout;
   private over = false;
-  private connected = false;
-  private readonly onUpstreamData = (chunk: Buffer): void => this.upstreamData(chunk);
-  private readonly onUpstreamConnect = (): void => {
-    this.connected = true;
-  };
-  private readonly onUpstreamEnd = (): void => this.upstreamEnded();
-  private readonly onUpstreamError = (error: Error): void => this.upstreamFailed(error);
   private readonly onClientDrain = (): void => {
     this.connection?.socket.resume();
   };
@@ -283,18 +290,12 @@ class Exchange {
     this.upstream = upstream;
     const connection = upstream.connection();
     this.connection = connection;
-    this.connected = connection.reused;
-    const socket = connection.socket;
-    socket.on('data', this.onUpstreamData);
-    socket.on('end', this.onUpstreamEnd);
-    socket.on('error', this.onUpstreamError);
-    if (!connection.reused) socket.once('connect', this.onUpstreamConnect);
-    // Head and body in one buffer: one write, one segment to the replica.
-    socket.write(
-      withHead(
-        `POST /predict HTTP/1.1\r\nhost: 127.0.0.1\r\n${this.head.forwarded}x-request-id: ${this.request.requestId}\r\ncontent-length: ${this.body.length}\r\n\r\n`,
-        this.body,
-      ),
+    connection.borrower = this;
+    // Head and body in one write: one segment to the replica.
+    writeWithHead(
+      connection.socket,
+      `POST /predict HTTP/1.1\r\nhost: 127.0.0.1\r\n${this.head.forwarded}x-request-id: ${this.request.requestId}\r\ncontent-length: ${this.body.length}\r\n\r\n`,
+      this.body,
     );
   }
 
@@ -303,16 +304,13 @@ class Exchange {
     const connection = this.connection;
     if (!connection || !this.upstream) return;
     this.connection = undefined;
-    const socket = connection.socket;
-    socket.off('data', this.onUpstreamData);
-    socket.off('end', this.onUpstreamEnd);
-    socket.off('error', this.onUpstreamError);
-    socket.off('connect', this.onUpstreamConnect);
-    socket.resume();
-    this.upstream.release(socket, complete);
+    connection.borrower = undefined;
+    // Paused while the client did not keep up: the next borrower reads it.
+    if (connection.socket.isPaused()) connection.socket.resume();
+    this.upstream.release(connection, complete);
   }
 
-  private upstreamData(chunk: Buffer): void {
+  upstreamData(chunk: Buffer): void {
     if (this.over) return;
     if (!this.answerHead) {
       this.answer = this.answer.length === 0 ? chunk : Buffer.concat([this.answer, chunk]);
@@ -354,7 +352,7 @@ class Exchange {
     // The head and the body bytes that came with it in one write.
     const [passed, end] = this.bodyPart(firstBytes);
     if (this.over) return;
-    const flowing = this.client.write(withHead(`${text}\r\n`, passed));
+    const flowing = writeWithHead(this.client, `${text}\r\n`, passed);
     this.afterBodyPart(passed, firstBytes, end, flowing);
   }
 
@@ -401,7 +399,7 @@ class Exchange {
   }
 
   /** The replica closed its side. */
-  private upstreamEnded(): void {
+  upstreamEnded(): void {
     if (this.over) return;
     if (this.answerHead?.framing.kind === 'until-close') {
       this.answerHead.keepAlive = false;
@@ -412,10 +410,10 @@ class Exchange {
   }
 
   /** The replica's connection failed: tried elsewhere when it was refused, a 502 before the answer started, a cut answer after. */
-  private upstreamFailed(error: Error): void {
+  upstreamFailed(error: Error): void {
     if (this.over) return;
     const upstream = this.upstream!;
-    const refused = !this.connected;
+    const refused = this.connection?.connected === false;
     this.detach(false);
     this.host.done(this.request, upstream, refused ? 'unavailable' : 'failed');
     this.upstream = undefined;

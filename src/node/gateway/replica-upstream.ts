@@ -4,7 +4,7 @@
  */
 import * as net from 'node:net';
 import type { Pool } from 'undici';
-import type { FastUpstream, ReplicaConnection } from './fast-lane';
+import type { FastUpstream, ReplicaBorrower, ReplicaConnection } from './fast-lane';
 import { replicaPool } from './proxy';
 
 /**
@@ -13,8 +13,34 @@ import { replicaPool } from './proxy';
  */
 export const FAST_CONNECTIONS_PER_REPLICA = 128;
 
-/** How long the fast lane keeps an idle connection to a replica (the model server keeps one 75 s). */
+/** How long the fast lane keeps an idle connection to a replica, at least (the model server keeps one 75 s)… */
 const IDLE_CONNECTION_MS = 60_000;
+/** …and how often idle connections are looked at (so at most IDLE_CONNECTION_MS + IDLE_SWEEP_MS). */
+const IDLE_SWEEP_MS = 5_000;
+
+/** A kept-alive connection to a replica: its events go to the exchange that borrows it; idle, anything but its close ends it. */
+class KeptConnection implements ReplicaConnection {
+  connected = false;
+  borrower: ReplicaBorrower | undefined;
+  /** When it was last given back (ms since the epoch). */
+  idleSince = 0;
+
+  constructor(readonly socket: net.Socket) {
+    socket.once('connect', () => {
+      this.connected = true;
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (this.borrower) this.borrower.upstreamData(chunk);
+      // Bytes no request asked for: the connection cannot be trusted with the next one.
+      else socket.destroy();
+    });
+    socket.on('end', () => this.borrower?.upstreamEnded());
+    socket.on('error', (error: Error) => {
+      if (this.borrower) this.borrower.upstreamFailed(error);
+      else socket.destroy();
+    });
+  }
+}
 
 /** A replica the gateway routes to. */
 export class ReplicaUpstream implements FastUpstream {
@@ -22,10 +48,11 @@ export class ReplicaUpstream implements FastUpstream {
   inFlight = 0;
   /** No longer ready: its connections close once their requests end. */
   left = false;
-  /** The fast lane's connections not carrying a request now. */
-  private readonly idle: net.Socket[] = [];
+  /** The fast lane's connections not carrying a request now (the most recently given back last). */
+  private readonly idle: KeptConnection[] = [];
   /** The fast lane's connections carrying a request now. */
   private busy = 0;
+  private idleSweep: NodeJS.Timeout | undefined;
   private undiciPool: Pool | undefined;
 
   constructor(
@@ -46,43 +73,53 @@ export class ReplicaUpstream implements FastUpstream {
 
   connection(): ReplicaConnection {
     this.busy++;
-    for (let socket = this.idle.pop(); socket; socket = this.idle.pop()) {
-      if (socket.readyState !== 'open') continue;
-      socket.setTimeout(0);
-      return { socket, reused: true };
+    for (let connection = this.idle.pop(); connection; connection = this.idle.pop()) {
+      if (connection.socket.readyState === 'open') return connection;
     }
-    const socket = net.connect({ port: this.port, host: '127.0.0.1', noDelay: true });
-    // Idle, a connection the replica closes leaves the list; its errors and its idle timeout (set only while idle) end in its close.
-    socket.once('close', () => this.forget(socket));
-    socket.on('error', destroySocket);
-    socket.on('timeout', destroySocket);
-    return { socket, reused: false };
+    const connection = new KeptConnection(net.connect({ port: this.port, host: '127.0.0.1', noDelay: true }));
+    connection.socket.once('close', () => this.forget(connection));
+    return connection;
   }
 
-  release(socket: net.Socket, reusable: boolean): void {
+  release(connection: ReplicaConnection, reusable: boolean): void {
     this.busy--;
-    if (!reusable || this.left || socket.destroyed || this.idle.length + this.busy >= FAST_CONNECTIONS_PER_REPLICA) socket.destroy();
-    else {
-      // Closed here before the model server closes it (75 s): never a request on a connection it is closing.
-      socket.setTimeout(IDLE_CONNECTION_MS);
-      this.idle.push(socket);
+    const kept = connection as KeptConnection;
+    if (!reusable || this.left || kept.socket.destroyed || this.idle.length + this.busy >= FAST_CONNECTIONS_PER_REPLICA) {
+      kept.socket.destroy();
+      return;
     }
+    kept.idleSince = Date.now();
+    this.idle.push(kept);
+    this.idleSweep ??= setInterval(closeLongIdle, IDLE_SWEEP_MS, this).unref();
   }
 
-  private forget(socket: net.Socket): void {
-    const index = this.idle.indexOf(socket);
+  /** Closes the connections idle for IDLE_CONNECTION_MS (before the model server closes them: never a request on a connection it is closing). */
+  closeLongIdle(): void {
+    const oldest = Date.now() - IDLE_CONNECTION_MS;
+    while (this.idle.length > 0 && this.idle[0]!.idleSince <= oldest) this.idle.shift()!.socket.destroy();
+    if (this.idle.length === 0) this.stopSweep();
+  }
+
+  private forget(connection: KeptConnection): void {
+    const index = this.idle.indexOf(connection);
     if (index >= 0) this.idle.splice(index, 1);
+  }
+
+  private stopSweep(): void {
+    if (this.idleSweep) clearInterval(this.idleSweep);
+    this.idleSweep = undefined;
   }
 
   /** Takes it out of routing: closes its idle connections and its pool (requests in flight finish first). */
   retire(): void {
     this.left = true;
-    for (const socket of this.idle.splice(0)) socket.destroy();
+    this.stopSweep();
+    for (const connection of this.idle.splice(0)) connection.socket.destroy();
     this.undiciPool?.close().catch(() => undefined);
   }
 }
 
-/** An idle connection's error and timeout handler: it closes. */
-function destroySocket(this: net.Socket): void {
-  this.destroy();
+/** The idle sweep's callback (a plain function: no closure per schedule). */
+function closeLongIdle(upstream: ReplicaUpstream): void {
+  upstream.closeLongIdle();
 }
