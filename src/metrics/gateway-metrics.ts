@@ -31,33 +31,96 @@ const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 /** Buckets of waits for a replica, in seconds (a wake-up takes seconds to a minute). */
 const WAIT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
 
-/** The metric children of one request label set: the latency histogram's and one counter child per status. */
-class RequestSeries {
-  private readonly answered = new Map<string, ReturnType<GatewayMetrics['requests']['labels']>>();
+/**
+ * One request label set's tallies: answers by status, and its latency histogram's buckets, sum
+ * and count. Kept as plain numbers and written into the registry's metrics when it is read:
+ * prom-client hashes a child's label set on every `inc` and `observe`, which cost more than the
+ * rest of a fast-lane request's books (measured: docs/architecture.md §5).
+ */
+export class RequestSeries {
+  /** Answers by status code. */
+  readonly answered = new Map<string, number>();
+  /** Observations per latency bucket (each counted in the first bucket it fits, not cumulative). */
+  readonly buckets = new Float64Array(REQUEST_BUCKETS.length);
+  sum = 0;
+  count = 0;
 
-  constructor(
-    private readonly metrics: GatewayMetrics,
-    private readonly labels: RequestLabels,
-    private readonly duration: ReturnType<GatewayMetrics['duration']['labels']>,
-  ) {}
+  constructor(readonly labels: Readonly<RequestLabels>) {}
 
   /** Counts an answer with `status` and observes its latency. */
   observe(status: string, seconds: number): void {
-    let counter = this.answered.get(status);
-    if (!counter) {
-      counter = this.metrics.requests.labels({ ...this.labels, status_code: status });
-      this.answered.set(status, counter);
+    this.answered.set(status, (this.answered.get(status) ?? 0) + 1);
+    let bucket = 0;
+    while (bucket < REQUEST_BUCKETS.length && seconds > REQUEST_BUCKETS[bucket]!) bucket++;
+    if (bucket < REQUEST_BUCKETS.length) this.buckets[bucket]!++;
+    this.sum += seconds;
+    this.count++;
+  }
+}
+
+/** A sample as prom-client's registry writes it. */
+interface Sample {
+  metricName: string;
+  labels: Record<string, string | number>;
+  sharedLabels?: Record<string, string>;
+  value: number;
+  /** prom-client's samples carry one (none here: null on buckets, undefined on the sum and count, as there). */
+  exemplar: null | undefined;
+}
+
+/**
+ * `gantry_gateway_request_duration_seconds`, written from the request series' tallies: the
+ * same samples, in the same order, as a prom-client Histogram with these buckets writes.
+ */
+class RequestDurationHistogram {
+  readonly name = 'gantry_gateway_request_duration_seconds';
+  readonly help = 'Time from an inference request arriving to its answer ending (waits for a replica included), by model, deployment and environment.';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly labelNames = ['model_id', 'deployment_id', 'environment'] as const;
+
+  constructor(private readonly series: ReadonlyMap<string, RequestSeries>) {}
+
+  /** The samples for the text format (each series' labels shared by its lines, `le` first). */
+  getForPromString(): { name: string; help: string; type: string; aggregator: string; values: Sample[] } {
+    const values: Sample[] = [];
+    for (const series of this.series.values()) {
+      const sharedLabels = { ...series.labels };
+      let cumulative = 0;
+      REQUEST_BUCKETS.forEach((bound, i) => {
+        cumulative += series.buckets[i]!;
+        values.push({ metricName: `${this.name}_bucket`, labels: { le: bound }, sharedLabels, value: cumulative, exemplar: null });
+      });
+      values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf' }, sharedLabels, value: series.count, exemplar: null });
+      values.push({ metricName: `${this.name}_sum`, labels: {}, sharedLabels, value: series.sum, exemplar: undefined });
+      values.push({ metricName: `${this.name}_count`, labels: {}, sharedLabels, value: series.count, exemplar: undefined });
     }
-    counter.inc();
-    this.duration.observe(seconds);
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  /** The samples as JSON (labels merged). */
+  get(): ReturnType<RequestDurationHistogram['getForPromString']> {
+    const metric = this.getForPromString();
+    metric.values = metric.values.map(({ sharedLabels, ...sample }) => ({ ...sample, labels: { ...sample.labels, ...sharedLabels } }));
+    return metric;
+  }
+
+  /** Forgets every observation (the registry's `resetMetrics`). */
+  reset(): void {
+    for (const series of this.series.values()) {
+      series.buckets.fill(0);
+      series.sum = 0;
+      series.count = 0;
+    }
   }
 }
 
 /** The gateway's metrics, in a registry of their own. */
 export class GatewayMetrics {
-  /** Children per label set, made once: prom-client hashes a label object on every call otherwise. */
+  /** The tallies of every request label set seen (by model, deployment and environment). */
   private readonly series = new Map<string, RequestSeries>();
-  private readonly inFlightChildren = new Map<string, ReturnType<GatewayMetrics['inFlight']['labels']>>();
+  /** Requests in flight per deployment label set, written into the gauge when it is read. */
+  private readonly inFlightCounts = new Map<string, { labels: DeploymentLabels; value: number }>();
 
   /** Where the metrics are registered (the node adds its process metrics to it). */
   readonly registry = new Registry();
@@ -68,16 +131,11 @@ export class GatewayMetrics {
     help: 'Inference requests the gateway answered, by model, deployment, environment and HTTP status code (499: the client left before an answer); model and deployment are empty for requests not served by one deployment (401, an unknown route, POST …/wake, the async routes passed on to the API).',
     labelNames: ['model_id', 'deployment_id', 'environment', 'status_code'] as const,
     registers: [this.registry],
+    collect: () => this.writeAnswered(),
   });
 
   /** Time from a request's arrival to the end of its answer. */
-  readonly duration = new Histogram({
-    name: 'gantry_gateway_request_duration_seconds',
-    help: 'Time from an inference request arriving to its answer ending (waits for a replica included), by model, deployment and environment.',
-    labelNames: ['model_id', 'deployment_id', 'environment'] as const,
-    buckets: REQUEST_BUCKETS,
-    registers: [this.registry],
-  });
+  readonly duration = new RequestDurationHistogram(this.series);
 
   /** Requests routed to a deployment and not answered yet (those waiting for a replica included). */
   readonly inFlight = new Gauge({
@@ -85,6 +143,7 @@ export class GatewayMetrics {
     help: 'Inference requests routed to a deployment and not yet answered, those waiting for a replica included.',
     labelNames: ['model_id', 'deployment_id'] as const,
     registers: [this.registry],
+    collect: () => this.writeInFlight(),
   });
 
   /** Requests waiting now for a ready replica (the wake-up queue). */
@@ -128,32 +187,66 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /** Requests served on the fast lane, written into `fastLane` when it is read. */
+  private fastLaneServed = 0;
+
   /** Requests served on the fast lane. */
   readonly fastLane = new Counter({
     name: 'gantry_gateway_fast_lane_requests_total',
     help: "Inference requests the gateway served on its fast lane (read from and answered on the raw connection: predictions with a valid key, a small body and a ready replica); the others, and every error the gateway answers itself but 502, 503 and 504, go through Node's HTTP server.",
     registers: [this.registry],
+    collect: () => {
+      this.fastLane.reset();
+      this.fastLane.inc(this.fastLaneServed);
+    },
   });
 
-  /** Counts a request's answer with `status` and observes its latency, under its labels. */
-  observeRequest(labels: RequestLabels, status: string, seconds: number): void {
+  constructor() {
+    this.registry.registerMetric(this.duration as unknown as Parameters<Registry['registerMetric']>[0]);
+  }
+
+  /** The tallies of a request label set (made on first use; keep it to count many requests). */
+  seriesOf(labels: RequestLabels): RequestSeries {
     const key = `${labels.model_id}\u0000${labels.deployment_id}\u0000${labels.environment}`;
     let series = this.series.get(key);
     if (!series) {
-      series = new RequestSeries(this, { ...labels }, this.duration.labels({ ...labels }));
+      series = new RequestSeries({ ...labels });
       this.series.set(key, series);
     }
-    series.observe(status, seconds);
+    return series;
   }
 
-  /** Moves the deployment's in-flight gauge by `delta`. */
-  moveInFlight(target: DeploymentLabels, delta: number): void {
+  /** Counts a request's answer with `status` and observes its latency, under its labels. */
+  observeRequest(labels: RequestLabels, status: string, seconds: number): void {
+    this.seriesOf(labels).observe(status, seconds);
+  }
+
+  /** Counts a request served on the fast lane. */
+  countFastLane(): void {
+    this.fastLaneServed++;
+  }
+
+  /** The in-flight count of a deployment label set (made on first use; keep it to move it often). */
+  inFlightOf(target: DeploymentLabels): { value: number } {
     const key = `${target.model_id}\u0000${target.deployment_id}`;
-    let child = this.inFlightChildren.get(key);
-    if (!child) {
-      child = this.inFlight.labels({ model_id: target.model_id, deployment_id: target.deployment_id });
-      this.inFlightChildren.set(key, child);
+    let count = this.inFlightCounts.get(key);
+    if (!count) {
+      count = { labels: { model_id: target.model_id, deployment_id: target.deployment_id }, value: 0 };
+      this.inFlightCounts.set(key, count);
     }
-    child.inc(delta);
+    return count;
+  }
+
+  /** The answer counter from the tallies (its `collect`). */
+  private writeAnswered(): void {
+    this.requests.reset();
+    for (const series of this.series.values()) {
+      for (const [status, count] of series.answered) this.requests.inc({ ...series.labels, status_code: status }, count);
+    }
+  }
+
+  /** The in-flight gauge from the counts (its `collect`). */
+  private writeInFlight(): void {
+    for (const { labels, value } of this.inFlightCounts.values()) this.inFlight.set(labels, value);
   }
 }

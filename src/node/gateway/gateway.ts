@@ -12,8 +12,17 @@ import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { keyFromAuthorization } from '../../auth/key-hash';
-import { GatewayMetrics, type DeploymentLabels, type ReplicaWaitOutcome, type RequestLabels, type UpstreamErrorKind, type WakeTrigger } from '../../metrics/gateway-metrics';
+import {
+  GatewayMetrics,
+  type RequestSeries,
+  type DeploymentLabels,
+  type ReplicaWaitOutcome,
+  type RequestLabels,
+  type UpstreamErrorKind,
+  type WakeTrigger,
+} from '../../metrics/gateway-metrics';
 import { METRICS_PATH, serveMetrics } from '../../metrics/exposition';
+import { HotPathLines, jsonString } from '../../logging/hot-path-lines';
 import { lineLogger, processLogger, type Logger } from '../../logging/logger';
 import { REQUEST_ID_HEADER, requestIdFor } from '../../logging/request-id';
 import { describeError } from '../retried-task';
@@ -24,7 +33,7 @@ import { KeyHashCache } from './key-cache';
 import { ReplicaUpstream } from './replica-upstream';
 import type { RequestHead } from './request-head';
 import { canResend, forwardToReplica, RequestBodyTooLarge, RETRYABLE_BODY_BYTES, StreamedBody, UpstreamTimeout, UpstreamUnavailable, type UpstreamBody } from './proxy';
-import { parseInferencePath, RoutingTable, type RequestAddress, type RoutedDeployment } from './routing-table';
+import { InferencePathCache, RoutingTable, type RequestAddress, type RoutedDeployment } from './routing-table';
 import { EMPTY_ROUTING, type DemandReport, type DeploymentDemand, type ReadyReplicas, type RoutingSnapshot } from './routing-snapshot';
 
 /** Largest request body the gateway accepts. */
@@ -224,14 +233,22 @@ function requestBody(req: http.IncomingMessage): Promise<UpstreamBody> | Upstrea
 /** A prediction on the fast lane, with what the gateway keeps of it. */
 interface FastPrediction extends FastRequest {
   deployment: RoutedDeployment;
-  target: DeploymentLabels;
-  labels: RequestLabels;
+  books: RequestBooks;
   started: number;
-  modelId: string;
-  environment: string | undefined;
   demand: DeploymentDemand;
   /** The replica chosen when the request was admitted: its first try. */
   firstChoice: ReplicaUpstream;
+}
+
+/** A deployment's metric labels and counts, made once per deployment (and environment) a request is addressed to. */
+interface RequestBooks {
+  target: DeploymentLabels;
+  labels: RequestLabels;
+  series: RequestSeries;
+  /** Its requests in flight, as the gauge shows them. */
+  inFlight: { value: number };
+  /** The access log's fields naming the model, the deployment and the environment (JSON members, each after a comma). */
+  accessFields: string;
 }
 
 /** What an access log line tells of a request. */
@@ -245,6 +262,8 @@ interface AccessLine {
   modelId?: string;
   deploymentId?: string;
   environment?: string;
+  /** The model, deployment and environment fields made already (then the three above are not read). */
+  routedFields?: string;
   aborted: boolean;
 }
 
@@ -274,6 +293,10 @@ export class Gateway {
   private table = new RoutingTable(EMPTY_ROUTING);
   private keyHashes: ReadonlySet<string> = new Set();
   private readonly keyCache = new KeyHashCache();
+  /** Inference paths parsed once each. */
+  private readonly paths = new InferencePathCache();
+  /** Request labels and counts per deployment (a snapshot's deployment objects: they go with it). */
+  private readonly books = new WeakMap<RoutedDeployment, Map<string, RequestBooks>>();
   private turn = 0;
   /** Deployment id → its ready replicas, as last pushed. */
   private ready = new Map<string, ReplicaUpstream[]>();
@@ -312,11 +335,14 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
 
   private readonly logger: Logger;
+  /** The access log: a line per request, on the logger's destination. */
+  private readonly accessLog: HotPathLines;
   private readonly waitLimits: WaitLimits;
 
   constructor(private readonly deps: GatewayDeps = {}) {
     this.metrics = deps.metrics ?? new GatewayMetrics();
     this.logger = deps.logger ?? processLogger();
+    this.accessLog = new HotPathLines(this.logger);
     this.waitLimits = deps.waitLimits ?? DEFAULT_WAIT_LIMITS;
     this.server = http.createServer((req, res) => this.accept(req, res));
     this.server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
@@ -357,7 +383,7 @@ export class Gateway {
    */
   private admitFast(head: RequestHead): FastPrediction | undefined {
     if (this.closing) return undefined;
-    const route = parseInferencePath(head.host, head.pathname);
+    const route = this.paths.parse(head.host, head.pathname);
     if (route?.action !== 'predict') return undefined;
     const key = keyFromAuthorization(head.authorization);
     if (!key || !this.keyCache.isValid(key, this.keyHashes)) return undefined;
@@ -368,18 +394,16 @@ export class Gateway {
     if (!firstChoice?.takesFastRequest) return undefined;
     this.turn++;
     const environment = route.address.kind === 'environment' ? route.address.environment : undefined;
-    this.metrics.fastLane.inc();
-    const { target, demand } = this.routed(deployment);
+    this.metrics.countFastLane();
+    const books = this.booksOf(deployment, environment ?? '');
+    const demand = this.routed(deployment, books);
     return {
       requestId: requestIdFor(head.requestId),
       deploymentId: deployment.id,
       timeoutMs: deployment.predict_timeout_seconds * 1000,
       deployment,
-      target,
-      labels: { ...target, environment: environment ?? '' },
+      books,
       started: performance.now(),
-      modelId: route.address.modelId,
-      environment,
       demand,
       firstChoice,
     };
@@ -392,7 +416,7 @@ export class Gateway {
       if (tried.size >= MAX_ATTEMPTS) return undefined;
       upstream = pickLeastInFlight(this.ready.get(request.deploymentId) ?? [], this.turn++, tried);
       if (!upstream?.takesFastRequest) return undefined;
-      this.metrics.upstreamRetries.inc(request.target);
+      this.metrics.upstreamRetries.inc(request.books.target);
     }
     upstream.inFlight++;
     return upstream;
@@ -401,7 +425,7 @@ export class Gateway {
   /** A fast-lane try on a replica is over (with how it failed, if it did). */
   private doneFast(request: FastPrediction, upstream: ReplicaUpstream, error: UpstreamErrorKind | undefined): void {
     this.endTry(upstream);
-    if (error) this.countUpstreamError(request.target, error);
+    if (error) this.countUpstreamError(request.books.target, error);
   }
 
   /** A try on a replica is over: its count in flight, and its departure once its last request ends. */
@@ -413,18 +437,16 @@ export class Gateway {
 
   /** A fast-lane request is over: its demand, its metrics and its access log line, as `finish` writes them for the HTTP server's. */
   private finishFast(request: FastPrediction, head: RequestHead, outcome: FastOutcome): void {
-    this.routedEnded(request.target, request.demand);
+    this.routedEnded(request.books, request.demand);
     const elapsedMs = performance.now() - request.started;
-    this.metrics.observeRequest(request.labels, String(outcome.status), elapsedMs / 1000);
+    request.books.series.observe(String(outcome.status), elapsedMs / 1000);
     this.writeAccessLine({
       requestId: request.requestId,
       method: 'POST',
       target: head.target,
       status: outcome.status,
       elapsedMs,
-      modelId: request.modelId,
-      deploymentId: request.deploymentId,
-      environment: request.environment,
+      routedFields: request.books.accessFields,
       aborted: outcome.aborted,
     });
   }
@@ -471,15 +493,15 @@ export class Gateway {
 
   /** Writes a request's access log line (health checks at debug). */
   private writeAccessLine(access: AccessLine): void {
-    const path = access.target.split('?')[0]!.slice(0, MAX_LOGGED_PATH);
-    const line: Record<string, unknown> = { requestId: access.requestId, method: access.method, path, status: access.status, durationMs: Math.round(access.elapsedMs * 10) / 10 };
-    if (access.modelId !== undefined) line.modelId = access.modelId;
-    if (access.deploymentId !== undefined) line.deploymentId = access.deploymentId;
-    if (access.environment !== undefined) line.environment = access.environment;
-    if (access.aborted) line.aborted = true;
-    const message = `${access.method} ${path} ${access.status}`;
-    if (path === '/healthz') this.logger.debug(line, message);
-    else this.logger.info(line, message);
+    const query = access.target.indexOf('?');
+    const path = (query < 0 ? access.target : access.target.slice(0, query)).slice(0, MAX_LOGGED_PATH);
+    const level = path === '/healthz' ? 'debug' : 'info';
+    if (!this.accessLog.enabled(level)) return;
+    const method = access.method ?? '';
+    let fields = `"requestId":${jsonString(access.requestId)},"method":${jsonString(method)},"path":${jsonString(path)},"status":${access.status},"durationMs":${Math.round(access.elapsedMs * 10) / 10}`;
+    fields += access.routedFields ?? routedAccessFields(access.modelId, access.deploymentId, access.environment);
+    if (access.aborted) fields += ',"aborted":true';
+    this.accessLog.write(level, fields, `${method} ${path} ${access.status}`);
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -597,7 +619,7 @@ export class Gateway {
       if (!key || !this.keyCache.isValid(key, this.keyHashes)) {
         throw new RequestError(401, 'unauthorized', 'missing or invalid API key: send Authorization: Api-Key <key>');
       }
-      const route = parseInferencePath(req.headers.host, url.pathname);
+      const route = this.paths.parse(req.headers.host, url.pathname);
       if (!route) throw new RequestError(404, 'not_found', `no inference route at ${url.pathname}`);
       if (route.action === 'api') {
         await this.forwardToApi(`${route.apiPath}${url.search}`, req, res);
@@ -629,34 +651,53 @@ export class Gateway {
   private async predict(deployment: RoutedDeployment, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const pending = requestBody(req);
     const body = Buffer.isBuffer(pending) || pending instanceof StreamedBody ? pending : await pending;
-    const { target, demand } = this.routed(deployment);
+    const books = this.booksOf(deployment, '');
+    const target = books.target;
+    const demand = this.routed(deployment, books);
     try {
       const waiting = this.awaitReplica(target, deployment, res);
       if (waiting) await waiting;
       await this.proxy(target, deployment, req, body, res);
     } finally {
-      this.routedEnded(target, demand);
+      this.routedEnded(books, demand);
     }
   }
 
-  /** Counts a request routed to the deployment (usage, demand, the in-flight gauge); returns its labels and its demand. */
-  private routed(deployment: RoutedDeployment): { target: DeploymentLabels; demand: DeploymentDemand } {
-    const target: DeploymentLabels = { model_id: deployment.model_id, deployment_id: deployment.id };
+  /** Counts a request routed to the deployment (usage, demand, the in-flight gauge); returns its demand. */
+  private routed(deployment: RoutedDeployment, books: RequestBooks): DeploymentDemand {
     this.deps.onRouted?.(deployment.id);
     const demand = this.demandOf(deployment.id);
     demand.lastRequestAt = Date.now();
     demand.inFlight++;
     this.demandChanged();
-    this.metrics.moveInFlight(target, 1);
-    return { target, demand };
+    books.inFlight.value++;
+    return demand;
   }
 
   /** A routed request is over: its demand and the in-flight gauge go down. */
-  private routedEnded(target: DeploymentLabels, demand: DeploymentDemand): void {
+  private routedEnded(books: RequestBooks, demand: DeploymentDemand): void {
     demand.inFlight--;
     this.demandChanged();
-    this.forgetIfDeleted(target.deployment_id);
-    this.metrics.moveInFlight(target, -1);
+    this.forgetIfDeleted(books.target.deployment_id);
+    books.inFlight.value--;
+  }
+
+  /** The labels and counts of requests to `deployment` addressed to `environment` (empty: to the deployment itself), made on first use. */
+  private booksOf(deployment: RoutedDeployment, environment: string): RequestBooks {
+    let byEnvironment = this.books.get(deployment);
+    if (!byEnvironment) {
+      byEnvironment = new Map();
+      this.books.set(deployment, byEnvironment);
+    }
+    let books = byEnvironment.get(environment);
+    if (!books) {
+      const target = { model_id: deployment.model_id, deployment_id: deployment.id };
+      const labels = { ...target, environment };
+      const accessFields = routedAccessFields(deployment.model_id, deployment.id, environment === '' ? undefined : environment);
+      books = { target, labels, series: this.metrics.seriesOf(labels), inFlight: this.metrics.inFlightOf(target), accessFields };
+      byEnvironment.set(environment, books);
+    }
+    return books;
   }
 
   /** Answers a request that failed: its error status, nothing for a client that left, 502 for the unexpected. */
@@ -930,6 +971,15 @@ function noReadyReplica(deployment: RoutedDeployment): string {
 /** The 504 message of a request its replica did not answer within the deployment's predict timeout. */
 function noAnswerInTime(deployment: RoutedDeployment): string {
   return `deployment ${deployment.name} (${deployment.id}) did not answer within ${deployment.predict_timeout_seconds} s`;
+}
+
+/** The access log's fields naming where a request went (those known), as JSON members each after a comma. */
+function routedAccessFields(modelId: string | undefined, deploymentId: string | undefined, environment: string | undefined): string {
+  let fields = '';
+  if (modelId !== undefined) fields += `,"modelId":${jsonString(modelId)}`;
+  if (deploymentId !== undefined) fields += `,"deploymentId":${jsonString(deploymentId)}`;
+  if (environment !== undefined) fields += `,"environment":${jsonString(environment)}`;
+  return fields;
 }
 
 /** The demand report timer's callback (a plain function: no closure per schedule). */

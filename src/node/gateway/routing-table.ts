@@ -76,6 +76,30 @@ export function parseInferencePath(host: string | undefined, pathname: string): 
   return { action, address };
 }
 
+/** How many distinct Host and path pairs `InferencePathCache` keeps (all are forgotten past it). */
+const CACHED_PATHS = 1024;
+
+/**
+ * `parseInferencePath` for the hot path: each Host and path pair parsed once (the routes it
+ * returns are shared, never changed). A parsed path depends on nothing but its text, so a
+ * snapshot never makes an entry stale.
+ */
+export class InferencePathCache {
+  private readonly routes = new Map<string, InferenceRoute | null>();
+
+  /** What `parseInferencePath(host, pathname)` returns. */
+  parse(host: string | undefined, pathname: string): InferenceRoute | undefined {
+    const key = host === undefined ? pathname : `${host}\n${pathname}`;
+    let route = this.routes.get(key);
+    if (route === undefined) {
+      route = parseInferencePath(host, pathname) ?? null;
+      if (this.routes.size >= CACHED_PATHS) this.routes.clear();
+      this.routes.set(key, route);
+    }
+    return route ?? undefined;
+  }
+}
+
 /** A path segment with its percent-escapes decoded, or undefined when they are malformed (`%zz`, a cut UTF-8 sequence): such a path names nothing. */
 function decodedSegment(segment: string): string | undefined {
   try {
