@@ -9,13 +9,12 @@
  *   npm run build && npm run bench -- [--rounds 3] [--seconds 5] [--warmup 2] [--connections 1,8,64] [--replicas 1,2]
  */
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { answers, startGantry, waitFor, type GantryUnderTest, type ReplicaEndpoint } from './gantry-under-test';
 import { LoadClient, onPath, type LoadResult, type LoadSpec } from './load-client';
 import { nginxVersion, startNginx, type RunningNginx } from './nginx-proxy';
-import { ChildProcesses, CleanupSteps, processTreeCpuTicks } from './processes';
+import { ChildProcesses, CleanupSteps, freePort, processTreeCpuTicks } from './processes';
 import { combineSimultaneous, evaluateTargets, markdownTable, medianRound, splitConnections, verdictLines, type PathName, type Row } from './report';
 
 /** The bench's settings, from the command line. */
@@ -70,18 +69,6 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     connections: list('connections', [1, 8, 64]),
     replicas: list('replicas', [1, 2]),
   };
-}
-
-/** A free TCP port on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** CPU model, CPU count, Node version, client and nginx versions. */

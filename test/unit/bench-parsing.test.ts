@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAutocannonJson, parseWrkDuration, parseWrkOutput, wrkScript } from '../../bench/load-client';
+import { callgrindTotal, parseInstructionBenchOptions } from '../../bench/instructions';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
 
 /** A captured client output (test/fixtures/bench/README.md says how each was made). */
@@ -66,5 +67,21 @@ describe("the bench's autocannon parser", () => {
     assert.throws(() => parseAutocannonJson(JSON.stringify({ ...report, timeouts: 1 })), /timeouts 1/);
     assert.throws(() => parseAutocannonJson(`Running 2s test\n${sample('autocannon-ms.json')}`), /not JSON/);
     assert.throws(() => parseAutocannonJson(JSON.stringify({ ...report, latency: {} })), /no latency.p50/);
+  });
+});
+
+describe("the instruction bench's options and callgrind reader", () => {
+  it('reads --requests, --runs and --warmup, with defaults, and refuses anything else', () => {
+    assert.deepEqual(parseInstructionBenchOptions([]), { requests: 2000, runs: 5, warmup: 8000 });
+    assert.deepEqual(parseInstructionBenchOptions(['--runs', '3', '--requests', '500']), { requests: 500, runs: 3, warmup: 8000 });
+    assert.throws(() => parseInstructionBenchOptions(['--rounds', '3']), /unknown option --rounds/);
+    for (const bad of ['0', '-1', '1.5', 'x']) assert.throws(() => parseInstructionBenchOptions(['--runs', bad]), /positive whole number/, bad);
+  });
+
+  it("reads a dump's total instruction count, and fails on a dump without one", () => {
+    const dump =
+      '# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\npid: 16091\ncmd:  node gw.js\npart: 1\n\nevents: Ir\nsummary: 388865089\n\nfn=(1) main\n0 12\ntotals: 388865089\n';
+    assert.equal(callgrindTotal(dump), 388_865_089);
+    assert.throws(() => callgrindTotal('events: Ir\n'), /no totals line/);
   });
 });
