@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { answers, startGantry, waitFor, type GantryUnderTest, type ReplicaEndpoint } from './gantry-under-test';
 import { LoadClient, onPath, type LoadResult, type LoadSpec } from './load-client';
 import { nginxVersion, startNginx, type RunningNginx } from './nginx-proxy';
-import { ChildProcesses, CleanupSteps, freePort, processTreeCpuTicks } from './processes';
+import { type ChildProcesses, type CleanupSteps, freePort, processTreeCpuTicks, runBenchToReport } from './processes';
 import { combineSimultaneous, evaluateTargets, markdownTable, medianRound, splitConnections, verdictLines, type PathName, type Row } from './report';
 
 /** The bench's settings, from the command line. */
@@ -188,34 +188,7 @@ async function warmUp(pathName: PathName, run: () => Promise<LoadResult>, replic
 /** Runs the bench with the process's arguments, cleaning up on any exit (Ctrl-C and SIGTERM included). */
 async function main(): Promise<void> {
   const options = parseBenchOptions(process.argv.slice(2));
-  const processes = new ChildProcesses();
-  const cleanup = new CleanupSteps();
-  // The load clients and nginx end first, then the node and its replicas, then the directory goes.
-  const cleanUp = async (): Promise<void> => {
-    await processes.endAll();
-    await cleanup.runAll();
-  };
-  let interrupted = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      interrupted = true;
-      process.stderr.write(`\n${signal}: cleaning up\n`);
-      void cleanUp().finally(() => process.exit(130));
-    });
-  }
-  // After an interruption the signal handler ends the process: no report, no second error.
-  try {
-    const report = await runBench(options, processes, cleanup);
-    if (interrupted) return;
-    await cleanUp();
-    process.stdout.write(`${report}\n`);
-    process.exit(0);
-  } catch (error) {
-    if (interrupted) return;
-    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    await cleanUp();
-    process.exit(1);
-  }
+  await runBenchToReport((processes, cleanup) => runBench(options, processes, cleanup));
 }
 
 if (require.main === module) {

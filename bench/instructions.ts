@@ -20,7 +20,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startGantry } from './gantry-under-test';
 import { nginxConfig, nginxVersion } from './nginx-proxy';
-import { ChildProcesses, CleanupSteps, freePort, runToCompletion } from './processes';
+import { type ChildProcesses, type CleanupSteps, freePort, runBenchToReport, runToCompletion } from './processes';
 import { STANDALONE_MODEL_ID } from './standalone-gateway';
 
 /** The bench's settings, from the command line. */
@@ -214,28 +214,7 @@ async function runBench(options: InstructionBenchOptions, processes: ChildProces
 /** Runs the bench with the process's arguments, cleaning up on any exit (Ctrl-C and SIGTERM included). */
 async function main(): Promise<void> {
   const options = parseInstructionBenchOptions(process.argv.slice(2));
-  const processes = new ChildProcesses();
-  const cleanup = new CleanupSteps();
-  const cleanUp = async (): Promise<void> => {
-    await processes.endAll();
-    await cleanup.runAll();
-  };
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      process.stderr.write(`\n${signal}: cleaning up\n`);
-      void cleanUp().finally(() => process.exit(130));
-    });
-  }
-  try {
-    const report = await runBench(options, processes, cleanup);
-    await cleanUp();
-    process.stdout.write(`${report}\n`);
-    process.exit(0);
-  } catch (error) {
-    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    await cleanUp();
-    process.exit(1);
-  }
+  await runBenchToReport((processes, cleanup) => runBench(options, processes, cleanup));
 }
 
 if (require.main === module) {

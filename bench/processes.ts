@@ -119,3 +119,39 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * Runs a bench to its report: stdout gets the report, stderr the failure; every child process is
+ * ended, then the cleanup steps run, on success, failure, Ctrl-C and SIGTERM. Exits the process
+ * (0, 1 on failure, 130 when interrupted).
+ */
+export async function runBenchToReport(run: (processes: ChildProcesses, cleanup: CleanupSteps) => Promise<string>): Promise<void> {
+  const processes = new ChildProcesses();
+  const cleanup = new CleanupSteps();
+  // The load clients and nginx end first, then the node and its replicas, then the directory goes.
+  const cleanUp = async (): Promise<void> => {
+    await processes.endAll();
+    await cleanup.runAll();
+  };
+  let interrupted = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      interrupted = true;
+      process.stderr.write(`\n${signal}: cleaning up\n`);
+      void cleanUp().finally(() => process.exit(130));
+    });
+  }
+  // After an interruption the signal handler ends the process: no report, no second error.
+  try {
+    const report = await run(processes, cleanup);
+    if (interrupted) return;
+    await cleanUp();
+    process.stdout.write(`${report}\n`);
+    process.exit(0);
+  } catch (error) {
+    if (interrupted) return;
+    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    await cleanUp();
+    process.exit(1);
+  }
+}
