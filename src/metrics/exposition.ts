@@ -6,6 +6,7 @@
 import type * as http from 'node:http';
 import { collectDefaultMetrics, type Registry } from 'prom-client';
 import { hashApiKey, keyFromAuthorization } from '../auth/key-hash';
+import { errorBody } from '../shared/error-body';
 
 /** The prefix of every metric Gantry registers. */
 export const METRIC_PREFIX = 'gantry_';
@@ -27,8 +28,9 @@ export function collectProcessMetrics(registry: Registry, process: MetricsProces
 /** Whether a key's SHA-256 belongs to a valid (unrevoked) API key. */
 export type KeyCheck = (secretHash: string) => boolean | Promise<boolean>;
 
-function sendJsonError(res: http.ServerResponse, status: number, code: string, message: string, headers: http.OutgoingHttpHeaders = {}): void {
-  const body = JSON.stringify({ error: { code, message } });
+/** Answers a JSON error (`{"error":{"code","message"}}`) with its length, and `headers`. */
+export function sendJsonError(res: http.ServerResponse, status: number, code: string, message: string, headers: http.OutgoingHttpHeaders = {}): void {
+  const body = errorBody(code, message);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }

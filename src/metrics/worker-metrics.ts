@@ -9,8 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { CancelledFailure, type MetricTags } from '@temporalio/common';
 import type { ActivityInterceptorsFactory, MetricsBuffer } from '@temporalio/worker';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { type KeyCheck, METRICS_PATH, serveMetrics } from './exposition';
+import { type KeyCheck, METRICS_PATH, sendJsonError, serveMetrics } from './exposition';
 import { processLogger } from '../logging/logger';
+import { errorBody } from '../shared/error-body';
 
 /** How an activity execution ended: returned, threw (it may be retried), or was cancelled. */
 export type ActivityOutcome = 'completed' | 'failed' | 'cancelled';
@@ -131,8 +132,7 @@ export class WorkerMetrics {
           return;
         }
         if (path !== METRICS_PATH) {
-          const body = JSON.stringify({ error: { code: 'not_found', message: `no route ${req.method} ${path}: the worker serves only ${METRICS_PATH}` } });
-          res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+          sendJsonError(res, 404, 'not_found', `no route ${req.method} ${path}: the worker serves only ${METRICS_PATH}`);
           return;
         }
         beforeScrape();
@@ -141,7 +141,7 @@ export class WorkerMetrics {
       answer().catch((error) => {
         processLogger().error({ err: error }, `worker metrics: a scrape failed: ${(error as Error).message}`);
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { code: 'internal', message: 'the metrics could not be collected' } }));
+        res.end(errorBody('internal', 'the metrics could not be collected'));
       });
     });
     await new Promise<void>((resolve, reject) => {

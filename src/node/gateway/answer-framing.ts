@@ -6,7 +6,7 @@
 
 import { REQUEST_ID_HEADER } from '../../logging/request-id';
 import { DEPLOYMENT_ID_HEADER } from '../../shared/constants';
-import { decimalValue, headerLine, headerNames, nameIdOf, normalizedLine, readHeaderLine, headerValue } from './header-line';
+import { decimalValue, HEAD_END, headerLine, headerNames, nameIdOf, normalizedLine, readHeaderLine, headerValue } from './header-line';
 import { HOP_BY_HOP_HEADERS } from './hop-by-hop';
 
 /** How an answer's body ends. */
@@ -29,7 +29,6 @@ export type AnswerReading = { kind: 'incomplete' } | { kind: 'malformed'; reason
 
 const INCOMPLETE: AnswerReading = { kind: 'incomplete' };
 
-const HEAD_END = Buffer.from('\r\n\r\n');
 /** How a status line starts (`HTTP/1.0 ` or `HTTP/1.1 ` follows). */
 const HTTP_1 = 'HTTP/1.';
 

@@ -14,6 +14,7 @@
  */
 import type * as net from 'node:net';
 import { maxHeaderSize, STATUS_CODES } from 'node:http';
+import { errorBody } from '../../shared/error-body';
 import { ChunkedBodyEnd, readAnswerHead, type AnswerHead } from './answer-framing';
 import { RETRYABLE_BODY_BYTES } from './proxy';
 import { readRequestHead, type RequestHead } from './request-head';
@@ -72,20 +73,20 @@ export interface FastRequest {
   timeoutMs: number;
 }
 
-/** What the fast lane asks of the gateway it runs in. */
-export interface FastLaneHost {
+/** What the fast lane asks of the gateway it runs in: `R` is the gateway's request, `U` its replica. */
+export interface FastLaneHost<R extends FastRequest = FastRequest, U extends FastUpstream = FastUpstream> {
   /** Takes the request when it can be served now (and starts its books: demand, metrics, access log), or leaves it to the HTTP server. */
-  admit(head: RequestHead): FastRequest | undefined;
+  admit(head: RequestHead): R | undefined;
   /** The replica to try next (none tried in `tried`), or undefined when none is left. */
-  pick(request: FastRequest, tried: ReadonlySet<string> | undefined): FastUpstream | undefined;
+  pick(request: R, tried: ReadonlySet<string> | undefined): U | undefined;
   /** The try on `upstream` is over. */
-  done(request: FastRequest, upstream: FastUpstream, error?: 'unavailable' | 'timeout' | 'failed'): void;
+  done(request: R, upstream: U, error?: 'unavailable' | 'timeout' | 'failed'): void;
   /** The error answer for a request no replica could take (its status, code and message). */
-  unavailable(request: FastRequest): [number, string, string];
+  unavailable(request: R): [number, string, string];
   /** The 504 message of a replica that did not answer in time. */
-  timedOut(request: FastRequest): string;
+  timedOut(request: R): string;
   /** The request is over: closes its books and writes its access log line. */
-  finish(request: FastRequest, head: RequestHead, outcome: FastOutcome): void;
+  finish(request: R, head: RequestHead, outcome: FastOutcome): void;
   /** Gives the connection to the HTTP server, with the bytes read from it that it has not handled. */
   handOff(socket: net.Socket, unread: Buffer): void;
   /** Whether the gateway is closing: an idle connection is closed, not kept. */
@@ -94,7 +95,7 @@ export interface FastLaneHost {
 
 /** A JSON error answer as raw HTTP/1.1 bytes (`connection: close` when asked). */
 export function rawJsonError(status: number, code: string, message: string, extraHeaders = '', close = false): string {
-  const body = JSON.stringify({ error: { code, message } });
+  const body = errorBody(code, message);
   return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${extraHeaders}content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`;
 }
 
@@ -127,10 +128,10 @@ function writeWithHead(socket: net.Socket, head: string, bytes: Buffer): boolean
 }
 
 /** One client connection while the fast lane has it. */
-export class FastConnection {
+export class FastConnection<R extends FastRequest, U extends FastUpstream> {
   /** Bytes read and not yet handled. */
   private pending: Buffer = EMPTY;
-  private exchange: Exchange | undefined;
+  private exchange: Exchange<R, U> | undefined;
   private arrivalTimer: NodeJS.Timeout | undefined;
   private handedOff = false;
   private readonly onData = (chunk: Buffer): void => {
@@ -156,7 +157,7 @@ export class FastConnection {
 
   constructor(
     readonly socket: net.Socket,
-    private readonly host: FastLaneHost,
+    private readonly host: FastLaneHost<R, U>,
   ) {
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
@@ -252,8 +253,8 @@ export class FastConnection {
 }
 
 /** One request on the fast lane: its tries on replicas and its answer to the client. */
-class Exchange implements ReplicaBorrower {
-  private upstream: FastUpstream | undefined;
+class Exchange<R extends FastRequest, U extends FastUpstream> implements ReplicaBorrower {
+  private upstream: U | undefined;
   private connection: ReplicaConnection | undefined;
   private tried: Set<string> | undefined;
   private answer: Buffer = EMPTY;
@@ -269,8 +270,8 @@ class Exchange implements ReplicaBorrower {
 
   constructor(
     private readonly client: net.Socket,
-    private readonly host: FastLaneHost,
-    private readonly request: FastRequest,
+    private readonly host: FastLaneHost<R, U>,
+    private readonly request: R,
     private readonly head: RequestHead,
     private readonly body: Buffer,
     private readonly onOver: () => void,
@@ -491,6 +492,6 @@ class Exchange implements ReplicaBorrower {
 }
 
 /** The exchange's timer callback (a plain function: no closure per request). */
-function expire(exchange: Exchange): void {
+function expire(exchange: Exchange<FastRequest, FastUpstream>): void {
   exchange.expired();
 }

@@ -21,7 +21,7 @@ import {
   type UpstreamErrorKind,
   type WakeTrigger,
 } from '../../metrics/gateway-metrics';
-import { METRICS_PATH, serveMetrics } from '../../metrics/exposition';
+import { METRICS_PATH, sendJsonError, serveMetrics } from '../../metrics/exposition';
 import { HotPathLines, jsonString } from '../../logging/hot-path-lines';
 import { lineLogger, processLogger, type Logger } from '../../logging/logger';
 import { REQUEST_ID_HEADER, requestIdFor } from '../../logging/request-id';
@@ -121,9 +121,7 @@ function sendError(res: http.ServerResponse, status: number, code: string, messa
     res.destroy();
     return;
   }
-  const body = JSON.stringify({ error: { code, message } });
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(close ? { connection: 'close' } : {}) });
-  res.end(body);
+  sendJsonError(res, status, code, message, close ? { connection: 'close' } : {});
 }
 
 /** The answer to a request that would wait for a replica while the gateway closes. */
@@ -319,15 +317,15 @@ export class Gateway {
   /** The HTTP server's own handling of a new connection, where the fast lane hands connections over. */
   private readonly httpConnection: (socket: Socket) => void;
   /** Client connections the fast lane has (not those it handed to the HTTP server). */
-  private readonly fastConnections = new Map<Socket, FastConnection>();
+  private readonly fastConnections = new Map<Socket, FastConnection<FastPrediction, ReplicaUpstream>>();
   /** The fast lane's view of the gateway (fast-lane.ts). */
-  private readonly fastLane: FastLaneHost = {
+  private readonly fastLane: FastLaneHost<FastPrediction, ReplicaUpstream> = {
     admit: (head) => this.admitFast(head),
-    pick: (request, tried) => this.pickFast(request as FastPrediction, tried),
-    done: (request, upstream, error) => this.doneFast(request as FastPrediction, upstream as ReplicaUpstream, error),
-    unavailable: (request) => [503, 'unavailable', noReadyReplica((request as FastPrediction).deployment)],
-    timedOut: (request) => noAnswerInTime((request as FastPrediction).deployment),
-    finish: (request, head, outcome) => this.finishFast(request as FastPrediction, head, outcome),
+    pick: (request, tried) => this.pickFast(request, tried),
+    done: (request, upstream, error) => this.doneFast(request, upstream, error),
+    unavailable: (request) => [503, 'unavailable', noReadyReplica(request.deployment)],
+    timedOut: (request) => noAnswerInTime(request.deployment),
+    finish: (request, head, outcome) => this.finishFast(request, head, outcome),
     handOff: (socket, unread) => this.handOff(socket, unread),
     closing: () => this.closing,
   };

@@ -7,6 +7,9 @@
  * its surrounding blanks trimmed.
  */
 
+/** The blank line that ends a head. */
+export const HEAD_END = Buffer.from('\r\n\r\n');
+
 const CR = 13;
 const LF = 10;
 

@@ -7,7 +7,7 @@
  * the fast lane with the same boundaries llhttp would give it, or never does.
  */
 import { REQUEST_ID_HEADER } from '../../logging/request-id';
-import { decimalValue, headerLine, headerNames, nameIdOf, normalizedLine, readHeaderLine, headerValue } from './header-line';
+import { decimalValue, HEAD_END, headerLine, headerNames, nameIdOf, normalizedLine, readHeaderLine, headerValue } from './header-line';
 import { HOP_BY_HOP_HEADERS } from './hop-by-hop';
 
 /** A request head the fast lane can serve. */
@@ -36,8 +36,6 @@ export type HeadReading = { kind: 'incomplete' } | { kind: 'unsupported' } | { k
 
 const INCOMPLETE: HeadReading = { kind: 'incomplete' };
 const UNSUPPORTED: HeadReading = { kind: 'unsupported' };
-/** The blank line that ends a head. */
-const HEAD_END = Buffer.from('\r\n\r\n');
 
 /** The start of the request line the fast lane takes (a POST of a path)… */
 const POST_PATH = 'POST /';
