@@ -4,7 +4,8 @@
  * (wrk, or autocannon's CLI when wrk is not installed), at 1, 8 and 64 connections, with one and
  * with two replicas. Rounds are interleaved across the paths after a warm-up of each; the median
  * round is reported as one Markdown table, with issue 11's two targets evaluated per row and the
- * machine described.
+ * machine described. A second nginx, configured as the first, is measured beside them and held
+ * to the same targets: how a proxy equal to nginx fares shows what the run can tell apart.
  *
  *   npm run build && npm run bench -- [--rounds 3] [--seconds 5] [--warmup 2] [--connections 1,8,64] [--replicas 1,2]
  */
@@ -15,7 +16,7 @@ import { answers, startGantry, waitFor, type GantryUnderTest, type ReplicaEndpoi
 import { LoadClient, onPath, type LoadResult, type LoadSpec } from './load-client';
 import { nginxVersion, startNginx, type RunningNginx } from './nginx-proxy';
 import { type ChildProcesses, type CleanupSteps, freePort, processTreeCpuTicks, runBenchToReport } from './processes';
-import { combineSimultaneous, evaluateTargets, markdownTable, medianRound, splitConnections, verdictLines, type PathName, type Row } from './report';
+import { combineSimultaneous, evaluateTargets, markdownTable, medianRound, splitConnections, verdictLines, verdictSummary, type PathName, type Row } from './report';
 
 /** The bench's settings, from the command line. */
 export interface BenchOptions {
@@ -109,12 +110,17 @@ async function runBench(options: BenchOptions, processes: ChildProcesses, cleanu
   for (const replicaCount of options.replicas) {
     await gantry.scaleTo(replicaCount);
     const replicas = gantry.replicas();
-    let nginx: RunningNginx | undefined;
+    const nginxes: RunningNginx[] = [];
     if (nginxInstalled) {
-      const started = await startNginx({ dir: path.join(workDir, `nginx-${replicaCount}`), listenPort: await freePort(), upstreamPorts: replicas.map((r) => r.port) }, processes);
-      nginx = started;
-      cleanup.add('stopping nginx', () => started.stop());
-      await waitFor('a 200 through nginx', () => answers(`${started.url}/predict`, {}, BODY));
+      for (const name of ['nginx', 'twin']) {
+        const started = await startNginx(
+          { dir: path.join(workDir, `${name}-${replicaCount}`), listenPort: await freePort(), upstreamPorts: replicas.map((r) => r.port) },
+          processes,
+        );
+        nginxes.push(started);
+        cleanup.add(`stopping ${name}`, () => started.stop());
+        await waitFor(`a 200 through ${name}`, () => answers(`${started.url}/predict`, {}, BODY));
+      }
     }
     const measure: Partial<Record<PathName, (connections: number, seconds: number) => Promise<LoadResult>>> = {
       direct: async (connections, seconds) =>
@@ -125,14 +131,19 @@ async function runBench(options: BenchOptions, processes: ChildProcesses, cleanu
         ),
       gateway: (connections, seconds) => client.run(load(gantry.gatewayPredictUrl, connections, seconds, gantry.authHeaders)),
     };
-    if (nginx) measure.nginx = (connections, seconds) => client.run(load(`${nginx.url}/predict`, connections, seconds));
+    const [nginx, twin] = nginxes;
+    if (nginx && twin) {
+      measure.nginx = (connections, seconds) => client.run(load(`${nginx.url}/predict`, connections, seconds));
+      measure.twin = (connections, seconds) => client.run(load(`${twin.url}/predict`, connections, seconds));
+    }
     const paths = Object.keys(measure) as PathName[];
 
     for (const connections of options.connections) {
       for (const pathName of paths) await warmUp(pathName, () => measure[pathName]!(connections, options.warmupSeconds), replicas, connections, progress);
       const rounds = new Map<PathName, LoadResult[]>(paths.map((pathName) => [pathName, []]));
       for (let round = 1; round <= options.rounds; round++) {
-        for (const pathName of paths) {
+        // Each round starts one path further along, so that no path always follows the same one.
+        for (const pathName of rotated(paths, round - 1)) {
           const result = await measure[pathName]!(connections, options.seconds);
           rounds.get(pathName)!.push(result);
           progress(`  ${replicaCount} replica(s), ${connections} connection(s), round ${round}/${options.rounds}, ${pathName}: ${brief(result)}`);
@@ -142,7 +153,7 @@ async function runBench(options: BenchOptions, processes: ChildProcesses, cleanu
       for (const pathName of paths) results[pathName] = medianRound(rounds.get(pathName)!);
       rows.push({ replicas: replicaCount, connections, results });
     }
-    await nginx?.stop();
+    for (const started of nginxes) await started.stop();
   }
 
   const lanes = await gantry.lanes();
@@ -150,18 +161,36 @@ async function runBench(options: BenchOptions, processes: ChildProcesses, cleanu
   const split = options.replicas.some((n) => n > 1)
     ? `Direct with several replicas: one ${client.kind} process per replica, started together, with the connections split evenly (fewer connections than replicas: only the first replicas get one); req/s is their sum, p50 and p99 the request-weighted means of their percentiles.`
     : '';
+  const gatewayVerdicts = evaluateTargets(rows, latencyResolutionMs);
+  const calibration = nginxInstalled
+    ? [
+        '',
+        `Calibration: the same targets for a second nginx, configured as the first and measured in the same rounds, in the gateway's place: it ${verdictSummary(evaluateTargets(rows, latencyResolutionMs, 'twin'))}. A proxy equal to nginx meets a "≥" target only when the rounds' noise falls its way; the targets it misses are differences this run cannot tell apart.`,
+        '',
+        markdownTable(rows, 'twin'),
+        '',
+        ...verdictLines(evaluateTargets(rows, latencyResolutionMs, 'twin')),
+      ]
+    : [];
   return [
-    `Data-plane bench, ${new Date().toISOString().slice(0, 10)}: examples/echo; client ${client.kind} in its own process (${client.kind === 'wrk' ? 'one thread' : "autocannon's CLI, latencies in whole milliseconds"}); ${options.rounds} rounds of ${options.seconds} s per path interleaved, after a ${options.warmupSeconds} s warm-up of each path; each cell is the median round by req/s.`,
-    `Paths: direct (the client at the replica's port), gateway (Gantry's production route with the Api-Key header), nginx (${nginxName ? `${nginxName}, one worker, keep-alive upstream, access log on` : 'not on PATH: not measured'}). ${split}`,
+    `Data-plane bench, ${new Date().toISOString().slice(0, 10)}: examples/echo; client ${client.kind} in its own process (${client.kind === 'wrk' ? 'one thread' : "autocannon's CLI, latencies in whole milliseconds"}); ${options.rounds} rounds of ${options.seconds} s per path interleaved (each round starting one path further along), after a ${options.warmupSeconds} s warm-up of each path; each cell is the median round by req/s.`,
+    `Paths: direct (the client at the replica's port), gateway (Gantry's production route with the Api-Key header), nginx (${nginxName ? `${nginxName}, one worker, keep-alive upstream, access log on; a second one the same for the calibration` : 'not on PATH: not measured'}). ${split}`,
     '',
     markdownTable(rows),
     '',
-    'Targets (issue 11):',
-    ...verdictLines(evaluateTargets(rows, latencyResolutionMs)),
+    `Targets (issue 11): the gateway ${verdictSummary(gatewayVerdicts)}.`,
+    ...verdictLines(gatewayVerdicts),
+    ...calibration,
     '',
     `The gateway served ${lanes.fastLane.toLocaleString('en-US')} of the ${lanes.answered.toLocaleString('en-US')} requests it answered (readiness checks and warm-ups included) on its fast lane (docs/architecture.md §5).`,
     `Machine: ${machine}.`,
   ].join('\n');
+}
+
+/** `items` starting at index `by` (modulo their count), wrapping around. */
+export function rotated<T>(items: readonly T[], by: number): T[] {
+  const start = items.length === 0 ? 0 : by % items.length;
+  return [...items.slice(start), ...items.slice(0, start)];
 }
 
 /**

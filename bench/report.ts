@@ -1,11 +1,18 @@
 /**
  * The bench's arithmetic and output, apart from any process: combining simultaneous clients,
- * picking the median round, the Markdown table, and issue 11's two targets evaluated per row.
+ * picking the median round, the Markdown tables, and issue 11's two targets evaluated per row,
+ * for the gateway and, as the bench's calibration, for a second nginx identical to the first.
  */
 import type { LoadResult } from './load-client';
 
-/** The paths a request can take to a replica. */
-export type PathName = 'direct' | 'gateway' | 'nginx';
+/** The paths a request can take to a replica: `twin` is a second nginx, configured as the first (the bench's calibration). */
+export type PathName = 'direct' | 'gateway' | 'nginx' | 'twin';
+
+/** A path held to issue 11's targets against nginx. */
+export type CandidatePath = 'gateway' | 'twin';
+
+/** Each path's name in the tables and verdicts. */
+const PATH_LABELS: Record<PathName, string> = { direct: 'direct', gateway: 'gateway', nginx: 'nginx', twin: 'second nginx' };
 
 /** The median-round results of one replica count and connection count, by path (nginx absent when not installed). */
 export interface Row {
@@ -46,14 +53,14 @@ export function splitConnections(connections: number, replicas: number): number[
 }
 
 /** Throughput of `path` over direct's in the row, or undefined when either is missing. */
-export function throughputRatio(row: Row, path: 'gateway' | 'nginx'): number | undefined {
+export function throughputRatio(row: Row, path: Exclude<PathName, 'direct'>): number | undefined {
   const measured = row.results[path];
   const direct = row.results.direct;
   return measured && direct ? measured.requestsPerSecond / direct.requestsPerSecond : undefined;
 }
 
 /** The p50 that `path` adds to direct's in the row, in milliseconds, or undefined when either is missing. */
-export function addedP50(row: Row, path: 'gateway' | 'nginx'): number | undefined {
+export function addedP50(row: Row, path: Exclude<PathName, 'direct'>): number | undefined {
   const measured = row.results[path];
   const direct = row.results.direct;
   return measured && direct ? measured.p50Ms - direct.p50Ms : undefined;
@@ -70,39 +77,50 @@ export interface Verdict {
 }
 
 /**
- * Issue 11's targets on each row: at 1 connection the gateway's added p50 is within
- * ADDED_P50_TOLERANCE_MS of nginx's; at every concurrency gateway/direct ≥ nginx/direct.
- * `latencyResolutionMs` is the client's latency resolution: when it is coarser than the
- * tolerance, the latency target cannot be decided.
+ * Issue 11's targets on each row, for `candidate` (the gateway, or the second nginx as the
+ * calibration): at 1 connection its added p50 is within ADDED_P50_TOLERANCE_MS of nginx's; at
+ * every concurrency candidate/direct ≥ nginx/direct. `latencyResolutionMs` is the client's
+ * latency resolution: when it is coarser than the tolerance, the latency target cannot be decided.
  */
-export function evaluateTargets(rows: Row[], latencyResolutionMs: number): Verdict[] {
+export function evaluateTargets(rows: Row[], latencyResolutionMs: number, candidate: CandidatePath = 'gateway'): Verdict[] {
+  const label = PATH_LABELS[candidate];
+  const name = `the ${label}`;
   const verdicts: Verdict[] = [];
   for (const row of rows) {
     const where = { replicas: row.replicas, connections: row.connections };
+    const missing = row.results[candidate] === undefined ? `${name} was not measured` : 'nginx was not measured';
     if (row.connections === 1) {
-      const target = `at 1 connection the gateway's added p50 is within ${ADDED_P50_TOLERANCE_MS} ms of nginx's`;
-      const gateway = addedP50(row, 'gateway');
+      const target = `at 1 connection ${name}'s added p50 is within ${ADDED_P50_TOLERANCE_MS} ms of nginx's`;
+      const added = addedP50(row, candidate);
       const nginx = addedP50(row, 'nginx');
-      if (gateway === undefined || nginx === undefined) verdicts.push({ target, ...where, met: undefined, detail: 'nginx was not measured' });
+      if (added === undefined || nginx === undefined) verdicts.push({ target, ...where, met: undefined, detail: missing });
       else if (latencyResolutionMs > ADDED_P50_TOLERANCE_MS)
         verdicts.push({ target, ...where, met: undefined, detail: `the client's latencies are in steps of ${latencyResolutionMs} ms, coarser than ${ADDED_P50_TOLERANCE_MS} ms` });
       else {
-        const over = gateway - nginx;
+        const over = added - nginx;
         verdicts.push({
           target,
           ...where,
           met: over <= ADDED_P50_TOLERANCE_MS + 1e-9,
-          detail: `gateway +${ms(gateway)} ms, nginx +${ms(nginx)} ms: the gateway adds ${ms(Math.abs(over))} ms ${over >= 0 ? 'more' : 'less'}`,
+          detail: `${label} +${ms(added)} ms, nginx +${ms(nginx)} ms: ${name} adds ${ms(Math.abs(over))} ms ${over >= 0 ? 'more' : 'less'}`,
         });
       }
     }
-    const target = 'gateway/direct ≥ nginx/direct';
-    const gateway = throughputRatio(row, 'gateway');
+    const target = `${label}/direct ≥ nginx/direct`;
+    const ratio = throughputRatio(row, candidate);
     const nginx = throughputRatio(row, 'nginx');
-    if (gateway === undefined || nginx === undefined) verdicts.push({ target, ...where, met: undefined, detail: 'nginx was not measured' });
-    else verdicts.push({ target, ...where, met: gateway >= nginx, detail: `${gateway.toFixed(2)} vs ${nginx.toFixed(2)}` });
+    if (ratio === undefined || nginx === undefined) verdicts.push({ target, ...where, met: undefined, detail: missing });
+    else verdicts.push({ target, ...where, met: ratio >= nginx, detail: `${ratio.toFixed(2)} vs ${nginx.toFixed(2)}` });
   }
   return verdicts;
+}
+
+/** "met 3 of 8 targets" (those not evaluated left out of the count, and said). */
+export function verdictSummary(verdicts: Verdict[]): string {
+  const evaluated = verdicts.filter((verdict) => verdict.met !== undefined);
+  const met = evaluated.filter((verdict) => verdict.met).length;
+  const skipped = verdicts.length - evaluated.length;
+  return `met ${met} of ${evaluated.length} targets${skipped > 0 ? ` (${skipped} not evaluated)` : ''}`;
 }
 
 /** Milliseconds with two decimals (the resolution wrk prints below 10 ms). */
@@ -115,19 +133,28 @@ function rate(value: number): string {
   return Math.round(value).toLocaleString('en-US');
 }
 
-/** The results table in Markdown: one line per replica count and connection count. */
-export function markdownTable(rows: Row[]): string {
-  const paths: PathName[] = ['direct', 'gateway', 'nginx'];
-  const cell = (value: number | undefined, format: (n: number) => string): string => (value === undefined ? '–' : format(value));
-  const signed = (value: number): string => `${value >= 0 ? '+' : '−'}${ms(Math.abs(value))}`;
+/** A table's empty cell. */
+function cell(value: number | undefined, format: (n: number) => string): string {
+  return value === undefined ? '–' : format(value);
+}
+
+/** An added latency with its sign. */
+function signed(value: number): string {
+  return `${value >= 0 ? '+' : '−'}${ms(Math.abs(value))}`;
+}
+
+/** The results table in Markdown, `candidate` beside direct and nginx (the gateway; the second nginx for the calibration): one line per replica count and connection count. */
+export function markdownTable(rows: Row[], candidate: CandidatePath = 'gateway'): string {
+  const paths: PathName[] = ['direct', candidate, 'nginx'];
+  const label = PATH_LABELS[candidate];
   const header = [
     'replicas',
     'connections',
-    ...paths.map((p) => `${p} req/s`),
-    ...paths.map((p) => `${p} p50 / p99 ms`),
-    'gateway/direct',
+    ...paths.map((p) => `${PATH_LABELS[p]} req/s`),
+    ...paths.map((p) => `${PATH_LABELS[p]} p50 / p99 ms`),
+    `${label}/direct`,
     'nginx/direct',
-    'added p50 gateway ms',
+    `added p50 ${label} ms`,
     'added p50 nginx ms',
   ];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
@@ -140,9 +167,9 @@ export function markdownTable(rows: Row[]): string {
         const result = row.results[p];
         return result ? `${ms(result.p50Ms)} / ${ms(result.p99Ms)}` : '–';
       }),
-      cell(throughputRatio(row, 'gateway'), (n) => n.toFixed(2)),
+      cell(throughputRatio(row, candidate), (n) => n.toFixed(2)),
       cell(throughputRatio(row, 'nginx'), (n) => n.toFixed(2)),
-      cell(addedP50(row, 'gateway'), signed),
+      cell(addedP50(row, candidate), signed),
       cell(addedP50(row, 'nginx'), signed),
     ];
     lines.push(`| ${cells.join(' | ')} |`);

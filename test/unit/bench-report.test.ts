@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { parseBenchOptions } from '../../bench/data-plane';
+import { parseBenchOptions, rotated } from '../../bench/data-plane';
 import type { LoadResult } from '../../bench/load-client';
-import { combineSimultaneous, evaluateTargets, markdownTable, medianRound, splitConnections, verdictLines, type Row } from '../../bench/report';
+import { combineSimultaneous, evaluateTargets, markdownTable, medianRound, splitConnections, verdictLines, verdictSummary, type Row } from '../../bench/report';
 
 const result = (requestsPerSecond: number, p50Ms: number, p99Ms = p50Ms * 3, requests = requestsPerSecond * 5): LoadResult => ({ requests, requestsPerSecond, p50Ms, p99Ms });
 
@@ -52,6 +52,44 @@ describe("the bench's targets", () => {
       verdictLines(coarse).map((line) => line.split(':')[1]!.trim().split(' (')[0]),
       ['not evaluated', 'NOT MET'],
     );
+  });
+});
+
+describe("the bench's calibration: a second nginx held to the gateway's targets", () => {
+  const calibrated = (connections: number, direct: LoadResult, nginx: LoadResult, twin: LoadResult): Row => ({
+    replicas: 2,
+    connections,
+    results: { direct, gateway: result(1000, 9), nginx, twin },
+  });
+  const rows = [calibrated(1, result(4000, 0.25), result(3000, 0.33), result(2900, 0.4)), calibrated(8, result(8000, 1), result(6000, 1.3), result(6100, 1.3))];
+
+  it('evaluates the twin against nginx as it does the gateway, and counts what it met', () => {
+    const verdicts = evaluateTargets(rows, 0.01, 'twin');
+    assert.deepEqual(verdictLines(verdicts), [
+      "- at 1 connection the second nginx's added p50 is within 0.05 ms of nginx's, 2 replicas, 1 connection: NOT MET (second nginx +0.15 ms, nginx +0.08 ms: the second nginx adds 0.07 ms more)",
+      '- second nginx/direct ≥ nginx/direct, 2 replicas, 1 connection: NOT MET (0.72 vs 0.75)',
+      '- second nginx/direct ≥ nginx/direct, 2 replicas, 8 connections: met (0.76 vs 0.75)',
+    ]);
+    assert.equal(verdictSummary(verdicts), 'met 1 of 3 targets');
+    assert.equal(verdictSummary(evaluateTargets(rows, 1, 'twin')), 'met 1 of 2 targets (1 not evaluated)');
+    assert.equal(verdictSummary(evaluateTargets(rows, 0.01)), 'met 0 of 3 targets', "the gateway's own verdicts are unchanged by the twin");
+  });
+
+  it('prints the twin in the table in place of the gateway', () => {
+    const lines = markdownTable(rows, 'twin').split('\n');
+    assert.equal(
+      lines[0],
+      '| replicas | connections | direct req/s | second nginx req/s | nginx req/s | direct p50 / p99 ms | second nginx p50 / p99 ms | nginx p50 / p99 ms | second nginx/direct | nginx/direct | added p50 second nginx ms | added p50 nginx ms |',
+    );
+    assert.equal(lines[2], '| 2 | 1 | 4,000 | 2,900 | 3,000 | 0.25 / 0.75 | 0.40 / 1.20 | 0.33 / 0.99 | 0.72 | 0.75 | +0.15 | +0.08 |');
+  });
+
+  it('starts each round one path further along', () => {
+    const paths = ['direct', 'gateway', 'nginx', 'twin'];
+    assert.deepEqual(rotated(paths, 0), paths);
+    assert.deepEqual(rotated(paths, 1), ['gateway', 'nginx', 'twin', 'direct']);
+    assert.deepEqual(rotated(paths, 5), ['gateway', 'nginx', 'twin', 'direct']);
+    assert.deepEqual(rotated([], 3), []);
   });
 });
 
