@@ -142,8 +142,7 @@ async function runBench(options: BenchOptions, processes: ChildProcesses, cleanu
       for (const pathName of paths) await warmUp(pathName, () => measure[pathName]!(connections, options.warmupSeconds), replicas, connections, progress);
       const rounds = new Map<PathName, LoadResult[]>(paths.map((pathName) => [pathName, []]));
       for (let round = 1; round <= options.rounds; round++) {
-        // Each round starts one path further along, so that no path always follows the same one.
-        for (const pathName of rotated(paths, round - 1)) {
+        for (const pathName of roundOrder(paths, round)) {
           const result = await measure[pathName]!(connections, options.seconds);
           rounds.get(pathName)!.push(result);
           progress(`  ${replicaCount} replica(s), ${connections} connection(s), round ${round}/${options.rounds}, ${pathName}: ${brief(result)}`);
@@ -173,7 +172,7 @@ async function runBench(options: BenchOptions, processes: ChildProcesses, cleanu
       ]
     : [];
   return [
-    `Data-plane bench, ${new Date().toISOString().slice(0, 10)}: examples/echo; client ${client.kind} in its own process (${client.kind === 'wrk' ? 'one thread' : "autocannon's CLI, latencies in whole milliseconds"}); ${options.rounds} rounds of ${options.seconds} s per path interleaved (each round starting one path further along), after a ${options.warmupSeconds} s warm-up of each path; each cell is the median round by req/s.`,
+    `Data-plane bench, ${new Date().toISOString().slice(0, 10)}: examples/echo; client ${client.kind} in its own process (${client.kind === 'wrk' ? 'one thread' : "autocannon's CLI, latencies in whole milliseconds"}); ${options.rounds} rounds of ${options.seconds} s per path interleaved (in order in odd rounds, reversed in even ones), after a ${options.warmupSeconds} s warm-up of each path; each cell is the median round by req/s.`,
     `Paths: direct (the client at the replica's port), gateway (Gantry's production route with the Api-Key header), nginx (${nginxName ? `${nginxName}, one worker, keep-alive upstream, access log on; a second one the same for the calibration` : 'not on PATH: not measured'}). ${split}`,
     '',
     markdownTable(rows),
@@ -187,10 +186,13 @@ async function runBench(options: BenchOptions, processes: ChildProcesses, cleanu
   ].join('\n');
 }
 
-/** `items` starting at index `by` (modulo their count), wrapping around. */
-export function rotated<T>(items: readonly T[], by: number): T[] {
-  const start = items.length === 0 ? 0 : by % items.length;
-  return [...items.slice(start), ...items.slice(0, start)];
+/**
+ * The paths' order in round `round` (from 1): as listed in odd rounds, reversed in even ones, so
+ * that a drift of the machine's speed during the rounds does not always favour the same paths and
+ * no path always runs right after the same one.
+ */
+export function roundOrder<T>(paths: readonly T[], round: number): T[] {
+  return round % 2 === 1 ? [...paths] : [...paths].reverse();
 }
 
 /**

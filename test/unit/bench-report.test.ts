@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { parseBenchOptions, rotated } from '../../bench/data-plane';
+import { parseBenchOptions, roundOrder } from '../../bench/data-plane';
 import type { LoadResult } from '../../bench/load-client';
 import { combineSimultaneous, evaluateTargets, markdownTable, medianRound, splitConnections, verdictLines, verdictSummary, type Row } from '../../bench/report';
 
@@ -84,12 +84,12 @@ describe("the bench's calibration: a second nginx held to the gateway's targets"
     assert.equal(lines[2], '| 2 | 1 | 4,000 | 2,900 | 3,000 | 0.25 / 0.75 | 0.40 / 1.20 | 0.33 / 0.99 | 0.72 | 0.75 | +0.15 | +0.08 |');
   });
 
-  it('starts each round one path further along', () => {
+  it('runs the paths in order in odd rounds and reversed in even ones', () => {
     const paths = ['direct', 'gateway', 'nginx', 'twin'];
-    assert.deepEqual(rotated(paths, 0), paths);
-    assert.deepEqual(rotated(paths, 1), ['gateway', 'nginx', 'twin', 'direct']);
-    assert.deepEqual(rotated(paths, 5), ['gateway', 'nginx', 'twin', 'direct']);
-    assert.deepEqual(rotated([], 3), []);
+    assert.deepEqual(roundOrder(paths, 1), paths);
+    assert.deepEqual(roundOrder(paths, 2), ['twin', 'nginx', 'gateway', 'direct']);
+    assert.deepEqual(roundOrder(paths, 3), paths);
+    assert.deepEqual(paths, ['direct', 'gateway', 'nginx', 'twin'], 'the list itself is left as it was');
   });
 });
 
