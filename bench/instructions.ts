@@ -8,7 +8,8 @@
  * nothing: only the counts are read.
  *
  * The gateway runs alone in a process (bench/standalone-gateway.ts) in front of the replica a
- * node built and started; the client is the bench process, sending one request at a time on a
+ * node built and started, and so does a bare Node forwarder (bench/node-forwarder.ts: what Node
+ * itself costs per proxied request, the floor under any gateway written for it); the client is the bench process, sending one request at a time on a
  * kept-alive connection. Each path is warmed up, then its count is zeroed, `runs` times
  * `requests` requests are sent with the count on, and the least count is reported.
  *
@@ -195,17 +196,29 @@ async function runBench(options: InstructionBenchOptions, processes: ChildProces
     () => answers200(nginxPort, nginxRequest),
   );
 
+  const forwarderPort = await freePort();
+  progress('starting the bare Node forwarder under callgrind…');
+  const forwarder = await startCounted(
+    processes,
+    path.join(workDir, 'forwarder'),
+    process.execPath,
+    [path.join(__dirname, 'node-forwarder.js'), String(forwarderPort), String(replica.port)],
+    () => answers200(forwarderPort, nginxRequest),
+  );
+
   const gatewayCount = await measure(gateway, gatewayPort, gatewayRequest, options, progress, 'gateway');
   const nginxCount = await measure(nginx, nginxPort, nginxRequest, options, progress, 'nginx');
+  const forwarderCount = await measure(forwarder, forwarderPort, nginxRequest, options, progress, 'bare Node forwarder');
   const round = (count: number): string => Math.round(count).toLocaleString('en-US');
   const model = /^model name\s*:\s*(.+)$/m.exec(fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '')?.[1]?.trim() ?? 'unknown';
   return [
     `Instruction bench, ${new Date().toISOString().slice(0, 10)}: examples/echo, one replica; callgrind counts of user-space instructions in the proxy's process, ${options.requests.toLocaleString('en-US')} sequential requests on one kept-alive connection after ${options.warmup.toLocaleString('en-US')} to warm up; the least of ${options.runs} runs.`,
     '',
-    '| proxy | instructions per request | gateway / nginx |',
+    '| proxy | instructions per request | / nginx |',
     '|---|---|---|',
     `| gateway (fast lane, alone in a process) | ${round(gatewayCount)} | ${(gatewayCount / nginxCount).toFixed(2)} |`,
     `| ${await nginxVersion(processes)} (one process, keep-alive upstream, access log on) | ${round(nginxCount)} | 1.00 |`,
+    `| bare Node forwarder (bench/node-forwarder.ts: Node's floor, no routing, keys, logs or metrics) | ${round(forwarderCount)} | ${(forwarderCount / nginxCount).toFixed(2)} |`,
     '',
     `Machine: ${os.cpus().length} CPUs (${model}), Node ${process.version}.`,
   ].join('\n');

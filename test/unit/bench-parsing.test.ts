@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAutocannonJson, parseWrkDuration, parseWrkOutput, wrkScript } from '../../bench/load-client';
 import { callgrindTotal, parseInstructionBenchOptions } from '../../bench/instructions';
+import { framedMessageEnd } from '../../bench/node-forwarder';
 import { PROJECT_ROOT } from '../../src/shared/project-paths';
 
 /** A captured client output (test/fixtures/bench/README.md says how each was made). */
@@ -83,5 +84,17 @@ describe("the instruction bench's options and callgrind reader", () => {
       '# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\npid: 16091\ncmd:  node gw.js\npart: 1\n\nevents: Ir\nsummary: 388865089\n\nfn=(1) main\n0 12\ntotals: 388865089\n';
     assert.equal(callgrindTotal(dump), 388_865_089);
     assert.throws(() => callgrindTotal('events: Ir\n'), /no totals line/);
+  });
+});
+
+describe("the bare Node forwarder's framing", () => {
+  it('finds the end of a message by its Content-Length, and waits for the rest of an incomplete one', () => {
+    const request = 'POST /predict HTTP/1.1\r\nHost: x\r\ncontent-LENGTH: 5\r\n\r\nhello';
+    assert.equal(framedMessageEnd(Buffer.from(request)), request.length);
+    assert.equal(framedMessageEnd(Buffer.from(`${request}POST /predict HTTP/1.1\r\n`)), request.length, 'a pipelined message after it is not part of it');
+    assert.equal(framedMessageEnd(Buffer.from(request.slice(0, -1))), -1, 'its body is not all there');
+    assert.equal(framedMessageEnd(Buffer.from('POST /predict HTTP/1.1\r\nHost: x\r\n')), -1, 'its head is not all there');
+    const empty = 'HTTP/1.1 204 No Content\r\nX-Content-Length: 9\r\n\r\n';
+    assert.equal(framedMessageEnd(Buffer.from(empty)), empty.length, 'no Content-Length: no body (a header merely ending in the name does not count)');
   });
 });
