@@ -161,14 +161,15 @@ async function runBench(options: BenchOptions, processes: ChildProcesses, cleanu
     ? `Direct with several replicas: one ${client.kind} process per replica, started together, with the connections split evenly (fewer connections than replicas: only the first replicas get one); req/s is their sum, p50 and p99 the request-weighted means of their percentiles.`
     : '';
   const gatewayVerdicts = evaluateTargets(rows, latencyResolutionMs);
+  const twinVerdicts = evaluateTargets(rows, latencyResolutionMs, 'twin');
   const calibration = nginxInstalled
     ? [
         '',
-        `Calibration: the same targets for a second nginx, configured as the first and measured in the same rounds, in the gateway's place: it ${verdictSummary(evaluateTargets(rows, latencyResolutionMs, 'twin'))}. A proxy equal to nginx meets a "≥" target only when the rounds' noise falls its way; the targets it misses are differences this run cannot tell apart.`,
+        `Calibration: the same targets for a second nginx, configured as the first and measured in the same rounds, in the gateway's place: it ${verdictSummary(twinVerdicts)}. A proxy equal to nginx meets a "≥" target only when the rounds' noise falls its way; the targets it misses are differences this run cannot tell apart.`,
         '',
         markdownTable(rows, 'twin'),
         '',
-        ...verdictLines(evaluateTargets(rows, latencyResolutionMs, 'twin')),
+        ...verdictLines(twinVerdicts),
       ]
     : [];
   return [
