@@ -33,9 +33,9 @@ export class HotPathLines {
     return this.logger.isLevelEnabled(level);
   }
 
-  /** Writes one line: `fields` are JSON members without braces (`"a":1,"b":"x"`), `msg` is plain text. */
-  write(level: HotPathLevel, fields: string, msg: string): void {
-    this.stream.write(`{"level":"${level}","time":"${isoTimeNow()}"${this.bindings},${fields},"msg":${jsonString(msg)}}\n`);
+  /** Writes one line: `fields` are JSON members without braces (`"a":1,"b":"x"`), `msgJson` the message as a JSON string (quotes included). */
+  write(level: HotPathLevel, fields: string, msgJson: string): void {
+    this.stream.write(`{"level":"${level}","time":"${isoTimeNow()}"${this.bindings},${fields},"msg":${msgJson}}\n`);
   }
 }
 
@@ -50,6 +50,26 @@ export function jsonString(value: string): string {
     if (code < 0x20 || code === 0x22 || code === 0x5c || (code >= 0xd800 && code <= 0xdfff)) return JSON.stringify(value);
   }
   return `"${value}"`;
+}
+
+/**
+ * `jsonString(`${first} ${second} ${last}`)` made from `jsonString(first)` and
+ * `jsonString(second)`, already made for the line's fields, instead of quoting the whole again:
+ * an escape never spans a space, and `last` (a number) needs none.
+ */
+export function spacedJsonString(firstJson: string, secondJson: string, last: number): string {
+  return `${firstJson.slice(0, -1)} ${secondJson.slice(1, -1)} ${last}"`;
+}
+
+/**
+ * A duration in ms rounded to a tenth, as `String(Math.round(ms * 10) / 10)` writes it, with
+ * whole-number arithmetic only (a fraction's text is made by a call into V8's runtime).
+ */
+export function tenthsText(ms: number): string {
+  const tenths = Math.round(ms * 10);
+  const whole = Math.trunc(tenths / 10);
+  const tenth = tenths - whole * 10;
+  return tenth === 0 ? `${whole}` : tenths < 0 ? `-${-whole}.${-tenth}` : `${whole}.${tenth}`;
 }
 
 /** The current second's ISO 8601 text up to its fraction (`2026-12-03T08:12:15.`), made once a second. */

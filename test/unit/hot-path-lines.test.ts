@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { Histogram, Registry } from 'prom-client';
 import { BatchedDestination } from '../../src/logging/batched-destination';
-import { HotPathLines, isoTimeNow, jsonString } from '../../src/logging/hot-path-lines';
+import { HotPathLines, isoTimeNow, jsonString, spacedJsonString, tenthsText } from '../../src/logging/hot-path-lines';
 import { createLogger } from '../../src/logging/logger';
 import { GatewayMetrics } from '../../src/metrics/gateway-metrics';
 import { InferencePathCache, parseInferencePath } from '../../src/node/gateway/routing-table';
@@ -25,7 +25,7 @@ describe('hot-path log lines', () => {
     const members = Object.entries(fields)
       .map(([key, value]) => `${jsonString(key)}:${typeof value === 'string' ? jsonString(value) : value}`)
       .join(',');
-    new HotPathLines(logger).write('info', members, 'POST /p 200 "quoted" \\ é \u2028');
+    new HotPathLines(logger).write('info', members, jsonString('POST /p 200 "quoted" \\ é \u2028'));
     assert.equal(written.length, 2);
     assert.ok(written[1]!.endsWith('\n'));
     const [fromPino, fromHotPath] = written.map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -40,6 +40,23 @@ describe('hot-path log lines', () => {
     assert.equal(info.enabled('debug'), false);
     assert.equal(info.enabled('info'), true);
     assert.equal(new HotPathLines(createLogger('node', { level: 'silent', destination: { write: () => undefined } })).enabled('info'), false);
+  });
+
+  it("makes the message's JSON from its parts' JSON as JSON.stringify makes it from the whole", () => {
+    const parts = ['POST', '', '/p', 'a"b', 'back\\slash', '\u0000\u001f\u007f', 'é\u2028', '\ud83d\ude00', '\ud83d', '\ude00', '/x\ud83d', '\ude00/y'];
+    for (const first of parts)
+      for (const second of parts)
+        for (const last of [200, 499])
+          assert.equal(spacedJsonString(jsonString(first), jsonString(second), last), JSON.stringify(`${first} ${second} ${last}`), `${first} | ${second}`);
+  });
+
+  it('writes a duration to a tenth as String(Math.round(ms * 10) / 10) does', () => {
+    for (const ms of [0, 0.04, 0.05, 0.25, 0.3, 1, 1.45, 9.96, 10, 123.456, 99_999.99, 3_600_000.05, -0.04, -0.25, -1, -12.34])
+      assert.equal(tenthsText(ms), String(Math.round(ms * 10) / 10), String(ms));
+    for (let i = 0; i < 10_000; i++) {
+      const ms = i * 0.0137;
+      assert.equal(tenthsText(ms), String(Math.round(ms * 10) / 10), String(ms));
+    }
   });
 
   it('quotes strings as JSON.stringify does', () => {

@@ -22,7 +22,7 @@ import {
   type WakeTrigger,
 } from '../../metrics/gateway-metrics';
 import { METRICS_PATH, sendJsonError, serveMetrics } from '../../metrics/exposition';
-import { HotPathLines, jsonString } from '../../logging/hot-path-lines';
+import { HotPathLines, jsonString, spacedJsonString, tenthsText } from '../../logging/hot-path-lines';
 import { lineLogger, processLogger, type Logger } from '../../logging/logger';
 import { REQUEST_ID_HEADER, requestIdFor } from '../../logging/request-id';
 import { describeError } from '../retried-task';
@@ -496,10 +496,12 @@ export class Gateway {
     const level = path === '/healthz' ? 'debug' : 'info';
     if (!this.accessLog.enabled(level)) return;
     const method = access.method ?? '';
-    let fields = `"requestId":${jsonString(access.requestId)},"method":${jsonString(method)},"path":${jsonString(path)},"status":${access.status},"durationMs":${Math.round(access.elapsedMs * 10) / 10}`;
+    const methodJson = jsonString(method);
+    const pathJson = jsonString(path);
+    let fields = `"requestId":${jsonString(access.requestId)},"method":${methodJson},"path":${pathJson},"status":${access.status},"durationMs":${tenthsText(access.elapsedMs)}`;
     fields += access.routedFields ?? routedAccessFields(access.modelId, access.deploymentId, access.environment);
     if (access.aborted) fields += ',"aborted":true';
-    this.accessLog.write(level, fields, `${method} ${path} ${access.status}`);
+    this.accessLog.write(level, fields, spacedJsonString(methodJson, pathJson, access.status));
   }
 
   /** Starts listening; resolves with the bound port. */
