@@ -81,10 +81,15 @@ class RequestDurationHistogram {
 
   constructor(private readonly series: ReadonlyMap<string, RequestSeries>) {}
 
-  /** The samples for the text format (each series' labels shared by its lines, `le` first). */
+  /**
+   * The samples for the text format (each series' labels shared by its lines, `le` first). A
+   * series shows from its first observation, as a prom-client child made when first observed:
+   * books made for a request not answered yet show nothing.
+   */
   getForPromString(): { name: string; help: string; type: string; aggregator: string; values: Sample[] } {
     const values: Sample[] = [];
     for (const series of this.series.values()) {
+      if (series.count === 0) continue;
       const sharedLabels = { ...series.labels };
       let cumulative = 0;
       REQUEST_BUCKETS.forEach((bound, i) => {

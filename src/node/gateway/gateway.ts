@@ -641,17 +641,17 @@ export class Gateway {
       labels.deployment_id = deployment.id;
       labels.environment = address.kind === 'environment' ? address.environment : '';
       context.deploymentId = deployment.id;
-      await this.predict(deployment, req, res);
+      await this.predict(deployment, labels.environment, req, res);
     } catch (error) {
       this.answerFailure(error, req, res);
     }
   }
 
   /** Sends a prediction to a ready replica of the deployment (waiting for one if it has none), counted in its demand. */
-  private async predict(deployment: RoutedDeployment, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async predict(deployment: RoutedDeployment, environment: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const pending = requestBody(req);
     const body = Buffer.isBuffer(pending) || pending instanceof StreamedBody ? pending : await pending;
-    const books = this.booksOf(deployment, '');
+    const books = this.booksOf(deployment, environment);
     const target = books.target;
     const demand = this.routed(deployment, books);
     try {
