@@ -15,7 +15,8 @@ import * as path from 'node:path';
 import { answers, startGantry, waitFor, type GantryUnderTest, type ReplicaEndpoint } from './gantry-under-test';
 import { LoadClient, onPath, type LoadResult, type LoadSpec } from './load-client';
 import { nginxVersion, startNginx, type RunningNginx } from './nginx-proxy';
-import { type ChildProcesses, type CleanupSteps, freePort, processTreeCpuTicks, runBenchToReport } from './processes';
+import { freePort } from '../test/helpers/ports';
+import { type ChildProcesses, type CleanupSteps, processTreeCpuTicks, runBenchToReport } from './processes';
 import { combineSimultaneous, evaluateTargets, markdownTable, medianRound, splitConnections, verdictLines, verdictSummary, type PathName, type Row } from './report';
 
 /** The bench's settings, from the command line. */

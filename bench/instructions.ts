@@ -21,7 +21,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startGantry } from './gantry-under-test';
 import { nginxConfig, nginxVersion } from './nginx-proxy';
-import { type ChildProcesses, type CleanupSteps, freePort, runBenchToReport, runToCompletion } from './processes';
+import { freePort } from '../test/helpers/ports';
+import { type ChildProcesses, type CleanupSteps, runBenchToReport, runToCompletion } from './processes';
 import { STANDALONE_MODEL_ID } from './standalone-gateway';
 
 /** The bench's settings, from the command line. */
